@@ -1,0 +1,49 @@
+"""losslab: loss functions, exact and stable, with analytic gradients, on NumPy, PyTorch and JAX.
+
+>>> import losslab as ll
+>>> ll.huber([2.5, 0.0, 2.0, 8.0], [3.0, -0.5, 2.0, 7.0])
+np.float64(0.1875)
+"""
+
+from ._xp import strict_checks
+from .losses.classification import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    focal,
+    hinge,
+    kl_div,
+    multiclass_hinge,
+    nll,
+    squared_hinge,
+)
+from .losses.ranking import contrastive, info_nce, siglip, triplet_margin
+from .losses.regression import huber, log_cosh, mae, mse, quantile, smooth_l1
+from .registry import get, get_loss, losses
+
+__version__ = "0.1.0"
+__all__ = [
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "contrastive",
+    "cross_entropy",
+    "focal",
+    "get",
+    "get_loss",
+    "hinge",
+    "huber",
+    "info_nce",
+    "kl_div",
+    "log_cosh",
+    "losses",
+    "mae",
+    "mse",
+    "multiclass_hinge",
+    "nll",
+    "quantile",
+    "siglip",
+    "smooth_l1",
+    "squared_hinge",
+    "strict_checks",
+    "triplet_margin",
+]

@@ -1,0 +1,156 @@
+"""Array namespaces, the dtype rule and the "is this value concrete?" question, in one place.
+
+Every loss gets its namespace ``xp`` here once, then calls only standard Array API functions,
+so one implementation serves NumPy, PyTorch (CPU and CUDA) and JAX.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+
+class _State(threading.local):
+    strict: bool | None = None  # set by strict_checks(); None: follow LOSSLAB_STRICT_CHECKS
+
+
+_state = _State()
+
+
+def strict_checks_enabled() -> bool:
+    """Whether value checks also run where they cost a device sync (CUDA tensors)."""
+    override = _state.strict
+    if override is not None:
+        return override
+    return os.environ.get("LOSSLAB_STRICT_CHECKS", "") not in ("", "0", "false", "False")
+
+
+@contextlib.contextmanager
+def strict_checks(enabled: bool = True) -> Iterator[None]:
+    """Turn value checks on (or off) for arrays where they need a device sync.
+
+    By default, value checks (class indices in range, probabilities in [0, 1], hinge targets in
+    {-1, +1}) run only on concrete host arrays: NumPy, CPU torch tensors in eager mode and
+    concrete JAX arrays. Inside ``with losslab.strict_checks():`` (or with the environment
+    variable ``LOSSLAB_STRICT_CHECKS=1``) they also run on CUDA tensors, at the cost of a sync.
+    Traced values (``jax.jit``, ``torch.compile``) can never be checked.
+    """
+    previous = _state.strict
+    _state.strict = enabled
+    try:
+        yield
+    finally:
+        _state.strict = previous
+
+
+def is_array(x: Any) -> bool:
+    return array_api_compat.is_array_api_obj(x) and not isinstance(x, (int, float, bool))
+
+
+def backend_of(x: Any) -> str:
+    if array_api_compat.is_torch_array(x):
+        return "torch"
+    if array_api_compat.is_jax_array(x):
+        return "jax"
+    if array_api_compat.is_numpy_array(x):
+        return "numpy"
+    return type(x).__module__.split(".")[0]
+
+
+def namespace(*arrays: Any):
+    """The Array API namespace shared by ``arrays`` (all must be of one kind)."""
+    kinds = {backend_of(a) for a in arrays}
+    if len(kinds) > 1:
+        raise TypeError(
+            f"inputs mix array kinds {sorted(kinds)}; pass all prediction inputs as one kind "
+            "(e.g. convert with torch.as_tensor or jax.numpy.asarray)"
+        )
+    return array_api_compat.array_namespace(*arrays)
+
+
+def is_traced(x: Any) -> bool:
+    """True for values whose content is not known now (jax tracers, torch.compile fakes)."""
+    if array_api_compat.is_jax_array(x):
+        import jax
+
+        return isinstance(x, jax.core.Tracer)
+    if array_api_compat.is_torch_array(x):
+        import torch
+
+        if torch.compiler.is_compiling():
+            return True
+        return type(x).__name__ in ("FakeTensor", "FunctionalTensor")
+    return False
+
+
+def is_concrete(x: Any) -> bool:
+    """Whether a value check on ``x`` is possible now without breaking tracing or syncing a GPU."""
+    if isinstance(x, (int, float, bool)):
+        return True  # Python numbers are compile-time constants: always checkable
+    if is_traced(x):
+        return False
+    if isinstance(x, (np.ndarray, np.generic)):
+        return True
+    if array_api_compat.is_torch_array(x):
+        return x.device.type == "cpu" or strict_checks_enabled()
+    if array_api_compat.is_jax_array(x):
+        return True
+    return True
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Host copy of a concrete array, for value checks and error messages only."""
+    if array_api_compat.is_torch_array(x):
+        x = x.detach()
+        if "float16" in str(x.dtype):  # NumPy has no bf16: widen halves first
+            x = x.float()
+        return x.cpu().numpy()
+    return np.asarray(x)
+
+
+def is_floating(xp, x) -> bool:
+    return xp.isdtype(x.dtype, "real floating")
+
+
+def is_integral(xp, x) -> bool:
+    return xp.isdtype(x.dtype, "integral")
+
+
+def is_half(xp, dtype) -> bool:
+    """fp16 or bf16 (bf16 is not in the Array API standard, so it is detected by name)."""
+    return dtype == xp.float16 or "bfloat16" in str(dtype)
+
+
+def compute_dtype(xp, dtype):
+    """The dtype a loss is computed in: float32 for fp16/bf16 (sums never overflow), else unchanged."""
+    return xp.float32 if is_half(xp, dtype) else dtype
+
+
+def as_array(value: Any, xp, like, dtype=None):
+    """``value`` (a list, a scalar, a NumPy array or an array of ``like``'s kind) as an array of ``like``'s kind.
+
+    Option arrays (``weight``, ``pos_weight``) and targets given as lists or NumPy arrays are
+    moved to the prediction's namespace and device. Arrays of another framework are refused.
+    """
+    kind = backend_of(like)
+    if is_array(value):
+        value_kind = backend_of(value)
+        if value_kind != kind and value_kind != "numpy":
+            raise TypeError(
+                f"got a {value_kind} array alongside {kind} predictions; pass it as a {kind} "
+                "array, a NumPy array or a list"
+            )
+        if value_kind == kind:
+            return value if dtype is None else xp.astype(value, dtype)
+        value = np.asarray(value)
+    return xp.asarray(value, dtype=dtype, device=array_api_compat.device(like))
+
+
+def device(x: Any):
+    return array_api_compat.device(x)

@@ -1,0 +1,60 @@
+"""Shared frame for losses with one prediction per element (regression, BCE, hinge, focal).
+
+A subclass gives the per-element loss ``f``, its derivative ``df`` (and ``d2f`` where it has a
+Hessian); weighting, the mean's divisor, reductions and the upstream gradient are handled here.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import _checks as check
+from .. import _xp
+from .._loss import Loss, State, floating_input, option_array
+
+
+class Elementwise(Loss):
+    # mean = sum(w * f) / sum(w) for sample weights (regression), / count for PyTorch's
+    # "rescaling" weights (BCE)
+    mean_divides_by_weight_sum = True
+
+    def f(self, xp, st: State):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def df(self, xp, st: State):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def d2f(self, xp, st: State):
+        return Loss.hessian_terms(self, xp, st, None)
+
+    def elementwise_state(self, xp, x, targets, weight, *, name: str = "predictions", **options) -> State:
+        x, dtype = floating_input(xp, name, x)
+        try:
+            t = _xp.as_array(targets, xp, x)
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"targets must be an array or a list of numbers: {err}") from None
+        if not (_xp.is_floating(xp, t) or _xp.is_integral(xp, t) or t.dtype == xp.bool):
+            raise TypeError(f"targets must hold real numbers, got dtype {t.dtype}")
+        check.same_shape(name, x, "targets", t)
+        w = option_array(xp, "weight", weight, x, "one weight per element, or broadcastable")
+        if w is not None:
+            check.broadcastable_to("weight", w, tuple(x.shape), name)
+            w = xp.broadcast_to(w, tuple(x.shape))
+        return State(x=x, t=xp.astype(t, x.dtype), w=w, input_dtypes=(dtype,), **options)
+
+    def terms(self, xp, st: State):
+        f = self.f(xp, st)
+        count = math.prod(f.shape)
+        if st.w is None:
+            return f, count
+        return st.w * f, (xp.sum(st.w) if self.mean_divides_by_weight_sum else count)
+
+    def _weighted(self, st: State, g, u):
+        g = g * u
+        return g if st.w is None else g * st.w
+
+    def grad_terms(self, xp, st: State, u):
+        return (self._weighted(st, self.df(xp, st), u),)
+
+    def hessian_terms(self, xp, st: State, u):
+        return self._weighted(st, self.d2f(xp, st), u)

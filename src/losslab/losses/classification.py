@@ -1,0 +1,628 @@
+"""Classification losses: softmax cross-entropy, NLL, binary cross-entropy (on probabilities and
+on logits), hinge losses, focal loss and KL divergence.
+
+Class scores follow PyTorch's layout: ``(N, C)``, ``(N, C, d1, ...)`` with the class axis 1, or
+an unbatched ``(C,)`` with a 0-d target. Internally the class axis is moved last.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import _checks as check
+from .. import _stable, _xp
+from .._loss import Loss, State, floating_input, option_array
+from .._spec import LossSpec, OptionSpec
+from ._elementwise import Elementwise
+
+# -- shared helpers for class-indexed losses ----------------------------------------------------
+
+
+def _class_axis(x) -> int:
+    return 0 if x.ndim == 1 else 1
+
+
+def _class_last(xp, x):
+    return x if x.ndim <= 1 else xp.moveaxis(x, 1, -1)
+
+
+def _class_back(xp, g, ndim: int):
+    return g if ndim <= 1 else xp.moveaxis(g, -1, 1)
+
+
+def _class_weight(xp, weight, like, num_classes: int):
+    w = option_array(xp, "weight", weight, like, f"one weight per class, length {num_classes}")
+    if w is not None and tuple(w.shape) != (num_classes,):
+        raise ValueError(
+            f"weight must hold one value per class, shape ({num_classes},), got shape {tuple(w.shape)}"
+        )
+    return w
+
+
+def _ignore_index(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"ignore_index must be an int (a class index or e.g. -100), got {value!r}")
+    return value
+
+
+def _index_targets(xp, x, targets, ignore_index: int | None, input_name: str):
+    """Integer class targets for class scores ``x`` (original layout): one-hot (zero on ignored
+    items) and the valid mask, both with the class axis last."""
+    num_classes = x.shape[_class_axis(x)]
+    t = _xp.as_array(targets, xp, x)
+    expected = tuple(s for i, s in enumerate(x.shape) if i != _class_axis(x))
+    if _xp.is_floating(xp, t):
+        raise TypeError(
+            f"targets are floating point (dtype {t.dtype}, shape {tuple(t.shape)}) but class indices must be "
+            f"integers: convert them (torch: targets.long(), NumPy: targets.astype(int)); probability targets "
+            f"must have the shape of {input_name}, {tuple(x.shape)}"
+        )
+    if not _xp.is_integral(xp, t):
+        raise TypeError(f"targets must be integer class indices, got dtype {t.dtype}")
+    if tuple(t.shape) != expected:
+        raise ValueError(
+            f"targets must have shape {expected} ({input_name} {tuple(x.shape)} without its class axis "
+            f"{_class_axis(x)}), got {tuple(t.shape)}"
+        )
+    check.class_indices("targets", t, num_classes, ignore_index)
+    valid = (t != ignore_index) if ignore_index is not None else xp.ones(t.shape, dtype=xp.bool, device=_xp.device(t))
+    safe = xp.where(valid, t, xp.zeros_like(t))
+    classes = xp.arange(num_classes, device=_xp.device(t))
+    onehot = xp.astype((safe[..., None] == classes) & valid[..., None], x.dtype if _xp.is_floating(xp, x) else xp.float32)
+    return onehot, valid
+
+
+_LOGITS = "logits: raw scores, no softmax (softmax is applied inside, fused with the log)"
+
+
+class CrossEntropy(Loss):
+    """Parameters: ``logits`` (N, C) / (N, C, d1, ...) / (C,); ``targets`` integer class indices
+    (shape of logits without axis 1) or class probabilities (the shape of logits); ``weight=None``
+    (one per class); ``ignore_index=-100`` (integer targets only); ``label_smoothing=0.0`` in [0, 1].
+
+    Divisors, as PyTorch: with integer targets ``mean`` divides by the sum of the target classes'
+    weights over non-ignored items (their count without ``weight``); with probability targets
+    by the number of items. ``hessian`` returns per-item C x C blocks, shape (N, C, C, d1, ...)."""
+
+    name = "cross_entropy"
+    inputs = ("logits",)
+    spec = LossSpec(
+        name="cross_entropy",
+        family="classification",
+        tasks=("multiclass",),
+        summary="Softmax cross-entropy: the negative log-probability of the true class, from logits.",
+        output_layer=_LOGITS,
+        inputs={"logits": "real, class axis 1 (or 0 when unbatched)",
+                "targets": "int class index in [0, C) or ignore_index; or probabilities in [0, 1] shaped like logits"},
+        formula_latex=r"\ell = -\sum_c q_c \log \operatorname{softmax}(z)_c,\quad q = (1-\varepsilon)\,w_y\,\mathrm{onehot}(y) + \tfrac{\varepsilon}{C} w",
+        formula_text="l = -sum_c q_c log softmax(z)_c,   q = (1 - eps) w_y onehot(y) + (eps / C) w\n"
+        "(no weight, no smoothing: l = logsumexp(z) - z_y = -log p_y)",
+        gradient_latex=r"\partial\ell/\partial z_c = \big(\textstyle\sum_k q_k\big)\,p_c - q_c \quad(= p_c - y_c\ \text{unweighted})",
+        gradient_text="dl/dz_c = (sum_k q_k) p_c - q_c   (= p_c - onehot(y)_c without weights), p = softmax(z)",
+        hessian_text="d2l/dz dz^T = (sum_k q_k) (diag(p) - p p^T)",
+        convex=True,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=False,
+        when_to_use="Multi-class classification with one correct class (ImageNet, next-token prediction). "
+        "Feed logits; label_smoothing for over-confidence, weight for class imbalance.",
+        peers={"pytorch": "torch.nn.functional.cross_entropy",
+               "optax": "optax.losses.softmax_cross_entropy_with_integer_labels / softmax_cross_entropy",
+               "keras": "keras.losses.SparseCategoricalCrossentropy(from_logits=True)"},
+        torch_module="CrossEntropyLoss",
+        options=(
+            OptionSpec("label_smoothing", "mix the target with the uniform distribution", "[0, 1]", 0.0, 1.0),
+            OptionSpec("ignore_index", "targets equal to it contribute nothing", "int", None, None),
+            OptionSpec("weight", "one weight per class (rebalance rare classes)", "C reals", None, None),
+        ),
+        conventions="A mean over no valid item (all targets ignored) is 0 with a zero gradient (PyTorch: NaN). "
+        "Probability targets are not renormalised (as PyTorch) but must lie in [0, 1].",
+    )
+
+    def prepare(self, xp, logits, targets, *, weight=None, ignore_index=-100, label_smoothing=0.0):
+        x, dtype = floating_input(xp, "logits", logits)
+        check.ndim_at_least("logits", x, 1, "class scores")
+        check.option("label_smoothing", label_smoothing, low=0.0, high=1.0)
+        ignore_index = _ignore_index(ignore_index)
+        num_classes = x.shape[_class_axis(x)]
+        w = _class_weight(xp, weight, x, num_classes)
+        t = _xp.as_array(targets, xp, x)
+        z = _class_last(xp, x)
+        w_vec = w if w is not None else xp.ones((num_classes,), dtype=z.dtype, device=_xp.device(z))
+        eps = label_smoothing
+        if _xp.is_floating(xp, t) and tuple(t.shape) == tuple(x.shape):
+            # probability targets: smoothed as t (1 - eps) + eps / C, weighted per class, mean over items
+            check.values_between("targets", t, 0.0, 1.0, "probability targets are class probabilities")
+            tz = _class_last(xp, xp.astype(t, z.dtype))
+            q = (tz * (1.0 - eps) + eps / num_classes) * w_vec
+            divisor = math.prod(z.shape[:-1])
+        else:
+            onehot, valid = _index_targets(xp, x, t, ignore_index, "logits")
+            onehot = xp.astype(onehot, z.dtype)
+            # q_c = (1 - eps) w_y [c = y] + (eps / C) w_c, zero on ignored items
+            smooth = xp.astype(valid, z.dtype)[..., None] * w_vec * (eps / num_classes)
+            q = (1.0 - eps) * onehot * w_vec + smooth
+            divisor = xp.sum(onehot * w_vec) if w is not None else xp.sum(xp.astype(valid, z.dtype))
+        return State(z=z, q=q, divisor=divisor, ndim=x.ndim, input_dtypes=(dtype,))
+
+    def terms(self, xp, st):
+        return -xp.sum(st.q * _stable.log_softmax(xp, st.z), axis=-1), st.divisor
+
+    def grad_terms(self, xp, st, u):
+        # d/dz [-sum_c q_c (z_c - lse z)] = (sum_c q_c) softmax(z) - q
+        p = _stable.softmax(xp, st.z)
+        g = xp.asarray(u)[..., None] * (xp.sum(st.q, axis=-1, keepdims=True) * p - st.q)
+        return (_class_back(xp, g, st.ndim),)
+
+    def hessian_terms(self, xp, st, u):
+        # per item: (sum_c q_c) (diag(p) - p p^T); blocks laid out (N, C, C, d1, ...)
+        p = _stable.softmax(xp, st.z)
+        eye = xp.eye(p.shape[-1], dtype=p.dtype, device=_xp.device(p))
+        blocks = p[..., None] * eye - p[..., :, None] * p[..., None, :]
+        scale = xp.asarray(u) * xp.sum(st.q, axis=-1)
+        h = scale[..., None, None] * blocks
+        if st.ndim <= 2:
+            return h
+        return xp.moveaxis(xp.moveaxis(h, -1, 1), -1, 1)
+
+
+class NLL(Loss):
+    """Parameters: ``log_probs`` (log-probabilities, e.g. from log_softmax) shaped like
+    cross_entropy's logits; integer ``targets``; ``weight=None`` (one per class);
+    ``ignore_index=-100``. ``mean`` divides by the sum of the target classes' weights.
+    ``hessian`` is exactly zero (the loss is linear in its input); for curvature in the logits
+    use cross_entropy.hessian."""
+
+    name = "nll"
+    inputs = ("log_probs",)
+    spec = LossSpec(
+        name="nll",
+        family="classification",
+        tasks=("multiclass",),
+        summary="Negative log-likelihood: minus the (weighted) log-probability given to the true class.",
+        output_layer="log-probabilities (log_softmax output)",
+        inputs={"log_probs": "log-probabilities (<= 0), class axis 1", "targets": "int class index in [0, C) or ignore_index"},
+        formula_latex=r"\ell = -w_y\,x_y",
+        formula_text="l = -w_y x_y   (x = log-probabilities)",
+        gradient_latex=r"\partial\ell/\partial x_c = -w_y [c = y]",
+        gradient_text="dl/dx_c = -w_y if c = y else 0",
+        hessian_text="0 (linear in the log-probabilities)",
+        convex=True,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=False,
+        when_to_use="After an explicit log_softmax layer; log_softmax + nll equals cross_entropy on logits.",
+        peers={"pytorch": "torch.nn.functional.nll_loss", "optax": "none", "keras": "none"},
+        torch_module="NLLLoss",
+        options=(OptionSpec("ignore_index", "targets equal to it contribute nothing", "int", None, None),),
+        conventions="Lower bound 0 holds for log-probabilities (x <= 0). A mean over no valid item is 0.",
+    )
+
+    def prepare(self, xp, log_probs, targets, *, weight=None, ignore_index=-100):
+        x, dtype = floating_input(xp, "log_probs", log_probs)
+        check.ndim_at_least("log_probs", x, 1, "class scores")
+        ignore_index = _ignore_index(ignore_index)
+        w = _class_weight(xp, weight, x, x.shape[_class_axis(x)])
+        onehot, valid = _index_targets(xp, x, targets, ignore_index, "log_probs")
+        q = onehot if w is None else onehot * w
+        divisor = xp.sum(q) if w is not None else xp.sum(xp.astype(valid, x.dtype))
+        return State(z=_class_last(xp, x), q=q, divisor=divisor, ndim=x.ndim, input_dtypes=(dtype,))
+
+    def terms(self, xp, st):
+        return -xp.sum(st.q * st.z, axis=-1), st.divisor
+
+    def grad_terms(self, xp, st, u):  # d/dx_c (-w_y x_y) = -w_y [c = y]
+        return (_class_back(xp, -xp.asarray(u)[..., None] * st.q, st.ndim),)
+
+    def hessian_terms(self, xp, st, u):
+        c = st.z.shape[-1]
+        h = xp.zeros((*st.z.shape, c), dtype=st.z.dtype, device=_xp.device(st.z))
+        return h if st.ndim <= 2 else xp.moveaxis(xp.moveaxis(h, -1, 1), -1, 1)
+
+
+# -- binary losses ------------------------------------------------------------------------------
+
+_BINARY_TARGET_FIX = "binary targets are 0/1 labels or probabilities"
+
+
+class BinaryCrossEntropy(Elementwise):
+    """Parameters: ``probs`` (probabilities in [0, 1], e.g. a sigmoid output), ``targets`` in [0, 1]
+    (same shape), ``weight=None`` (rescales each element; broadcasts; ``mean`` divides by the
+    element count, as PyTorch). Prefer binary_cross_entropy_with_logits: it is stable for any logit."""
+
+    name = "binary_cross_entropy"
+    inputs = ("probs",)
+    mean_divides_by_weight_sum = False
+    spec = LossSpec(
+        name="binary_cross_entropy",
+        family="classification",
+        tasks=("binary", "multilabel"),
+        summary="Binary cross-entropy on probabilities: -[t log p + (1 - t) log(1 - p)].",
+        output_layer="sigmoid probabilities in [0, 1]",
+        inputs={"probs": "[0, 1]", "targets": "[0, 1], same shape"},
+        formula_latex=r"\ell = -\big[y\log p + (1-y)\log(1-p)\big]",
+        formula_text="l = -[t log p + (1 - t) log(1 - p)]   (each log clamped at -100)",
+        gradient_latex=r"\partial\ell/\partial p = \frac{p - y}{p(1-p)}",
+        gradient_text="dl/dp = (p - t) / max(p (1 - p), 1e-12)",
+        hessian_text="d2l/dp2 = t / p^2 + (1 - t) / (1 - p)^2   (p, 1 - p floored at 1e-12)",
+        convex=True,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=False,
+        when_to_use="Binary or multi-label classification when the model already outputs probabilities. "
+        "With logits available use binary_cross_entropy_with_logits (stable, no clamping).",
+        peers={"pytorch": "torch.nn.functional.binary_cross_entropy", "optax": "none (optax.losses.sigmoid_binary_cross_entropy takes logits)",
+               "keras": "keras.losses.BinaryCrossentropy(from_logits=False)"},
+        torch_module="BCELoss",
+        conventions="log is clamped at -100 (PyTorch), so p = 0 or 1 gives a finite loss (at most 100); "
+        "the gradient uses PyTorch's (p - t) / max(p (1 - p), 1e-12), finite at p = 0 and 1.",
+    )
+
+    def prepare(self, xp, probs, targets, *, weight=None):
+        st = self.elementwise_state(xp, probs, targets, weight, name="probs")
+        check.values_between("probs", st.x, 0.0, 1.0, "pass probabilities (apply a sigmoid), or use binary_cross_entropy_with_logits on logits")
+        check.values_between("targets", st.t, 0.0, 1.0, _BINARY_TARGET_FIX)
+        return st
+
+    def f(self, xp, st):
+        return -(st.t * _stable.clamped_log(xp, st.x) + (1.0 - st.t) * _stable.clamped_log(xp, 1.0 - st.x))
+
+    def df(self, xp, st):  # -t/p + (1-t)/(1-p) = (p - t) / (p (1 - p)), denominator floored
+        p = st.x
+        return (p - st.t) / xp.maximum(p * (1.0 - p), xp.full_like(p, 1e-12))
+
+    def d2f(self, xp, st):
+        p, t = st.x, st.t
+        floor = xp.full_like(p, 1e-12)
+        return t / xp.maximum(p, floor) ** 2 + (1.0 - t) / xp.maximum(1.0 - p, floor) ** 2
+
+
+class BinaryCrossEntropyWithLogits(Elementwise):
+    """Parameters: ``logits`` (real), ``targets`` in [0, 1] (same shape), ``weight=None`` (rescales
+    each element), ``pos_weight=None`` (weight of the positive term, broadcast along the last,
+    class, axis: negatives/positives for an imbalanced label). ``mean`` divides by the element count."""
+
+    name = "binary_cross_entropy_with_logits"
+    inputs = ("logits",)
+    mean_divides_by_weight_sum = False
+    spec = LossSpec(
+        name="binary_cross_entropy_with_logits",
+        family="classification",
+        tasks=("binary", "multilabel"),
+        summary="Binary cross-entropy on logits (sigmoid fused in): stable for any logit, with pos_weight.",
+        output_layer="logits: raw scores, no sigmoid (sigmoid is applied inside)",
+        inputs={"logits": "real", "targets": "[0, 1], same shape"},
+        formula_latex=r"\ell = -\big[w_+ y\log\sigma(x) + (1-y)\log(1-\sigma(x))\big] = w_+ y\,\mathrm{softplus}(-x) + (1-y)\,\mathrm{softplus}(x)",
+        formula_text="l = pos_weight t softplus(-x) + (1 - t) softplus(x)\n"
+        "  = -[pos_weight t log sigmoid(x) + (1 - t) log(1 - sigmoid(x))]",
+        gradient_latex=r"\partial\ell/\partial x = (1-y)\,\sigma(x) - w_+ y\,\sigma(-x)\quad(= \sigma(x) - y\ \text{for}\ w_+=1)",
+        gradient_text="dl/dx = (1 - t) sigmoid(x) - pos_weight t sigmoid(-x)   (= sigmoid(x) - t when pos_weight = 1)",
+        hessian_text="d2l/dx2 = ((1 - t) + pos_weight t) sigmoid(x) sigmoid(-x)",
+        convex=True,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=False,
+        when_to_use="Binary classification and multi-label (one sigmoid per class): the default. "
+        "pos_weight = negatives / positives counters class imbalance.",
+        peers={"pytorch": "torch.nn.functional.binary_cross_entropy_with_logits",
+               "optax": "optax.losses.sigmoid_binary_cross_entropy",
+               "keras": "keras.losses.BinaryCrossentropy(from_logits=True)"},
+        torch_module="BCEWithLogitsLoss",
+        options=(OptionSpec("pos_weight", "weight of positive examples, per class", "reals along the last axis", None, None),),
+        conventions="Logits of +-inf give finite losses where the target agrees (t = 1 with +inf, t = 0 with -inf) "
+        "and never NaN.",
+    )
+
+    def prepare(self, xp, logits, targets, *, weight=None, pos_weight=None):
+        st = self.elementwise_state(xp, logits, targets, weight, name="logits")
+        check.values_between("targets", st.t, 0.0, 1.0, _BINARY_TARGET_FIX)
+        pw = option_array(xp, "pos_weight", pos_weight, st.x, "one weight per class (last axis)")
+        if pw is not None:
+            check.broadcastable_to("pos_weight", pw, tuple(st.x.shape), "logits")
+            pw = xp.broadcast_to(pw, tuple(st.x.shape))
+        st.positive = st.t if pw is None else pw * st.t  # pos_weight * t
+        return st
+
+    def f(self, xp, st):
+        zero = xp.zeros_like(st.x)
+        # the guards keep 0 * inf out when a logit is infinite and its target agrees
+        negative = xp.where(st.t < 1.0, (1.0 - st.t) * _stable.softplus(xp, st.x), zero)
+        positive = xp.where(st.t > 0.0, st.positive * _stable.softplus(xp, -st.x), zero)
+        return negative + positive
+
+    def df(self, xp, st):  # softplus'(x) = sigmoid(x), so d/dx = (1 - t) s(x) - w+ t s(-x)
+        return (1.0 - st.t) * _stable.sigmoid(xp, st.x) - st.positive * _stable.sigmoid(xp, -st.x)
+
+    def d2f(self, xp, st):
+        return ((1.0 - st.t) + st.positive) * _stable.sigmoid(xp, st.x) * _stable.sigmoid(xp, -st.x)
+
+
+_HINGE_TARGET_FIX = "hinge targets are -1/+1 labels (map 0/1 labels with 2 * t - 1)"
+
+
+class Hinge(Elementwise):
+    """Parameters: ``scores`` (real), ``targets`` in {-1, +1} (same shape), ``margin=1.0``."""
+
+    name = "hinge"
+    inputs = ("scores",)
+    mean_divides_by_weight_sum = False
+    spec = LossSpec(
+        name="hinge",
+        family="classification",
+        tasks=("binary",),
+        summary="Hinge loss (SVM): zero once the signed score clears the margin, linear otherwise.",
+        output_layer="raw scores (no sigmoid); targets -1/+1",
+        inputs={"scores": "real", "targets": "-1 or +1, same shape"},
+        formula_latex=r"\ell = \max(0,\ m - y\,s)",
+        formula_text="l = max(0, margin - t s)",
+        gradient_latex=r"\partial\ell/\partial s = -y\,[m - y s > 0]",
+        gradient_text="dl/ds = -t if t s < margin else 0",
+        convex=True,
+        smooth=False,
+        lower_bound=0.0,
+        robust_to_outliers=True,
+        when_to_use="Max-margin binary classifiers (SVMs) when calibrated probabilities are not needed.",
+        peers={"pytorch": "none (torch.nn.HingeEmbeddingLoss is a different loss)", "optax": "optax.losses.hinge_loss",
+               "keras": "keras.losses.Hinge"},
+        torch_module="HingeLoss",
+        options=(OptionSpec("margin", "score margin to clear", "any finite real", -5.0, 5.0),),
+        conventions="At the kink (t s = margin) the gradient is 0, as ReLU's and torch.multi_margin_loss's.",
+    )
+
+    def prepare(self, xp, scores, targets, *, margin=1.0):
+        check.option("margin", margin)
+        st = self.elementwise_state(xp, scores, targets, None, name="scores", margin=margin)
+        check.values_in("targets", st.t, (-1.0, 1.0), _HINGE_TARGET_FIX)
+        return st
+
+    def _slack(self, xp, st):
+        return st.margin - st.t * st.x
+
+    def f(self, xp, st):
+        z = self._slack(xp, st)
+        return xp.where(z > 0, z, xp.zeros_like(z))
+
+    def df(self, xp, st):  # -t inside the margin, 0 outside and on it
+        return xp.where(self._slack(xp, st) > 0, -st.t, xp.zeros_like(st.x))
+
+
+class SquaredHinge(Hinge):
+    """Parameters: ``scores`` (real), ``targets`` in {-1, +1} (same shape), ``margin=1.0``."""
+
+    name = "squared_hinge"
+    spec = LossSpec(
+        name="squared_hinge",
+        family="classification",
+        tasks=("binary",),
+        summary="Squared hinge: the hinge loss squared, differentiable at the margin.",
+        output_layer="raw scores (no sigmoid); targets -1/+1",
+        inputs={"scores": "real", "targets": "-1 or +1, same shape"},
+        formula_latex=r"\ell = \max(0,\ m - y\,s)^2",
+        formula_text="l = max(0, margin - t s)^2",
+        gradient_latex=r"\partial\ell/\partial s = -2y\max(0,\ m - y s)",
+        gradient_text="dl/ds = -2 t max(0, margin - t s)",
+        convex=True,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=False,
+        when_to_use="Margin classifiers that want a smooth gradient (L2-SVM); punishes violations quadratically.",
+        peers={"pytorch": "none", "optax": "none", "keras": "keras.losses.SquaredHinge"},
+        torch_module="SquaredHingeLoss",
+        options=(OptionSpec("margin", "score margin to clear", "any finite real", -5.0, 5.0),),
+    )
+
+    def f(self, xp, st):
+        h = Hinge.f(self, xp, st)
+        return h * h
+
+    def df(self, xp, st):  # 2 max(0, z) dz/ds, dz/ds = -t
+        return -2.0 * st.t * Hinge.f(self, xp, st)
+
+
+class MulticlassHinge(Loss):
+    """Parameters: ``scores`` (N, C) or (C,) (or 0-d); integer ``targets`` (N,) or () (or (1,) for
+    (C,) scores); ``p=1`` (1 or 2); ``margin=1.0``; ``weight=None`` (per class, scales an item's term
+    by its target class's weight). Each item's sum is divided by C and ``mean`` divides by N."""
+
+    name = "multiclass_hinge"
+    inputs = ("scores",)
+    spec = LossSpec(
+        name="multiclass_hinge",
+        family="classification",
+        tasks=("multiclass",),
+        summary="Multi-class hinge (Crammer-Singer style, as torch's multi_margin_loss).",
+        output_layer="raw class scores (no softmax)",
+        inputs={"scores": "real, (N, C) or (C,)", "targets": "int class index in [0, C)"},
+        formula_latex=r"\ell = \frac{w_y}{C}\sum_{j\ne y}\max(0,\ m - s_y + s_j)^p",
+        formula_text="l = w_y / C * sum_{j != y} max(0, margin - s_y + s_j)^p",
+        gradient_latex=r"\partial\ell/\partial s_j = \frac{w_y}{C}\,p\,h_j^{p-1}[h_j>0],\quad \partial\ell/\partial s_y = -\sum_{j\ne y}\partial\ell/\partial s_j",
+        gradient_text="dl/ds_j = w_y / C * p h_j^(p-1) [h_j > 0] for j != y,  dl/ds_y = -sum_j dl/ds_j,  h_j = margin - s_y + s_j",
+        convex=True,
+        smooth=False,
+        lower_bound=0.0,
+        robust_to_outliers=True,
+        when_to_use="Multi-class margin classifiers (multi-class SVM) when probabilities are not needed.",
+        peers={"pytorch": "torch.nn.functional.multi_margin_loss", "optax": "none",
+               "keras": "keras.losses.CategoricalHinge (a different variant)"},
+        torch_module="MultiMarginLoss",
+        options=(OptionSpec("margin", "score margin to clear", "any finite real", -5.0, 5.0),
+                 OptionSpec("p", "power of each violation", "1 or 2", 1.0, 2.0)),
+        conventions="At a kink (h_j = 0) the gradient is 0, as PyTorch.",
+    )
+
+    def prepare(self, xp, scores, targets, *, p=1, margin=1.0, weight=None):
+        x, dtype = floating_input(xp, "scores", scores)
+        if x.ndim > 2:
+            raise ValueError(f"scores must have shape (N, C), (C,) or (), got {tuple(x.shape)}")
+        if p not in (1, 2) or isinstance(p, bool):
+            raise ValueError(f"p must be 1 or 2, got {p!r}")
+        check.option("margin", margin)
+        t = _xp.as_array(targets, xp, x)
+        out_shape = tuple(t.shape)
+        allowed = {2: [(x.shape[0],)], 1: [(), (1,)], 0: [()]}[x.ndim]
+        if _xp.is_floating(xp, t) or not _xp.is_integral(xp, t):
+            raise TypeError(f"targets must be integer class indices, got dtype {t.dtype}; convert them (torch: .long())")
+        if out_shape not in allowed:
+            raise ValueError(f"targets for scores of shape {tuple(x.shape)} must have shape {' or '.join(map(str, allowed))}, got {out_shape}")
+        x2 = xp.reshape(x, (-1, x.shape[-1]) if x.ndim else (1, 1))
+        onehot, _ = _index_targets(xp, x2, xp.reshape(t, (-1,)), None, "scores")
+        w = _class_weight(xp, weight, x2, x2.shape[1])
+        w_y = xp.sum(onehot * w, axis=-1) if w is not None else xp.ones((x2.shape[0],), dtype=x2.dtype, device=_xp.device(x2))
+        return State(x=x2, onehot=onehot, w_y=w_y, p=p, margin=margin, out_shape=out_shape,
+                     in_shape=tuple(x.shape), input_dtypes=(dtype,))
+
+    def _violations(self, xp, st):
+        s_y = xp.sum(st.onehot * st.x, axis=-1, keepdims=True)
+        h = st.margin - s_y + st.x
+        return xp.where((h > 0) & (st.onehot == 0), h, xp.zeros_like(h))
+
+    def terms(self, xp, st):
+        h = self._violations(xp, st)
+        per_item = st.w_y * xp.sum(h if st.p == 1 else h * h, axis=-1) / st.x.shape[1]
+        return xp.reshape(per_item, st.out_shape), st.x.shape[0]
+
+    def grad_terms(self, xp, st, u):
+        h = self._violations(xp, st)
+        slope = xp.astype(h > 0, h.dtype) if st.p == 1 else 2.0 * h  # d h^p / dh
+        u_item = xp.reshape(xp.broadcast_to(xp.asarray(u), st.out_shape), (-1,))
+        a = (u_item * st.w_y / st.x.shape[1])[:, None] * slope
+        g = a - st.onehot * xp.sum(a, axis=-1, keepdims=True)  # s_y enters every h_j with sign -1
+        return (xp.reshape(g, st.in_shape),)
+
+
+class Focal(Elementwise):
+    """Parameters: ``logits`` (real), ``targets`` in [0, 1] (same shape), ``alpha=0.25`` (weight of
+    positives in [0, 1]; None or negative: no class weighting), ``gamma=2.0`` (>= 0, focusing).
+    Reduction defaults to ``mean`` (torchvision's sigmoid_focal_loss defaults to none)."""
+
+    name = "focal"
+    inputs = ("logits",)
+    mean_divides_by_weight_sum = False
+    spec = LossSpec(
+        name="focal",
+        family="classification",
+        tasks=("binary", "multilabel"),
+        summary="Sigmoid focal loss (RetinaNet): BCE scaled by (1 - p_t)^gamma to down-weight easy examples.",
+        output_layer="logits: raw scores, no sigmoid",
+        inputs={"logits": "real", "targets": "[0, 1], same shape"},
+        formula_latex=r"\ell = \alpha_t (1-p_t)^\gamma\,\mathrm{BCE}(x, y),\quad p_t = p y + (1-p)(1-y),\ \alpha_t = \alpha y + (1-\alpha)(1-y)",
+        formula_text="l = alpha_t (1 - p_t)^gamma BCE_logits(x, t),   p = sigmoid(x)\n"
+        "p_t = p t + (1 - p)(1 - t),   alpha_t = alpha t + (1 - alpha)(1 - t)",
+        gradient_latex=r"\partial\ell/\partial x = \alpha_t m^\gamma\big[\gamma(1-2y)\,r\,\mathrm{BCE} + p - y\big],\ m = 1-p_t,\ r = p(1-p)/m",
+        gradient_text="dl/dx = alpha_t m^gamma [gamma (1 - 2t) r BCE + (p - t)],   m = 1 - p_t,  r = p (1 - p) / m  (in [0, 1])",
+        hessian_text="d2l/dx2 = alpha_t m^gamma [gamma (gamma - 1)(1 - 2t)^2 r^2 BCE + gamma (1 - 2t)(1 - 2p) r BCE\n"
+        "                      + 2 gamma (1 - 2t) r (p - t) + p (1 - p)]",
+        convex=False,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=False,
+        when_to_use="Dense detection and extreme imbalance (positives far below 1 %): easy negatives stop "
+        "dominating the loss.",
+        peers={"pytorch": "torchvision.ops.sigmoid_focal_loss", "optax": "optax.losses.sigmoid_focal_loss",
+               "keras": "keras.losses.BinaryFocalCrossentropy"},
+        torch_module="FocalLoss",
+        options=(OptionSpec("alpha", "weight of the positive class (None: none)", "[0, 1] or None", 0.0, 1.0),
+                 OptionSpec("gamma", "focusing strength (0 gives BCE)", ">= 0", 0.0, 5.0)),
+        conventions="Not convex in the logit for gamma > 0. Computed with r = p(1-p)/(1-p_t), which lies in "
+        "[0, 1], so gradients and Hessians stay finite for every finite logit.",
+    )
+
+    def prepare(self, xp, logits, targets, *, alpha=0.25, gamma=2.0):
+        if alpha is not None:
+            check.option("alpha", alpha)
+            if _xp.is_concrete(alpha) and float(alpha) >= 0:
+                check.option("alpha", alpha, low=0.0, high=1.0, hint=" (None or a negative value: no weighting)")
+        check.option("gamma", gamma, low=0.0)
+        st = self.elementwise_state(xp, logits, targets, None, name="logits", gamma=gamma)
+        check.values_between("targets", st.t, 0.0, 1.0, _BINARY_TARGET_FIX)
+        t = st.t
+        if alpha is None or (_xp.is_concrete(alpha) and float(alpha) < 0):
+            st.alpha_t = xp.ones_like(t)
+        else:
+            st.alpha_t = alpha * t + (1.0 - alpha) * (1.0 - t)
+        s, s_neg = _stable.sigmoid(xp, st.x), _stable.sigmoid(xp, -st.x)
+        m = t * s_neg + (1.0 - t) * s  # 1 - p_t, written without cancellation
+        # r = p (1 - p) / m lies in [0, 1] (p(1-p) <= min(p, 1-p) <= m); its limit at m = 0 is 1
+        st.r = xp.where(m > 0, s * s_neg / xp.where(m > 0, m, xp.ones_like(m)), xp.ones_like(m))
+        st.s, st.s_neg, st.m_gamma = s, s_neg, m**gamma
+        st.bce = BinaryCrossEntropyWithLogits.f(self, xp, State(x=st.x, t=t, positive=t))
+        return st
+
+    def f(self, xp, st):
+        return st.alpha_t * st.m_gamma * st.bce
+
+    def df(self, xp, st):
+        # m' = (1 - 2t) p(1-p) = (1 - 2t) r m;  (m^g)' = g (1 - 2t) r m^g;  BCE' = p - t
+        k = 1.0 - 2.0 * st.t
+        return st.alpha_t * st.m_gamma * (st.gamma * k * st.r * st.bce + (st.s - st.t))
+
+    def d2f(self, xp, st):
+        k, g, r = 1.0 - 2.0 * st.t, st.gamma, st.r
+        inner = (g * (g - 1.0) * k * k * r * r * st.bce + g * k * (1.0 - 2.0 * st.s) * r * st.bce
+                 + 2.0 * g * k * r * (st.s - st.t) + st.s * st.s_neg)
+        return st.alpha_t * st.m_gamma * inner
+
+
+class KLDiv(Loss):
+    """Parameters: ``log_probs`` (the model's log-probabilities), ``targets`` (probabilities in
+    [0, 1], or log-probabilities with ``log_target=True``), same shape. Reductions add
+    ``"batchmean"`` (sum / first dimension: the true KL per sample; PyTorch's advice)."""
+
+    name = "kl_div"
+    inputs = ("log_probs",)
+    reductions = ("none", "mean", "sum", "batchmean")
+    spec = LossSpec(
+        name="kl_div",
+        family="classification",
+        tasks=("distribution", "multiclass"),
+        summary="Kullback-Leibler divergence KL(target || model), the model given as log-probabilities.",
+        output_layer="log-probabilities (log_softmax output)",
+        inputs={"log_probs": "log-probabilities", "targets": "probabilities in [0, 1] (or log-probabilities)"},
+        formula_latex=r"\ell = y\,(\log y - x)\quad(\text{log\_target: } e^{y}(y - x))",
+        formula_text="l = t (log t - x)   (0 where t = 0);  with log_target: exp(t) (t - x)",
+        gradient_latex=r"\partial\ell/\partial x = -y\quad(-e^{y})",
+        gradient_text="dl/dx = -t   (with log_target: -exp(t))",
+        convex=True,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=False,
+        when_to_use="Knowledge distillation and matching a target distribution; use reduction='batchmean'.",
+        peers={"pytorch": "torch.nn.functional.kl_div", "optax": "optax.losses.kl_divergence",
+               "keras": "keras.losses.KLDivergence"},
+        torch_module="KLDivLoss",
+        conventions="Per-element terms can be negative; the summed KL over a distribution is >= 0.",
+    )
+
+    def prepare(self, xp, log_probs, targets, *, log_target=False):
+        if not isinstance(log_target, bool):
+            raise TypeError(f"log_target must be True or False, got {log_target!r}")
+        x, dtype = floating_input(xp, "log_probs", log_probs)
+        t = _xp.as_array(targets, xp, x)
+        check.floating(xp, "targets", t)
+        check.same_shape("log_probs", x, "targets", t)
+        t = xp.astype(t, x.dtype)
+        if not log_target:
+            check.values_between("targets", t, 0.0, 1.0, "targets are probabilities (pass log_target=True for log-probabilities)")
+        batch = x.shape[0] if x.ndim else 1
+        return State(x=x, t=t, log_target=log_target, batch_size=batch, input_dtypes=(dtype,))
+
+    def terms(self, xp, st):
+        if st.log_target:
+            l = xp.exp(st.t) * (st.t - st.x)
+        else:  # xlogy: 0 log 0 = 0
+            positive = st.t > 0
+            log_t = xp.log(xp.where(positive, st.t, xp.ones_like(st.t)))
+            l = xp.where(positive, st.t * (log_t - st.x), xp.zeros_like(st.t))
+        return l, math.prod(l.shape)
+
+    def grad_terms(self, xp, st, u):  # d/dx t (log t - x) = -t
+        weight = xp.exp(st.t) if st.log_target else st.t
+        return (-weight * u,)
+
+
+cross_entropy, nll = CrossEntropy(), NLL()
+binary_cross_entropy, binary_cross_entropy_with_logits = BinaryCrossEntropy(), BinaryCrossEntropyWithLogits()
+hinge, squared_hinge, multiclass_hinge = Hinge(), SquaredHinge(), MulticlassHinge()
+focal, kl_div = Focal(), KLDiv()
+LOSSES = (cross_entropy, nll, binary_cross_entropy, binary_cross_entropy_with_logits, hinge, squared_hinge,
+          multiclass_hinge, focal, kl_div)

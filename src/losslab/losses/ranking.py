@@ -1,0 +1,319 @@
+"""Ranking and similarity losses on embeddings: contrastive (pairs), triplet margin, InfoNCE
+(CLIP's symmetric softmax) and SigLIP (pairwise sigmoid).
+
+Embeddings are ``(N, D)`` (or ``(D,)`` for one pair/triplet where noted); gradients are returned
+for every embedding input, as a tuple in argument order.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .. import _checks as check
+from .. import _stable, _xp
+from .._loss import Loss, State, floating_input
+from .._spec import LossSpec, OptionSpec
+
+_PAIR_EPS = 1e-6  # torch.nn.functional.pairwise_distance adds it to the difference
+_NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's floor on the norm
+
+
+def _embeddings(xp, names_values, allow_1d: bool):
+    arrays, dtypes = [], []
+    for name, value in names_values:
+        x, dtype = floating_input(xp, name, value)
+        if x.ndim not in ((1, 2) if allow_1d else (2,)):
+            want = "(N, D) or (D,)" if allow_1d else "(N, D)"
+            raise ValueError(f"{name} must be embeddings of shape {want}, got {tuple(x.shape)}")
+        arrays.append(x)
+        dtypes.append(dtype)
+    first_name, first = names_values[0][0], arrays[0]
+    for (name, _), x in zip(names_values[1:], arrays[1:]):
+        if tuple(x.shape) != tuple(first.shape):
+            raise ValueError(
+                f"{first_name} and {name} must pair up item by item with the same embedding size, got "
+                f"{tuple(first.shape)} and {tuple(x.shape)} (batch sizes or dimensions differ)"
+            )
+    return arrays, tuple(dtypes)
+
+
+def _pnorm(xp, v, p):
+    """||v||_p along the last axis with its gradient factor d||v||/dv (finite at v = 0)."""
+    a = xp.abs(v)
+    if p == 2:
+        d = _stable.safe_norm(xp, v)
+        return d, v / d[..., None]
+    if p == 1:
+        return xp.sum(a, axis=-1), xp.sign(v)
+    d = xp.sum(a**p, axis=-1) ** (1.0 / p)
+    safe_d = xp.maximum(d, xp.full_like(d, 1e-30))
+    safe_a = xp.maximum(a, xp.full_like(a, 1e-30)) if p < 1 else a
+    # d/dv_k (sum |v|^p)^(1/p) = sign(v_k) |v_k|^(p-1) / ||v||^(p-1)
+    return d, xp.sign(v) * safe_a ** (p - 1.0) / safe_d[..., None] ** (p - 1.0)
+
+
+class Contrastive(Loss):
+    """Parameters: ``x1``, ``x2`` embeddings (N, D) or (D,); ``same`` (N,) or (): 1 for a similar
+    pair, 0 for a dissimilar one; ``margin=1.0``. Distances as torch's pairwise_distance."""
+
+    name = "contrastive"
+    inputs = ("x1", "x2")
+    spec = LossSpec(
+        name="contrastive",
+        family="ranking",
+        tasks=("ranking",),
+        summary="Contrastive pair loss (Hadsell, Chopra & LeCun 2006): pull similar pairs together, push "
+        "dissimilar ones beyond the margin.",
+        output_layer="embeddings (any real vectors)",
+        inputs={"x1": "(N, D) real", "x2": "(N, D) real", "same": "1 (similar) or 0 (dissimilar), shape (N,)"},
+        formula_latex=r"\ell = s\,d^2 + (1-s)\max(0,\ m - d)^2,\quad d = \lVert x_1 - x_2 + \epsilon\rVert_2",
+        formula_text="l = s d^2 + (1 - s) max(0, margin - d)^2,   d = ||x1 - x2 + 1e-6||_2",
+        gradient_latex=r"\partial\ell/\partial x_1 = 2\,\big[s - (1-s)\max(0, m-d)/d\big]\,(x_1 - x_2 + \epsilon) = -\partial\ell/\partial x_2",
+        gradient_text="dl/dx1 = 2 [s - (1 - s) max(0, margin - d) / d] (x1 - x2 + eps) = -dl/dx2",
+        convex=False,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=False,
+        when_to_use="Siamese networks for verification (same person? same product?) from labelled pairs.",
+        peers={"pytorch": "none (torch.nn.CosineEmbeddingLoss / HingeEmbeddingLoss are variants)",
+               "optax": "none", "keras": "keras.losses (none built in; tfa.losses.ContrastiveLoss)"},
+        torch_module="ContrastiveLoss",
+        options=(OptionSpec("margin", "distance dissimilar pairs must exceed", "any finite real", 0.0, 5.0),),
+        conventions="Without the 1/2 of the paper. eps = 1e-6 is added to the difference (torch's "
+        "pairwise_distance), so identical embeddings give finite gradients.",
+    )
+
+    def prepare(self, xp, x1, x2, same, *, margin=1.0):
+        check.option("margin", margin)
+        (a, b), dtypes = _embeddings(xp, [("x1", x1), ("x2", x2)], allow_1d=True)
+        s = _xp.as_array(same, xp, a)
+        expected = tuple(a.shape[:-1])
+        if tuple(s.shape) != expected:
+            raise ValueError(f"same must have shape {expected} (one label per pair), got {tuple(s.shape)}")
+        s = xp.astype(s, a.dtype)
+        check.values_in("same", s, (0.0, 1.0), "use 1 for a similar pair and 0 for a dissimilar one")
+        v = a - b + _PAIR_EPS
+        return State(v=v, d=_stable.safe_norm(xp, v), s=s, margin=margin, input_dtypes=dtypes)
+
+    def _push(self, xp, st):
+        h = st.margin - st.d
+        return xp.where(h > 0, h, xp.zeros_like(h))
+
+    def terms(self, xp, st):
+        h = self._push(xp, st)
+        return st.s * st.d * st.d + (1.0 - st.s) * h * h, math.prod(st.d.shape)
+
+    def grad_terms(self, xp, st, u):
+        # d(d^2)/dv = 2 v;  d(h^2)/dv = -2 h v / d
+        coef = 2.0 * (st.s - (1.0 - st.s) * self._push(xp, st) / st.d) * u
+        g = coef[..., None] * st.v
+        return g, -g
+
+
+class TripletMargin(Loss):
+    """Parameters: ``anchor``, ``positive``, ``negative`` embeddings (N, D) or (D,); ``margin=1.0``;
+    ``p=2`` (the norm degree, > 0); ``eps=1e-6``; ``swap=False`` (use the harder of d(a, n) and
+    d(p, n), Balntas et al. 2016). Distances as torch's pairwise_distance: ||x - y + eps||_p."""
+
+    name = "triplet_margin"
+    inputs = ("anchor", "positive", "negative")
+    spec = LossSpec(
+        name="triplet_margin",
+        family="ranking",
+        tasks=("ranking",),
+        summary="Triplet margin loss: the anchor must be closer to the positive than to the negative by a margin.",
+        output_layer="embeddings (any real vectors)",
+        inputs={"anchor": "(N, D) real", "positive": "(N, D) real", "negative": "(N, D) real"},
+        formula_latex=r"\ell = \max(0,\ d(a,p) - d(a,n) + m),\quad d(x,y) = \lVert x - y + \epsilon\rVert_p",
+        formula_text="l = max(0, d(a, p) - d(a, n) + margin),   d(x, y) = ||x - y + eps||_p",
+        gradient_latex=r"\partial\ell/\partial a = [\ell>0]\,(\nabla d(a,p) - \nabla d(a,n)),\ \nabla\lVert v\rVert_p = \operatorname{sign}(v)|v|^{p-1}/\lVert v\rVert_p^{p-1}",
+        gradient_text="active = [d(a,p) - d(a,n) + margin > 0];  with g(v) = sign(v) |v|^(p-1) / ||v||_p^(p-1):\n"
+        "dl/da = active (g(a - p + eps) - g(a - n + eps)),  dl/dp = -active g(a - p + eps),  dl/dn = active g(a - n + eps)",
+        convex=False,
+        smooth=False,
+        lower_bound=0.0,
+        robust_to_outliers=False,
+        when_to_use="Metric learning (face recognition, retrieval) from (anchor, positive, negative) triplets.",
+        peers={"pytorch": "torch.nn.functional.triplet_margin_loss", "optax": "optax.losses.triplet_margin_loss",
+               "keras": "none (tfa.losses.TripletSemiHardLoss)"},
+        torch_module="TripletMarginLoss",
+        options=(OptionSpec("margin", "required gap between the distances", "any finite real", 0.0, 5.0),
+                 OptionSpec("p", "norm degree", "> 0", 1.0, 3.0)),
+        conventions="At the hinge (loss exactly 0) the gradient is 0. With swap, ties pick d(a, n).",
+    )
+
+    def prepare(self, xp, anchor, positive, negative, *, margin=1.0, p=2, eps=1e-6, swap=False):
+        check.option("margin", margin)
+        check.option("p", p, low=0.0, low_inclusive=False)
+        check.option("eps", eps)
+        if not isinstance(swap, bool):
+            raise TypeError(f"swap must be True or False, got {swap!r}")
+        (a, pos, neg), dtypes = _embeddings(xp, [("anchor", anchor), ("positive", positive), ("negative", negative)], allow_1d=True)
+        return State(a=a, pos=pos, neg=neg, margin=margin, p=float(p), eps=eps, swap=swap, input_dtypes=dtypes)
+
+    def _parts(self, xp, st):
+        d_ap, g_ap = _pnorm(xp, st.a - st.pos + st.eps, st.p)
+        d_an, g_an = _pnorm(xp, st.a - st.neg + st.eps, st.p)
+        use_pn = None
+        if st.swap:
+            d_pn, g_pn = _pnorm(xp, st.pos - st.neg + st.eps, st.p)
+            use_pn = d_pn < d_an
+            d_an = xp.where(use_pn, d_pn, d_an)
+        z = d_ap - d_an + st.margin
+        return z, g_ap, g_an, (g_pn if st.swap else None), use_pn
+
+    def terms(self, xp, st):
+        z = self._parts(xp, st)[0]
+        return xp.where(z > 0, z, xp.zeros_like(z)), math.prod(z.shape)
+
+    def grad_terms(self, xp, st, u):
+        z, g_ap, g_an, g_pn, use_pn = self._parts(xp, st)
+        active = (xp.astype(z > 0, z.dtype) * u)[..., None]
+        ga, gp, gn = active * g_ap, -active * g_ap, xp.zeros_like(st.neg)
+        if st.swap:  # the negative's distance came from d(a, n) or from d(p, n)
+            from_pn = xp.astype(use_pn, z.dtype)[..., None]
+            ga = ga - active * (1.0 - from_pn) * g_an
+            gp = gp - active * from_pn * g_pn
+            gn = active * ((1.0 - from_pn) * g_an + from_pn * g_pn)
+        else:
+            ga = ga - active * g_an
+            gn = active * g_an
+        return ga, gp, gn
+
+
+def _normalized(xp, x, normalize: bool):
+    if not normalize:
+        return x, None
+    n = _stable.safe_norm(xp, x, floor=_NORMALIZE_EPS)[..., None]
+    return x / n, n
+
+
+def _through_normalize(xp, g, x_hat, n, raw):
+    """Pull a gradient w.r.t. x_hat = x / max(||x||, eps) back to x."""
+    if n is None:
+        return g
+    projected = (g - x_hat * xp.sum(x_hat * g, axis=-1, keepdims=True)) / n
+    clamped = xp.sqrt(xp.sum(raw * raw, axis=-1, keepdims=True)) <= _NORMALIZE_EPS
+    return xp.where(clamped, g / n, projected)
+
+
+def _pair_options(xp, a, b, normalize):
+    if not isinstance(normalize, bool):
+        raise TypeError(f"normalize must be True or False, got {normalize!r}")
+    (x, y), dtypes = _embeddings(xp, [("a", a), ("b", b)], allow_1d=False)
+    x_hat, nx = _normalized(xp, x, normalize)
+    y_hat, ny = _normalized(xp, y, normalize)
+    return State(x=x, y=y, x_hat=x_hat, y_hat=y_hat, nx=nx, ny=ny, input_dtypes=dtypes)
+
+
+def _similarity_grads(xp, st, g_s, scale):
+    # S = scale * x_hat y_hat^T: dL/dx_hat = scale G y_hat, dL/dy_hat = scale G^T x_hat
+    gx = scale * (g_s @ st.y_hat)
+    gy = scale * (xp.matrix_transpose(g_s) @ st.x_hat)
+    return _through_normalize(xp, gx, st.x_hat, st.nx, st.x), _through_normalize(xp, gy, st.y_hat, st.ny, st.y)
+
+
+class InfoNCE(Loss):
+    """Parameters: ``a``, ``b`` paired embeddings (N, D) (row i of a matches row i of b);
+    ``temperature=0.07`` (> 0); ``normalize=True`` (L2-normalise rows first, as CLIP).
+    ``reduction="none"`` gives one value per pair i."""
+
+    name = "info_nce"
+    inputs = ("a", "b")
+    spec = LossSpec(
+        name="info_nce",
+        family="ranking",
+        tasks=("ranking",),
+        summary="InfoNCE / CLIP loss: symmetric softmax cross-entropy over the batch's similarity matrix.",
+        output_layer="embeddings (L2-normalised inside when normalize=True)",
+        inputs={"a": "(N, D) real", "b": "(N, D) real"},
+        formula_latex=r"S = \hat a \hat b^\top/\tau,\quad \ell_i = \tfrac12\big[\mathrm{CE}(S_{i\cdot}, i) + \mathrm{CE}(S_{\cdot i}, i)\big]",
+        formula_text="S = a_hat b_hat^T / temperature   (N x N)\nl_i = [CE(S_i., i) + CE(S_.i, i)] / 2",
+        gradient_latex=r"\partial L/\partial S_{ij} = \tfrac12 u_i(P_{ij} - \delta_{ij}) + \tfrac12 u_j(Q_{ij} - \delta_{ij})",
+        gradient_text="dL/dS_ij = [u_i (P_ij - [i = j]) + u_j (Q_ij - [i = j])] / 2,  P = row softmax, Q = column softmax\n"
+        "dL/da_hat = G b_hat / temperature,  dL/db_hat = G^T a_hat / temperature, then through the normalisation",
+        convex=False,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=False,
+        when_to_use="Contrastive pre-training of paired encoders (CLIP image-text, SimCLR views): every other "
+        "item of the batch is a negative.",
+        peers={"pytorch": "none (cross_entropy on the similarity matrix, both ways)", "optax": "none",
+               "keras": "none"},
+        torch_module="InfoNCELoss",
+        options=(OptionSpec("temperature", "softmax temperature", "> 0", 0.01, 1.0),),
+        conventions="Rows are normalised as torch's F.normalize (norm floored at 1e-12).",
+    )
+
+    def prepare(self, xp, a, b, *, temperature=0.07, normalize=True):
+        check.option("temperature", temperature, low=0.0, low_inclusive=False)
+        st = _pair_options(xp, a, b, normalize)
+        st.temperature = temperature
+        st.s = (st.x_hat @ xp.matrix_transpose(st.y_hat)) / temperature
+        return st
+
+    def terms(self, xp, st):
+        diag = xp.sum(st.s * xp.eye(st.s.shape[0], dtype=st.s.dtype, device=_xp.device(st.s)), axis=-1)
+        rows = _stable.logsumexp(xp, st.s, axis=1) - diag
+        cols = _stable.logsumexp(xp, st.s, axis=0) - diag
+        return 0.5 * (rows + cols), st.s.shape[0]
+
+    def grad_terms(self, xp, st, u):
+        n = st.s.shape[0]
+        eye = xp.eye(n, dtype=st.s.dtype, device=_xp.device(st.s))
+        u = xp.broadcast_to(xp.asarray(u), (n,))
+        g = 0.5 * (u[:, None] * (_stable.softmax(xp, st.s, axis=1) - eye) + u[None, :] * (_stable.softmax(xp, st.s, axis=0) - eye))
+        return _similarity_grads(xp, st, g, 1.0 / st.temperature)
+
+
+class SigLIP(Loss):
+    """Parameters: ``a``, ``b`` paired embeddings (N, D); ``t=10.0`` (> 0, the logit scale itself,
+    not its log); ``bias=-10.0``; ``normalize=True``. ``reduction="none"`` gives one value per row i;
+    ``mean`` divides the total by N (the SigLIP paper's normalisation)."""
+
+    name = "siglip"
+    inputs = ("a", "b")
+    spec = LossSpec(
+        name="siglip",
+        family="ranking",
+        tasks=("ranking",),
+        summary="SigLIP loss: every (i, j) pair is its own binary classification, matched (i = j) or not.",
+        output_layer="embeddings (L2-normalised inside when normalize=True)",
+        inputs={"a": "(N, D) real", "b": "(N, D) real"},
+        formula_latex=r"S = t\,\hat a \hat b^\top + b,\quad \ell_i = -\sum_j \log\sigma(z_{ij} S_{ij}),\ z_{ij} = 2[i=j]-1",
+        formula_text="S = t a_hat b_hat^T + bias,  z_ij = +1 if i = j else -1\nl_i = -sum_j log sigmoid(z_ij S_ij)",
+        gradient_latex=r"\partial L/\partial S_{ij} = -u_i\,z_{ij}\,\sigma(-z_{ij}S_{ij})",
+        gradient_text="dL/dS_ij = -u_i z_ij sigmoid(-z_ij S_ij)\ndL/da_hat = t G b_hat,  dL/db_hat = t G^T a_hat, then through the normalisation",
+        convex=False,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=False,
+        when_to_use="Image-text pre-training without a batch-wide softmax (scales to large batches; "
+        "each pair is an independent BCE).",
+        peers={"pytorch": "none", "optax": "none", "keras": "none"},
+        torch_module="SigLIPLoss",
+        options=(OptionSpec("t", "logit scale (multiplier)", "> 0", 0.1, 20.0),
+                 OptionSpec("bias", "logit bias (negative: most pairs do not match)", "any finite real", -20.0, 5.0)),
+    )
+
+    def prepare(self, xp, a, b, *, t=10.0, bias=-10.0, normalize=True):
+        check.option("t", t, low=0.0, low_inclusive=False)
+        check.option("bias", bias)
+        st = _pair_options(xp, a, b, normalize)
+        n = st.x.shape[0]
+        st.t_scale = t
+        st.z = 2.0 * xp.eye(n, dtype=st.x.dtype, device=_xp.device(st.x)) - 1.0
+        st.s = t * (st.x_hat @ xp.matrix_transpose(st.y_hat)) + bias
+        return st
+
+    def terms(self, xp, st):  # -log sigmoid(zS) = softplus(-zS)
+        return xp.sum(_stable.softplus(xp, -st.z * st.s), axis=1), st.s.shape[0]
+
+    def grad_terms(self, xp, st, u):
+        u = xp.broadcast_to(xp.asarray(u), (st.s.shape[0],))
+        g = -u[:, None] * st.z * _stable.sigmoid(xp, -st.z * st.s)
+        return _similarity_grads(xp, st, g, st.t_scale)
+
+
+contrastive, triplet_margin, info_nce, siglip = Contrastive(), TripletMargin(), InfoNCE(), SigLIP()
+LOSSES = (contrastive, triplet_margin, info_nce, siglip)
