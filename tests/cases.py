@@ -1,0 +1,182 @@
+"""Valid inputs for every loss and every option set, shared by the test modules.
+
+A Case holds NumPy arrays (float64 predictions, int64 class targets) and options; ``convert``
+turns it into any backend and dtype. Inputs stay away from kinks (hinge margins, |e| = delta)
+so finite differences and autodiff are comparable there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+import losslab as ll
+
+
+@dataclass
+class Case:
+    loss: str
+    args: tuple
+    options: dict = field(default_factory=dict)
+    label: str = ""
+    reductions: tuple = ("none", "mean", "sum")
+
+    @property
+    def id(self) -> str:
+        return f"{self.loss}-{self.label}" if self.label else self.loss
+
+    @property
+    def fn(self):
+        return ll.get_loss(self.loss)
+
+    @property
+    def n_inputs(self) -> int:
+        return len(self.fn.inputs)
+
+
+def convert(value, backend: str, dtype: str = "float64"):
+    """A NumPy array (or option) as an array of ``backend``; floats cast to ``dtype``."""
+    if not isinstance(value, np.ndarray):
+        return value
+    if backend == "numpy":
+        return value.astype(dtype) if value.dtype.kind == "f" and dtype in ("float32", "float64", "float16") else value
+    if backend == "torch":
+        import torch
+
+        t = torch.as_tensor(value)
+        return t.to(getattr(torch, dtype)) if value.dtype.kind == "f" else t
+    if backend == "jax":
+        import jax.numpy as jnp
+
+        return jnp.asarray(value, dtype=dtype) if value.dtype.kind == "f" else jnp.asarray(value)
+    raise ValueError(backend)
+
+
+def convert_case(case: Case, backend: str, dtype: str = "float64"):
+    args = tuple(convert(a, backend, dtype) for a in case.args)
+    options = {k: convert(v, backend, dtype) for k, v in case.options.items()}
+    return args, options
+
+
+def _away_from(rng, shape, points, gap=0.05, scale=2.0):
+    """Normal samples nudged at least ``gap`` away from each kink in ``points``."""
+    x = rng.normal(size=shape) * scale
+    for p in points:
+        close = np.abs(x - p) < gap
+        x = np.where(close, p + np.sign(x - p + 1e-12) * gap * 2, x)
+    return x
+
+
+def _regression(rng):
+    out = []
+    for name, opts_list in [
+        ("mse", [{}]),
+        ("mae", [{}]),
+        ("log_cosh", [{}]),
+        ("huber", [{}, {"delta": 0.3}, {"delta": 2.5}]),
+        ("smooth_l1", [{}, {"beta": 0.5}, {"beta": 0.0}]),
+        ("quantile", [{}, {"q": 0.1}, {"q": 0.9}]),
+    ]:
+        for opts in opts_list:
+            kinks = [0.0, opts.get("delta", 1.0), -opts.get("delta", 1.0), opts.get("beta", 1.0), -opts.get("beta", 1.0)]
+            for shape in [(7,), (3, 4)]:
+                t = rng.normal(size=shape)
+                x = t + _away_from(rng, shape, kinks)
+                label = "-".join(f"{k}{v}" for k, v in opts.items()) + f"-{'x'.join(map(str, shape))}"
+                out.append(Case(name, (x, t), dict(opts), label))
+            w = rng.uniform(0.2, 2.0, size=(3, 4))
+            t = rng.normal(size=(3, 4))
+            out.append(Case(name, (t + _away_from(rng, (3, 4), kinks), t), {**opts, "weight": w}, "weighted" + "".join(map(str, opts.values()))))
+    return out
+
+
+def _class_targets(rng, n_shape, c, ignore=-100, n_ignored=1):
+    t = rng.integers(0, c, size=n_shape)
+    flat = t.reshape(-1)
+    flat[: min(n_ignored, flat.size - 1)] = ignore
+    return flat.reshape(n_shape)
+
+
+def _classification(rng):
+    out = []
+    c = 5
+    x = rng.normal(size=(6, c)) * 2
+    weights = rng.uniform(0.3, 2.0, size=c)
+    for weight in (None, weights):
+        for smoothing in (0.0, 0.15):
+            for ignore in (-100, 2):
+                t = _class_targets(rng, (6,), c, ignore=ignore, n_ignored=2)
+                opts = {"label_smoothing": smoothing, "ignore_index": ignore}
+                if weight is not None:
+                    opts["weight"] = weight
+                out.append(Case("cross_entropy", (x, t), opts, f"idx-w{weight is not None}-ls{smoothing}-ig{ignore}"))
+            probs = rng.dirichlet(np.ones(c), size=6)
+            opts = {"label_smoothing": smoothing} | ({"weight": weight} if weight is not None else {})
+            out.append(Case("cross_entropy", (x, probs), opts, f"prob-w{weight is not None}-ls{smoothing}"))
+    out.append(Case("cross_entropy", (rng.normal(size=(2, 4, 3, 2)), _class_targets(rng, (2, 3, 2), 4)), {"weight": rng.uniform(0.5, 1.5, 4)}, "spatial"))
+    out.append(Case("cross_entropy", (rng.normal(size=(2, 4, 3)), rng.dirichlet(np.ones(4), size=(2, 3)).transpose(0, 2, 1)), {"label_smoothing": 0.1}, "spatial-prob"))
+    out.append(Case("cross_entropy", (rng.normal(size=(c,)), np.array(3)), {}, "unbatched"))
+    log_probs = x - np.log(np.exp(x).sum(1, keepdims=True))
+    for weight in (None, weights):
+        opts = {} if weight is None else {"weight": weight}
+        out.append(Case("nll", (log_probs, _class_targets(rng, (6,), c, n_ignored=2)), opts, f"w{weight is not None}"))
+    out.append(Case("nll", (rng.normal(size=(2, 4, 3)), _class_targets(rng, (2, 3), 4)), {}, "spatial"))
+
+    probs = rng.uniform(0.02, 0.98, size=(3, 4))
+    hard = rng.integers(0, 2, size=(3, 4)).astype(float)
+    soft = rng.uniform(0, 1, size=(3, 4))
+    for targets, tl in ((hard, "hard"), (soft, "soft")):
+        out.append(Case("binary_cross_entropy", (probs, targets), {}, tl))
+        out.append(Case("binary_cross_entropy", (probs, targets), {"weight": rng.uniform(0.5, 2, size=(4,))}, tl + "-weight"))
+        logits = rng.normal(size=(3, 4)) * 3
+        out.append(Case("binary_cross_entropy_with_logits", (logits, targets), {}, tl))
+        out.append(Case("binary_cross_entropy_with_logits", (logits, targets),
+                        {"weight": rng.uniform(0.5, 2, size=(3, 4)), "pos_weight": rng.uniform(0.5, 4, size=(4,))}, tl + "-weights"))
+        for alpha, gamma in ((0.25, 2.0), (None, 2.0), (0.5, 0.0), (0.7, 0.5)):
+            out.append(Case("focal", (logits, targets), {"alpha": alpha, "gamma": gamma}, f"{tl}-a{alpha}-g{gamma}"))
+    signs = np.where(rng.uniform(size=(9,)) < 0.5, -1.0, 1.0)
+    for name in ("hinge", "squared_hinge"):
+        for margin in (1.0, 0.5):
+            scores = signs * _away_from(rng, (9,), [margin, -margin], scale=1.5)
+            out.append(Case(name, (scores, signs), {"margin": margin}, f"m{margin}"))
+    scores = rng.normal(size=(6, c))
+    t = rng.integers(0, c, size=(6,))
+    for p in (1, 2):
+        for margin in (1.0, 0.5):
+            out.append(Case("multiclass_hinge", (scores, t), {"p": p, "margin": margin}, f"p{p}-m{margin}"))
+    out.append(Case("multiclass_hinge", (scores, t), {"weight": weights, "p": 2}, "weight"))
+    out.append(Case("multiclass_hinge", (rng.normal(size=(c,)), np.array(2)), {}, "unbatched"))
+    out.append(Case("multiclass_hinge", (rng.normal(size=(c,)), np.array([1])), {}, "unbatched-1"))
+    target_probs = rng.dirichlet(np.ones(c), size=6)
+    reds = ("none", "mean", "sum", "batchmean")
+    out.append(Case("kl_div", (log_probs, target_probs), {}, "probs", reds))
+    out.append(Case("kl_div", (log_probs, np.log(target_probs)), {"log_target": True}, "log", reds))
+    out.append(Case("kl_div", (log_probs[0], target_probs[0]), {}, "1d", reds))
+    return out
+
+
+def _ranking(rng):
+    out = []
+    a, b = rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    same = np.array([1.0, 0.0, 1.0, 0.0, 0.0])
+    for margin in (1.0, 3.0):
+        out.append(Case("contrastive", (a, b, same), {"margin": margin}, f"m{margin}"))
+    out.append(Case("contrastive", (a[0], b[0], np.array(0.0)), {"margin": 3.0}, "single"))
+    n = rng.normal(size=(5, 3))
+    for p, swap, margin in ((2, False, 1.0), (1, False, 2.0), (3, True, 1.0), (2, True, 5.0), (1.5, False, 2.0)):
+        out.append(Case("triplet_margin", (a, b, n), {"p": p, "swap": swap, "margin": margin}, f"p{p}-swap{swap}-m{margin}"))
+    out.append(Case("triplet_margin", (a[0], b[0], n[0]), {"margin": 5.0}, "single"))
+    for temperature, normalize in ((0.07, True), (0.5, True), (1.0, False)):
+        out.append(Case("info_nce", (a, b), {"temperature": temperature, "normalize": normalize}, f"t{temperature}-n{normalize}"))
+    for t, bias, normalize in ((10.0, -10.0, True), (2.0, 0.5, True), (1.0, -1.0, False)):
+        out.append(Case("siglip", (a, b), {"t": t, "bias": bias, "normalize": normalize}, f"t{t}-b{bias}-n{normalize}"))
+    return out
+
+
+def all_cases(seed: int = 0) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    return _regression(rng) + _classification(rng) + _ranking(rng)
+
+
+CASES = all_cases()

@@ -1,0 +1,172 @@
+"""Naive oracles: the textbook formula of each loss, one item at a time, in plain Python/NumPy.
+
+Each returns the per-item losses (what ``reduction="none"`` gives) and the mean's divisor.
+Deliberately written without the library's stable forms or vectorisation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+
+def _sig(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+def _w(weight, shape):
+    return np.ones(shape) if weight is None else np.broadcast_to(weight, shape)
+
+
+def mse(p, t, weight=None):
+    w = _w(weight, p.shape)
+    return w * (p - t) ** 2, w.sum()
+
+
+def mae(p, t, weight=None):
+    w = _w(weight, p.shape)
+    return w * np.abs(p - t), w.sum()
+
+
+def huber(p, t, delta=1.0, weight=None):
+    w, e = _w(weight, p.shape), np.abs(p - t)
+    return w * np.where(e <= delta, 0.5 * e**2, delta * (e - 0.5 * delta)), w.sum()
+
+
+def smooth_l1(p, t, beta=1.0, weight=None):
+    w, e = _w(weight, p.shape), np.abs(p - t)
+    return w * (e if beta == 0 else np.where(e < beta, 0.5 * e**2 / beta, e - 0.5 * beta)), w.sum()
+
+
+def log_cosh(p, t, weight=None):
+    w = _w(weight, p.shape)
+    return w * np.log(np.cosh(p - t)), w.sum()
+
+
+def quantile(p, t, q=0.5, weight=None):
+    w, r = _w(weight, p.shape), t - p
+    return w * np.where(r >= 0, q * r, (q - 1) * r), w.sum()
+
+
+def _rows(x):
+    """(N, C, d...) or (C,) scores as a list of class vectors, with the per-item output shape."""
+    if x.ndim == 1:
+        return [x], ()
+    moved = np.moveaxis(x, 1, -1)
+    return list(moved.reshape(-1, x.shape[1])), moved.shape[:-1]
+
+
+def cross_entropy(z, t, weight=None, ignore_index=-100, label_smoothing=0.0):
+    rows, shape = _rows(z)
+    c = rows[0].size
+    w = np.ones(c) if weight is None else weight
+    if t.dtype.kind == "f":  # probability targets
+        targets, _ = _rows(t)
+        per = [-sum(w[k] * (tk * (1 - label_smoothing) + label_smoothing / c) * math.log(math.exp(r[k]) / sum(map(math.exp, r)))
+                    for k, tk in enumerate(tr)) for r, tr in zip(rows, targets)]
+        return np.array(per).reshape(shape), len(rows)
+    per, div = [], 0.0
+    for r, y in zip(rows, np.asarray(t).reshape(-1)):
+        logp = [v - math.log(sum(map(math.exp, r))) for v in r]
+        if y == ignore_index:
+            per.append(0.0)
+            continue
+        per.append(-(1 - label_smoothing) * w[y] * logp[y] - label_smoothing / c * sum(w[k] * logp[k] for k in range(c)))
+        div += w[y]
+    return np.array(per).reshape(shape), div
+
+
+def nll(x, t, weight=None, ignore_index=-100):
+    rows, shape = _rows(x)
+    w = np.ones(rows[0].size) if weight is None else weight
+    ys = np.asarray(t).reshape(-1)
+    per = [0.0 if y == ignore_index else -w[y] * r[y] for r, y in zip(rows, ys)]
+    return np.array(per).reshape(shape), sum(w[y] for y in ys if y != ignore_index)
+
+
+def binary_cross_entropy(p, t, weight=None):
+    w = _w(weight, p.shape)
+    logs = lambda v: max(math.log(v), -100.0) if v > 0 else -100.0  # noqa: E731
+    per = [-(ti * logs(pi) + (1 - ti) * logs(1 - pi)) for pi, ti in zip(p.ravel(), t.ravel())]
+    return w * np.array(per).reshape(p.shape), p.size
+
+
+def binary_cross_entropy_with_logits(x, t, weight=None, pos_weight=None):
+    w, pw = _w(weight, x.shape), _w(pos_weight, x.shape)
+    per = [-(pwi * ti * math.log(_sig(xi)) + (1 - ti) * math.log(1 - _sig(xi)))
+           for xi, ti, pwi in zip(x.ravel(), t.ravel(), pw.ravel())]
+    return w * np.array(per).reshape(x.shape), x.size
+
+
+def hinge(s, t, margin=1.0):
+    return np.array([max(0.0, margin - ti * si) for si, ti in zip(s.ravel(), t.ravel())]).reshape(s.shape), s.size
+
+
+def squared_hinge(s, t, margin=1.0):
+    return hinge(s, t, margin)[0] ** 2, s.size
+
+
+def multiclass_hinge(s, t, p=1, margin=1.0, weight=None):
+    rows = np.atleast_2d(s)
+    w = np.ones(rows.shape[1]) if weight is None else weight
+    per = [w[y] * sum(max(0.0, margin - r[y] + r[j]) ** p for j in range(r.size) if j != y) / r.size
+           for r, y in zip(rows, np.asarray(t).reshape(-1))]
+    return np.array(per).reshape(np.shape(t)), rows.shape[0]
+
+
+def focal(x, t, alpha=0.25, gamma=2.0):
+    per = []
+    for xi, ti in zip(x.ravel(), t.ravel()):
+        p = _sig(xi)
+        ce = -(ti * math.log(p) + (1 - ti) * math.log(1 - p))
+        p_t = p * ti + (1 - p) * (1 - ti)
+        a_t = 1.0 if alpha is None or alpha < 0 else alpha * ti + (1 - alpha) * (1 - ti)
+        per.append(a_t * (1 - p_t) ** gamma * ce)
+    return np.array(per).reshape(x.shape), x.size
+
+
+def kl_div(x, t, log_target=False):
+    if log_target:
+        return np.exp(t) * (t - x), x.size
+    return np.where(t > 0, t * (np.log(np.where(t > 0, t, 1)) - x), 0.0), x.size
+
+
+def contrastive(x1, x2, same, margin=1.0):
+    d = np.linalg.norm(x1 - x2 + 1e-6, axis=-1)
+    return same * d**2 + (1 - same) * np.maximum(0, margin - d) ** 2, d.size
+
+
+def triplet_margin(a, p, n, margin=1.0, p_norm=2, eps=1e-6, swap=False):
+    dist = lambda u, v: np.sum(np.abs(u - v + eps) ** p_norm, axis=-1) ** (1 / p_norm)  # noqa: E731
+    d_an = np.minimum(dist(a, n), dist(p, n)) if swap else dist(a, n)
+    z = np.maximum(dist(a, p) - d_an + margin, 0)
+    return z, z.size
+
+
+def _unit(x, normalize):
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12) if normalize else x
+
+
+def info_nce(a, b, temperature=0.07, normalize=True):
+    s = _unit(a, normalize) @ _unit(b, normalize).T / temperature
+    n = len(s)
+    rows = [-math.log(math.exp(s[i, i]) / sum(math.exp(s[i, j]) for j in range(n))) for i in range(n)]
+    cols = [-math.log(math.exp(s[i, i]) / sum(math.exp(s[j, i]) for j in range(n))) for i in range(n)]
+    return (np.array(rows) + np.array(cols)) / 2, n
+
+
+def siglip(a, b, t=10.0, bias=-10.0, normalize=True):
+    s = t * (_unit(a, normalize) @ _unit(b, normalize).T) + bias
+    n = len(s)
+    per = [-sum(math.log(_sig((1 if i == j else -1) * s[i, j])) for j in range(n)) for i in range(n)]
+    return np.array(per), n
+
+
+def oracle(case):
+    """Per-item losses and divisor of a Case, from the naive formulas."""
+    fn = globals()[case.loss]
+    opts = dict(case.options)
+    if case.loss == "triplet_margin" and "p" in opts:
+        opts["p_norm"] = opts.pop("p")
+    return fn(*case.args, **opts)
