@@ -28,4 +28,5 @@ def to_numpy(x):
         if "bfloat16" in str(x.dtype):
             x = x.float()
         return x.cpu().numpy()
-    return np.asarray(x)
+    x = np.asarray(x)
+    return x.astype(np.float32) if "bfloat16" in str(x.dtype) else x  # ml_dtypes' bf16 is not kind "f"
