@@ -131,6 +131,11 @@ class CrossEntropy(Loss):
         w_vec = w if w is not None else xp.ones((num_classes,), dtype=z.dtype, device=_xp.device(z))
         eps = label_smoothing
         if _xp.is_floating(xp, t) and tuple(t.shape) == tuple(x.shape):
+            if ignore_index != -100:
+                raise ValueError(
+                    f"ignore_index={ignore_index} applies to integer class targets only; probability targets "
+                    "have no class index to ignore (give such items all-zero target rows instead)"
+                )
             # probability targets: smoothed as t (1 - eps) + eps / C, weighted per class, mean over items
             check.values_between("targets", t, 0.0, 1.0, "probability targets are class probabilities")
             tz = _class_last(xp, xp.astype(t, z.dtype))
@@ -459,7 +464,7 @@ class MulticlassHinge(Loss):
         check.option("margin", margin)
         t = _xp.as_array(targets, xp, x)
         out_shape = tuple(t.shape)
-        allowed = {2: [(x.shape[0],)], 1: [(), (1,)], 0: [()]}[x.ndim]
+        allowed = [(x.shape[0],)] if x.ndim == 2 else [(), (1,)] if x.ndim == 1 else [()]
         if _xp.is_floating(xp, t) or not _xp.is_integral(xp, t):
             raise TypeError(f"targets must be integer class indices, got dtype {t.dtype}; convert them (torch: .long())")
         if out_shape not in allowed:
