@@ -1,0 +1,131 @@
+"""Extreme but finite inputs give finite values and gradients; documented clamps and kinks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import losslab as ll
+from conftest import to_numpy
+
+
+def _finite(*arrays):
+    return all(np.all(np.isfinite(to_numpy(a))) for a in arrays)
+
+
+@pytest.mark.parametrize("scale", [1e4, -1e4, 1e30])
+def test_cross_entropy_with_huge_logits(scale):
+    z = np.array([[scale, 0.0, -scale], [0.0, scale, 1.0]])
+    y = np.array([2, 1])
+    value, grad = ll.cross_entropy.value_and_grad(z, y, label_smoothing=0.1)
+    assert _finite(value, grad, ll.cross_entropy.hessian(z, y))
+    if scale > 0:  # row 0: log p = (0, -s, -2s), smoothed target (0.1/3, 0.1/3, 0.9 + 0.1/3)
+        per_item = ll.cross_entropy(z, y, label_smoothing=0.1, reduction="none")
+        assert per_item[0] == pytest.approx(0.9 * 2 * scale + 0.1 / 3 * 3 * scale, rel=1e-9)
+
+
+def test_fp16_logits_near_the_fp16_maximum():
+    z = torch.tensor([[65000.0, -65000.0, 0.0], [60000.0, 60000.0, 65504.0]], dtype=torch.float16, requires_grad=True)
+    y = torch.tensor([1, 0])
+    loss = ll.cross_entropy(z, y)
+    loss.backward()
+    assert loss.dtype == torch.float32
+    assert torch.isfinite(loss) and torch.isfinite(z.grad).all()
+    assert float(loss) == pytest.approx((130000.0 + 5504.0) / 2, rel=1e-3)
+
+
+@pytest.mark.parametrize("x", [1e4, -1e4, 80.0, -80.0])
+@pytest.mark.parametrize("t", [0.0, 1.0, 0.3])
+def test_binary_losses_on_huge_logits(x, t):
+    xs, ts = np.array([x]), np.array([t])
+    for loss in (ll.binary_cross_entropy_with_logits, ll.focal):
+        value, grad = loss.value_and_grad(xs, ts)
+        assert _finite(value, grad, loss.hessian(xs, ts))
+    assert float(ll.binary_cross_entropy_with_logits(xs, ts)) == pytest.approx(
+        max(x, 0) - x * t + np.log1p(np.exp(-abs(x))), rel=1e-12)
+
+
+def test_bce_with_logits_infinite_logits_never_nan():
+    x = np.array([np.inf, -np.inf, np.inf, -np.inf])
+    t = np.array([1.0, 0.0, 0.0, 1.0])
+    value = ll.binary_cross_entropy_with_logits(x, t, reduction="none")
+    np.testing.assert_array_equal(value, [0.0, 0.0, np.inf, np.inf])
+    assert not np.isnan(ll.binary_cross_entropy_with_logits.grad(x, t)).any()
+
+
+def test_bce_on_probabilities_of_exactly_zero_and_one_is_clamped_at_100():
+    p = np.array([0.0, 1.0, 0.0, 1.0])
+    t = np.array([1.0, 0.0, 0.0, 1.0])
+    value, grad = ll.binary_cross_entropy.value_and_grad(p, t, reduction="none")
+    np.testing.assert_array_equal(value, [100.0, 100.0, 0.0, 0.0])  # -log clamped at -100, as PyTorch
+    assert _finite(grad, ll.binary_cross_entropy.hessian(p, t))
+    assert grad[0] < -1e11 and grad[1] > 1e11  # confidently wrong: a huge but finite push
+    assert grad[2] == 0 and grad[3] == 0
+
+
+def test_zero_distances_in_contrastive_and_triplet():
+    x = np.ones((3, 4))
+    for same in (np.ones(3), np.zeros(3)):
+        value, (g1, g2) = ll.contrastive.value_and_grad(x, x, same)
+        assert _finite(value, g1, g2)
+    tx = torch.ones(3, 4, requires_grad=True)
+    ll.contrastive(tx, torch.ones(3, 4), torch.zeros(3)).backward()
+    assert torch.isfinite(tx.grad).all()
+    for p in (1, 2, 3, 0.5):
+        value, grads = ll.triplet_margin.value_and_grad(x, x, x, p=p)
+        assert _finite(value, *grads)
+    for loss in (ll.info_nce, ll.siglip):
+        value, grads = loss.value_and_grad(np.zeros((3, 4)), np.zeros((3, 4)))
+        assert _finite(value, *grads)
+
+
+def test_mean_over_no_valid_item_is_zero_with_zero_gradient():
+    z = np.random.default_rng(0).normal(size=(3, 4))
+    y = np.full(3, -100)
+    for kwargs in ({}, {"weight": [1.0, 2.0, 3.0, 4.0]}, {"label_smoothing": 0.2}):
+        value, grad = ll.cross_entropy.value_and_grad(z, y, **kwargs)
+        assert value == 0.0
+        assert not grad.any()
+    assert ll.nll(z, y) == 0.0
+    assert ll.mse(np.ones(2), np.zeros(2), weight=np.zeros(2)) == 0.0
+
+
+@pytest.mark.parametrize("loss", [ll.mae, ll.quantile])
+def test_kink_convention_gradient_is_zero_at_zero_error(loss):
+    assert not loss.grad(np.array([1.0, 2.0]), np.array([1.0, 2.0])).any()
+
+
+def test_hinge_kink_convention_matches_torch_multi_margin():
+    # exactly on the margin: gradient 0 (strict inequality), as torch.nn.functional.multi_margin_loss
+    assert ll.hinge.grad(np.array([1.0, -1.0]), np.array([1.0, -1.0])).tolist() == [0.0, 0.0]
+    x = torch.tensor([[1.0, 0.0]], requires_grad=True)  # margin - s_y + s_j = 1 - 1 + 0 = 0
+    torch.nn.functional.multi_margin_loss(x, torch.tensor([0])).backward()
+    np.testing.assert_array_equal(ll.multiclass_hinge.grad(x.detach(), torch.tensor([0])).numpy(), x.grad.numpy())
+
+
+def test_smooth_l1_beta_zero_is_l1_not_huber_over_zero():
+    p, t = np.array([0.5, -3.0, 0.0]), np.zeros(3)
+    np.testing.assert_array_equal(ll.smooth_l1(p, t, beta=0.0, reduction="none"), np.abs(p))
+    np.testing.assert_array_equal(ll.smooth_l1.grad(p, t, beta=0.0, reduction="sum"), np.sign(p))
+    assert _finite(ll.smooth_l1.hessian(p, t, beta=0.0))
+
+
+def test_huber_is_delta_times_smooth_l1():
+    rng = np.random.default_rng(3)
+    p, t = rng.normal(size=20) * 3, rng.normal(size=20)
+    for d in (0.2, 1.0, 4.0):
+        np.testing.assert_allclose(ll.huber(p, t, delta=d), d * ll.smooth_l1(p, t, beta=d), rtol=1e-12)
+
+
+def test_log_cosh_does_not_overflow():
+    value, grad = ll.log_cosh.value_and_grad(np.array([1e4, -800.0]), np.zeros(2), reduction="none")
+    np.testing.assert_allclose(value, [1e4 - np.log(2), 800 - np.log(2)])
+    np.testing.assert_array_equal(grad, [1.0, -1.0])
+
+
+def test_float32_sums_do_not_lose_the_small_terms():
+    # a fp16 sum of many terms would overflow at 65504; the loss is accumulated in fp32
+    p = torch.full((100_000,), 3.0, dtype=torch.float16)
+    loss = ll.mse(p, torch.zeros_like(p), reduction="sum")
+    assert loss.dtype == torch.float32 and float(loss) == 900_000.0
