@@ -36,6 +36,8 @@ class LossSpec:
     convex: bool  # convex in the prediction input(s)
     smooth: bool  # continuously differentiable everywhere
     lower_bound: float
+    # the gradient w.r.t. the prediction stays bounded however far the prediction moves from its
+    # target, so a single extreme example cannot dominate an update
     robust_to_outliers: bool
     when_to_use: str
     peers: dict[str, str]  # "pytorch" / "optax" / "keras" -> equivalent, or "none"

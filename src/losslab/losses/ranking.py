@@ -132,7 +132,7 @@ class TripletMargin(Loss):
         convex=False,
         smooth=False,
         lower_bound=0.0,
-        robust_to_outliers=False,
+        robust_to_outliers=True,
         when_to_use="Metric learning (face recognition, retrieval) from (anchor, positive, negative) triplets.",
         peers={"pytorch": "torch.nn.functional.triplet_margin_loss", "optax": "optax.losses.triplet_margin_loss",
                "keras": "none (tfa.losses.TripletSemiHardLoss)"},
@@ -235,7 +235,7 @@ class InfoNCE(Loss):
         convex=False,
         smooth=True,
         lower_bound=0.0,
-        robust_to_outliers=False,
+        robust_to_outliers=True,
         when_to_use="Contrastive pre-training of paired encoders (CLIP image-text, SimCLR views): every other "
         "item of the batch is a negative.",
         peers={"pytorch": "none (cross_entropy on the similarity matrix, both ways)", "optax": "none",
@@ -287,7 +287,7 @@ class SigLIP(Loss):
         convex=False,
         smooth=True,
         lower_bound=0.0,
-        robust_to_outliers=False,
+        robust_to_outliers=True,
         when_to_use="Image-text pre-training without a batch-wide softmax (scales to large batches; "
         "each pair is an independent BCE).",
         peers={"pytorch": "none", "optax": "none", "keras": "none"},
