@@ -6,9 +6,9 @@ value, records the mismatch, and docs/seed-numbers.md says so."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest

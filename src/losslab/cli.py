@@ -1,0 +1,175 @@
+"""The ``losslab`` command line: list losses, show one, compare regression losses on the same
+errors (the seeds' playground), and take a softmax cross-entropy apart.
+
+argparse (standard library) parses, because options take space-separated number lists
+(``--pred 1.5 2.5 3.0``), which click/typer options cannot; rich draws the tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import numpy as np
+
+from . import _stable
+from .registry import get, get_loss, losses
+
+REGRESSION_OPTIONS = ("delta", "beta", "q")
+
+
+def _console():
+    try:
+        from rich.console import Console
+    except ImportError:  # pragma: no cover - the cli extra is missing
+        sys.exit("the losslab command needs the 'cli' extra: pip install 'losslab[cli]'")
+    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)  # pipes: no 80-column squeeze
+
+
+def _table(title: str, columns: list[str]):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for i, name in enumerate(columns):
+        table.add_column(name, justify="left" if i == 0 or name in ("tasks", "family") else "right", no_wrap=i == 0 or name.startswith("gradient"))
+    return table
+
+
+def _numbers(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.4f}" for v in values) + "]"
+
+
+def compare(pred: list[float], target: list[float], options: dict[str, float]) -> dict[str, dict[str, Any]]:
+    """Every regression loss of the registry, with its gradient, on the same predictions/targets."""
+    p, t = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
+    out = {}
+    for spec in losses(family="regression"):
+        loss = get_loss(spec.name)
+        own = {k: v for k, v in options.items() if k in loss.__signature__.parameters}
+        value, grad = loss.value_and_grad(p, t, **own)
+        out[spec.name] = {"value": float(value), "grad": [float(g) for g in grad], "options": own}
+    return out
+
+
+def cross_entropy_report(logits: list[float], target: int, label_smoothing: float = 0.0) -> dict[str, Any]:
+    z = np.asarray(logits, dtype=np.float64)
+    loss = get_loss("cross_entropy")
+    value, grad = loss.value_and_grad(z, np.array(target), label_smoothing=label_smoothing)
+    probs = _stable.softmax(np, z)
+    return {"logits": z.tolist(), "target": target, "probabilities": [float(v) for v in probs],
+            "loss": float(value), "grad": [float(g) for g in grad], "label_smoothing": label_smoothing}
+
+
+def _cmd_list(args) -> None:
+    specs = losses(family=args.family, task=args.task)
+    if args.json:
+        print(json.dumps([s.to_dict() for s in specs], indent=2))
+        return
+    table = _table("losslab losses (losslab show NAME for formulas)", ["name", "family", "tasks", "convex", "smooth", "robust", "hessian"])
+    for s in specs:
+        flags = (s.convex, s.smooth, s.robust_to_outliers, s.has_hessian)
+        table.add_row(s.name, s.family, ", ".join(s.tasks), *("yes" if f else "no" for f in flags))
+    _console().print(table)
+
+
+def _cmd_show(args) -> None:
+    spec = get(args.name)
+    if args.json:
+        print(json.dumps(spec.to_dict(), indent=2))
+        return
+    console = _console()
+    console.print(f"[bold]{spec.name}[/bold] ({spec.family}; {', '.join(spec.tasks)}): {spec.summary}\n")
+    console.print(f"[bold]loss[/bold]\n{spec.formula_text}\n\n[bold]gradient[/bold]\n{spec.gradient_text}")
+    if spec.hessian_text:
+        console.print(f"\n[bold]hessian[/bold]\n{spec.hessian_text}")
+    console.print(f"\n[bold]output layer[/bold]: {spec.output_layer}\n[bold]use it for[/bold]: {spec.when_to_use}")
+    for option in spec.options:
+        console.print(f"[bold]option[/bold] {option.name} ({option.valid}): {option.description}")
+    if spec.conventions:
+        console.print(f"[bold]conventions[/bold]: {spec.conventions}")
+    console.print("[bold]equivalents[/bold]: " + "; ".join(f"{k}: {v}" for k, v in spec.peers.items()))
+
+
+def _cmd_compare(args) -> None:
+    if len(args.pred) != len(args.target):
+        sys.exit(f"error: --pred has {len(args.pred)} numbers but --target has {len(args.target)}; give one target per prediction")
+    options = {k: getattr(args, k) for k in REGRESSION_OPTIONS}
+    try:
+        results = compare(args.pred, args.target, options)
+    except (ValueError, TypeError) as err:
+        sys.exit(f"error: {err}")
+    if args.json:
+        print(json.dumps({name: {"value": r["value"], "grad": r["grad"]} for name, r in results.items()}))
+        return
+    errors = np.asarray(args.pred) - np.asarray(args.target)
+    table = _table(f"Regression losses for errors {_numbers(errors.tolist())} (mean over {errors.size})",
+                   ["loss", "value", "gradient d loss / d pred"])
+    for name, r in results.items():
+        label = name + "".join(f" ({k}={v:g})" for k, v in r["options"].items())
+        table.add_row(label, f"{r['value']:.4f}", _numbers(r["grad"]))
+    _console().print(table)
+
+
+def _cmd_ce(args) -> None:
+    try:
+        report = cross_entropy_report(args.logits, args.target, args.label_smoothing)
+    except (ValueError, TypeError) as err:
+        sys.exit(f"error: {err}")
+    if args.json:
+        print(json.dumps(report))
+        return
+    table = _table(f"Softmax cross-entropy, true class {args.target}", ["class", "logit", "softmax p", "gradient p - y"])
+    for k, (z, p, g) in enumerate(zip(report["logits"], report["probabilities"], report["grad"])):
+        marker = " <- true" if k == args.target else ""
+        table.add_row(f"{k}{marker}", f"{z:.4f}", f"{p:.4f}", f"{g:+.4f}")
+    console = _console()
+    console.print(table)
+    console.print(f"loss = -log p[{args.target}] = [bold]{report['loss']:.4f}[/bold]"
+                  + (f"  (label_smoothing={args.label_smoothing:g})" if args.label_smoothing else ""))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="losslab", description="Loss functions: values, gradients and what they mean.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("list", help="list every loss of the registry")
+    p.add_argument("--family", choices=("regression", "classification", "ranking"))
+    p.add_argument("--task", choices=("regression", "binary", "multiclass", "multilabel", "ranking", "distribution"))
+    p.add_argument("--json", action="store_true", help="print the specs as JSON")
+    p.set_defaults(run=_cmd_list)
+
+    p = sub.add_parser("show", help="formula, gradient and properties of one loss")
+    p.add_argument("name")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_show)
+
+    p = sub.add_parser("compare", help="every regression loss and its gradient on the same predictions (the playground)")
+    p.add_argument("--pred", type=float, nargs="+", required=True, help="predictions, separated by spaces")
+    p.add_argument("--target", type=float, nargs="+", required=True, help="targets, one per prediction")
+    p.add_argument("--delta", type=float, default=1.0, help="Huber's delta (default 1.0)")
+    p.add_argument("--beta", type=float, default=1.0, help="smooth L1's beta (default 1.0)")
+    p.add_argument("--q", type=float, default=0.5, help="the quantile loss's q (default 0.5)")
+    p.add_argument("--json", action="store_true", help='print {"loss": {"value": ..., "grad": [...]}}')
+    p.set_defaults(run=_cmd_compare)
+
+    p = sub.add_parser("ce", help="softmax probabilities, cross-entropy and its gradient for one row of logits")
+    p.add_argument("--logits", type=float, nargs="+", required=True)
+    p.add_argument("--target", type=int, required=True, help="the true class index")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_ce)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except KeyError as err:  # an unknown loss name
+        sys.exit(f"error: {err.args[0]}")
+
+
+if __name__ == "__main__":
+    main()
