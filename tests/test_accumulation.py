@@ -4,6 +4,8 @@ normalizer= the global count (or weight sum), sum to the full-batch loss and gra
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
@@ -13,7 +15,7 @@ import losslab as ll
 
 def _split(n_parts, *arrays):
     cuts = [0, 1, 5, 6, 12][: n_parts + 1]
-    return [[a[i:j] for a in arrays] for i, j in zip(cuts, cuts[1:])]
+    return [[a[i:j] for a in arrays] for i, j in itertools.pairwise(cuts)]
 
 
 @pytest.mark.parametrize("weighted", [False, True])

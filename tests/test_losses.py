@@ -79,7 +79,8 @@ HESSIAN_CASES = [c for c in CASES if c.fn.spec.has_hessian]
 
 @pytest.mark.parametrize("case", HESSIAN_CASES, ids=[c.id for c in HESSIAN_CASES])
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
-def test_hessian_matches_finite_differences_of_grad(case, reduction, h=1e-6):
+def test_hessian_matches_finite_differences_of_grad(case, reduction):
+    h = 1e-6
     x, rest = case.args[0], case.args[1:]
     hess = case.fn.hessian(x, *rest, **case.options, reduction=reduction)
     grad = lambda v: case.fn.grad(v, *rest, **case.options, reduction=reduction)  # noqa: E731

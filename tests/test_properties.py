@@ -18,8 +18,8 @@ prob = st.floats(0.0, 1.0)
 SETTINGS = settings(max_examples=60, deadline=None)
 
 
-def vec(elements, n=st.integers(1, 12)):
-    return n.flatmap(lambda k: arrays(np.float64, (k,), elements=elements))
+def vec(elements):
+    return st.integers(1, 12).flatmap(lambda k: arrays(np.float64, (k,), elements=elements))
 
 
 def pair(elements_a, elements_b):
