@@ -3,28 +3,24 @@
 A loss hands over its per-item terms L (already weighted) and the divisor PyTorch's "mean"
 would use (the item count, or the sum of the selected weights). Gradients reuse the same
 rule through :func:`coefficient`: d(reduced)/dL_i.
+
+A divisor that is a Python number stays one: turning it into a device array would be a
+host-to-device copy, which synchronises a GPU.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
 
-def _divisor(xp, like, divisor: Any, normalizer: Any):
+
+def _reciprocal(xp, like, divisor: Any, normalizer: Any):
+    """1 / K for the mean, and 0 when K = 0 (a mean over no valid item is 0, not PyTorch's NaN)."""
     k = divisor if normalizer is None else normalizer
-    if not hasattr(k, "shape"):
-        return xp.asarray(k, dtype=like.dtype, device=_device(like))
-    return xp.astype(k, like.dtype) if k.dtype != like.dtype else k
-
-
-def _device(x):
-    import array_api_compat
-
-    return array_api_compat.device(x)
-
-
-def _safe_reciprocal(xp, k):
-    # a mean over no valid item is 0 (with a zero gradient), not PyTorch's NaN
+    if isinstance(k, (int, float)):
+        return 1.0 / k if k != 0 else 0.0
+    k = xp.astype(k, like.dtype) if k.dtype != like.dtype else k
     nonzero = k != 0
     return xp.where(nonzero, 1.0 / xp.where(nonzero, k, xp.ones_like(k)), xp.zeros_like(k))
 
@@ -35,11 +31,12 @@ def reduce(xp, terms, divisor: Any, reduction: str, normalizer: Any = None):
     total = xp.sum(terms)
     if reduction == "sum":
         return total
-    return total * _safe_reciprocal(xp, _divisor(xp, total, divisor, normalizer))
+    return total * _reciprocal(xp, total, divisor, normalizer)
 
 
 def coefficient(xp, terms, divisor: Any, reduction: str, normalizer: Any = None):
-    """d(reduced value)/d(terms_i): a scalar array (mean, sum) or ones (none: gradient of the sum)."""
-    if reduction in ("none", "sum"):
-        return xp.ones((), dtype=terms.dtype, device=_device(terms))
-    return _safe_reciprocal(xp, _divisor(xp, terms, divisor, normalizer))
+    """d(reduced value)/d(terms_i) as a 0-d array: 1 (none: gradient of the sum; sum) or 1/K (mean)."""
+    r = 1.0 if reduction in ("none", "sum") else _reciprocal(xp, terms, divisor, normalizer)
+    if isinstance(r, float):  # a fill on the device, not a copy from the host
+        return xp.full((), r, dtype=terms.dtype, device=array_api_compat.device(terms))
+    return r

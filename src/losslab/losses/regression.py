@@ -7,7 +7,7 @@ sum(w * l) / sum(w), as torch's ``mse_loss``/``l1_loss`` and scikit-learn's ``sa
 from __future__ import annotations
 
 from .. import _checks as check
-from .. import _stable
+from .. import _stable, _xp
 from .._spec import LossSpec, OptionSpec
 from ._elementwise import Elementwise
 
@@ -195,7 +195,7 @@ class SmoothL1(_Regression):
 
     def _beta_pos(self, xp, st):
         # beta may be a traced array: pick L1 where beta == 0 without dividing by it
-        beta = st.beta if hasattr(st.beta, "shape") else xp.asarray(float(st.beta), dtype=st.x.dtype)
+        beta = st.beta if hasattr(st.beta, "shape") else xp.full((), float(st.beta), dtype=st.x.dtype, device=_xp.device(st.x))
         positive = beta > 0
         return positive, xp.where(positive, beta, xp.ones_like(beta))
 
