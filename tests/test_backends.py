@@ -86,6 +86,17 @@ def test_cross_entropy_hessian_equals_jax_hessian():
         np.testing.assert_allclose(full[n, :, n, :], blocks[n], rtol=1e-9, atol=1e-12)
 
 
+def test_jax_jacfwd_of_per_item_losses():
+    x, t = jnp.array([0.5, -1.0, 2.0]), jnp.array([0.0, 0.0, 1.0])
+    jac = jax.jacfwd(lambda v: ll.log_cosh(v, t, reduction="none"))(x)
+    np.testing.assert_allclose(jac, np.diag(np.tanh(np.asarray(x - t))), rtol=1e-12)
+    z, y = jnp.asarray(np.random.default_rng(2).normal(size=(3, 4))), jnp.array([1, 0, 3])
+    jac_ce = jax.jacfwd(lambda v: ll.cross_entropy(v, y, reduction="none"))(z)  # (3, 3, 4): item n depends on row n only
+    for n in range(3):
+        np.testing.assert_allclose(jac_ce[n, n], ll.cross_entropy.grad(z, y, reduction="none")[n], rtol=1e-10)
+        assert np.allclose(np.delete(np.asarray(jac_ce[n]), n, axis=0), 0)
+
+
 def test_jax_traced_options_under_jit():
     p, t = jnp.array([0.5, 3.0]), jnp.array([0.0, 0.0])
     f = jax.jit(lambda d: ll.huber(p, t, delta=d))

@@ -81,6 +81,13 @@ def test_cuda_graph_captures_cross_entropy_forward_and_backward():
     torch.testing.assert_close(loss.double(), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_cpu_option_arrays_and_targets_follow_the_logits_to_the_gpu():
+    logits = torch.randn(5, 3, device="cuda", dtype=torch.float64)
+    weight, targets = torch.tensor([1.0, 2.0, 0.5]), torch.tensor([0, 2, 1, 1, 0])  # both on the CPU
+    expected = torch.nn.functional.cross_entropy(logits, targets.cuda(), weight=weight.cuda().double())
+    torch.testing.assert_close(ll.cross_entropy(logits, targets, weight=weight), expected)
+
+
 def test_value_checks_on_cuda_only_under_strict_checks():
     logits = torch.randn(4, 3, device="cuda")
     bad = torch.tensor([0, 1, 7, 2], device="cuda")

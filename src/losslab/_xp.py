@@ -147,6 +147,8 @@ def as_array(value: Any, xp, like, dtype=None):
                 "array, a NumPy array or a list"
             )
         if value_kind == kind:
+            if array_api_compat.device(value) != array_api_compat.device(like):  # e.g. CPU weight, CUDA logits
+                value = array_api_compat.to_device(value, array_api_compat.device(like))
             return value if dtype is None else xp.astype(value, dtype)
         value = np.asarray(value)
     return xp.asarray(value, dtype=dtype, device=array_api_compat.device(like))

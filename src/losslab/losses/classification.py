@@ -68,7 +68,7 @@ def _index_targets(xp, x, targets, ignore_index: int | None, input_name: str):
     valid = (t != ignore_index) if ignore_index is not None else xp.ones(t.shape, dtype=xp.bool, device=_xp.device(t))
     safe = xp.where(valid, t, xp.zeros_like(t))
     classes = xp.arange(num_classes, device=_xp.device(t))
-    onehot = xp.astype((safe[..., None] == classes) & valid[..., None], x.dtype if _xp.is_floating(xp, x) else xp.float32)
+    onehot = xp.astype((safe[..., None] == classes) & valid[..., None], x.dtype)
     return onehot, valid
 
 
