@@ -5,6 +5,7 @@
 np.float64(0.1875)
 """
 
+from ._fast import get_num_threads, reference_path, set_num_threads
 from ._xp import strict_checks
 from .losses.classification import (
     binary_cross_entropy,
@@ -30,6 +31,7 @@ __all__ = [
     "focal",
     "get",
     "get_loss",
+    "get_num_threads",
     "hinge",
     "huber",
     "info_nce",
@@ -41,6 +43,8 @@ __all__ = [
     "multiclass_hinge",
     "nll",
     "quantile",
+    "reference_path",
+    "set_num_threads",
     "siglip",
     "smooth_l1",
     "squared_hinge",

@@ -16,12 +16,13 @@ side by side (micrograd style):
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from . import _checks as check
-from . import _xp
+from . import _fast, _xp
 from ._reduce import coefficient, reduce
 from ._spec import LossSpec
 
@@ -39,6 +40,9 @@ class Loss:
     inputs: tuple[str, ...] = ("predictions",)  # the differentiable (prediction) arguments
     reductions: tuple[str, ...] = check.REDUCTIONS
     spec: LossSpec
+    # optional second implementation for NumPy inputs (see _fast.py): returns NotImplemented for
+    # anything it does not handle exactly like the reference path
+    fast: Callable[..., Any] | None = None
 
     # -- to implement ---------------------------------------------------------------------------
     def prepare(self, xp, *args, **options) -> State:  # pragma: no cover - abstract
@@ -72,6 +76,10 @@ class Loss:
         return f"<losslab loss {self.name}{self.__signature__}>"
 
     def __call__(self, *args, reduction: str = "mean", normalizer: Any = None, **options):
+        if self.fast is not None and args and type(args[0]) is np.ndarray and _fast.enabled():
+            out = self.fast(args, options, reduction, normalizer, False)
+            if out is not NotImplemented:
+                return out
         xp, bound = self._bind(args, options, reduction, normalizer)
         if self._use_torch_autograd(bound):
             return _torch_apply(self, bound, reduction, normalizer)
@@ -81,6 +89,10 @@ class Loss:
 
     def value_and_grad(self, *args, reduction: str = "mean", normalizer: Any = None, **options):
         """``(value, gradient)`` in one pass; the gradient is shaped like the prediction input(s)."""
+        if self.fast is not None and args and type(args[0]) is np.ndarray and _fast.enabled():
+            out = self.fast(args, options, reduction, normalizer, True)
+            if out is not NotImplemented:
+                return out
         xp, bound = self._bind(args, options, reduction, normalizer)
         st = self.prepare(xp, **bound)
         value, u = self._value(xp, st, reduction, normalizer)

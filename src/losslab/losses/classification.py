@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .. import _checks as check
-from .. import _stable, _xp
+from .. import _fast, _stable, _xp
 from .._loss import Loss, State, floating_input, option_array
 from .._spec import LossSpec, OptionSpec
 from ._elementwise import Elementwise
@@ -86,6 +86,7 @@ class CrossEntropy(Loss):
 
     name = "cross_entropy"
     inputs = ("logits",)
+    fast = staticmethod(_fast.cross_entropy)
     spec = LossSpec(
         name="cross_entropy",
         family="classification",
@@ -288,6 +289,7 @@ class BinaryCrossEntropyWithLogits(Elementwise):
     class, axis: negatives/positives for an imbalanced label). ``mean`` divides by the element count."""
 
     name = "binary_cross_entropy_with_logits"
+    fast = staticmethod(_fast.binary_cross_entropy_with_logits)
     inputs = ("logits",)
     mean_divides_by_weight_sum = False
     spec = LossSpec(
@@ -501,6 +503,7 @@ class Focal(Elementwise):
     Reduction defaults to ``mean`` (torchvision's sigmoid_focal_loss defaults to none)."""
 
     name = "focal"
+    fast = staticmethod(_fast.focal)
     inputs = ("logits",)
     mean_divides_by_weight_sum = False
     spec = LossSpec(

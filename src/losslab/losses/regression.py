@@ -7,7 +7,7 @@ sum(w * l) / sum(w), as torch's ``mse_loss``/``l1_loss`` and scikit-learn's ``sa
 from __future__ import annotations
 
 from .. import _checks as check
-from .. import _stable, _xp
+from .. import _fast, _stable, _xp
 from .._spec import LossSpec, OptionSpec
 from ._elementwise import Elementwise
 
@@ -24,6 +24,7 @@ class MSE(_Regression):
     """Parameters: ``predictions``, ``targets`` (same shape), ``weight=None`` (sample weights)."""
 
     name = "mse"
+    fast = staticmethod(_fast.mse)
     spec = LossSpec(
         name="mse",
         family="regression",
@@ -65,6 +66,7 @@ class MAE(_Regression):
     """Parameters: ``predictions``, ``targets`` (same shape), ``weight=None`` (sample weights)."""
 
     name = "mae"
+    fast = staticmethod(_fast.mae)
     spec = LossSpec(
         name="mae",
         family="regression",
@@ -119,6 +121,7 @@ class Huber(_Regression):
     while torch's ``huber_loss`` divides a weighted sum by the element count)."""
 
     name = "huber"
+    fast = staticmethod(_fast.huber)
     spec = LossSpec(
         name="huber",
         family="regression",
@@ -164,6 +167,7 @@ class SmoothL1(_Regression):
     ``weight=None`` (sample weights)."""
 
     name = "smooth_l1"
+    fast = staticmethod(_fast.smooth_l1)
     spec = LossSpec(
         name="smooth_l1",
         family="regression",
@@ -219,6 +223,7 @@ class LogCosh(_Regression):
     """Parameters: ``predictions``, ``targets`` (same shape), ``weight=None`` (sample weights)."""
 
     name = "log_cosh"
+    fast = staticmethod(_fast.log_cosh)
     spec = LossSpec(
         name="log_cosh",
         family="regression",
@@ -260,6 +265,7 @@ class Quantile(_Regression):
     ``weight=None`` (sample weights)."""
 
     name = "quantile"
+    fast = staticmethod(_fast.quantile)
     spec = LossSpec(
         name="quantile",
         family="regression",

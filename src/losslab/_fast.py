@@ -1,0 +1,435 @@
+"""Fast NumPy paths: a second implementation of the heavy losses for NumPy inputs.
+
+The reference (Array API) path is written for clarity and for every backend; it materialises
+each intermediate as a full-size array. Here the work is cut into cache-sized blocks of rows:
+each block goes through max, exp, sum and the gradient while it sits in cache, written straight
+into the preallocated gradient (or a block-sized scratch buffer for the value alone), so memory
+traffic is close to one read of the inputs and one write of the gradient. float32 stays float32.
+Large inputs are split over threads (NumPy's ufuncs release the GIL).
+
+A fast path only *accepts* inputs it handles exactly like the reference path: plain NumPy float32
+or float64 arrays of the usual shapes, options as Python numbers, values in range. Anything else
+(including bad input) returns ``NotImplemented`` and the call goes through the reference path,
+which computes it or raises its documented error. Tests hold every fast path to the reference
+for every option (``tests/test_fast.py``).
+
+Switches: ``with losslab.reference_path():`` or ``LOSSLAB_FAST=0`` turns the fast paths off;
+``losslab.set_num_threads(n)`` (or ``LOSSLAB_NUM_THREADS``) sets the thread count (default: the
+CPU count, at most 8).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_REDUCTIONS = ("none", "mean", "sum")
+BLOCK_BYTES = 1 << 20  # 1 MiB of logits per block: stays in L2 through its several passes (tuned on 2 cores)
+PARALLEL_MIN_ELEMENTS = 1 << 18  # below this, threads cost more than they save
+
+
+class _Settings(threading.local):
+    enabled: bool = os.environ.get("LOSSLAB_FAST", "1") not in ("0", "false", "False")
+
+
+_settings = _Settings()
+_threads = {"n": max(1, min(8, int(os.environ.get("LOSSLAB_NUM_THREADS", 0) or (os.cpu_count() or 1))))}
+_pool: dict[int, ThreadPoolExecutor] = {}
+
+
+def enabled() -> bool:
+    return _settings.enabled
+
+
+@contextlib.contextmanager
+def reference_path() -> Iterator[None]:
+    """Compute with the reference (Array API) implementation inside this block, not the fast paths."""
+    previous = _settings.enabled
+    _settings.enabled = False
+    try:
+        yield
+    finally:
+        _settings.enabled = previous
+
+
+def set_num_threads(n: int) -> None:
+    """Threads the fast NumPy paths may use for large inputs (1 turns threading off)."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    _threads["n"] = n
+
+
+def get_num_threads() -> int:
+    return _threads["n"]
+
+
+def _run_blocks(n_rows: int, rows_per_block: int, elements: int, work: Callable[[int, int], None]) -> None:
+    """Call work(lo, hi) over row blocks, split into contiguous chunks over the thread pool."""
+    threads = _threads["n"] if elements >= PARALLEL_MIN_ELEMENTS else 1
+    threads = min(threads, max(1, n_rows // rows_per_block))
+
+    def chunk(c: int) -> None:
+        lo_c, hi_c = n_rows * c // threads, n_rows * (c + 1) // threads
+        for lo in range(lo_c, hi_c, rows_per_block):
+            work(lo, min(lo + rows_per_block, hi_c))
+
+    if threads == 1:
+        chunk(0)
+        return
+    pool = _pool.get(threads)
+    if pool is None:
+        pool = _pool[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="losslab")
+    for future in [pool.submit(chunk, c) for c in range(threads)]:
+        future.result()
+
+
+# -- common acceptance checks -----------------------------------------------------------------------
+
+
+def _float_array(x) -> bool:
+    return type(x) is np.ndarray and x.dtype in _FLOATS
+
+
+def _number(v) -> bool:
+    return type(v) in (int, float) and math.isfinite(v)
+
+
+def _reduction_ok(reduction, normalizer) -> bool:
+    if reduction not in _REDUCTIONS:
+        return False
+    return normalizer is None or (reduction == "mean" and _number(normalizer) and normalizer >= 0)
+
+
+def _finish(total, per_item, reduction: str, divisor, normalizer, dtype):
+    """The reduced value (as the reference returns it), and d(value)/d(per_item)."""
+    if reduction == "none":
+        return per_item, 1.0
+    if reduction == "sum":
+        return dtype.type(total), 1.0
+    k = divisor if normalizer is None else normalizer
+    u = 1.0 / k if k != 0 else 0.0
+    return dtype.type(total * u), u
+
+
+# -- softmax cross-entropy on (N, C) logits -----------------------------------------------------------
+
+
+def cross_entropy(args, options, reduction, normalizer, with_grad):
+    """logits (N, C) float32/64 with integer (N,) or probability (N, C) targets; every option."""
+    if len(args) != 2 or not _reduction_ok(reduction, normalizer):
+        return NotImplemented
+    z, targets = args
+    weight = options.get("weight")
+    ignore_index = options.get("ignore_index", -100)
+    eps = options.get("label_smoothing", 0.0)
+    if (len(options.keys() - {"weight", "ignore_index", "label_smoothing"}) or not _float_array(z) or z.ndim != 2
+            or type(targets) is not np.ndarray or type(ignore_index) is not int or not _number(eps) or not 0 <= eps <= 1):
+        return NotImplemented
+    n, c = z.shape
+    if n == 0 or c == 0:
+        return NotImplemented
+    if weight is not None:
+        weight = np.asarray(weight)
+        if weight.shape != (c,) or weight.dtype.kind not in "fiu":
+            return NotImplemented
+        weight = weight.astype(z.dtype, copy=False)
+    prob_targets = targets.dtype.kind == "f"
+    if prob_targets:
+        if targets.shape != z.shape or ignore_index != -100 or not (targets.min() >= 0 and targets.max() <= 1):
+            return NotImplemented
+        targets = targets.astype(z.dtype, copy=False)
+        divisor = n
+    else:
+        if targets.dtype.kind not in "iu" or targets.shape != (n,):
+            return NotImplemented
+        valid = targets != ignore_index
+        picked = targets[valid]
+        if picked.size and (picked.min() < 0 or picked.max() >= c):
+            return NotImplemented  # the reference path raises the documented error
+        safe = np.where(valid, targets, 0)
+        w_y = (weight[safe] if weight is not None else np.ones(n, z.dtype)) * valid
+        w_y = w_y.astype(z.dtype, copy=False)
+        divisor = w_y.sum(dtype=np.float64) if weight is not None else int(valid.sum())
+    k = divisor if normalizer is None else normalizer
+    u = (1.0 if reduction != "mean" else (1.0 / k if k != 0 else 0.0))
+    dt = z.dtype
+    per_item = np.empty(n, dt)
+    grad = np.empty_like(z) if with_grad else None
+    rows = max(1, BLOCK_BYTES // (c * dt.itemsize))
+    w_sum = float(weight.sum()) if weight is not None else float(c)
+    scratch = threading.local()
+
+    def work(lo: int, hi: int) -> None:
+        zb = z[lo:hi]
+        if with_grad:
+            e = grad[lo:hi]
+        else:
+            buf = getattr(scratch, "buf", None)
+            if buf is None or buf.shape[0] < hi - lo:
+                buf = scratch.buf = np.empty((rows, c), dt)
+            e = buf[: hi - lo]
+        m = zb.max(axis=1)
+        np.subtract(zb, m[:, None], out=e)
+        np.exp(e, out=e)
+        s = e.sum(axis=1)
+        lse = m + np.log(s)
+        if prob_targets:
+            q = targets[lo:hi] * (1.0 - eps)
+            q += eps / c
+            if weight is not None:
+                q *= weight
+            big_q = q.sum(axis=1)
+            per_item[lo:hi] = big_q * lse - np.einsum("ij,ij->i", q, zb)
+            if with_grad:  # u (Q p - q) with p = e / s
+                e *= (u * big_q / s)[:, None]
+                q *= u
+                e -= q
+            return
+        r = np.arange(hi - lo)
+        yb, wyb = safe[lo:hi], w_y[lo:hi]
+        validb = valid[lo:hi]
+        # l = Q lse - (1 - eps) w_y z_y - (eps / C) sum_c w_c z_c,  Q = (1 - eps) w_y + (eps / C) sum(w)
+        big_q = (1.0 - eps) * wyb + (eps / c) * w_sum * validb
+        li = big_q * lse - (1.0 - eps) * wyb * zb[r, yb]
+        if eps:
+            li -= (eps / c) * validb * (zb @ weight if weight is not None else zb.sum(axis=1))
+        per_item[lo:hi] = li
+        if with_grad:  # u (Q p - q), q = (1 - eps) w_y onehot(y) + (eps / C) w on valid rows
+            e *= (u * big_q / s)[:, None]
+            e[r, yb] -= u * (1.0 - eps) * wyb
+            if eps:
+                smooth = (u * eps / c) * validb.astype(dt)
+                e -= smooth[:, None] * weight if weight is not None else smooth[:, None]
+
+    _run_blocks(n, rows, z.size, work)
+    if not np.isfinite(per_item).all():
+        return NotImplemented  # infinite logits: let the reference path define the result
+    value, _ = _finish(per_item.sum(), per_item, reduction, divisor, normalizer, dt)
+    return (value, grad) if with_grad else value
+
+
+# -- elementwise losses: regression, BCE with logits, focal ----------------------------------------
+# A kernel fills l (the per-element loss) and, when g is given, g (dl/dx) for one block; the
+# driver handles weights, reductions and threads. Blocks of ELEMENT_BLOCK elements stay in L1/L2.
+
+ELEMENT_BLOCK = 1 << 14
+_LOG2 = math.log(2.0)
+
+
+def _rows_view(x: np.ndarray):
+    """x as (R, K) rows without a copy: K = the last axis when short, else one element per row."""
+    if x.ndim >= 2 and x.shape[-1] <= ELEMENT_BLOCK:
+        return x.reshape(-1, x.shape[-1])
+    return x.reshape(-1, 1)
+
+
+def _option_rows(o, x: np.ndarray, x2: np.ndarray):
+    """An option array aligned with the (R, K) view, or NotImplemented if it needs a full broadcast copy."""
+    if o is None:
+        return None
+    o = np.asarray(o)
+    if o.dtype.kind not in "fiu":
+        return NotImplemented
+    o = o.astype(x.dtype, copy=False)
+    if o.shape == x.shape:
+        return o.reshape(x2.shape)
+    if o.ndim == 0 or o.shape == (1,) or (x2.shape[1] > 1 and o.shape == (x2.shape[1],)):
+        return o.reshape(-1) if o.ndim else o
+    return NotImplemented
+
+
+def _mse(xb, tb, l, g, o):
+    np.subtract(xb, tb, out=l)
+    if g is not None:
+        np.multiply(l, 2.0, out=g)
+    np.multiply(l, l, out=l)
+
+
+def _mae(xb, tb, l, g, o):
+    np.subtract(xb, tb, out=l)
+    if g is not None:
+        np.sign(l, out=g)
+    np.abs(l, out=l)
+
+
+def _huber_like(xb, tb, l, g, delta, scale):
+    e = xb - tb
+    if g is not None:
+        np.clip(e, -delta, delta, out=g)
+        if scale != 1.0:
+            g *= scale
+    np.abs(e, out=e)
+    np.minimum(e, delta, out=l)  # m = min(|e|, delta);  m (|e| - m / 2)
+    e -= 0.5 * l
+    l *= e
+    if scale != 1.0:
+        l *= scale
+
+
+def _huber(xb, tb, l, g, o):
+    _huber_like(xb, tb, l, g, o["delta"], 1.0)
+
+
+def _smooth_l1(xb, tb, l, g, o):
+    if o["beta"] == 0:
+        return _mae(xb, tb, l, g, o)
+    return _huber_like(xb, tb, l, g, o["beta"], 1.0 / o["beta"])
+
+
+def _log_cosh(xb, tb, l, g, o):
+    e = xb - tb
+    if g is not None:
+        np.tanh(e, out=g)
+    np.abs(e, out=e)
+    np.multiply(e, -2.0, out=l)
+    np.exp(l, out=l)
+    np.log1p(l, out=l)
+    l += e
+    l -= _LOG2
+
+
+def _quantile(xb, tb, l, g, o):
+    q = o["q"]
+    r = tb - xb
+    if g is not None:  # -q above... below the target, 1 - q above it, 0 on it
+        np.multiply(r < 0, 1.0 - q, out=g)
+        g -= q * (r > 0)
+    np.maximum(q * r, (q - 1.0) * r, out=l)
+
+
+def _sigmoid_parts(xb):
+    """a = e^-|x|, sigmoid(x), sigmoid(-x), each without overflow."""
+    a = np.exp(-np.abs(xb))
+    inv = 1.0 / (1.0 + a)
+    pos = xb >= 0
+    s = np.where(pos, inv, a * inv)
+    s_neg = np.where(pos, a * inv, inv)
+    return a, s, s_neg
+
+
+def _softplus_pair(xb, a):
+    """softplus(x) and softplus(-x), from a = e^-|x| (no cancellation for large |x|)."""
+    log1p_a = np.log1p(a)
+    return np.maximum(xb, 0.0) + log1p_a, np.maximum(-xb, 0.0) + log1p_a
+
+
+def _bce_logits(xb, tb, l, g, o):
+    # l = (1 - t) softplus(x) + w+ t softplus(-x);  dl/dx = (1 - t) sigmoid(x) - w+ t sigmoid(-x)
+    a, s, s_neg = _sigmoid_parts(xb)
+    pt = tb if o["pos_weight"] is None else o["pos_weight"] * tb
+    sp, sp_neg = _softplus_pair(xb, a)
+    nt = 1.0 - tb
+    np.multiply(nt, sp, out=l)
+    l += pt * sp_neg
+    if g is not None:
+        np.multiply(nt, s, out=g)
+        g -= pt * s_neg
+
+
+def _focal(xb, tb, l, g, o):
+    a, s, s_neg = _sigmoid_parts(xb)
+    sp, sp_neg = _softplus_pair(xb, a)
+    bce = (1.0 - tb) * sp + tb * sp_neg
+    m = tb * s_neg + (1.0 - tb) * s  # 1 - p_t
+    alpha, gamma = o["alpha"], o["gamma"]
+    a_t = 1.0 if alpha is None or alpha < 0 else alpha * tb + (1.0 - alpha) * (1.0 - tb)
+    m_gamma = m**gamma
+    np.multiply(m_gamma, bce, out=l)
+    l *= a_t
+    if g is not None:  # a_t m^g [g (1 - 2t) r bce + (p - t)], r = p (1 - p) / m in [0, 1]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            r = np.where(m > 0, s * s_neg / m, 1.0)
+        np.multiply(r, bce, out=g)
+        g *= gamma * (1.0 - 2.0 * tb)
+        g += s - tb
+        g *= m_gamma
+        g *= a_t
+
+
+def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), checks=None):
+    """A fast path for an elementwise loss: ``kernel`` plus the options it reads."""
+
+    def fast(args, options, reduction, normalizer, with_grad):
+        if len(args) != 2 or not _reduction_ok(reduction, normalizer):
+            return NotImplemented
+        x, t = args
+        known = set(option_names) | {"weight", *extra_arrays}
+        if len(options.keys() - known) or not _float_array(x) or x.ndim == 0 or x.size == 0:
+            return NotImplemented
+        if type(t) is not np.ndarray or t.shape != x.shape or t.dtype.kind not in "fiub":
+            return NotImplemented
+        opts = {name: options.get(name, default) for name, default in option_names.items()}
+        if checks is not None and not checks(opts, t):
+            return NotImplemented
+        x2 = _rows_view(x)
+        t2 = t.astype(x.dtype, copy=False).reshape(x2.shape)
+        arrays = {}
+        for name in ("weight", *extra_arrays):
+            arrays[name] = _option_rows(options.get(name), x, x2)
+            if arrays[name] is NotImplemented:
+                return NotImplemented
+        opts.update(arrays)
+        w = arrays["weight"]
+        dt = x.dtype
+        per_item = np.empty(x2.shape, dt)
+        grad = np.empty(x2.shape, dt) if with_grad else None
+        rows = max(1, ELEMENT_BLOCK // x2.shape[1])
+
+        def work(lo, hi):
+            sub = {k: (v[lo:hi] if isinstance(v, np.ndarray) and v.shape == x2.shape else v) for k, v in opts.items()}
+            lb = per_item[lo:hi]
+            gb = grad[lo:hi] if with_grad else None
+            kernel(x2[lo:hi], t2[lo:hi], lb, gb, sub)
+            if w is not None:
+                wb = sub["weight"]
+                lb *= wb
+                if gb is not None:
+                    gb *= wb
+
+        _run_blocks(x2.shape[0], rows, x.size, work)
+        total = per_item.sum()
+        if not np.isfinite(total):
+            return NotImplemented  # infinite inputs: the reference path defines the result
+        if w is None or not weighted_mean:
+            divisor = x.size
+        else:
+            divisor = float(np.broadcast_to(w, x2.shape).sum(dtype=np.float64))
+        value, u = _finish(total, per_item.reshape(x.shape), reduction, divisor, normalizer, dt)
+        if not with_grad:
+            return value
+        if u != 1.0:
+            grad *= u
+        return value, grad.reshape(x.shape)
+
+    return fast
+
+
+def _positive(name):
+    return lambda o, t: _number(o[name]) and o[name] > 0
+
+
+def _in_unit(t) -> bool:
+    return bool(t.min() >= 0 and t.max() <= 1)
+
+
+def _focal_ok(o, t):
+    alpha = o["alpha"]
+    alpha_ok = alpha is None or (_number(alpha) and (alpha < 0 or alpha <= 1))
+    return alpha_ok and _number(o["gamma"]) and o["gamma"] >= 0 and _in_unit(t)
+
+
+mse = _elementwise(_mse, {}, True)
+mae = _elementwise(_mae, {}, True)
+huber = _elementwise(_huber, {"delta": 1.0}, True, checks=_positive("delta"))
+smooth_l1 = _elementwise(_smooth_l1, {"beta": 1.0}, True, checks=lambda o, t: _number(o["beta"]) and o["beta"] >= 0)
+log_cosh = _elementwise(_log_cosh, {}, True)
+quantile = _elementwise(_quantile, {"q": 0.5}, True, checks=lambda o, t: _number(o["q"]) and 0 < o["q"] < 1)
+binary_cross_entropy_with_logits = _elementwise(_bce_logits, {}, False, extra_arrays=("pos_weight",), checks=lambda o, t: _in_unit(t))
+focal = _elementwise(_focal, {"alpha": 0.25, "gamma": 2.0}, False, checks=_focal_ok)

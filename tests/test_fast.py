@@ -1,0 +1,118 @@
+"""The fast NumPy paths against the reference path: every option and reduction, float32 and
+float64, threaded and single-threaded; and the fallbacks for what a fast path does not take."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import losslab as ll
+from cases import CASES
+from losslab import _fast
+
+FAST_CASES = [c for c in CASES if c.fn.fast is not None]
+
+
+def _supported(case) -> bool:
+    return not (case.loss == "cross_entropy" and case.args[0].ndim != 2)
+
+
+def assert_same_results(fast, ref, dtype):
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == "float32" else {"rtol": 1e-11, "atol": 1e-13}
+    for a, b in zip(fast, ref):
+        assert np.asarray(a).dtype == np.asarray(b).dtype
+        np.testing.assert_allclose(a, b, **tol)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("case", FAST_CASES, ids=[c.id for c in FAST_CASES])
+def test_fast_path_equals_reference(case, reduction, dtype):
+    args = tuple(a.astype(dtype) if a.dtype.kind == "f" else a for a in case.args)
+    out = case.fn.fast(args, dict(case.options), reduction, None, True)
+    if not _supported(case):
+        assert out is NotImplemented
+        return
+    assert out is not NotImplemented, "the fast path declined an input it should take"
+    with ll.reference_path():
+        ref = case.fn.value_and_grad(*args, **case.options, reduction=reduction)
+    assert_same_results(out, ref, dtype)
+    assert type(case.fn(*args, **case.options, reduction=reduction)) is type(ref[0])
+    np.testing.assert_allclose(case.fn.fast(args, dict(case.options), reduction, None, False), ref[0], rtol=1e-5)
+
+
+@pytest.mark.parametrize("normalizer", [0, 3, 17.5])
+def test_fast_normalizer(normalizer):
+    case = next(c for c in CASES if c.loss == "cross_entropy" and "wTrue" in c.label)
+    fast = case.fn.value_and_grad(*case.args, **case.options, normalizer=normalizer)
+    with ll.reference_path():
+        ref = case.fn.value_and_grad(*case.args, **case.options, normalizer=normalizer)
+    assert_same_results(fast, ref, "float64")
+
+
+LARGE = [
+    ("cross_entropy", {}),
+    ("cross_entropy", {"label_smoothing": 0.1, "ignore_index": 3}),
+    ("cross_entropy", {"label_smoothing": 0.2, "weight": "w"}),
+    ("cross_entropy", {"probs": True, "label_smoothing": 0.1, "weight": "w"}),
+    ("mse", {}), ("mae", {"weight": "full"}), ("huber", {"delta": 0.5}), ("smooth_l1", {"beta": 0.2}),
+    ("log_cosh", {}), ("quantile", {"q": 0.8}),
+    ("binary_cross_entropy_with_logits", {"pos_weight": "w", "weight": "full"}), ("focal", {"gamma": 1.5}),
+]
+
+
+@pytest.mark.parametrize(("name", "spec"), LARGE, ids=[f"{n}-{'-'.join(s)}" for n, s in LARGE])
+def test_threaded_blocks_equal_single_thread_and_reference(name, spec):
+    rng = np.random.default_rng(5)
+    n, c = 700, 1000  # 700k elements: above the threading threshold, many blocks, odd split
+    x = rng.standard_normal((n, c)).astype(np.float32) * 3
+    opts = {k: v for k, v in spec.items() if k != "probs"}
+    if "weight" in opts:
+        opts["weight"] = rng.uniform(0.5, 2, size=(n, c) if opts["weight"] == "full" else c).astype(np.float32)
+    if "pos_weight" in opts:
+        opts["pos_weight"] = rng.uniform(0.5, 2, size=c).astype(np.float32)
+    if name == "cross_entropy":
+        t = rng.dirichlet(np.ones(c), size=n).astype(np.float32) if spec.get("probs") else rng.integers(0, c, n)
+    else:
+        t = rng.uniform(0, 1, size=(n, c)).astype(np.float32)
+    fn = ll.get_loss(name)
+    before = ll.get_num_threads()
+    try:
+        ll.set_num_threads(1)
+        single = fn.value_and_grad(x, t, **opts)
+        ll.set_num_threads(3)
+        threaded = fn.value_and_grad(x, t, **opts)
+    finally:
+        ll.set_num_threads(before)
+    np.testing.assert_allclose(threaded[0], single[0], rtol=1e-5)
+    np.testing.assert_array_equal(threaded[1], single[1])  # blocks are the same work, whoever runs them
+    with ll.reference_path():
+        ref = fn.value_and_grad(x, t, **opts)
+    assert_same_results(threaded, ref, "float32")
+
+
+def test_fast_paths_decline_what_they_do_not_handle():
+    z, y = np.zeros((4, 3)), np.array([0, 1, 2, 0])
+    assert _fast.cross_entropy((z, y), {"weight": [1.0, 2.0]}, "mean", None, True) is NotImplemented  # bad weight
+    assert _fast.cross_entropy((z, np.array([0, 1, 2, 9])), {}, "mean", None, True) is NotImplemented  # out of range
+    assert _fast.cross_entropy((z.astype(np.float16), y), {}, "mean", None, True) is NotImplemented
+    assert _fast.cross_entropy((z, y), {"label_smoothing": 2.0}, "mean", None, True) is NotImplemented
+    assert _fast.cross_entropy((z, y), {}, "avg", None, True) is NotImplemented
+    assert _fast.mse((z, np.zeros(3)), {}, "mean", None, True) is NotImplemented  # shape mismatch
+    assert _fast.huber((z, z), {"delta": -1.0}, "mean", None, True) is NotImplemented
+    assert _fast.mse((z, z), {"weight": np.ones(4)}, "mean", None, True) is NotImplemented  # needs a broadcast copy
+    # ... and the public call then gives the reference path's result or its documented error
+    with pytest.raises(ValueError, match="out of range"):
+        ll.cross_entropy(z, np.array([0, 1, 2, 9]))
+    np.testing.assert_allclose(ll.mse(z, z + 1, weight=np.ones((4, 1))), 1.0)
+    x = np.array([np.inf, -np.inf]), np.array([1.0, 0.0])
+    assert ll.binary_cross_entropy_with_logits(*x) == 0.0  # inf logits: the reference path's answer
+
+
+def test_switches():
+    with pytest.raises(ValueError, match="positive int"):
+        ll.set_num_threads(0)
+    assert _fast.enabled()
+    with ll.reference_path():
+        assert not _fast.enabled()
+    assert _fast.enabled()
