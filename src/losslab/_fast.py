@@ -176,30 +176,35 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
                 buf = scratch.buf = np.empty((rows, c), dt)
             e = buf[: hi - lo]
         m = zb.max(axis=1)
-        np.subtract(zb, m[:, None], out=e)
-        np.exp(e, out=e)
-        s = e.sum(axis=1)
-        lse = m + np.log(s)
+        np.subtract(zb, m[:, None], out=e)  # shifted logits d = z - max: the target terms use d, not z,
+        r = np.arange(hi - lo)              # so a small loss is not the difference of two large numbers
         if prob_targets:
             q = targets[lo:hi] * (1.0 - eps)
             q += eps / c
             if weight is not None:
                 q *= weight
+            q_d = np.einsum("ij,ij->i", q, e)
+        else:
+            yb, wyb, validb = safe[lo:hi], w_y[lo:hi], valid[lo:hi]
+            d_y = e[r, yb]
+            if eps:
+                d_w = e @ weight if weight is not None else e.sum(axis=1)
+        np.exp(e, out=e)
+        s = e.sum(axis=1)
+        log_s = np.log(s)
+        if prob_targets:  # l = Q log s - q . d,  Q = sum(q)
             big_q = q.sum(axis=1)
-            per_item[lo:hi] = big_q * lse - np.einsum("ij,ij->i", q, zb)
+            per_item[lo:hi] = big_q * log_s - q_d
             if with_grad:  # u (Q p - q) with p = e / s
                 e *= (u * big_q / s)[:, None]
                 q *= u
                 e -= q
             return
-        r = np.arange(hi - lo)
-        yb, wyb = safe[lo:hi], w_y[lo:hi]
-        validb = valid[lo:hi]
-        # l = Q lse - (1 - eps) w_y z_y - (eps / C) sum_c w_c z_c,  Q = (1 - eps) w_y + (eps / C) sum(w)
+        # l = Q log s - (1 - eps) w_y d_y - (eps / C) valid sum_c w_c d_c,  Q = (1 - eps) w_y + (eps / C) sum(w)
         big_q = (1.0 - eps) * wyb + (eps / c) * w_sum * validb
-        li = big_q * lse - (1.0 - eps) * wyb * zb[r, yb]
+        li = big_q * log_s - (1.0 - eps) * wyb * d_y
         if eps:
-            li -= (eps / c) * validb * (zb @ weight if weight is not None else zb.sum(axis=1))
+            li -= (eps / c) * validb * d_w
         per_item[lo:hi] = li
         if with_grad:  # u (Q p - q), q = (1 - eps) w_y onehot(y) + (eps / C) w on valid rows
             e *= (u * big_q / s)[:, None]
