@@ -3,6 +3,8 @@ float64, threaded and single-threaded; and the fallbacks for what a fast path do
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 
@@ -61,8 +63,12 @@ LARGE = [
 ]
 
 
+ENGINES = ["numpy", "numba"] if _fast._numba.AVAILABLE else ["numpy"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("name", "spec"), LARGE, ids=[f"{n}-{'-'.join(s)}" for n, s in LARGE])
-def test_threaded_blocks_equal_single_thread_and_reference(name, spec):
+def test_threaded_blocks_equal_single_thread_and_reference(name, spec, engine):
     rng = np.random.default_rng(5)
     n, c = 700, 1000  # 700k elements: above the threading threshold, many blocks, odd split
     x = rng.standard_normal((n, c)).astype(np.float32) * 3
@@ -77,18 +83,23 @@ def test_threaded_blocks_equal_single_thread_and_reference(name, spec):
         t = rng.uniform(0, 1, size=(n, c)).astype(np.float32)
     fn = ll.get_loss(name)
     before = ll.get_num_threads()
+    engine_ctx = _fast.numpy_only() if engine == "numpy" else contextlib.nullcontext()
     try:
-        ll.set_num_threads(1)
-        single = fn.value_and_grad(x, t, **opts)
-        ll.set_num_threads(3)
-        threaded = fn.value_and_grad(x, t, **opts)
+        with engine_ctx:
+            ll.set_num_threads(1)
+            single = fn.value_and_grad(x, t, **opts)
+            ll.set_num_threads(3)
+            threaded = fn.value_and_grad(x, t, **opts)
+            items = fn(x, t, **opts, reduction="none")
     finally:
         ll.set_num_threads(before)
     np.testing.assert_allclose(threaded[0], single[0], rtol=1e-5)
-    np.testing.assert_array_equal(threaded[1], single[1])  # blocks are the same work, whoever runs them
+    np.testing.assert_array_equal(threaded[1], single[1])  # each element is the same work, whoever runs it
     with ll.reference_path():
         ref = fn.value_and_grad(x, t, **opts)
+        ref_items = fn(x, t, **opts, reduction="none")
     assert_same_results(threaded, ref, "float32")
+    assert_same_results((items,), (ref_items,), "float32")
 
 
 def test_fast_paths_decline_what_they_do_not_handle():

@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import _numba
+
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _REDUCTIONS = ("none", "mean", "sum")
 BLOCK_BYTES = 1 << 20  # 1 MiB of logits per block: stays in L2 through its several passes (tuned on 2 cores)
@@ -37,11 +39,13 @@ PARALLEL_MIN_ELEMENTS = 1 << 18  # below this, threads cost more than they save
 
 class _Settings(threading.local):
     enabled: bool = os.environ.get("LOSSLAB_FAST", "1") not in ("0", "false", "False")
+    compiled: bool = True  # use the Numba kernels where installed (see _numba.py)
 
 
 _settings = _Settings()
 _threads = {"n": max(1, min(8, int(os.environ.get("LOSSLAB_NUM_THREADS", 0) or (os.cpu_count() or 1))))}
 _pool: dict[int, ThreadPoolExecutor] = {}
+_numba.set_threads(_threads["n"])
 
 
 def enabled() -> bool:
@@ -59,11 +63,23 @@ def reference_path() -> Iterator[None]:
         _settings.enabled = previous
 
 
+@contextlib.contextmanager
+def numpy_only() -> Iterator[None]:
+    """Inside this block the fast paths use NumPy alone, not the optional Numba kernels."""
+    previous = _settings.compiled
+    _settings.compiled = False
+    try:
+        yield
+    finally:
+        _settings.compiled = previous
+
+
 def set_num_threads(n: int) -> None:
     """Threads the fast NumPy paths may use for large inputs (1 turns threading off)."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"n must be a positive int, got {n!r}")
     _threads["n"] = n
+    _numba.set_threads(n)
 
 
 def get_num_threads() -> int:
@@ -224,7 +240,7 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
 # A kernel fills l (the per-element loss) and, when g is given, g (dl/dx) for one block; the
 # driver handles weights, reductions and threads. Blocks of ELEMENT_BLOCK elements stay in L1/L2.
 
-ELEMENT_BLOCK = 1 << 14
+ELEMENT_BLOCK = 1 << 17
 _LOG2 = math.log(2.0)
 
 
@@ -309,30 +325,43 @@ def _quantile(xb, tb, l, g, o):
     np.maximum(q * r, (q - 1.0) * r, out=l)
 
 
-def _sigmoid_parts(xb):
-    """a = e^-|x|, sigmoid(x), sigmoid(-x), each without overflow."""
-    a = np.exp(-np.abs(xb))
-    inv = 1.0 / (1.0 + a)
-    pos = xb >= 0
-    s = np.where(pos, inv, a * inv)
-    s_neg = np.where(pos, a * inv, inv)
-    return a, s, s_neg
+def _sigmoid_parts(xb, both: bool = True):
+    """a = e^-|x|, sigmoid(x) and (if ``both``) sigmoid(-x), without overflow or cancellation.
 
-
-def _softplus_pair(xb, a):
-    """softplus(x) and softplus(-x), from a = e^-|x| (no cancellation for large |x|)."""
-    log1p_a = np.log1p(a)
-    return np.maximum(xb, 0.0) + log1p_a, np.maximum(-xb, 0.0) + log1p_a
+    With inv = 1/(1+a): sigmoid(x) = inv for x >= 0 and a inv below. The select is arithmetic
+    (a inv + [x >= 0] (inv - a inv)) because np.where costs several times an exp; each sigmoid
+    adds the gap to the small branch a inv, so the small one is never a difference."""
+    a = np.abs(xb)
+    np.negative(a, out=a)
+    np.exp(a, out=a)
+    inv = 1.0 + a
+    np.reciprocal(inv, out=inv)
+    a_inv = a * inv
+    np.subtract(inv, a_inv, out=inv)  # inv now holds the gap
+    positive = xb >= 0
+    s = a_inv + inv * positive
+    if not both:
+        return a, s, None
+    return a, s, a_inv + inv * ~positive
 
 
 def _bce_logits(xb, tb, l, g, o):
-    # l = (1 - t) softplus(x) + w+ t softplus(-x);  dl/dx = (1 - t) sigmoid(x) - w+ t sigmoid(-x)
-    a, s, s_neg = _sigmoid_parts(xb)
-    pt = tb if o["pos_weight"] is None else o["pos_weight"] * tb
-    sp, sp_neg = _softplus_pair(xb, a)
+    # l = (1 - t) relu(x) + w+ t relu(-x) + ((1 - t) + w+ t) log1p(e^-|x|)
+    #   = relu(x) - t x + log1p(e^-|x|) without pos_weight (exact: no large terms cancel)
+    # dl/dx = (1 - t) sigmoid(x) - w+ t sigmoid(-x)
+    a, s, s_neg = _sigmoid_parts(xb, both=o["pos_weight"] is not None)
+    if o["pos_weight"] is None:
+        np.maximum(xb, 0.0, out=l)
+        l -= tb * xb  # exact first (0 when the target agrees), then the small log1p term
+        l += np.log1p(a)
+        if g is not None:
+            np.subtract(s, tb, out=g)
+        return
+    pt = o["pos_weight"] * tb
     nt = 1.0 - tb
-    np.multiply(nt, sp, out=l)
-    l += pt * sp_neg
+    np.multiply(nt, np.maximum(xb, 0.0), out=l)
+    l += pt * np.maximum(-xb, 0.0)
+    l += (nt + pt) * np.log1p(a)
     if g is not None:
         np.multiply(nt, s, out=g)
         g -= pt * s_neg
@@ -340,8 +369,9 @@ def _bce_logits(xb, tb, l, g, o):
 
 def _focal(xb, tb, l, g, o):
     a, s, s_neg = _sigmoid_parts(xb)
-    sp, sp_neg = _softplus_pair(xb, a)
-    bce = (1.0 - tb) * sp + tb * sp_neg
+    bce = np.maximum(xb, 0.0)
+    bce -= tb * xb
+    bce += np.log1p(a)
     m = tb * s_neg + (1.0 - tb) * s  # 1 - p_t
     alpha, gamma = o["alpha"], o["gamma"]
     a_t = 1.0 if alpha is None or alpha < 0 else alpha * tb + (1.0 - alpha) * (1.0 - tb)
@@ -358,8 +388,26 @@ def _focal(xb, tb, l, g, o):
         g *= a_t
 
 
-def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), checks=None):
-    """A fast path for an elementwise loss: ``kernel`` plus the options it reads."""
+def _compiled(name, x, t, w, p, u, keep, with_grad):
+    """Run the fused Numba kernel on flat contiguous arrays; None where it does not apply."""
+    kernel = _numba.KERNELS.get(name)
+    if kernel is None or not _settings.compiled or x.size < PARALLEL_MIN_ELEMENTS:
+        return None
+    if not (x.flags.c_contiguous and t.flags.c_contiguous) or (w is not None and w.shape != x.shape):
+        return None
+    empty = np.empty(0, x.dtype)
+    flat_w = np.ascontiguousarray(w).reshape(-1) if w is not None else empty
+    per_item = np.empty(x.size, x.dtype) if keep else empty
+    grad = np.empty(x.size, x.dtype) if with_grad else empty
+    scalar = x.dtype.type  # float32 options keep float32 arithmetic (and SIMD width)
+    total = kernel(x.reshape(-1), t.reshape(-1), flat_w, scalar(p), scalar(u), per_item, grad)
+    return total, (per_item.reshape(x.shape) if keep else None), (grad.reshape(x.shape) if with_grad else None)
+
+
+def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), checks=None, name=None, param=None):
+    """A fast path for an elementwise loss: ``kernel`` plus the options it reads.
+
+    ``name``/``param`` select the fused Numba kernel (``_numba.KERNELS``) and its scalar option."""
 
     def fast(args, options, reduction, normalizer, with_grad):
         if len(args) != 2 or not _reduction_ok(reduction, normalizer):
@@ -376,20 +424,47 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         x2 = _rows_view(x)
         t2 = t.astype(x.dtype, copy=False).reshape(x2.shape)
         arrays = {}
-        for name in ("weight", *extra_arrays):
-            arrays[name] = _option_rows(options.get(name), x, x2)
-            if arrays[name] is NotImplemented:
+        for option in ("weight", *extra_arrays):
+            arrays[option] = _option_rows(options.get(option), x, x2)
+            if arrays[option] is NotImplemented:
                 return NotImplemented
         opts.update(arrays)
         w = arrays["weight"]
         dt = x.dtype
-        per_item = np.empty(x2.shape, dt)
+        keep = reduction == "none"  # otherwise only block partial sums: no full-size loss buffer
+        per_item = np.empty(x2.shape, dt) if keep else None
         grad = np.empty(x2.shape, dt) if with_grad else None
         rows = max(1, ELEMENT_BLOCK // x2.shape[1])
+        partial = {}
+        scratch = threading.local()
+        if w is None or not weighted_mean:
+            divisor = x.size
+        else:
+            divisor = float(np.broadcast_to(w, x2.shape).sum(dtype=np.float64))
+        k = divisor if normalizer is None else normalizer
+        u = (1.0 / k if k != 0 else 0.0) if reduction == "mean" else 1.0  # d value / d per-item term
+        p = float(opts[param]) if param else 0.0
+        w_full = None if w is None else (w.reshape(x.shape) if w.shape == x2.shape else w)
+        compiled = None
+        if not any(opts.get(e) is not None for e in extra_arrays):
+            kernel_name = "mae" if name == "smooth_l1" and p == 0 else name  # smooth L1 with beta = 0 is L1
+            compiled = _compiled(kernel_name, x, t2.reshape(x.shape), w_full, p, u, keep, with_grad)
+        if compiled is not None:
+            total, items, grad = compiled
+            if not np.isfinite(total):
+                return NotImplemented
+            value, _ = _finish(total, items, reduction, divisor, normalizer, dt)
+            return (value, grad) if with_grad else value
 
         def work(lo, hi):
             sub = {k: (v[lo:hi] if isinstance(v, np.ndarray) and v.shape == x2.shape else v) for k, v in opts.items()}
-            lb = per_item[lo:hi]
+            if keep:
+                lb = per_item[lo:hi]
+            else:
+                buf = getattr(scratch, "buf", None)
+                if buf is None:
+                    buf = scratch.buf = np.empty((rows, x2.shape[1]), dt)
+                lb = buf[: hi - lo]
             gb = grad[lo:hi] if with_grad else None
             kernel(x2[lo:hi], t2[lo:hi], lb, gb, sub)
             if w is not None:
@@ -397,21 +472,16 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
                 lb *= wb
                 if gb is not None:
                     gb *= wb
+            if gb is not None and u != 1.0:
+                gb *= u  # while the block is in cache
+            partial[lo] = lb.sum()
 
         _run_blocks(x2.shape[0], rows, x.size, work)
-        total = per_item.sum()
+        total = dt.type(sum(partial[k] for k in sorted(partial)))  # a fixed order: same result on any thread count
         if not np.isfinite(total):
             return NotImplemented  # infinite inputs: the reference path defines the result
-        if w is None or not weighted_mean:
-            divisor = x.size
-        else:
-            divisor = float(np.broadcast_to(w, x2.shape).sum(dtype=np.float64))
-        value, u = _finish(total, per_item.reshape(x.shape), reduction, divisor, normalizer, dt)
-        if not with_grad:
-            return value
-        if u != 1.0:
-            grad *= u
-        return value, grad.reshape(x.shape)
+        value, _ = _finish(total, per_item.reshape(x.shape) if keep else None, reduction, divisor, normalizer, dt)
+        return (value, grad.reshape(x.shape)) if with_grad else value
 
     return fast
 
@@ -430,11 +500,14 @@ def _focal_ok(o, t):
     return alpha_ok and _number(o["gamma"]) and o["gamma"] >= 0 and _in_unit(t)
 
 
-mse = _elementwise(_mse, {}, True)
-mae = _elementwise(_mae, {}, True)
-huber = _elementwise(_huber, {"delta": 1.0}, True, checks=_positive("delta"))
-smooth_l1 = _elementwise(_smooth_l1, {"beta": 1.0}, True, checks=lambda o, t: _number(o["beta"]) and o["beta"] >= 0)
-log_cosh = _elementwise(_log_cosh, {}, True)
-quantile = _elementwise(_quantile, {"q": 0.5}, True, checks=lambda o, t: _number(o["q"]) and 0 < o["q"] < 1)
-binary_cross_entropy_with_logits = _elementwise(_bce_logits, {}, False, extra_arrays=("pos_weight",), checks=lambda o, t: _in_unit(t))
+mse = _elementwise(_mse, {}, True, name="mse")
+mae = _elementwise(_mae, {}, True, name="mae")
+huber = _elementwise(_huber, {"delta": 1.0}, True, checks=_positive("delta"), name="huber", param="delta")
+smooth_l1 = _elementwise(_smooth_l1, {"beta": 1.0}, True, checks=lambda o, t: _number(o["beta"]) and o["beta"] >= 0,
+                         name="smooth_l1", param="beta")
+log_cosh = _elementwise(_log_cosh, {}, True, name="log_cosh")
+quantile = _elementwise(_quantile, {"q": 0.5}, True, checks=lambda o, t: _number(o["q"]) and 0 < o["q"] < 1,
+                        name="quantile", param="q")
+binary_cross_entropy_with_logits = _elementwise(_bce_logits, {}, False, extra_arrays=("pos_weight",),
+                                                checks=lambda o, t: _in_unit(t), name="binary_cross_entropy_with_logits")
 focal = _elementwise(_focal, {"alpha": 0.25, "gamma": 2.0}, False, checks=_focal_ok)
