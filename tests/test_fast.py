@@ -60,6 +60,7 @@ LARGE = [
     ("mse", {}), ("mae", {"weight": "full"}), ("huber", {"delta": 0.5}), ("smooth_l1", {"beta": 0.2}),
     ("log_cosh", {}), ("quantile", {"q": 0.8}),
     ("binary_cross_entropy_with_logits", {"pos_weight": "w", "weight": "full"}), ("focal", {"gamma": 1.5}),
+    ("info_nce", {"temperature": 0.1}), ("siglip", {}),
 ]
 
 

@@ -511,3 +511,118 @@ quantile = _elementwise(_quantile, {"q": 0.5}, True, checks=lambda o, t: _number
 binary_cross_entropy_with_logits = _elementwise(_bce_logits, {}, False, extra_arrays=("pos_weight",),
                                                 checks=lambda o, t: _in_unit(t), name="binary_cross_entropy_with_logits")
 focal = _elementwise(_focal, {"alpha": 0.25, "gamma": 2.0}, False, checks=_focal_ok)
+
+
+# -- similarity losses on (N, D) embeddings: InfoNCE (CLIP) and SigLIP ----------------------------
+# One N x N buffer holds S, then exp(S - max) or the pairwise terms, then dL/dS, in place;
+# the other temporaries are row blocks. The matmuls are BLAS.
+
+_SHIFT_RANGE = {np.dtype(np.float32): 60.0, np.dtype(np.float64): 600.0}  # exp(-range) stays normal
+
+
+def _pair_inputs(args, options, allowed, reduction, normalizer):
+    if len(args) != 2 or not _reduction_ok(reduction, normalizer) or len(options.keys() - allowed):
+        return None
+    a, b = args
+    normalize = options.get("normalize", True)
+    if not (_float_array(a) and _float_array(b)) or a.ndim != 2 or a.shape != b.shape or a.dtype != b.dtype:
+        return None
+    if a.shape[0] == 0 or type(normalize) is not bool:
+        return None
+    return a, b, normalize
+
+
+def _unit_rows(x, normalize):
+    if not normalize:
+        return x, None
+    n = np.sqrt(np.einsum("ij,ij->i", x, x))
+    np.maximum(n, 1e-12, out=n)
+    return x / n[:, None], n
+
+
+def _unit_rows_backward(g, x_hat, n, raw):
+    """Gradient w.r.t. x_hat = x / max(||x||, 1e-12) pulled back to x (as the reference path)."""
+    if n is None:
+        return g
+    projected = (g - x_hat * np.einsum("ij,ij->i", x_hat, g)[:, None]) / n[:, None]
+    clamped = np.sqrt(np.einsum("ij,ij->i", raw, raw)) <= 1e-12
+    if clamped.any():
+        projected[clamped] = g[clamped] / n[clamped, None]
+    return projected
+
+
+def _row_blocks(n_rows, n_cols, itemsize):
+    return max(1, BLOCK_BYTES // max(1, n_cols * itemsize))
+
+
+def info_nce(args, options, reduction, normalizer, with_grad):
+    parsed = _pair_inputs(args, options, {"temperature", "normalize"}, reduction, normalizer)
+    temperature = options.get("temperature", 0.07)
+    if parsed is None or not _number(temperature) or temperature <= 0:
+        return NotImplemented
+    a, b, normalize = parsed
+    n, dt = a.shape[0], a.dtype
+    a_hat, na = _unit_rows(a, normalize)
+    b_hat, nb = _unit_rows(b, normalize)
+    s = a_hat @ b_hat.T
+    s *= 1.0 / temperature
+    top, bottom = s.max(), s.min()
+    if not (np.isfinite(top) and np.isfinite(bottom)) or top - bottom > _SHIFT_RANGE[dt]:
+        return NotImplemented  # one shared shift would underflow: the reference path shifts per row and column
+    diag = s.diagonal().copy()
+    s -= top
+    np.exp(s, out=s)  # s now holds E = exp(S - max S), for the row and the column softmax alike
+    rows, cols = s.sum(axis=1), s.sum(axis=0)
+    # l_i = [(lse_row_i - S_ii) + (lse_col_i - S_ii)] / 2,  lse = max S + log(sum E)
+    per_item = (0.5 * (np.log(rows) + np.log(cols)) + top - diag).astype(dt, copy=False)
+    value, u = _finish(per_item.sum(), per_item, reduction, n, normalizer, dt)
+    if not with_grad:
+        return value
+    # dL/dS_ij = (u / 2) E_ij (1 / rows_i + 1 / cols_j) - u [i = j]   (u: d value / d l_i)
+    inv_rows, inv_cols = (0.5 * u) / rows, (0.5 * u) / cols
+    step = _row_blocks(n, n, dt.itemsize)
+    for lo in range(0, n, step):
+        block = s[lo:lo + step]
+        block *= inv_rows[lo:lo + step, None] + inv_cols[None, :]
+    s[np.arange(n), np.arange(n)] -= u
+    ga = (s @ b_hat) * (1.0 / temperature)
+    gb = (s.T @ a_hat) * (1.0 / temperature)
+    return value, (_unit_rows_backward(ga, a_hat, na, a).astype(dt, copy=False),
+                   _unit_rows_backward(gb, b_hat, nb, b).astype(dt, copy=False))
+
+
+def siglip(args, options, reduction, normalizer, with_grad):
+    parsed = _pair_inputs(args, options, {"t", "bias", "normalize"}, reduction, normalizer)
+    scale, bias = options.get("t", 10.0), options.get("bias", -10.0)
+    if parsed is None or not (_number(scale) and scale > 0 and _number(bias)):
+        return NotImplemented
+    a, b, normalize = parsed
+    n, dt = a.shape[0], a.dtype
+    a_hat, na = _unit_rows(a, normalize)
+    b_hat, nb = _unit_rows(b, normalize)
+    w = a_hat @ b_hat.T
+    w *= scale
+    w += bias
+    index = np.arange(n)
+    w[index, index] *= -1.0  # w = -z S (z = +1 on the diagonal, -1 off it): l_i = sum_j softplus(w_ij)
+    per_item = np.empty(n, dt)
+    step = _row_blocks(n, n, dt.itemsize)
+    for lo in range(0, n, step):
+        wb = w[lo:lo + step]
+        a_exp, sig, _ = _sigmoid_parts(wb, both=False)
+        sp = np.maximum(wb, 0.0)
+        sp += np.log1p(a_exp)  # softplus(w), exact for large |w|
+        per_item[lo:lo + step] = sp.sum(axis=1)
+        if with_grad:
+            wb[...] = sig  # d softplus(w)/dw = sigmoid(w); dw/dS = -z
+    if not np.isfinite(per_item).all():
+        return NotImplemented
+    value, u = _finish(per_item.sum(), per_item, reduction, n, normalizer, dt)
+    if not with_grad:
+        return value
+    w *= u
+    w[index, index] *= -1.0  # dL/dS = -z sigmoid(w) u
+    ga = (w @ b_hat) * scale
+    gb = (w.T @ a_hat) * scale
+    return value, (_unit_rows_backward(ga, a_hat, na, a).astype(dt, copy=False),
+                   _unit_rows_backward(gb, b_hat, nb, b).astype(dt, copy=False))
