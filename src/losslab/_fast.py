@@ -432,11 +432,6 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         w = arrays["weight"]
         dt = x.dtype
         keep = reduction == "none"  # otherwise only block partial sums: no full-size loss buffer
-        per_item = np.empty(x2.shape, dt) if keep else None
-        grad = np.empty(x2.shape, dt) if with_grad else None
-        rows = max(1, ELEMENT_BLOCK // x2.shape[1])
-        partial = {}
-        scratch = threading.local()
         if w is None or not weighted_mean:
             divisor = x.size
         else:
@@ -455,6 +450,11 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
                 return NotImplemented
             value, _ = _finish(total, items, reduction, divisor, normalizer, dt)
             return (value, grad) if with_grad else value
+        per_item = np.empty(x2.shape, dt) if keep else None
+        grad = np.empty(x2.shape, dt) if with_grad else None
+        rows = max(1, ELEMENT_BLOCK // x2.shape[1])
+        partial = {}
+        scratch = threading.local()
 
         def work(lo, hi):
             sub = {k: (v[lo:hi] if isinstance(v, np.ndarray) and v.shape == x2.shape else v) for k, v in opts.items()}
