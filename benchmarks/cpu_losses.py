@@ -35,6 +35,10 @@ def _set_threads(n: int) -> None:
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
     os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={n}"
+    # PyTorch's and Numba's OpenMP threads spin-wait after each parallel region by default; on a
+    # machine with few cores that spinning steals the next peer's cores. Passive waiting keeps the
+    # peers from timing each other.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
@@ -51,7 +55,7 @@ def main() -> None:
 
 
 def _median_time(fn, repeats: int, budget_s: float = 3.0) -> float:
-    time.sleep(0.05)  # let the previous peer's worker threads go idle
+    time.sleep(0.2)  # let the previous peer's worker threads go idle
     fn()  # warm-up (compilation, allocator)
     times: list[float] = []
     start = time.perf_counter()
@@ -291,6 +295,7 @@ def _environment(threads: int) -> dict:
         pass
     return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": platform.machine(),
             "cpu": cpu, "cores": os.cpu_count(), "threads": threads, "os": platform.platform(), "versions": versions,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "what": "mean loss + gradient w.r.t. predictions, float32, median of repeated runs"}
 
 
