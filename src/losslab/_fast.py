@@ -390,8 +390,10 @@ def _focal(xb, tb, l, g, o):
 
 def _compiled(name, x, t, w, p, u, keep, with_grad):
     """Run the fused Numba kernel on flat contiguous arrays; None where it does not apply."""
-    kernel = _numba.KERNELS.get(name)
-    if kernel is None or not _settings.compiled or x.size < PARALLEL_MIN_ELEMENTS:
+    if not _settings.compiled or x.size < PARALLEL_MIN_ELEMENTS:
+        return None
+    kernel = _numba.kernel(name)
+    if kernel is None:
         return None
     if not (x.flags.c_contiguous and t.flags.c_contiguous) or (w is not None and w.shape != x.shape):
         return None
@@ -407,7 +409,7 @@ def _compiled(name, x, t, w, p, u, keep, with_grad):
 def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), checks=None, name=None, param=None):
     """A fast path for an elementwise loss: ``kernel`` plus the options it reads.
 
-    ``name``/``param`` select the fused Numba kernel (``_numba.KERNELS``) and its scalar option."""
+    ``name``/``param`` select the fused Numba kernel (``_numba.kernel``) and its scalar option."""
 
     def fast(args, options, reduction, normalizer, with_grad):
         if len(args) != 2 or not _reduction_ok(reduction, normalizer):
