@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from . import _numba
+from ._xp import overriding
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _REDUCTIONS = ("none", "mean", "sum")
@@ -55,23 +56,15 @@ def enabled() -> bool:
 @contextlib.contextmanager
 def reference_path() -> Iterator[None]:
     """Compute with the reference (Array API) implementation inside this block, not the fast paths."""
-    previous = _settings.enabled
-    _settings.enabled = False
-    try:
+    with overriding(_settings, "enabled", False):
         yield
-    finally:
-        _settings.enabled = previous
 
 
 @contextlib.contextmanager
 def numpy_only() -> Iterator[None]:
     """Inside this block the fast paths use NumPy alone, not the optional Numba kernels."""
-    previous = _settings.compiled
-    _settings.compiled = False
-    try:
+    with overriding(_settings, "compiled", False):
         yield
-    finally:
-        _settings.compiled = previous
 
 
 def set_num_threads(n: int) -> None:

@@ -76,10 +76,9 @@ class Loss:
         return f"<losslab loss {self.name}{self.__signature__}>"
 
     def __call__(self, *args, reduction: str = "mean", normalizer: Any = None, **options):
-        if self.fast is not None and args and type(args[0]) is np.ndarray and _fast.enabled():
-            out = self.fast(args, options, reduction, normalizer, False)
-            if out is not NotImplemented:
-                return out
+        out = self._try_fast(args, options, reduction, normalizer, False)
+        if out is not NotImplemented:
+            return out
         xp, bound = self._bind(args, options, reduction, normalizer)
         if self._use_torch_autograd(bound):
             return _torch_apply(self, bound, reduction, normalizer)
@@ -89,10 +88,9 @@ class Loss:
 
     def value_and_grad(self, *args, reduction: str = "mean", normalizer: Any = None, **options):
         """``(value, gradient)`` in one pass; the gradient is shaped like the prediction input(s)."""
-        if self.fast is not None and args and type(args[0]) is np.ndarray and _fast.enabled():
-            out = self.fast(args, options, reduction, normalizer, True)
-            if out is not NotImplemented:
-                return out
+        out = self._try_fast(args, options, reduction, normalizer, True)
+        if out is not NotImplemented:
+            return out
         xp, bound = self._bind(args, options, reduction, normalizer)
         st = self.prepare(xp, **bound)
         value, u = self._value(xp, st, reduction, normalizer)
@@ -111,6 +109,12 @@ class Loss:
         return xp.astype(h, st.input_dtypes[0])
 
     # -- internals ------------------------------------------------------------------------------
+    def _try_fast(self, args, options, reduction, normalizer, with_grad: bool):
+        """The fast NumPy path's result, or NotImplemented when it does not take this call."""
+        if self.fast is None or not args or type(args[0]) is not np.ndarray or not _fast.enabled():
+            return NotImplemented
+        return self.fast(args, options, reduction, normalizer, with_grad)
+
     def _bind(self, args, options, reduction, normalizer):
         check.reduction(reduction, normalizer, self.reductions)
         try:

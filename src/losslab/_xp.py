@@ -23,6 +23,17 @@ class _State(threading.local):
 _state = _State()
 
 
+@contextlib.contextmanager
+def overriding(settings: Any, name: str, value: Any) -> Iterator[None]:
+    """Set ``settings.name`` to ``value`` inside the block, then restore it (for thread-local switches)."""
+    previous = getattr(settings, name)
+    setattr(settings, name, value)
+    try:
+        yield
+    finally:
+        setattr(settings, name, previous)
+
+
 def strict_checks_enabled() -> bool:
     """Whether value checks also run where they cost a device sync (CUDA tensors)."""
     override = _state.strict
@@ -41,12 +52,8 @@ def strict_checks(enabled: bool = True) -> Iterator[None]:
     variable ``LOSSLAB_STRICT_CHECKS=1``) they also run on CUDA tensors, at the cost of a sync.
     Traced values (``jax.jit``, ``torch.compile``) can never be checked.
     """
-    previous = _state.strict
-    _state.strict = enabled
-    try:
+    with overriding(_state, "strict", enabled):
         yield
-    finally:
-        _state.strict = previous
 
 
 def is_array(x: Any) -> bool:
