@@ -318,8 +318,8 @@ def _quantile(xb, tb, l, g, o):
     np.maximum(q * r, (q - 1.0) * r, out=l)
 
 
-def _sigmoid_parts(xb, both: bool = True):
-    """a = e^-|x|, sigmoid(x) and (if ``both``) sigmoid(-x), without overflow or cancellation.
+def _sigmoid_parts(xb):
+    """a = e^-|x|, sigmoid(x) and sigmoid(-x), without overflow or cancellation.
 
     With inv = 1/(1+a): sigmoid(x) = inv for x >= 0 and a inv below. The select is arithmetic
     (a inv + [x >= 0] (inv - a inv)) because np.where costs several times an exp; each sigmoid
@@ -332,24 +332,28 @@ def _sigmoid_parts(xb, both: bool = True):
     a_inv = a * inv
     np.subtract(inv, a_inv, out=inv)  # inv now holds the gap
     positive = xb >= 0
-    s = a_inv + inv * positive
-    if not both:
-        return a, s, None
-    return a, s, a_inv + inv * ~positive
+    return a, a_inv + inv * positive, a_inv + inv * ~positive
 
 
 def _bce_logits(xb, tb, l, g, o):
     # l = (1 - t) relu(x) + w+ t relu(-x) + ((1 - t) + w+ t) log1p(e^-|x|)
     #   = relu(x) - t x + log1p(e^-|x|) without pos_weight (exact: no large terms cancel)
     # dl/dx = (1 - t) sigmoid(x) - w+ t sigmoid(-x)
-    a, s, s_neg = _sigmoid_parts(xb, both=o["pos_weight"] is not None)
     if o["pos_weight"] is None:
+        log1p_a = np.abs(xb)  # L = log1p(e^-|x|), built in place: 4 passes
+        np.negative(log1p_a, out=log1p_a)
+        np.exp(log1p_a, out=log1p_a)
+        np.log1p(log1p_a, out=log1p_a)
         np.maximum(xb, 0.0, out=l)
-        l -= tb * xb  # exact first (0 when the target agrees), then the small log1p term
-        l += np.log1p(a)
-        if g is not None:
-            np.subtract(s, tb, out=g)
+        l -= tb * xb  # exact first (0 when the target agrees), then the small log term
+        l += log1p_a
+        if g is not None:  # sigmoid(x) = exp(min(x, 0) - L): exact, and reuses L
+            np.minimum(xb, 0.0, out=g)
+            g -= log1p_a
+            np.exp(g, out=g)
+            g -= tb
         return
+    a, s, s_neg = _sigmoid_parts(xb)
     pt = o["pos_weight"] * tb
     nt = 1.0 - tb
     np.multiply(nt, np.maximum(xb, 0.0), out=l)
@@ -604,12 +608,14 @@ def siglip(args, options, reduction, normalizer, with_grad):
     step = _row_blocks(n, n, dt.itemsize)
     for lo in range(0, n, step):
         wb = w[lo:lo + step]
-        a_exp, sig, _ = _sigmoid_parts(wb, both=False)
+        log_term = np.log1p(np.exp(-np.abs(wb)))  # L = log1p(e^-|w|)
         sp = np.maximum(wb, 0.0)
-        sp += np.log1p(a_exp)  # softplus(w), exact for large |w|
+        sp += log_term  # softplus(w), exact for large |w|
         per_item[lo:lo + step] = sp.sum(axis=1)
-        if with_grad:
-            wb[...] = sig  # d softplus(w)/dw = sigmoid(w); dw/dS = -z
+        if with_grad:  # d softplus(w)/dw = sigmoid(w) = exp(min(w, 0) - L); dw/dS = -z
+            np.minimum(wb, 0.0, out=wb)
+            wb -= log_term
+            np.exp(wb, out=wb)
     if not np.isfinite(per_item).all():
         return NotImplemented
     value, u = _finish(per_item.sum(), per_item, reduction, n, normalizer, dt)
