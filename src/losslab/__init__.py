@@ -5,6 +5,7 @@
 np.float64(0.1875)
 """
 
+from . import metrics
 from ._fast import get_num_threads, reference_path, set_num_threads
 from ._xp import strict_checks
 from .losses.classification import (
@@ -39,6 +40,7 @@ __all__ = [
     "log_cosh",
     "losses",
     "mae",
+    "metrics",
     "mse",
     "multiclass_hinge",
     "nll",
