@@ -8,6 +8,7 @@ np.float64(0.1875)
 from . import metrics
 from ._fast import get_num_threads, reference_path, set_num_threads
 from ._xp import strict_checks
+from .advisor import Recommendation, recommend
 from .losses.classification import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -25,6 +26,7 @@ from .registry import get, get_loss, losses
 
 __version__ = "0.1.0"
 __all__ = [
+    "Recommendation",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "contrastive",
@@ -45,6 +47,7 @@ __all__ = [
     "multiclass_hinge",
     "nll",
     "quantile",
+    "recommend",
     "reference_path",
     "set_num_threads",
     "siglip",

@@ -130,6 +130,41 @@ def _cmd_ce(args) -> None:
                   + (f"  (label_smoothing={args.label_smoothing:g})" if args.label_smoothing else ""))
 
 
+def _read_columns(path: str, columns: list[str] | None) -> np.ndarray:
+    """Numeric columns of a CSV file with a header row (all numeric columns when none are named)."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as err:
+        sys.exit(f"error: cannot read {path}: {err.strerror}")
+    if not rows:
+        sys.exit(f"error: {path} has no data rows")
+    names = columns or list(rows[0].keys())
+    missing = [c for c in names if c not in rows[0]]
+    if missing:
+        sys.exit(f"error: {path} has no column {missing[0]!r}; its columns are {list(rows[0].keys())}")
+    try:
+        data = np.array([[float(r[c]) for c in names] for r in rows])
+    except ValueError as err:
+        sys.exit(f"error: a value in column(s) {names} of {path} is not a number ({err})")
+    return data[:, 0] if data.shape[1] == 1 else data
+
+
+def _cmd_recommend(args) -> None:
+    from .advisor import recommend
+
+    if args.task is None and args.targets is None:
+        sys.exit("error: give --task or --targets FILE.csv (with --column NAME)")
+    targets = _read_columns(args.targets, args.column) if args.targets else None
+    try:
+        rec = recommend(args.task, targets=targets)
+    except (ValueError, TypeError) as err:
+        sys.exit(f"error: {err}")
+    print(json.dumps(rec.to_dict(), indent=2) if args.json else rec)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="losslab", description="Loss functions: values, gradients and what they mean.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -153,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--q", type=float, default=0.5, help="the quantile loss's q (default 0.5)")
     p.add_argument("--json", action="store_true", help='print {"loss": {"value": ..., "grad": [...]}}')
     p.set_defaults(run=_cmd_compare)
+
+    p = sub.add_parser("recommend", help="which loss, options, output layer and metrics for a task or for your targets")
+    p.add_argument("--task", choices=("regression", "binary", "multiclass", "multilabel", "ranking"))
+    p.add_argument("--targets", metavar="FILE.csv", help="a CSV file with a header row")
+    p.add_argument("--column", nargs="+", metavar="NAME", help="the target column(s); several make a multi-label/multi-output target")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_recommend)
 
     p = sub.add_parser("ce", help="softmax probabilities, cross-entropy and its gradient for one row of logits")
     p.add_argument("--logits", type=float, nargs="+", required=True)
