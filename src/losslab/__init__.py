@@ -8,7 +8,7 @@ np.float64(0.1875)
 from . import metrics
 from ._fast import get_num_threads, reference_path, set_num_threads
 from ._xp import strict_checks
-from .advisor import Recommendation, recommend
+from .advisor import Recommendation, check_inputs, lint, recommend
 from .losses.classification import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -29,6 +29,7 @@ __all__ = [
     "Recommendation",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
+    "check_inputs",
     "contrastive",
     "cross_entropy",
     "focal",
@@ -39,6 +40,7 @@ __all__ = [
     "huber",
     "info_nce",
     "kl_div",
+    "lint",
     "log_cosh",
     "losses",
     "mae",
