@@ -106,3 +106,14 @@ def test_check_inputs_on_data():
     assert ll.check_inputs("binary_cross_entropy_with_logits", torch.randn(32) * 3) == []
     with pytest.raises(KeyError, match="no loss named"):
         ll.check_inputs("crossentropy", logits)
+
+
+def test_cli_check(tmp_path, capsys):
+    from losslab.cli import main
+
+    path = tmp_path / "out.csv"
+    path.write_text("p0,p1,p2,y\n0.2,0.5,0.3,1\n0.1,0.1,0.8,2\n0.6,0.3,0.1,0\n")
+    main(["check", "cross_entropy", str(path), "--inputs", "p0", "p1", "p2", "--targets", "y"])
+    assert "[probabilities-as-logits]" in capsys.readouterr().out
+    main(["check", "nll", str(path), "--inputs", "p0", "p1", "p2", "--json"])
+    assert "softmax-into-nll" in capsys.readouterr().out

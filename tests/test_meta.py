@@ -17,6 +17,16 @@ def test_readme_tour_runs():
     assert float(namespace["value"]) > 0 and namespace["grad"].shape == (1, 3)
 
 
+def test_readme_choosing_example_runs_and_prints_what_it_says(capsys):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## Choosing a loss.*?```python\n(.*?)```", text, re.S).group(1)
+    exec(compile(block, "README choosing", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    promised = [line.removeprefix("# ").strip() for line in block.splitlines() if line.startswith("# ")]
+    for line in promised:  # every "# output" comment in the block is what the code above it printed
+        assert line in printed
+
+
 def _asserts_something(fn: ast.FunctionDef) -> bool:
     for node in ast.walk(fn):
         if isinstance(node, ast.Assert):

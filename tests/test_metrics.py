@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -129,3 +131,17 @@ def test_traced_values_are_refused():
 
     with pytest.raises(TypeError, match="traced value"):
         jax.jit(lambda s: m.roc_auc(jnp.array([0, 1]), s))(jnp.array([0.1, 0.9]))
+
+
+def test_cli_metrics(tmp_path, capsys):
+    from losslab.cli import main
+
+    y, s = _data(11, n=200)
+    path = tmp_path / "scores.csv"
+    path.write_text("y,score\n" + "\n".join(f"{a},{b}" for a, b in zip(y, s)) + "\n")
+    main(["metrics", str(path), "--labels", "y", "--scores", "score", "--recall", "0.9", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert data["roc_auc"] == pytest.approx(sk.roc_auc_score(y, s))
+    assert data["threshold_for"]["recall"] >= 0.9
+    main(["metrics", str(path), "--labels", "y", "--scores", "score"])
+    assert "average_precision" in capsys.readouterr().out

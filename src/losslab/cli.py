@@ -165,6 +165,81 @@ def _cmd_recommend(args) -> None:
     print(json.dumps(rec.to_dict(), indent=2) if args.json else rec)
 
 
+def _cmd_experiment(args) -> None:
+    from .experiments import EXPERIMENTS, run
+
+    if args.name is None:
+        for name, what in EXPERIMENTS.items():
+            print(f"{name:14s} {what}")
+        return
+    try:
+        result = run(args.name, progress=not args.json and sys.stderr.isatty(), seed=args.seed)
+    except KeyError as err:
+        sys.exit(f"error: {err.args[0]}")
+    if args.json:
+        print(json.dumps(result.to_dict()))
+    else:
+        print(result)
+    if args.out:
+        try:
+            paths = result.save_plots(args.out)
+        except ImportError as err:
+            sys.exit(f"error: {err}")
+        if not args.json:
+            print("\nplots: " + ", ".join(str(p) for p in paths))
+
+
+def _cmd_metrics(args) -> None:
+    from . import metrics as m
+
+    y = _read_columns(args.csv, [args.labels])
+    scores = _read_columns(args.csv, [args.scores])
+    try:
+        report = {"accuracy": m.accuracy(y, scores, threshold=args.threshold),
+                  "balanced_accuracy": m.balanced_accuracy(y, scores, threshold=args.threshold),
+                  "precision": m.precision(y, scores, threshold=args.threshold),
+                  "recall": m.recall(y, scores, threshold=args.threshold),
+                  "f1": m.f1(y, scores, threshold=args.threshold),
+                  "roc_auc": m.roc_auc(y, scores), "average_precision": m.average_precision(y, scores)}
+        if 0 <= scores.min() and scores.max() <= 1:
+            report["log_loss"], report["brier_score"] = m.log_loss(y, scores), m.brier_score(y, scores)
+        target = {"recall": args.recall, "precision": args.precision}
+        choice = m.threshold_for(y, scores, **{k: v for k, v in target.items() if v is not None}) if any(
+            v is not None for v in target.values()) else None
+    except (ValueError, TypeError) as err:
+        sys.exit(f"error: {err}")
+    if args.json:
+        print(json.dumps({**report, "threshold_for": None if choice is None else choice.__dict__}))
+        return
+    table = _table(f"Binary metrics ({y.size} items, threshold {args.threshold:g} for the label metrics)", ["metric", "value"])
+    for name, value in report.items():
+        table.add_row(name, f"{value:.4f}")
+    console = _console()
+    console.print(table)
+    if choice is not None:
+        console.print(str(choice))
+
+
+def _cmd_check(args) -> None:
+    from .advisor import check_inputs
+
+    x = _read_columns(args.csv, args.inputs)
+    targets = _read_columns(args.csv, [args.targets]) if args.targets else None
+    if targets is not None and args.loss in ("cross_entropy", "nll"):
+        targets = targets.astype(int)
+    try:
+        findings = check_inputs(args.loss, x, targets)
+    except KeyError as err:
+        sys.exit(f"error: {err.args[0]}")
+    if args.json:
+        print(json.dumps([f.__dict__ for f in findings]))
+    elif not findings:
+        print(f"no problem found: these inputs fit {args.loss}")
+    else:
+        for f in findings:
+            print(f"{f}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="losslab", description="Loss functions: values, gradients and what they mean.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -195,6 +270,31 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column", nargs="+", metavar="NAME", help="the target column(s); several make a multi-label/multi-output target")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_recommend)
+
+    p = sub.add_parser("metrics", help="evaluation metrics for binary labels and scores in a CSV file")
+    p.add_argument("csv", metavar="FILE.csv")
+    p.add_argument("--labels", required=True, metavar="COLUMN", help="the 0/1 labels")
+    p.add_argument("--scores", required=True, metavar="COLUMN", help="the model's scores or probabilities")
+    p.add_argument("--threshold", type=float, default=0.5)
+    p.add_argument("--recall", type=float, help="also find the threshold reaching this recall (e.g. 0.99)")
+    p.add_argument("--precision", type=float, help="also find the threshold reaching this precision")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_metrics)
+
+    p = sub.add_parser("check", help="does this data fit the loss? (probabilities passed as logits, indices out of range, ...)")
+    p.add_argument("loss")
+    p.add_argument("csv", metavar="FILE.csv")
+    p.add_argument("--inputs", nargs="+", required=True, metavar="COLUMN", help="the model-output column(s), one per class")
+    p.add_argument("--targets", metavar="COLUMN")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_check)
+
+    p = sub.add_parser("experiment", help="run a small training experiment that tests a seed claim (no NAME: list them)")
+    p.add_argument("name", nargs="?")
+    p.add_argument("--out", metavar="DIR", help="save the experiment's plots (PNG) here")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the table, histories and claims as JSON")
+    p.set_defaults(run=_cmd_experiment)
 
     p = sub.add_parser("ce", help="softmax probabilities, cross-entropy and its gradient for one row of logits")
     p.add_argument("--logits", type=float, nargs="+", required=True)
