@@ -121,6 +121,19 @@ def to_numpy(x: Any) -> np.ndarray:
     return np.asarray(x)
 
 
+def host_numbers(name: str, x: Any, needed_by: str) -> np.ndarray:
+    """A concrete array or list of numbers as a NumPy array, for host-side tools (metrics, advisor)."""
+    if is_traced(x):
+        raise TypeError(f"{name} is a traced value (inside jax.jit or torch.compile); {needed_by} needs concrete arrays")
+    try:
+        arr = to_numpy(x) if is_array(x) else np.asarray(x)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be an array or a list of numbers, got {type(x).__name__}") from None
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+    return arr
+
+
 def is_floating(xp, x) -> bool:
     return xp.isdtype(x.dtype, "real floating")
 

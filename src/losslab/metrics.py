@@ -42,14 +42,7 @@ _AVERAGES = ("binary", "macro", "micro", "weighted")
 
 
 def _host(name: str, x: Any) -> np.ndarray:
-    if _xp.is_traced(x):
-        raise TypeError(f"{name} is a traced value (inside jax.jit or torch.compile); metrics need concrete arrays")
-    try:
-        arr = _xp.to_numpy(x) if _xp.is_array(x) else np.asarray(x)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be an array or a list of numbers, got {type(x).__name__}") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+    arr = _xp.host_numbers(name, x, "a metric")
     if arr.ndim == 0 or arr.shape[0] == 0:
         raise ValueError(f"{name} must hold at least one item, got shape {arr.shape}")
     return arr

@@ -66,14 +66,7 @@ def _short(v: Any) -> str:
 
 
 def _targets(targets: Any) -> np.ndarray:
-    if _xp.is_traced(targets):
-        raise TypeError("targets is a traced value; pass concrete targets to recommend()")
-    try:
-        arr = _xp.to_numpy(targets) if _xp.is_array(targets) else np.asarray(targets)
-    except (TypeError, ValueError):
-        raise TypeError(f"targets must be an array or a list of numbers, got {type(targets).__name__}") from None
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"targets must hold numbers, got dtype {arr.dtype}")
+    arr = _xp.host_numbers("targets", targets, "recommend()")
     if arr.ndim not in (1, 2) or arr.shape[0] < 2:
         raise ValueError(f"targets must be 1-D (one per item) or 2-D (items x outputs) with at least 2 items, got shape {arr.shape}")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):

@@ -109,24 +109,22 @@ def sigmoid_trap(seed=0, progress=None):
               "when confidently wrong, BCE's gradient is far larger than MSE-on-sigmoid's (p (1 - p) ~ 0)":
               bce_row["gradient at start"] > 10 * mse_row["gradient at start"]}
 
-    def draw_accuracy(ax):
-        for name, h in histories.items():
-            ax.plot(h["accuracy"], label=name)
-        ax.set_xscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("accuracy")
-        ax.set_title("From a confidently wrong start")
-        ax.legend()
+    def curves(metric, title, log_y):
+        def draw(ax):
+            for name, h in histories.items():
+                ax.plot(h[metric], label=name)
+            ax.set_xscale("log")
+            if log_y:
+                ax.set_yscale("log")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel(metric if metric != "gradient" else "|gradient|")
+            ax.set_title(title)
+            ax.legend()
 
-    def draw_gradient(ax):
-        for name, h in histories.items():
-            ax.plot(h["gradient"], label=name)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel("|gradient|")
-        ax.set_title("The gradient that drives learning")
-        ax.legend()
+        return draw
+
+    draw_accuracy = curves("accuracy", "From a confidently wrong start", False)
+    draw_gradient = curves("gradient", "The gradient that drives learning", True)
 
     return ExperimentResult("sigmoid-trap", f"Logistic model from w = -6 (confidently wrong), {n} points, lr {lr}",
                             table, histories, claims, plots=[draw_accuracy, draw_gradient])
