@@ -1,13 +1,12 @@
-"""Every worked number of the seed documents (../shared/seeds), computed by losslab, checked
-against an independent textbook computation, and compared with what the article printed.
+"""Every worked number of the seed documents (../shared/seeds): losslab's value (``losslab.examples``)
+checked against an independent textbook computation, and compared with what the article printed.
 Where an article printed a number its own formula does not give, the test asserts the computed
-value, records the mismatch, and docs/seed-numbers.md says so."""
+value, and both ``losslab examples`` and docs/seed-numbers.md say so."""
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,89 +14,82 @@ import pytest
 import torch
 
 import losslab as ll
+from losslab import examples
+from losslab.cli import main
 
 
 def _softmax(z):
-    e = np.exp(np.asarray(z) - np.max(z))
+    e = np.exp(np.asarray(z, dtype=float) - np.max(z))
     return e / e.sum()
 
 
-def _ce(z, c):
-    return float(ll.cross_entropy(np.asarray(z, dtype=float), np.array(c)))
+P4, A4, P4O = np.array([2.5, 0.0, 2.0, 8.0]), np.array([3.0, -0.5, 2.0, 7.0]), np.array([2.5, 0.0, 2.0, 50.0])
+PP, PT = np.array([1.5, 2.5, 3.0]), np.array([1.0, 3.0, 3.0])
 
 
-P4, A4 = np.array([2.5, 0.0, 2.0, 8.0]), np.array([3.0, -0.5, 2.0, 7.0])
-P4_OUTLIER = np.array([2.5, 0.0, 2.0, 50.0])
-PLAY_P, PLAY_T = np.array([1.5, 2.5, 3.0]), np.array([1.0, 3.0, 3.0])
+def _huber(p, t):
+    e = np.abs(p - t)
+    return np.mean(np.where(e <= 1, 0.5 * e**2, e - 0.5))
 
 
-@dataclass
-class Worked:
-    seed: str
-    what: str
-    computed: Callable[[], float]  # by losslab
-    independent: Callable[[], float]  # textbook formula, no losslab
-    printed: float | None  # what the article printed (None: a claim without a number)
-    decimals: int  # the article's precision
-    article_is_right: bool
+# the textbook computation of each example, written independently of losslab
+INDEPENDENT = {
+    "000-ce-right": lambda: -math.log(_softmax([2, 5, 1])[1]),
+    "000-ce-wrong": lambda: -math.log(_softmax([5, 1, 2])[1]),
+    "000-bce-pos": lambda: -math.log(0.01),
+    "000-bce-neg": lambda: -math.log(1 - 0.99),
+    "000-mse-grad": lambda: 2 * (0.0 - 1.0),
+    "001-play-mse": lambda: np.mean((PP - PT) ** 2),
+    "001-play-mae": lambda: np.mean(np.abs(PP - PT)),
+    "001-play-huber": lambda: _huber(PP, PT),
+    "001-ce-0.9": lambda: -math.log(0.9),
+    "001-ce-0.1": lambda: -math.log(0.1),
+    "001-ce-ratio": lambda: math.log(0.1) / math.log(0.9),
+    "001-logloss-100x": lambda: math.log(0.01) / math.log(0.4),
+    "001-random-ln2": lambda: math.log(2),
+    "002-mse": lambda: np.mean((P4 - A4) ** 2),
+    "002-mae": lambda: np.mean(np.abs(P4 - A4)),
+    "002-huber": lambda: _huber(P4, A4),
+    "002-mse-outlier": lambda: np.mean((P4O - A4) ** 2),
+    "002-mae-outlier": lambda: np.mean(np.abs(P4O - A4)),
+    "002-huber-outlier": lambda: _huber(P4O, A4),
+    "002-mse-100k": lambda: 100.0,
+    "002-ce-0.9": lambda: -math.log(0.9),
+    "002-ce-0.01": lambda: -math.log(0.01),
+    "002-softmax-0": lambda: _softmax([2, 1, 0.1])[0],
+    "002-softmax-1": lambda: _softmax([2, 1, 0.1])[1],
+    "002-softmax-2": lambda: _softmax([2, 1, 0.1])[2],
+    "002-ce": lambda: -math.log(_softmax([2, 1, 0.1])[0]),
+    "002-confident-right": lambda: -math.log(_softmax([5, 0.5, 0.5])[0]),
+    "002-uncertain": lambda: -math.log(_softmax([1.2, 1.0, 0.8])[0]),
+    "002-confident-wrong": lambda: -math.log(_softmax([0.5, 0.5, 5])[0]),
+    "002-100x-worse": lambda: math.log(_softmax([0.5, 0.5, 5])[0]) / math.log(_softmax([5, 0.5, 0.5])[0]),
+    "003-mse": lambda: (0.04 + 2.25 + 0.16) / 3,
+    "003-four-times": lambda: 9 / 2.25,
+    "003-bce-0.9": lambda: -math.log(0.9),
+    "003-bce-0.1": lambda: -math.log(0.1),
+    "003-quiz-0.05": lambda: -math.log(0.05),
+    "004-mse-10": lambda: 100.0,
+    "004-mse-2": lambda: 4.0,
+    "004-bce-grad": lambda: -(1 / 0.2),
+}
+# the printed numbers that the articles' own inputs do not give (docs/seed-numbers.md)
+ARTICLE_WRONG = {"001-logloss-100x", "002-mse", "002-mae", "002-huber", "002-mse-outlier", "002-mae-outlier",
+                 "002-huber-outlier", "002-confident-right", "002-uncertain", "002-confident-wrong", "002-100x-worse"}
+RESULTS = examples.check()
 
 
-WORKED = [
-    # seed 000: What Is a Loss Function?
-    Worked("000", "CE, logits [2, 5, 1], true class 1", lambda: _ce([2, 5, 1], 1), lambda: -math.log(_softmax([2, 5, 1])[1]), None, 4, True),
-    Worked("000", "CE, confidently wrong logits [5, 1, 2], true class 1", lambda: _ce([5, 1, 2], 1), lambda: -math.log(_softmax([5, 1, 2])[1]), None, 4, True),
-    Worked("000", "BCE, y = 1, p = 0.01", lambda: float(ll.binary_cross_entropy(np.array([0.01]), np.array([1.0]))), lambda: -math.log(0.01), 4.6, 1, True),
-    Worked("000", "BCE, y = 0, p = 0.99", lambda: float(ll.binary_cross_entropy(np.array([0.99]), np.array([0.0]))), lambda: -math.log(1 - 0.99), 4.6, 1, True),
-    Worked("000", "MSE gradient for p = 0 when y = 1 (bounded: magnitude 2)", lambda: float(ll.mse.grad(np.array([0.0]), np.array([1.0]))[0]), lambda: 2 * (0.0 - 1.0), -2.0, 0, True),
-    # seed 001: Loss Functions: MSE, Cross-Entropy & Friends
-    Worked("001", "playground MSE, errors (0.5, -0.5, 0)", lambda: float(ll.mse(PLAY_P, PLAY_T)), lambda: np.mean((PLAY_P - PLAY_T) ** 2), 0.1667, 4, True),
-    Worked("001", "playground MAE, errors (0.5, -0.5, 0)", lambda: float(ll.mae(PLAY_P, PLAY_T)), lambda: np.mean(np.abs(PLAY_P - PLAY_T)), 0.3333, 4, True),
-    Worked("001", "playground Huber(1), errors (0.5, -0.5, 0)", lambda: float(ll.huber(PLAY_P, PLAY_T)), lambda: np.mean(0.5 * (PLAY_P - PLAY_T) ** 2), 0.0833, 4, True),
-    Worked("001", "CE at p = 0.90", lambda: float(ll.nll(np.log(np.array([0.9, 0.1])), np.array(0))), lambda: -math.log(0.9), 0.1054, 4, True),
-    Worked("001", "CE at p = 0.10", lambda: float(ll.nll(np.log(np.array([0.1, 0.9])), np.array(0))), lambda: -math.log(0.1), 2.3026, 4, True),
-    Worked("001", "confident-wrong penalty ratio CE(0.10) / CE(0.90)", lambda: _ce(np.log([0.1, 0.9]), 0) / _ce(np.log([0.9, 0.1]), 0), lambda: math.log(0.1) / math.log(0.9), 21.9, 1, True),
-    Worked("001", "log loss ratio: 0.99 on the wrong class vs 0.6 on the wrong class ('roughly 100x')",
-           lambda: float(ll.binary_cross_entropy(np.array([0.99]), np.array([0.0])) / ll.binary_cross_entropy(np.array([0.6]), np.array([0.0]))),
-           lambda: math.log(0.01) / math.log(0.4), 100.0, -1, False),
-    Worked("001", "random binary classifier's log loss (p = 0.5): ln 2", lambda: float(ll.binary_cross_entropy_with_logits(np.zeros(8), np.array([0, 1.0] * 4))), lambda: math.log(2), 0.693, 3, True),
-    # seed 002: How a Neural Network Knows It's Wrong (the printed torch outputs)
-    Worked("002", "MSELoss([2.5, 0, 2, 8], [3, -0.5, 2, 7])", lambda: float(ll.mse(P4, A4)), lambda: np.mean((P4 - A4) ** 2), 0.1875, 4, False),
-    Worked("002", "L1Loss([2.5, 0, 2, 8], [3, -0.5, 2, 7])", lambda: float(ll.mae(P4, A4)), lambda: np.mean(np.abs(P4 - A4)), 0.375, 3, False),
-    Worked("002", "HuberLoss(delta=1)([2.5, 0, 2, 8], [3, -0.5, 2, 7])", lambda: float(ll.huber(P4, A4)), lambda: np.mean(np.where(np.abs(P4 - A4) <= 1, 0.5 * (P4 - A4) ** 2, np.abs(P4 - A4) - 0.5)), 0.125, 3, False),
-    Worked("002", "MSELoss with the outlier 50", lambda: float(ll.mse(P4_OUTLIER, A4)), lambda: np.mean((P4_OUTLIER - A4) ** 2), 395.1875, 4, False),
-    Worked("002", "L1Loss with the outlier 50", lambda: float(ll.mae(P4_OUTLIER, A4)), lambda: np.mean(np.abs(P4_OUTLIER - A4)), 10.875, 3, False),
-    Worked("002", "HuberLoss with the outlier 50", lambda: float(ll.huber(P4_OUTLIER, A4)), lambda: np.mean(np.where(np.abs(P4_OUTLIER - A4) <= 1, 0.5 * (P4_OUTLIER - A4) ** 2, np.abs(P4_OUTLIER - A4) - 0.5)), 42.625, 3, False),
-    Worked("002", "MSE: a 100k error vs a 10k error", lambda: float(ll.mse(np.array([100e3]), np.zeros(1)) / ll.mse(np.array([10e3]), np.zeros(1))), lambda: 100.0, 100.0, 0, True),
-    Worked("002", "CE, p = 0.9 ('≈ 0.1')", lambda: _ce(np.log([0.9, 0.1]), 0), lambda: -math.log(0.9), 0.1, 1, True),
-    Worked("002", "CE, p = 0.01 ('≈ 4.6')", lambda: _ce(np.log([0.01, 0.99]), 0), lambda: -math.log(0.01), 4.6, 1, True),
-    Worked("002", "softmax([2, 1, 0.1])[0]", lambda: float(np.exp(-ll.cross_entropy(np.array([2.0, 1.0, 0.1]), np.array(0)))), lambda: _softmax([2, 1, 0.1])[0], 0.659, 3, True),
-    Worked("002", "softmax([2, 1, 0.1])[1]", lambda: float(np.exp(-ll.cross_entropy(np.array([2.0, 1.0, 0.1]), np.array(1)))), lambda: _softmax([2, 1, 0.1])[1], 0.242, 3, True),
-    Worked("002", "softmax([2, 1, 0.1])[2]", lambda: float(np.exp(-ll.cross_entropy(np.array([2.0, 1.0, 0.1]), np.array(2)))), lambda: _softmax([2, 1, 0.1])[2], 0.099, 3, True),
-    Worked("002", "CE, logits [2, 1, 0.1], class 0", lambda: _ce([2, 1, 0.1], 0), lambda: -math.log(_softmax([2, 1, 0.1])[0]), 0.417, 3, True),
-    Worked("002", "CE scenario 'confident & correct' [5, 0.5, 0.5], class 0", lambda: _ce([5, 0.5, 0.5], 0), lambda: -math.log(_softmax([5, 0.5, 0.5])[0]), 0.04, 2, False),
-    Worked("002", "CE scenario 'uncertain' [1.2, 1.0, 0.8], class 0", lambda: _ce([1.2, 1.0, 0.8], 0), lambda: -math.log(_softmax([1.2, 1.0, 0.8])[0]), 1.10, 2, False),
-    Worked("002", "CE scenario 'confident & wrong' [0.5, 0.5, 5], class 0", lambda: _ce([0.5, 0.5, 5], 0), lambda: -math.log(_softmax([0.5, 0.5, 5])[0]), 4.56, 2, False),
-    Worked("002", "confident-wrong vs confident-right ('~100x worse')", lambda: _ce([0.5, 0.5, 5], 0) / _ce([5, 0.5, 0.5], 0), lambda: math.log(_softmax([0.5, 0.5, 5])[0]) / math.log(_softmax([5, 0.5, 0.5])[0]), 100.0, -2, False),
-    # seed 003: Loss Functions (AI Foundations)
-    Worked("003", "MSE of (4.2, 4.0), (7.5, 6.0), (3.1, 3.5)", lambda: float(ll.mse(np.array([4.2, 7.5, 3.1]), np.array([4.0, 6.0, 3.5]))), lambda: (0.04 + 2.25 + 0.16) / 3, 0.817, 3, True),
-    Worked("003", "off by 3 vs off by 1.5: four times the loss", lambda: float(ll.mse(np.array([3.0]), np.zeros(1)) / ll.mse(np.array([1.5]), np.zeros(1))), lambda: 9 / 2.25, 4.0, 0, True),
-    Worked("003", "BCE case 1: y = 1, p = 0.9", lambda: float(ll.binary_cross_entropy(np.array([0.9]), np.array([1.0]))), lambda: -math.log(0.9), 0.105, 3, True),
-    Worked("003", "BCE case 2: y = 1, p = 0.1", lambda: float(ll.binary_cross_entropy(np.array([0.1]), np.array([1.0]))), lambda: -math.log(0.1), 2.303, 3, True),
-    Worked("003", "quiz: BCE for p = 0.05, y = 1", lambda: float(ll.binary_cross_entropy(np.array([0.05]), np.array([1.0]))), lambda: -math.log(0.05), None, 3, True),
-    # seed 004: Common Loss Functions in Machine Learning
-    Worked("004", "MSE: an error of 10 contributes 100", lambda: float(ll.mse(np.array([10.0]), np.zeros(1))), lambda: 100.0, 100.0, 0, True),
-    Worked("004", "MSE: an error of 2 contributes 4", lambda: float(ll.mse(np.array([2.0]), np.zeros(1))), lambda: 4.0, 4.0, 0, True),
-    Worked("004", "BCE gradient -(y/p) + (1-y)/(1-p) at p = 0.2, y = 1", lambda: float(ll.binary_cross_entropy.grad(np.array([0.2]), np.array([1.0]))[0]), lambda: -(1 / 0.2), -5.0, 0, True),
-]
+def test_every_example_has_an_independent_oracle():
+    assert {r.example.id for r in RESULTS} == set(INDEPENDENT)
+    assert {e.seed for e in examples.EXAMPLES} == {"000", "001", "002", "003", "004"}
 
 
-@pytest.mark.parametrize("w", WORKED, ids=[f"{w.seed}-{w.what[:50]}" for w in WORKED])
-def test_worked_number(w):
-    value = w.computed()
-    assert value == pytest.approx(w.independent(), rel=1e-9, abs=1e-12)
-    if w.printed is not None:
-        agrees = round(value, w.decimals) == pytest.approx(w.printed, abs=10.0 ** -(w.decimals + 3))
-        assert agrees == w.article_is_right, f"{w.what}: computed {value:.6g}, article printed {w.printed}"
+@pytest.mark.parametrize("result", RESULTS, ids=[r.example.id for r in RESULTS])
+def test_worked_number(result):
+    assert result.computed == pytest.approx(INDEPENDENT[result.example.id](), rel=1e-9, abs=1e-12)
+    if result.example.printed is not None:
+        assert result.agrees == (result.example.id not in ARTICLE_WRONG), str(result)
+        assert ("DIFFERS" in str(result)) == (result.example.id in ARTICLE_WRONG)
 
 
 def test_seed_002_regression_outputs_are_what_pytorch_prints_too():
@@ -125,8 +117,20 @@ def test_seed_claims_about_gradients():
 
 def test_docs_record_every_wrong_seed_number():
     text = (Path(__file__).resolve().parents[1] / "docs" / "seed-numbers.md").read_text(encoding="utf-8")
-    for w in WORKED:
-        if not w.article_is_right:
-            assert repr(w.printed).removesuffix(".0") in text, f"docs/seed-numbers.md does not mention the printed {w.printed} ({w.what})"
-            shown = f"{w.computed():.4f}" if abs(w.computed()) < 1000 else f"{w.computed():.1f}"
-            assert shown in text, f"docs/seed-numbers.md does not give the computed {shown} ({w.what})"
+    for r in RESULTS:
+        if r.agrees is False:
+            assert repr(r.example.printed).removesuffix(".0") in text, f"docs/seed-numbers.md does not mention {r.example.printed}"
+            assert f"{r.computed:.4f}" in text, f"docs/seed-numbers.md does not give the computed {r.computed:.4f}"
+
+
+def test_cli_examples(capsys):
+    main(["examples", "--seed", "002", "--json"])
+    rows = json.loads(capsys.readouterr().out)
+    assert {r["id"] for r in rows} == {e.id for e in examples.EXAMPLES if e.seed == "002"}
+    assert next(r for r in rows if r["id"] == "002-mse")["agrees"] is False
+    main(["examples"])
+    out = capsys.readouterr().out
+    assert "DIFFERS" in out and "11 printed numbers differ" in out
+    with pytest.raises(KeyError, match="no worked example"):
+        examples.get("002-nope")
+    assert examples.get("002-ce").value() == pytest.approx(0.417, abs=5e-4)

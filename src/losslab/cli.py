@@ -240,6 +240,26 @@ def _cmd_check(args) -> None:
             print(f"{f}\n")
 
 
+def _cmd_examples(args) -> None:
+    from .examples import check
+
+    results = check(args.seed)
+    if args.json:
+        print(json.dumps([{"id": r.example.id, "seed": r.example.seed, "title": r.example.title, "inputs": r.example.inputs,
+                           "formula": r.example.formula, "printed": r.example.printed, "computed": r.computed,
+                           "agrees": r.agrees} for r in results]))
+        return
+    table = _table("The seed documents' worked examples, recomputed", ["seed", "example", "formula", "printed", "computed", "verdict"])
+    for r in results:
+        e = r.example
+        verdict = "-" if r.agrees is None else ("matches" if r.agrees else "[bold red]DIFFERS[/bold red]")
+        table.add_row(e.seed, e.title, e.formula, "-" if e.printed is None else f"{e.printed:.10g}", f"{r.computed:.4f}", verdict)
+    _console().print(table)
+    wrong = [r for r in results if r.agrees is False]
+    if wrong:
+        _console().print(f"{len(wrong)} printed numbers differ from what their own inputs give (see docs/seed-numbers.md).")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="losslab", description="Loss functions: values, gradients and what they mean.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -270,6 +290,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column", nargs="+", metavar="NAME", help="the target column(s); several make a multi-label/multi-output target")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_recommend)
+
+    p = sub.add_parser("examples", help="every worked example of the seed documents, recomputed, with the printed number")
+    p.add_argument("--seed", choices=("000", "001", "002", "003", "004"), help="one seed document only")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(run=_cmd_examples)
 
     p = sub.add_parser("metrics", help="evaluation metrics for binary labels and scores in a CSV file")
     p.add_argument("csv", metavar="FILE.csv")
