@@ -260,6 +260,36 @@ def _cmd_examples(args) -> None:
         _console().print(f"{len(wrong)} printed numbers differ from what their own inputs give (see docs/seed-numbers.md).")
 
 
+def _cmd_plot(args) -> None:
+    from .plots import PLOTS
+
+    options = {}
+    for item in args.option or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            sys.exit(f"error: --option takes KEY=VALUE, got {item!r}")
+        try:
+            options[key] = float(value)
+        except ValueError:
+            sys.exit(f"error: --option {key} must be a number, got {value!r}")
+    kind = PLOTS[args.name]
+    try:
+        if args.name == "landscape":
+            fig = kind(args.loss[0] if args.loss else "mse", target=args.target, **options)
+        elif args.name == "compare":
+            fig = kind(tuple(args.loss) if args.loss else ("mse", "mae", "huber"), target=args.target)
+        elif args.name == "outlier" and args.loss:
+            fig = kind(tuple(args.loss))
+        else:
+            fig = kind()
+        fig.savefig(args.out, dpi=args.dpi)
+    except (KeyError, ValueError, TypeError) as err:
+        sys.exit(f"error: {err.args[0] if isinstance(err, KeyError) else err}")
+    except ImportError as err:
+        sys.exit(f"error: {err}")
+    print(f"wrote {args.out}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="losslab", description="Loss functions: values, gradients and what they mean.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -290,6 +320,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--column", nargs="+", metavar="NAME", help="the target column(s); several make a multi-label/multi-output target")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_recommend)
+
+    p = sub.add_parser("plot", help="draw a figure: landscape, compare, confidence, outlier, gradient, parameter-landscape, accuracy-vs-loss")
+    p.add_argument("name", choices=("landscape", "compare", "confidence", "outlier", "gradient", "parameter-landscape", "accuracy-vs-loss"))
+    p.add_argument("--loss", nargs="+", metavar="NAME", help="the loss(es): one for landscape, several for compare ('mse:sigmoid' allowed)")
+    p.add_argument("--target", type=float, help="the target for regression landscapes (default 3)")
+    p.add_argument("--option", nargs="+", metavar="KEY=VALUE", help="loss options, e.g. delta=0.5")
+    p.add_argument("--out", required=True, metavar="FILE.png|svg")
+    p.add_argument("--dpi", type=int, default=110)
+    p.set_defaults(run=_cmd_plot)
 
     p = sub.add_parser("examples", help="every worked example of the seed documents, recomputed, with the printed number")
     p.add_argument("--seed", choices=("000", "001", "002", "003", "004"), help="one seed document only")

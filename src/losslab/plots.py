@@ -1,0 +1,288 @@
+"""Figures that show what a loss does (matplotlib; ``pip install 'losslab[plots]'``).
+
+Every function returns a ``matplotlib.figure.Figure`` and draws from the registry and the losses
+themselves: a landscape's x-axis comes from the loss's spec (its input names and task), never from
+per-loss plotting code. ``losslab plot NAME --out file.png`` writes any of them.
+
+- ``landscape(name)``: loss and gradient against the prediction (error, probability, logit, margin, ...);
+- ``compare(names)``: several losses on one axis; ``"mse:sigmoid"`` applies a loss after a sigmoid;
+- ``confidence_scenarios()``: the seeds' confident-right / uncertain / confident-wrong bars;
+- ``outlier_effect()``: one outlier's effect on each regression loss, value and gradient;
+- ``gradient_vs_wrongness()``: how hard each loss pushes as the true class's probability falls;
+- ``parameter_landscape()``: log loss (convex) vs MSE on a sigmoid (not) over a logistic model's (w, b);
+- ``accuracy_vs_loss()``: accuracy is a staircase in the weight, cross-entropy is smooth.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .registry import get, get_loss
+
+__all__ = ["PLOTS", "accuracy_vs_loss", "compare", "confidence_scenarios", "gradient_vs_wrongness", "landscape",
+           "outlier_effect", "parameter_landscape"]
+
+
+def _pyplot():
+    try:
+        import matplotlib
+
+        if matplotlib.get_backend().lower() not in ("agg", "svg", "pdf", "cairo"):
+            matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as err:  # pragma: no cover - the plots extra is missing
+        raise ImportError("losslab.plots needs matplotlib: pip install 'losslab[plots]'") from err
+    return plt
+
+
+def _sigmoid(z):
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+@dataclass(frozen=True)
+class Axis:
+    """How to sweep one loss along one number: x values, and loss/gradient per x."""
+
+    label: str
+    x: np.ndarray
+    values: np.ndarray
+    grads: np.ndarray
+
+
+def _axis(name: str, target: float | None, options: dict[str, Any], n: int = 401) -> Axis:
+    """The natural x-axis of a loss, derived from its spec: regression -> prediction around the target;
+    probabilities -> p of the true class; binary logits -> logit; class scores -> the true class's
+    score; -1/+1 scores -> the margin y s; embeddings -> distance or cosine similarity."""
+    spec, loss = get(name), get_loss(name)
+    first, task = next(iter(spec.inputs)), spec.task
+    if spec.family == "regression":
+        t = 3.0 if target is None else float(target)
+        x = np.linspace(t - 4, t + 4, n)
+        v, g = loss.value_and_grad(x, np.full(n, t), reduction="none", **options)
+        return Axis(f"prediction (target {t:g})", x, v, g)
+    if first == "probs":
+        x = np.linspace(0.001, 0.999, n)
+        v, g = loss.value_and_grad(x, np.ones(n), reduction="none", **options)
+        return Axis("predicted probability of the true class", x, v, g)
+    if first == "logits" and task in ("binary", "multilabel"):
+        x = np.linspace(-8, 8, n)
+        v, g = loss.value_and_grad(x, np.ones(n), reduction="none", **options)
+        return Axis("logit (target 1)", x, v, g)
+    if first == "scores" and task == "binary":
+        x = np.linspace(-3, 3, n)
+        v, g = loss.value_and_grad(x, np.ones(n), reduction="none", **options)
+        return Axis("margin y s (target +1)", x, v, g)
+    if first in ("logits", "scores", "log_probs"):  # class scores: sweep the true class's entry, others 0
+        x = np.linspace(-8, 8, n) if first != "log_probs" else np.linspace(-8, -0.01, n)  # p < 1: the others keep some mass
+        rows = np.zeros((n, 3))
+        rows[:, 0] = x
+        if first == "log_probs":
+            rows[:, 1:] = np.log((1 - np.exp(x)) / 2)[:, None]  # a proper distribution over 3 classes
+        targets = np.zeros(n, dtype=np.int64) if name != "kl_div" else np.tile([0.8, 0.1, 0.1], (n, 1))
+        v, g = loss.value_and_grad(rows, targets, reduction="none", **options)
+        v = v if v.ndim == 1 else v.sum(axis=1)
+        label = {"logits": "logit of the true class (others 0)", "scores": "score of the true class (others 0)",
+                 "log_probs": "log-probability of the true class"}[first]
+        return Axis(label, x, v, g[:, 0])
+    if first in ("x1", "anchor"):  # distance between embeddings
+        d = np.linspace(0, 3, n)
+        a, b = np.c_[d, np.zeros(n)], np.zeros((n, 2))
+        if name == "contrastive":
+            v, (g, _) = loss.value_and_grad(a, b, np.zeros(n), reduction="none", **options)
+            return Axis("distance of a dissimilar pair", d, v, np.linalg.norm(g, axis=1))
+        v, grads = loss.value_and_grad(b, np.c_[np.ones(n), np.zeros(n)], a, reduction="none", **options)
+        return Axis("anchor-negative distance (anchor-positive 1)", d, v, np.linalg.norm(grads[2], axis=1))
+    # paired embeddings: cosine similarity of the matching pair within a batch of 2
+    c = np.linspace(-1, 1, n)
+    values, grads = [], []
+    for cos in c:
+        a = np.array([[1.0, 0.0], [0.0, 1.0]])
+        b = np.array([[cos, np.sqrt(1 - cos**2)], [0.0, 1.0]])
+        v, (ga, _) = loss.value_and_grad(a, b, **options)
+        values.append(float(v))
+        grads.append(float(np.linalg.norm(ga)))
+    return Axis("cosine similarity of a matching pair", c, np.array(values), np.array(grads))
+
+
+def landscape(name: str, *, target: float | None = None, **options):
+    """Loss (left axis) and its gradient (right axis) against the loss's natural prediction axis."""
+    plt = _pyplot()
+    ax_data = _axis(name, target, options)
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(ax_data.x, ax_data.values, color="#3b82f6", label=f"{name} loss")
+    twin = ax.twinx()
+    twin.plot(ax_data.x, ax_data.grads, color="#ef4444", label="gradient")
+    twin.axhline(0, color="#ef4444", lw=0.5, ls=":")
+    ax.set_xlabel(ax_data.label)
+    ax.set_ylabel("loss", color="#3b82f6")
+    twin.set_ylabel("gradient", color="#ef4444")
+    opts = ", ".join(f"{k}={v:g}" for k, v in options.items() if isinstance(v, (int, float)))
+    formula = " ".join(" ".join(get(name).formula_text.split()).split("  "))
+    ax.set_title(f"{name}{f' ({opts})' if opts else ''}\n{formula}", fontsize=8)
+    fig.legend(loc="upper center", bbox_to_anchor=(0.5, 0.9), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _composed(entry: str, target: float | None) -> Axis:
+    """A registry loss, or 'loss:sigmoid' (the loss applied to sigmoid(logit), gradient by the chain rule)."""
+    name, _, link = entry.partition(":")
+    if not link:
+        return _axis(name, target, {})
+    if link != "sigmoid":
+        raise ValueError(f"unknown link {link!r} in {entry!r}: only 'name:sigmoid' is supported")
+    z = np.linspace(-8, 8, 401)
+    p = _sigmoid(z)
+    v, g = get_loss(name).value_and_grad(p, np.ones_like(p), reduction="none")
+    return Axis("logit (target 1)", z, v, g * p * (1 - p))
+
+
+def compare(names: list[str] | tuple[str, ...] = ("mse", "mae", "huber"), *, target: float | None = None):
+    """Several losses (and their gradients) on one axis, e.g. ("mse", "mae", "huber") or
+    ("binary_cross_entropy_with_logits", "mse:sigmoid")."""
+    plt = _pyplot()
+    axes = [(_entry, _composed(_entry, target)) for _entry in names]
+    labels = {a.label for _, a in axes}
+    if len(labels) != 1:
+        raise ValueError(f"these losses do not share an axis ({sorted(labels)}); compare losses of one kind")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.0), sharex=True)
+    for entry, a in axes:
+        top.plot(a.x, a.values, label=entry)
+        bottom.plot(a.x, a.grads, label=entry)
+    top.set_ylabel("loss")
+    bottom.set_ylabel("gradient")
+    bottom.axhline(0, color="k", lw=0.5)
+    bottom.set_xlabel(labels.pop())
+    top.legend(fontsize=8)
+    top.set_title("Loss and gradient, side by side")
+    fig.tight_layout()
+    return fig
+
+
+SCENARIOS = {"confident & correct": [5.0, 0.5, 0.5], "uncertain": [1.2, 1.0, 0.8], "confident & wrong": [0.5, 0.5, 5.0]}
+
+
+def confidence_scenarios(scenarios: dict[str, list[float]] | None = None, *, target: int = 0):
+    """Cross-entropy for a few logit vectors (seed 002's scenarios), with their softmax probabilities."""
+    plt = _pyplot()
+    scenarios = scenarios or SCENARIOS
+    ce = get_loss("cross_entropy")
+    losses = [float(ce(np.asarray(z), np.asarray(target))) for z in scenarios.values()]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    bars = ax.bar(list(scenarios), losses, color=["#2dc653", "#f4a261", "#e63946"][: len(scenarios)], width=0.5)
+    for bar, value, z in zip(bars, losses, scenarios.values()):
+        e = np.exp(np.asarray(z) - max(z))
+        probs = ", ".join(f"{p:.2f}" for p in e / e.sum())
+        ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{value:.2f}\np = [{probs}]", ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel(f"cross-entropy (true class {target})")
+    ax.set_ylim(0, max(losses) * 1.3)
+    ax.set_title("How confidence affects the loss")
+    fig.tight_layout()
+    return fig
+
+
+def outlier_effect(names: tuple[str, ...] = ("mse", "mae", "huber", "log_cosh"), *,
+                   predictions=(2.5, 0.0, 2.0, 8.0), targets=(3.0, -0.5, 2.0, 7.0), outlier: float = 50.0):
+    """Each loss's value and its gradient on the last prediction, before and after it becomes an outlier."""
+    plt = _pyplot()
+    p, t = np.asarray(predictions, dtype=float), np.asarray(targets, dtype=float)
+    q = p.copy()
+    q[-1] = outlier
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9.0, 3.8))
+    xs = np.arange(len(names))
+    for k, (label, pred) in enumerate((("clean", p), (f"last prediction {outlier:g}", q))):
+        vg = [get_loss(n).value_and_grad(pred, t) for n in names]
+        left.bar(xs + (k - 0.5) * 0.4, [float(v) for v, _ in vg], width=0.4, label=label)
+        right.bar(xs + (k - 0.5) * 0.4, [float(g[-1]) for _, g in vg], width=0.4, label=label)
+    for ax, title in ((left, "loss (mean)"), (right, "gradient on the last prediction")):
+        ax.set_xticks(xs, names)
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=8)
+    left.set_yscale("log")
+    fig.suptitle("One outlier: MSE's loss and gradient explode, robust losses stay bounded", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def gradient_vs_wrongness(classes: int = 3):
+    """|d loss / d logit of the true class| as its probability p falls: cross-entropy keeps pushing
+    (p - 1), MSE on a sigmoid/softmax output fades (its gradient carries p (1 - p))."""
+    plt = _pyplot()
+    p = np.logspace(-6, np.log10(0.999), 300)
+    z = np.log(p / (1 - p))  # the logit giving probability p (binary)
+    ce_grad = np.abs(get_loss("binary_cross_entropy_with_logits").grad(z, np.ones_like(z), reduction="none"))
+    mse_grad = np.abs(get_loss("mse").grad(p, np.ones_like(p), reduction="none") * p * (1 - p))
+    # softmax with `classes` classes: the true logit z, the others 0
+    rows = np.zeros((p.size, classes))
+    rows[:, 0] = np.log(p * (classes - 1) / (1 - p))
+    ce_soft = np.abs(get_loss("cross_entropy").grad(rows, np.zeros(p.size, dtype=np.int64), reduction="none")[:, 0])
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.loglog(p, ce_grad, label="BCE with logits: |p - 1|")
+    ax.loglog(p, ce_soft, "--", label=f"softmax cross-entropy ({classes} classes)")
+    ax.loglog(p, mse_grad, label="MSE on sigmoid: |2 (p - 1) p (1 - p)|")
+    ax.invert_xaxis()
+    ax.set_xlabel("predicted probability of the true class (more wrong to the right)")
+    ax.set_ylabel("|gradient w.r.t. the logit|")
+    ax.set_title("Confidently wrong: who still pushes?")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def _logistic_data(seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0, 1, 200)
+    y = (x + rng.normal(0, 0.5, 200) > 0.3).astype(np.float64)
+    return x, y
+
+
+def parameter_landscape(*, seed: int = 0):
+    """Contours of the mean loss over (w, b) of p = sigmoid(w x + b): BCE (convex) beside MSE on a sigmoid."""
+    plt = _pyplot()
+    x, y = _logistic_data(seed)
+    w, b = np.meshgrid(np.linspace(-10, 10, 121), np.linspace(-10, 10, 121))
+    z = w[..., None] * x + b[..., None]
+    bce = get_loss("binary_cross_entropy_with_logits")
+    mse = get_loss("mse")
+    surfaces = {"log loss (BCE): convex": np.mean(bce(z, np.broadcast_to(y, z.shape), reduction="none"), axis=-1),
+                "MSE on a sigmoid: flat plateaus, not convex": np.mean(mse(_sigmoid(z), np.broadcast_to(y, z.shape), reduction="none"), axis=-1)}
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
+    for ax, (title, surface) in zip(axes, surfaces.items()):
+        contours = ax.contourf(w, b, surface, levels=30, cmap="viridis")
+        fig.colorbar(contours, ax=ax)
+        ax.set_xlabel("weight w")
+        ax.set_ylabel("bias b")
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def accuracy_vs_loss(*, seed: int = 0):
+    """Along the weight of a logistic model: accuracy is a staircase (zero gradient almost everywhere),
+    cross-entropy is smooth: why accuracy cannot be the training loss."""
+    from . import metrics
+
+    plt = _pyplot()
+    x, y = _logistic_data(seed)
+    ws = np.linspace(-3, 6, 400)
+    bce = get_loss("binary_cross_entropy_with_logits")
+    acc = [metrics.accuracy(y, _sigmoid(w * x - 0.3 * w)) for w in ws]
+    ce = [float(bce(w * x - 0.3 * w, y)) for w in ws]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    ax.plot(ws, acc, drawstyle="steps-mid", color="#2dc653", label="accuracy")
+    twin = ax.twinx()
+    twin.plot(ws, ce, color="#8b5cf6", label="cross-entropy")
+    ax.set_xlabel("weight w")
+    ax.set_ylabel("accuracy", color="#2dc653")
+    twin.set_ylabel("cross-entropy", color="#8b5cf6")
+    ax.set_title("Accuracy is piecewise constant; the loss gives a gradient everywhere")
+    fig.legend(loc="center right", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+PLOTS = {"landscape": landscape, "compare": compare, "confidence": confidence_scenarios, "outlier": outlier_effect,
+         "gradient": gradient_vs_wrongness, "parameter-landscape": parameter_landscape, "accuracy-vs-loss": accuracy_vs_loss}
