@@ -1,0 +1,185 @@
+"""JSON API over the registry and the losses.
+
+    GET  /api/losses            the registry's specs, a JSON list
+    GET  /api/losses/{name}     one spec
+    POST /api/loss              {"loss", "predictions" | "inputs", "targets", "options", "reduction"} -> {"value", "grad"}
+    POST /api/curve             {"loss", "target", "options"} -> the landscape {"x", "values", "grads", "label"}
+    GET  /api/examples          the seed documents' worked examples, recomputed
+
+Requests are data only: JSON numbers, lists and a few names, checked against limits; nothing a
+client sends is evaluated as code. Bad requests get a 4xx with a message, never a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from ..registry import get, get_loss, losses
+
+MAX_BODY_BYTES = 1 << 20  # 1 MiB
+MAX_ELEMENTS = 100_000  # per array
+CLASS_INDEX_LOSSES = ("cross_entropy", "nll", "multiclass_hinge")
+
+
+class BadRequest(Exception):
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _finite(value: Any) -> Any:
+    """JSON cannot carry inf/NaN: send them as strings, so the client sees them plainly."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _array(field: str, value: Any, *, integers: bool = False) -> np.ndarray:
+    if not isinstance(value, (list, int, float)) or isinstance(value, bool):
+        raise BadRequest(f"{field} must be a number or a (nested) list of numbers")
+    try:
+        arr = np.asarray(value, dtype=np.int64 if integers else np.float64)
+    except (TypeError, ValueError):
+        raise BadRequest(f"{field} must be a number or a rectangular (nested) list of numbers") from None
+    if arr.size > MAX_ELEMENTS:
+        raise BadRequest(f"{field} has {arr.size} numbers; the limit is {MAX_ELEMENTS}", 413)
+    return arr
+
+
+def _options(loss_name: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise BadRequest("options must be a JSON object of option names and values")
+    allowed = {p for p in get_loss(loss_name).__signature__.parameters if p not in ("reduction", "normalizer")}
+    out = {}
+    for key, v in value.items():
+        if key not in allowed or key in get(loss_name).inputs:
+            raise BadRequest(f"{loss_name} has no option {key!r}")
+        if isinstance(v, list):
+            out[key] = _array(f"options.{key}", v)
+        elif v is None or isinstance(v, (bool, int, float)):
+            out[key] = v
+        else:
+            raise BadRequest(f"options.{key} must be a number, a boolean, null or a list of numbers")
+    return out
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes", 413)
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes", 413)
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise BadRequest("the request body must be JSON") from None
+    if not isinstance(data, dict):
+        raise BadRequest("the request body must be a JSON object")
+    return data
+
+
+def _loss_name(data: dict[str, Any]) -> str:
+    name = data.get("loss")
+    if not isinstance(name, str):
+        raise BadRequest('"loss" must name a loss (GET /api/losses lists them)')
+    try:
+        get(name)
+    except KeyError as err:
+        raise BadRequest(err.args[0], 404) from None
+    return name
+
+
+async def list_losses(request: Request) -> JSONResponse:
+    return JSONResponse([_finite(spec.to_dict()) for spec in losses()])
+
+
+async def one_loss(request: Request) -> JSONResponse:
+    try:
+        return JSONResponse(get(request.path_params["name"]).to_dict())
+    except KeyError as err:
+        raise BadRequest(err.args[0], 404) from None
+
+
+async def compute_loss(request: Request) -> JSONResponse:
+    data = await _body(request)
+    name = _loss_name(data)
+    spec = get(name)
+    if len(spec.inputs) > 2 or name in ("info_nce", "siglip", "contrastive", "triplet_margin"):
+        n_inputs = len(get_loss(name).inputs)
+        given = data.get("inputs")
+        if not isinstance(given, list) or len(given) != n_inputs:
+            raise BadRequest(f'{name} takes "inputs": a list of {n_inputs} arrays ({", ".join(get_loss(name).inputs)})')
+        inputs = [_array(f"inputs[{k}]", v) for k, v in enumerate(given)]
+    else:
+        if "predictions" not in data:
+            raise BadRequest('"predictions" is missing')
+        inputs = [_array("predictions", data["predictions"])]
+    args = list(inputs)
+    if "targets" in data:
+        args.append(_array("targets", data["targets"], integers=name in CLASS_INDEX_LOSSES and _whole(data["targets"])))
+    reduction = data.get("reduction", "mean")
+    if not isinstance(reduction, str):
+        raise BadRequest('"reduction" must be a string')
+    options = _options(name, data.get("options"))
+    try:
+        value, grad = get_loss(name).value_and_grad(*args, reduction=reduction, **options)
+    except (ValueError, TypeError) as err:
+        raise BadRequest(str(err)) from None
+    grads = [g.tolist() for g in grad] if isinstance(grad, tuple) else np.asarray(grad).tolist()
+    return JSONResponse({"loss": name, "value": _finite(np.asarray(value).tolist()), "grad": _finite(grads)})
+
+
+def _whole(value: Any) -> bool:
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        return False
+    return bool(np.all(arr == np.round(arr)))
+
+
+async def curve(request: Request) -> JSONResponse:
+    from ..plots import _axis
+
+    data = await _body(request)
+    name = _loss_name(data)
+    target = data.get("target")
+    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))):
+        raise BadRequest('"target" must be a number')
+    try:
+        axis = _axis(name, target, _options(name, data.get("options")), n=201)
+    except (ValueError, TypeError) as err:
+        raise BadRequest(str(err)) from None
+    return JSONResponse({"loss": name, "label": axis.label, "x": axis.x.tolist(),
+                         "values": _finite(axis.values.tolist()), "grads": _finite(axis.grads.tolist())})
+
+
+async def worked_examples(request: Request) -> JSONResponse:
+    from ..examples import check
+
+    return JSONResponse([{"id": r.example.id, "seed": r.example.seed, "title": r.example.title, "formula": r.example.formula,
+                          "printed": r.example.printed, "computed": r.computed, "agrees": r.agrees} for r in check()])
+
+
+async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, BadRequest)
+    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+
+
+def create_app() -> Starlette:
+    routes = [Route("/api/losses", list_losses), Route("/api/losses/{name}", one_loss),
+              Route("/api/loss", compute_loss, methods=["POST"]), Route("/api/curve", curve, methods=["POST"]),
+              Route("/api/examples", worked_examples)]
+    return Starlette(routes=routes, exception_handlers={BadRequest: _bad_request})
