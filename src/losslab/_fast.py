@@ -550,6 +550,22 @@ def _unit_rows_backward(g, x_hat, n, raw):
     return projected
 
 
+def _similarities(a, b, normalize, scale):
+    """(a_hat, |a|, b_hat, |b|, scale * a_hat b_hat^T): the forward both similarity losses share."""
+    a_hat, na = _unit_rows(a, normalize)
+    b_hat, nb = _unit_rows(b, normalize)
+    s = a_hat @ b_hat.T
+    s *= scale
+    return a_hat, na, b_hat, nb, s
+
+
+def _similarity_grads(g, a, b, a_hat, na, b_hat, nb, scale):
+    """dL/da, dL/db from dL/dS for S = scale * a_hat b_hat^T, through the normalisation."""
+    ga = _unit_rows_backward((g @ b_hat) * scale, a_hat, na, a)
+    gb = _unit_rows_backward((g.T @ a_hat) * scale, b_hat, nb, b)
+    return ga.astype(a.dtype, copy=False), gb.astype(a.dtype, copy=False)
+
+
 def _row_blocks(n_rows, n_cols, itemsize):
     return max(1, BLOCK_BYTES // max(1, n_cols * itemsize))
 
@@ -561,10 +577,7 @@ def info_nce(args, options, reduction, normalizer, with_grad):
         return NotImplemented
     a, b, normalize = parsed
     n, dt = a.shape[0], a.dtype
-    a_hat, na = _unit_rows(a, normalize)
-    b_hat, nb = _unit_rows(b, normalize)
-    s = a_hat @ b_hat.T
-    s *= 1.0 / temperature
+    a_hat, na, b_hat, nb, s = _similarities(a, b, normalize, 1.0 / temperature)
     top, bottom = s.max(), s.min()
     if not (np.isfinite(top) and np.isfinite(bottom)) or top - bottom > _SHIFT_RANGE[dt]:
         return NotImplemented  # one shared shift would underflow: the reference path shifts per row and column
@@ -584,10 +597,7 @@ def info_nce(args, options, reduction, normalizer, with_grad):
         block = s[lo:lo + step]
         block *= inv_rows[lo:lo + step, None] + inv_cols[None, :]
     s[np.arange(n), np.arange(n)] -= u
-    ga = (s @ b_hat) * (1.0 / temperature)
-    gb = (s.T @ a_hat) * (1.0 / temperature)
-    return value, (_unit_rows_backward(ga, a_hat, na, a).astype(dt, copy=False),
-                   _unit_rows_backward(gb, b_hat, nb, b).astype(dt, copy=False))
+    return value, _similarity_grads(s, a, b, a_hat, na, b_hat, nb, 1.0 / temperature)
 
 
 def siglip(args, options, reduction, normalizer, with_grad):
@@ -597,10 +607,7 @@ def siglip(args, options, reduction, normalizer, with_grad):
         return NotImplemented
     a, b, normalize = parsed
     n, dt = a.shape[0], a.dtype
-    a_hat, na = _unit_rows(a, normalize)
-    b_hat, nb = _unit_rows(b, normalize)
-    w = a_hat @ b_hat.T
-    w *= scale
+    a_hat, na, b_hat, nb, w = _similarities(a, b, normalize, scale)
     w += bias
     index = np.arange(n)
     w[index, index] *= -1.0  # w = -z S (z = +1 on the diagonal, -1 off it): l_i = sum_j softplus(w_ij)
@@ -623,7 +630,4 @@ def siglip(args, options, reduction, normalizer, with_grad):
         return value
     w *= u
     w[index, index] *= -1.0  # dL/dS = -z sigmoid(w) u
-    ga = (w @ b_hat) * scale
-    gb = (w.T @ a_hat) * scale
-    return value, (_unit_rows_backward(ga, a_hat, na, a).astype(dt, copy=False),
-                   _unit_rows_backward(gb, b_hat, nb, b).astype(dt, copy=False))
+    return value, _similarity_grads(w, a, b, a_hat, na, b_hat, nb, scale)
