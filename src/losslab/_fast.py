@@ -116,15 +116,19 @@ def _reduction_ok(reduction, normalizer) -> bool:
     return normalizer is None or (reduction == "mean" and _number(normalizer) and normalizer >= 0)
 
 
-def _finish(total, per_item, reduction: str, divisor, normalizer, dtype):
-    """The reduced value (as the reference returns it), and d(value)/d(per_item)."""
-    if reduction == "none":
-        return per_item, 1.0
-    if reduction == "sum":
-        return dtype.type(total), 1.0
+def _coefficient(reduction: str, divisor, normalizer) -> float:
+    """d(reduced value)/d(per-item term): 1 for none/sum, 1/K for mean (0 when K = 0, as the reference)."""
+    if reduction != "mean":
+        return 1.0
     k = divisor if normalizer is None else normalizer
-    u = 1.0 / k if k != 0 else 0.0
-    return dtype.type(total * u), u
+    return 1.0 / k if k != 0 else 0.0
+
+
+def _finish(total, per_item, reduction: str, u: float, dtype):
+    """The reduced value, as the reference path returns it, from the sum and the coefficient u."""
+    if reduction == "none":
+        return per_item
+    return dtype.type(total * u)
 
 
 # -- softmax cross-entropy on (N, C) logits -----------------------------------------------------------
@@ -166,8 +170,7 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
         w_y = (weight[safe] if weight is not None else np.ones(n, z.dtype)) * valid
         w_y = w_y.astype(z.dtype, copy=False)
         divisor = w_y.sum(dtype=np.float64) if weight is not None else int(valid.sum())
-    k = divisor if normalizer is None else normalizer
-    u = (1.0 if reduction != "mean" else (1.0 / k if k != 0 else 0.0))
+    u = _coefficient(reduction, divisor, normalizer)
     dt = z.dtype
     per_item = np.empty(n, dt)
     grad = np.empty_like(z) if with_grad else None
@@ -225,7 +228,7 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
     _run_blocks(n, rows, z.size, work)
     if not np.isfinite(per_item).all():
         return NotImplemented  # infinite logits: let the reference path define the result
-    value, _ = _finish(per_item.sum(), per_item, reduction, divisor, normalizer, dt)
+    value = _finish(per_item.sum(), per_item, reduction, u, dt)
     return (value, grad) if with_grad else value
 
 
@@ -435,8 +438,7 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
             divisor = x.size
         else:
             divisor = float(np.broadcast_to(w, x2.shape).sum(dtype=np.float64))
-        k = divisor if normalizer is None else normalizer
-        u = (1.0 / k if k != 0 else 0.0) if reduction == "mean" else 1.0  # d value / d per-item term
+        u = _coefficient(reduction, divisor, normalizer)
         p = float(opts[param]) if param else 0.0
         w_full = None if w is None else (w.reshape(x.shape) if w.shape == x2.shape else w)
         compiled = None
@@ -447,7 +449,7 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
             total, items, grad = compiled
             if not np.isfinite(total):
                 return NotImplemented
-            value, _ = _finish(total, items, reduction, divisor, normalizer, dt)
+            value = _finish(total, items, reduction, u, dt)
             return (value, grad) if with_grad else value
         per_item = np.empty(x2.shape, dt) if keep else None
         grad = np.empty(x2.shape, dt) if with_grad else None
@@ -479,7 +481,7 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         total = dt.type(sum(partial[k] for k in sorted(partial)))  # a fixed order: same result on any thread count
         if not np.isfinite(total):
             return NotImplemented  # infinite inputs: the reference path defines the result
-        value, _ = _finish(total, per_item.reshape(x.shape) if keep else None, reduction, divisor, normalizer, dt)
+        value = _finish(total, per_item.reshape(x.shape) if keep else None, reduction, u, dt)
         return (value, grad.reshape(x.shape)) if with_grad else value
 
     return fast
@@ -587,7 +589,8 @@ def info_nce(args, options, reduction, normalizer, with_grad):
     rows, cols = s.sum(axis=1), s.sum(axis=0)
     # l_i = [(lse_row_i - S_ii) + (lse_col_i - S_ii)] / 2,  lse = max S + log(sum E)
     per_item = (0.5 * (np.log(rows) + np.log(cols)) + top - diag).astype(dt, copy=False)
-    value, u = _finish(per_item.sum(), per_item, reduction, n, normalizer, dt)
+    u = _coefficient(reduction, n, normalizer)
+    value = _finish(per_item.sum(), per_item, reduction, u, dt)
     if not with_grad:
         return value
     # dL/dS_ij = (u / 2) E_ij (1 / rows_i + 1 / cols_j) - u [i = j]   (u: d value / d l_i)
@@ -625,7 +628,8 @@ def siglip(args, options, reduction, normalizer, with_grad):
             np.exp(wb, out=wb)
     if not np.isfinite(per_item).all():
         return NotImplemented
-    value, u = _finish(per_item.sum(), per_item, reduction, n, normalizer, dt)
+    u = _coefficient(reduction, n, normalizer)
+    value = _finish(per_item.sum(), per_item, reduction, u, dt)
     if not with_grad:
         return value
     w *= u
