@@ -192,8 +192,7 @@ def _cmd_experiment(args) -> None:
 def _cmd_metrics(args) -> None:
     from . import metrics as m
 
-    y = _read_columns(args.csv, [args.labels])
-    scores = _read_columns(args.csv, [args.scores])
+    y, scores = _read_columns(args.csv, [args.labels, args.scores]).T  # one read of the file
     try:
         report = {"accuracy": m.accuracy(y, scores, threshold=args.threshold),
                   "balanced_accuracy": m.balanced_accuracy(y, scores, threshold=args.threshold),
@@ -223,8 +222,11 @@ def _cmd_metrics(args) -> None:
 def _cmd_check(args) -> None:
     from .advisor import check_inputs
 
-    x = _read_columns(args.csv, args.inputs)
-    targets = _read_columns(args.csv, [args.targets]) if args.targets else None
+    table = _read_columns(args.csv, [*args.inputs, *([args.targets] if args.targets else [])])  # one read
+    table = table.reshape(table.shape[0], -1)
+    x, targets = (table[:, :-1], table[:, -1]) if args.targets else (table, None)
+    if x.shape[1] == 1:
+        x = x[:, 0]
     if targets is not None and args.loss in ("cross_entropy", "nll"):
         targets = targets.astype(int)
     try:
@@ -245,9 +247,7 @@ def _cmd_examples(args) -> None:
 
     results = check(args.seed)
     if args.json:
-        print(json.dumps([{"id": r.example.id, "seed": r.example.seed, "title": r.example.title, "inputs": r.example.inputs,
-                           "formula": r.example.formula, "printed": r.example.printed, "computed": r.computed,
-                           "agrees": r.agrees} for r in results]))
+        print(json.dumps([r.to_dict() for r in results]))
         return
     table = _table("The seed documents' worked examples, recomputed", ["seed", "example", "formula", "printed", "computed", "verdict"])
     for r in results:
@@ -255,9 +255,10 @@ def _cmd_examples(args) -> None:
         verdict = "-" if r.agrees is None else ("matches" if r.agrees else "[bold red]DIFFERS[/bold red]")
         table.add_row(e.seed, e.title, e.formula, "-" if e.printed is None else f"{e.printed:.10g}", f"{r.computed:.4f}", verdict)
     _console().print(table)
-    wrong = [r for r in results if r.agrees is False]
+    wrong = sum(r.agrees is False for r in results)
     if wrong:
-        _console().print(f"{len(wrong)} printed numbers differ from what their own inputs give (see docs/seed-numbers.md).")
+        numbers = "number differs" if wrong == 1 else "numbers differ"
+        _console().print(f"{wrong} printed {numbers} from what their own inputs give (see docs/seed-numbers.md).")
 
 
 def _cmd_plot(args) -> None:

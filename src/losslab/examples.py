@@ -43,6 +43,11 @@ class Check:
     computed: float
     agrees: bool | None  # None when the article printed no number
 
+    def to_dict(self) -> dict[str, Any]:
+        e = self.example
+        return {"id": e.id, "seed": e.seed, "title": e.title, "inputs": e.inputs, "formula": e.formula,
+                "printed": e.printed, "computed": self.computed, "agrees": self.agrees}
+
     def __str__(self) -> str:
         e = self.example
         shown = f"{self.computed:.4f}" if abs(self.computed) < 1e4 else f"{self.computed:.1f}"

@@ -169,8 +169,7 @@ async def curve(request: Request) -> JSONResponse:
 async def worked_examples(request: Request) -> JSONResponse:
     from ..examples import check
 
-    return JSONResponse([{"id": r.example.id, "seed": r.example.seed, "title": r.example.title, "formula": r.example.formula,
-                          "printed": r.example.printed, "computed": r.computed, "agrees": r.agrees} for r in check()])
+    return JSONResponse([r.to_dict() for r in check()])
 
 
 async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
