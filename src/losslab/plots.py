@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from . import _stable
 from .registry import get, get_loss
 
 __all__ = ["PLOTS", "accuracy_vs_loss", "compare", "confidence_scenarios", "gradient_vs_wrongness", "landscape",
@@ -38,8 +39,9 @@ def _pyplot():
     return plt
 
 
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+def sigmoid(z):
+    return _stable.sigmoid(np, z)
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ def _composed(entry: str, target: float | None) -> Axis:
     if link != "sigmoid":
         raise ValueError(f"unknown link {link!r} in {entry!r}: only 'name:sigmoid' is supported")
     z = np.linspace(-8, 8, 401)
-    p = _sigmoid(z)
+    p = sigmoid(z)
     v, g = get_loss(name).value_and_grad(p, np.ones_like(p), reduction="none")
     return Axis("logit (target 1)", z, v, g * p * (1 - p))
 
@@ -248,7 +250,7 @@ def parameter_landscape(*, seed: int = 0):
     bce = get_loss("binary_cross_entropy_with_logits")
     mse = get_loss("mse")
     surfaces = {"log loss (BCE): convex": np.mean(bce(z, np.broadcast_to(y, z.shape), reduction="none"), axis=-1),
-                "MSE on a sigmoid: flat plateaus, not convex": np.mean(mse(_sigmoid(z), np.broadcast_to(y, z.shape), reduction="none"), axis=-1)}
+                "MSE on a sigmoid: flat plateaus, not convex": np.mean(mse(sigmoid(z), np.broadcast_to(y, z.shape), reduction="none"), axis=-1)}
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.2))
     for ax, (title, surface) in zip(axes, surfaces.items()):
         contours = ax.contourf(w, b, surface, levels=30, cmap="viridis")
@@ -269,7 +271,7 @@ def accuracy_vs_loss(*, seed: int = 0):
     x, y = _logistic_data(seed)
     ws = np.linspace(-3, 6, 400)
     bce = get_loss("binary_cross_entropy_with_logits")
-    acc = [metrics.accuracy(y, _sigmoid(w * x - 0.3 * w)) for w in ws]
+    acc = [metrics.accuracy(y, sigmoid(w * x - 0.3 * w)) for w in ws]
     ce = [float(bce(w * x - 0.3 * w, y)) for w in ws]
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     ax.plot(ws, acc, drawstyle="steps-mid", color="#2dc653", label="accuracy")

@@ -7,15 +7,16 @@ import math
 
 import numpy as np
 
-from .. import metrics
+from .. import _stable, metrics
 from ..losses.classification import binary_cross_entropy_with_logits as bce_logits
 from ..losses.classification import cross_entropy, focal
 from ..losses.regression import huber, mae, mse
 from ._core import ExperimentResult
 
 
-def _sigmoid(z):
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
+def sigmoid(z):
+    return _stable.sigmoid(np, z)
+
 
 
 def _report(progress, epoch, epochs, label):
@@ -84,7 +85,7 @@ def sigmoid_trap(seed=0, progress=None):
         reached = None
         for epoch in range(epochs):
             z = w * x + b
-            p = _sigmoid(z)
+            p = sigmoid(z)
             if name == "bce with logits":
                 value, g = bce_logits.value_and_grad(z, y)
             else:  # chain rule through the sigmoid: dL/dz = dL/dp * p (1 - p)
@@ -155,7 +156,7 @@ def imbalance(seed=0, progress=None):
                 history.append(float(value))
                 _report(progress, epoch, epochs, f"imbalance: {name}")
             histories[name] = {"loss": history}
-            s = _sigmoid(X @ w + b)
+            s = sigmoid(X @ w + b)
         scores[name] = s
         flagged = (s >= 0.5).astype(int)
         table.append({"model": name, "accuracy": metrics.accuracy(y, flagged), "recall": metrics.recall(y, flagged),
@@ -246,7 +247,7 @@ def convexity(seed=0, progress=None):
         z = X @ w
         # H = X^T diag(d2L/dz2) X: the losses give d2L/dz2 (BCE) or d2L/dp2 and dL/dp (MSE, chained through sigmoid)
         h_bce = bce_logits.hessian(z, y)
-        p = _sigmoid(z)
+        p = sigmoid(z)
         s1, s2 = p * (1 - p), p * (1 - p) * (1 - 2 * p)
         h_mse = mse.hessian(p, y) * s1**2 + mse.grad(p, y) * s2
         for name, h in (("bce (logistic regression)", h_bce), ("mse on sigmoid", h_mse)):
