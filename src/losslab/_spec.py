@@ -17,8 +17,10 @@ class OptionSpec:
     name: str
     description: str
     valid: str  # the accepted values, in words, e.g. "> 0" or "[0, 1]"
-    low: float | None = None  # numeric range for sliders and property tests
+    # a range for sliders (the web explorer), both ends valid; None for non-numeric options
+    low: float | None = None
     high: float | None = None
+    integer: bool = False  # only whole numbers in [low, high]
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from . import _stable
-from .registry import get, get_loss, losses
+from .playground import compare, cross_entropy_report
+from .registry import get, losses
 
-REGRESSION_OPTIONS = ("delta", "beta", "q")
+COMPARE_OPTIONS = ("delta", "beta", "q", "margin")
 
 
 def _console():
@@ -38,28 +38,7 @@ def _table(title: str, columns: list[str]):
 
 
 def _numbers(values: list[float]) -> str:
-    return "[" + ", ".join(f"{v:.4f}" for v in values) + "]"
-
-
-def compare(pred: list[float], target: list[float], options: dict[str, float]) -> dict[str, dict[str, Any]]:
-    """Every regression loss of the registry, with its gradient, on the same predictions/targets."""
-    p, t = np.asarray(pred, dtype=np.float64), np.asarray(target, dtype=np.float64)
-    out = {}
-    for spec in losses(family="regression"):
-        loss = get_loss(spec.name)
-        own = {k: v for k, v in options.items() if k in loss.__signature__.parameters}
-        value, grad = loss.value_and_grad(p, t, **own)
-        out[spec.name] = {"value": float(value), "grad": [float(g) for g in grad], "options": own}
-    return out
-
-
-def cross_entropy_report(logits: list[float], target: int, label_smoothing: float = 0.0) -> dict[str, Any]:
-    z = np.asarray(logits, dtype=np.float64)
-    loss = get_loss("cross_entropy")
-    value, grad = loss.value_and_grad(z, np.array(target), label_smoothing=label_smoothing)
-    probs = _stable.softmax(np, z)
-    return {"logits": z.tolist(), "target": target, "probabilities": [float(v) for v in probs],
-            "loss": float(value), "grad": [float(g) for g in grad], "label_smoothing": label_smoothing}
+    return "[" + ", ".join(f"{v + 0.0:.4f}" for v in values) + "]"  # + 0.0: no "-0.0000"
 
 
 def _cmd_list(args) -> None:
@@ -95,21 +74,25 @@ def _cmd_show(args) -> None:
 def _cmd_compare(args) -> None:
     if len(args.pred) != len(args.target):
         sys.exit(f"error: --pred has {len(args.pred)} numbers but --target has {len(args.target)}; give one target per prediction")
-    options = {k: getattr(args, k) for k in REGRESSION_OPTIONS}
     try:
-        results = compare(args.pred, args.target, options)
+        board = compare(args.pred, args.target, **{k: getattr(args, k) for k in COMPARE_OPTIONS})
     except (ValueError, TypeError) as err:
         sys.exit(f"error: {err}")
     if args.json:
-        print(json.dumps({name: {"value": r["value"], "grad": r["grad"]} for name, r in results.items()}))
+        print(json.dumps({name: {"value": r["value"], "grad": r["grad"]} for name, r in board.results.items()}))
         return
-    errors = np.asarray(args.pred) - np.asarray(args.target)
-    table = _table(f"Regression losses for errors {_numbers(errors.tolist())} (mean over {errors.size})",
+    if not board.results:
+        sys.exit("error: no loss applies to these numbers:\n" + "\n".join(f"  {k}: {v}" for k, v in board.not_applicable.items()))
+    table = _table(f"Losses for predictions {_numbers(args.pred)}, targets {_numbers(args.target)} (mean over {len(args.pred)})",
                    ["loss", "value", "gradient d loss / d pred"])
-    for name, r in results.items():
+    for name, r in board.results.items():
         label = name + "".join(f" ({k}={v:g})" for k, v in r["options"].items())
         table.add_row(label, f"{r['value']:.4f}", _numbers(r["grad"]))
-    _console().print(table)
+    console = _console()
+    console.print(table)
+    if board.not_applicable:
+        console.print("not applicable to these numbers: " + ", ".join(board.not_applicable)
+                      + " (0/1 targets add the binary losses, -1/+1 targets the hinge losses)")
 
 
 def _cmd_ce(args) -> None:
@@ -291,6 +274,23 @@ def _cmd_plot(args) -> None:
     print(f"wrote {args.out}")
 
 
+def _cmd_explore(args) -> None:
+    try:
+        from .web import bind, serve
+        from .web.server import url_of
+    except ImportError as err:
+        sys.exit(f"error: the explorer needs the 'web' extra ({err.name} is missing): pip install 'losslab[web]'")
+    try:
+        sock = bind(args.host, args.port)
+    except ValueError as err:
+        sys.exit(f"error: {err}")
+    print(f"losslab explorer: {url_of(sock)}  (Ctrl+C stops it)", flush=True)
+    try:
+        serve(sock, open_browser=args.open)
+    except KeyboardInterrupt:
+        pass
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="losslab", description="Loss functions: values, gradients and what they mean.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -306,12 +306,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_show)
 
-    p = sub.add_parser("compare", help="every regression loss and its gradient on the same predictions (the playground)")
+    p = sub.add_parser("compare", help="every loss that applies to the same predictions and targets, with gradients (the playground)")
     p.add_argument("--pred", type=float, nargs="+", required=True, help="predictions, separated by spaces")
     p.add_argument("--target", type=float, nargs="+", required=True, help="targets, one per prediction")
     p.add_argument("--delta", type=float, default=1.0, help="Huber's delta (default 1.0)")
     p.add_argument("--beta", type=float, default=1.0, help="smooth L1's beta (default 1.0)")
     p.add_argument("--q", type=float, default=0.5, help="the quantile loss's q (default 0.5)")
+    p.add_argument("--margin", type=float, default=1.0, help="the hinge losses' margin (default 1.0)")
     p.add_argument("--json", action="store_true", help='print {"loss": {"value": ..., "grad": [...]}}')
     p.set_defaults(run=_cmd_compare)
 
@@ -360,6 +361,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the table, histories and claims as JSON")
     p.set_defaults(run=_cmd_experiment)
+
+    p = sub.add_parser("explore", help="the web explorer: losses, live landscapes, playground, confidence, quiz (offline)")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
+    p.add_argument("--port", type=int, default=0, help="port (default: a free one, printed at start)")
+    p.add_argument("--open", action="store_true", help="open the page in the system's web browser")
+    p.set_defaults(run=_cmd_explore)
 
     p = sub.add_parser("ce", help="softmax probabilities, cross-entropy and its gradient for one row of logits")
     p.add_argument("--logits", type=float, nargs="+", required=True)

@@ -453,7 +453,7 @@ class MulticlassHinge(Loss):
                "keras": "keras.losses.CategoricalHinge (a different variant)"},
         torch_module="MultiMarginLoss",
         options=(OptionSpec("margin", "score margin to clear", "any finite real", -5.0, 5.0),
-                 OptionSpec("p", "power of each violation", "1 or 2", 1.0, 2.0)),
+                 OptionSpec("p", "power of each violation", "1 or 2", 1.0, 2.0, integer=True)),
         conventions="At a kink (h_j = 0) the gradient is 0, as PyTorch.",
     )
 

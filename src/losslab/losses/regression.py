@@ -143,7 +143,7 @@ class Huber(_Regression):
         peers={"pytorch": "torch.nn.functional.huber_loss", "optax": "optax.losses.huber_loss",
                "keras": "keras.losses.Huber"},
         torch_module="HuberLoss",
-        options=(OptionSpec("delta", "threshold between the quadratic and the linear part", "> 0", 0.0, None),),
+        options=(OptionSpec("delta", "threshold between the quadratic and the linear part", "> 0", 0.05, 5.0),),
         conventions="Huber(delta) = delta * SmoothL1(beta=delta). Weighted mean divides by sum(weight) "
         "(torch.nn.functional.huber_loss divides by the element count).",
     )
@@ -188,7 +188,7 @@ class SmoothL1(_Regression):
         peers={"pytorch": "torch.nn.functional.smooth_l1_loss", "optax": "none (huber_loss / delta)",
                "keras": "none (keras.losses.Huber / delta)"},
         torch_module="SmoothL1Loss",
-        options=(OptionSpec("beta", "width of the quadratic zone (0 gives L1)", ">= 0", 0.0, None),),
+        options=(OptionSpec("beta", "width of the quadratic zone (0 gives L1)", ">= 0", 0.0, 5.0),),
         conventions="SmoothL1(beta) = Huber(beta) / beta for beta > 0; beta = 0 is exactly L1 "
         "(not computed as Huber(0)/0). At beta = 0 the gradient at e = 0 is 0.",
     )
@@ -286,7 +286,7 @@ class Quantile(_Regression):
         "more than over-prediction. q = 0.5 is half the MAE.",
         peers={"pytorch": "none", "optax": "none", "keras": "none (keras.losses.Quantile in keras-hub)"},
         torch_module="QuantileLoss",
-        options=(OptionSpec("q", "the target quantile", "in (0, 1)", 0.0, 1.0),),
+        options=(OptionSpec("q", "the target quantile", "in (0, 1)", 0.01, 0.99),),
         conventions="At p = t the gradient is 0 (a valid subgradient, as MAE's).",
     )
 

@@ -1,10 +1,17 @@
-"""JSON API over the registry and the losses.
+"""The explorer: one page (static files in ./static) over a JSON API on the registry and the losses.
 
-    GET  /api/losses            the registry's specs, a JSON list
+    GET  /                      the explorer page
+    GET  /api/losses            the registry's specs, a JSON list (plus the formulas as MathML and slider ranges)
     GET  /api/losses/{name}     one spec
     POST /api/loss              {"loss", "predictions" | "inputs", "targets", "options", "reduction"} -> {"value", "grad"}
     POST /api/curve             {"loss", "target", "options"} -> the landscape {"x", "values", "grads", "label"}
+    POST /api/playground        {"predictions", "targets", "options"} or {"logits", "target", "options"}
+                                -> every applicable loss {"results", "not_applicable"} (as ``losslab compare``)
+    POST /api/cross_entropy     {"logits", "target", "label_smoothing"} -> softmax, loss, gradient (as ``losslab ce``)
+    GET  /api/scenarios         seed 002's confidence scenarios (logit vectors)
     GET  /api/examples          the seed documents' worked examples, recomputed
+    GET  /api/quiz              the self-check questions, without their answers
+    POST /api/quiz/answer       {"id", "choice"} -> {"correct", "answer", "explanation"}
 
 Requests are data only: JSON numbers, lists and a few names, checked against limits; nothing a
 client sends is evaluated as code. Bad requests get a 4xx with a message, never a 500.
@@ -14,18 +21,25 @@ from __future__ import annotations
 
 import json
 import math
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import FileResponse, JSONResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
+from .. import playground, quiz
+from .._spec import LossSpec
 from ..registry import get, get_loss, losses
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB
 MAX_ELEMENTS = 100_000  # per array
+MAX_CLASSES = 1_000  # logits of the confidence explorer and the class playground
+STATIC = Path(__file__).parent / "static"
 CLASS_INDEX_LOSSES = ("cross_entropy", "nll", "multiclass_hinge")
 
 
@@ -41,7 +55,39 @@ def _finite(value: Any) -> Any:
         return str(value)
     if isinstance(value, list):
         return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
     return value
+
+
+@lru_cache(maxsize=None)
+def _mathml(latex: str) -> str:
+    """LaTeX -> MathML on the server (Chromium, Firefox and Safari render MathML natively: no JS math library)."""
+    from latex2mathml.converter import convert
+
+    return convert(latex, display="block")
+
+
+def _sliders(spec: LossSpec) -> list[dict[str, Any]]:
+    """The numeric options with their slider range (from the spec) and default (from the signature)."""
+    params = get_loss(spec.name).__signature__.parameters
+    out = []
+    for o in spec.options:
+        if o.low is None or o.high is None:
+            continue
+        default = params[o.name].default
+        out.append({"name": o.name, "description": o.description, "valid": o.valid, "low": o.low, "high": o.high,
+                    "step": 1 if o.integer else 10 ** math.floor(math.log10((o.high - o.low) / 100)),  # a round step
+                    "default": default})  # None (focal alpha): not sent until moved
+    return out
+
+
+@lru_cache(maxsize=None)
+def _explorer_spec(name: str) -> dict[str, Any]:
+    spec = get(name)
+    return _finite({**spec.to_dict(), "formula_mathml": _mathml(spec.formula_latex),
+                    "gradient_mathml": _mathml(spec.gradient_latex), "sliders": _sliders(spec),
+                    "target_slider": spec.family == "regression"})
 
 
 def _array(field: str, value: Any, *, integers: bool = False) -> np.ndarray:
@@ -103,12 +149,12 @@ def _loss_name(data: dict[str, Any]) -> str:
 
 
 async def list_losses(request: Request) -> JSONResponse:
-    return JSONResponse([_finite(spec.to_dict()) for spec in losses()])
+    return JSONResponse([_explorer_spec(spec.name) for spec in losses()])
 
 
 async def one_loss(request: Request) -> JSONResponse:
     try:
-        return JSONResponse(get(request.path_params["name"]).to_dict())
+        return JSONResponse(_explorer_spec(request.path_params["name"]))
     except KeyError as err:
         raise BadRequest(err.args[0], 404) from None
 
@@ -166,6 +212,79 @@ async def curve(request: Request) -> JSONResponse:
                          "values": _finite(axis.values.tolist()), "grads": _finite(axis.grads.tolist())})
 
 
+def _class_index(value: Any, field: str = "target") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f'"{field}" must be a class index (a whole number), got {json.dumps(value)}')
+    return value
+
+
+def _logits(data: dict[str, Any]) -> np.ndarray:
+    z = _array("logits", data.get("logits"))
+    if z.ndim != 1 or not 2 <= z.size <= MAX_CLASSES:
+        raise BadRequest(f'"logits" must be a list of 2 to {MAX_CLASSES} numbers (one row), got shape {list(z.shape)}')
+    return z
+
+
+async def compare_losses(request: Request) -> JSONResponse:
+    data = await _body(request)
+    options = data.get("options") or {}
+    if not isinstance(options, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in options.values()):
+        raise BadRequest("options must be a JSON object of option names and numbers")
+    known = {o.name for s in losses() for o in s.options}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise BadRequest(f"no loss has the option {unknown[0]!r}; options are {sorted(known)}")
+    try:
+        if "logits" in data:
+            board = playground.compare_classes(_logits(data), _class_index(data.get("target")), **options)
+        else:
+            if "predictions" not in data or "targets" not in data:
+                raise BadRequest('give "predictions" and "targets" (or "logits" and a class "target")')
+            board = playground.compare(_array("predictions", data["predictions"]), _array("targets", data["targets"]), **options)
+    except (ValueError, TypeError) as err:
+        raise BadRequest(str(err)) from None
+    return JSONResponse(_finite(board.to_dict()))
+
+
+async def cross_entropy(request: Request) -> JSONResponse:
+    data = await _body(request)
+    smoothing = data.get("label_smoothing", 0.0)
+    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)):
+        raise BadRequest('"label_smoothing" must be a number in [0, 1]')
+    try:
+        report = playground.cross_entropy_report(_logits(data), _class_index(data.get("target")), float(smoothing))
+    except (ValueError, TypeError) as err:
+        raise BadRequest(str(err)) from None
+    return JSONResponse(_finite(report))
+
+
+async def scenarios(request: Request) -> JSONResponse:
+    from ..plots import SCENARIOS
+
+    return JSONResponse(SCENARIOS)
+
+
+async def quiz_questions(request: Request) -> JSONResponse:
+    return JSONResponse([q.public() for q in quiz.questions()])
+
+
+async def quiz_answer(request: Request) -> JSONResponse:
+    data = await _body(request)
+    if not isinstance(data.get("id"), str):
+        raise BadRequest('"id" must name a question (GET /api/quiz lists them)')
+    try:
+        return JSONResponse(quiz.grade(data["id"], data.get("choice")))
+    except KeyError as err:
+        raise BadRequest(err.args[0], 404) from None
+    except ValueError as err:
+        raise BadRequest(str(err)) from None
+
+
+async def page(request: Request) -> FileResponse:
+    return FileResponse(STATIC / "index.html")
+
+
 async def worked_examples(request: Request) -> JSONResponse:
     from ..examples import check
 
@@ -178,7 +297,11 @@ async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app() -> Starlette:
-    routes = [Route("/api/losses", list_losses), Route("/api/losses/{name}", one_loss),
+    routes = [Route("/", page), Mount("/static", StaticFiles(directory=STATIC), name="static"),
+              Route("/api/losses", list_losses), Route("/api/losses/{name}", one_loss),
               Route("/api/loss", compute_loss, methods=["POST"]), Route("/api/curve", curve, methods=["POST"]),
-              Route("/api/examples", worked_examples)]
+              Route("/api/playground", compare_losses, methods=["POST"]),
+              Route("/api/cross_entropy", cross_entropy, methods=["POST"]), Route("/api/scenarios", scenarios),
+              Route("/api/examples", worked_examples), Route("/api/quiz", quiz_questions),
+              Route("/api/quiz/answer", quiz_answer, methods=["POST"])]
     return Starlette(routes=routes, exception_handlers={BadRequest: _bad_request})
