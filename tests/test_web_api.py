@@ -3,6 +3,8 @@ curves, examples, and 4xx (never 500) for malformed or oversized requests."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
@@ -79,3 +81,83 @@ def test_oversized_requests_are_refused(client):
     assert client.post("/api/loss", json=big).status_code == 413
     assert client.post("/api/loss", content=b"[" + b"0," * 600_000 + b"0]",
                        headers={"content-type": "application/json"}).status_code == 413
+
+
+def test_specs_carry_mathml_and_slider_ranges_the_losses_accept(client):
+    for spec in client.get("/api/losses").json():
+        assert spec["formula_mathml"].startswith("<math") and spec["gradient_mathml"].startswith("<math")
+        assert spec["target_slider"] == (spec["family"] == "regression")
+        for s in spec["sliders"]:
+            positions = [s["low"], s["high"]] + ([s["default"]] if s["default"] is not None else [])
+            assert s["low"] <= min(positions) and max(positions) <= s["high"] and 0 < s["step"] <= s["high"] - s["low"]
+            for value in positions:  # every slider position is a valid option: the curve answers 200
+                r = client.post("/api/curve", json={"loss": spec["name"], "options": {s["name"]: value}})
+                assert r.status_code == 200, (spec["name"], s["name"], value, r.json())
+    names = {s["name"] for spec in client.get("/api/losses").json() for s in spec["sliders"]}
+    assert {"delta", "beta", "q", "label_smoothing", "margin", "gamma", "alpha", "temperature", "t", "bias"} <= names
+
+
+def test_playground_is_the_cli_compare(client, capsys):
+    from losslab.cli import main
+
+    for pred, target in (([1.5, 2.5, 3.0], [1.0, 3.0, 3.0]), ([0.9, 0.1, 0.6], [1.0, 0.0, 1.0]), ([2.0, -1.0], [1.0, -1.0])):
+        body = {"predictions": pred, "targets": target, "options": {"delta": 0.5, "beta": 1.0, "q": 0.5, "margin": 1.0}}
+        web = client.post("/api/playground", json=body).json()
+        main(["compare", "--pred", *map(str, pred), "--target", *map(str, target), "--delta", "0.5", "--json"])
+        cli = json.loads(capsys.readouterr().out)
+        assert {k: {"value": v["value"], "grad": v["grad"]} for k, v in web["results"].items()} == cli
+        assert set(web["results"]) | set(web["not_applicable"]) == {
+            s.name for s in ll.losses() if len(s.inputs) == 2 and (s.family == "regression" or s.task in ("binary", "multilabel"))}
+    binary = client.post("/api/playground", json={"predictions": [0.9, 0.1], "targets": [1, 0]}).json()
+    assert "binary_cross_entropy" in binary["results"] and "-1/+1" in binary["not_applicable"]["hinge"]
+
+
+def test_class_playground_and_cross_entropy_are_the_cli_ce(client, capsys):
+    from losslab.cli import main
+
+    board = client.post("/api/playground", json={"logits": [2, 1, 0.1], "target": 0, "options": {"margin": 1}}).json()
+    assert set(board["results"]) == {"cross_entropy", "multiclass_hinge"}
+    report = client.post("/api/cross_entropy", json={"logits": [2, 1, 0.1], "target": 0, "label_smoothing": 0.1}).json()
+    main(["ce", "--logits", "2", "1", "0.1", "--target", "0", "--label-smoothing", "0.1", "--json"])
+    assert report == json.loads(capsys.readouterr().out)
+    plain = client.post("/api/cross_entropy", json={"logits": [2, 1, 0.1], "target": 0}).json()
+    assert plain["loss"] == board["results"]["cross_entropy"]["value"] == pytest.approx(0.4170300162778)
+    assert client.get("/api/scenarios").json()["confident & wrong"] == [0.5, 0.5, 5.0]
+
+
+@pytest.mark.parametrize(("route", "body", "status", "message"), [
+    ("/api/playground", {"predictions": [1, 2], "targets": [1]}, 400, "one target per prediction"),
+    ("/api/playground", {"predictions": [1]}, 400, '"predictions" and "targets"'),
+    ("/api/playground", {"predictions": [1], "targets": [1], "options": {"delta": "x"}}, 400, "numbers"),
+    ("/api/playground", {"predictions": [1], "targets": [1], "options": {"exec": 1}}, 400, "no loss has the option 'exec'"),
+    ("/api/playground", {"predictions": [1], "targets": [1], "options": {"delta": -1}}, 400, "delta must be"),
+    ("/api/playground", {"logits": [1, 2], "target": 1.5}, 400, "class index"),
+    ("/api/cross_entropy", {"logits": [1], "target": 0}, 400, "2 to 1000 numbers"),
+    ("/api/cross_entropy", {"logits": [[1, 2]], "target": 0}, 400, "one row"),
+    ("/api/cross_entropy", {"logits": [1, 2], "target": 7}, 400, "out of range"),
+    ("/api/cross_entropy", {"logits": [1, 2], "target": 0, "label_smoothing": "a"}, 400, "label_smoothing"),
+    ("/api/cross_entropy", {"logits": [1, 2], "target": 0, "label_smoothing": 2}, 400, "label_smoothing"),
+    ("/api/quiz/answer", {"id": "nope", "choice": 0}, 404, "no question 'nope'"),
+    ("/api/quiz/answer", {"id": "bce-p-0.05", "choice": 9}, 400, "choice must be an index"),
+    ("/api/quiz/answer", {"choice": 0}, 400, '"id" must name a question'),
+])
+def test_explorer_routes_refuse_bad_requests_with_a_message(client, route, body, status, message):
+    response = client.post(route, json=body)
+    assert response.status_code == status and message in response.json()["error"], response.json()
+
+
+def test_quiz_routes_hide_then_grade_the_answer(client):
+    questions = client.get("/api/quiz").json()
+    assert all(set(q) == {"id", "source", "stem", "choices", "graded"} for q in questions)  # no answer key on the page
+    verdict = client.post("/api/quiz/answer", json={"id": "bce-p-0.05", "choice": 0}).json()
+    assert verdict["correct"] is True and "2.996" in verdict["explanation"]
+    assert client.post("/api/quiz/answer", json={"id": "bce-p-0.05", "choice": 1}).json()["correct"] is False
+    assert client.post("/api/quiz/answer", json={"id": "design-a-loss"}).json()["correct"] is None
+
+
+def test_the_page_and_its_static_files_are_served(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "losslab explorer" in page.text
+    for path in ("/static/explorer.js", "/static/style.css", "/static/vendor/uPlot.iife.min.js"):
+        assert client.get(path).status_code == 200
+    assert client.get("/static/../app.py").status_code == 404

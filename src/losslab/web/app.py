@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import math
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +60,7 @@ def _finite(value: Any) -> Any:
     return value
 
 
-@lru_cache(maxsize=None)
+@cache
 def _mathml(latex: str) -> str:
     """LaTeX -> MathML on the server (Chromium, Firefox and Safari render MathML natively: no JS math library)."""
     from latex2mathml.converter import convert
@@ -82,7 +82,7 @@ def _sliders(spec: LossSpec) -> list[dict[str, Any]]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def _explorer_spec(name: str) -> dict[str, Any]:
     spec = get(name)
     return _finite({**spec.to_dict(), "formula_mathml": _mathml(spec.formula_latex),

@@ -134,7 +134,7 @@ const updateCurve = latestOnly(async () => {
   if (!explorer.chart) {
     const box = $("#landscape");
     explorer.chart = new uPlot({
-      width: Math.max(320, box.clientWidth), height: 300,
+      width: Math.max(320, box.clientWidth), height: 300, pxAlign: false, // smooth curves, not pixel steps
       scales: { x: { time: false } },
       axes: [{ label: curve.label }, { scale: "loss", label: "loss" },
         { scale: "grad", side: 1, label: "gradient", grid: { show: false } }],

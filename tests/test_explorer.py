@@ -1,0 +1,268 @@
+"""The explorer end to end: ``losslab explore`` in a subprocess, driven by a real headless Chromium
+(Debian's /usr/bin/chromium through Playwright's Python API). Every request the page makes is
+checked to go to the local server (the page must work offline), and the numbers on the page are
+compared with the library's.
+
+Without Chromium or Playwright these tests skip, unless LOSSLAB_REQUIRE_BROWSER=1 (set by .ci/run),
+where they fail instead: CI must run them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import losslab as ll
+from losslab._spec import TASKS
+from losslab.playground import cross_entropy_report
+from losslab.plots import _axis
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--no-first-run"]
+STATIC = Path(ll.__file__).parent / "web" / "static"
+ARTIFACTS = Path(os.environ.get("LOSSLAB_ARTIFACTS", Path(__file__).parent.parent / "build" / "test-artifacts"))
+VENDORED = {"uPlot.iife.min.js": "19c8d4c6ad88929a79f4ae49d6f7161566dfd0ba3d15cc495e974f787eb78f1f",
+            "uPlot.min.css": "df630c6a8d6f8eeaff264b50f73ce5b114f646ffd9a0bb74f049b0a00135fa04"}
+
+
+def _browser_missing() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright is not installed (pip install -e '.[test]')"
+    if not Path(CHROMIUM).exists():
+        return f"no Chromium at {CHROMIUM} (apt-get install -y chromium)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def server():
+    proc = subprocess.Popen([sys.executable, "-m", "losslab.cli", "explore"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    line = proc.stdout.readline()
+    match = re.search(r"http://127\.0\.0\.1:\d+/", line)
+    if not match:
+        proc.kill()
+        pytest.fail(f"losslab explore printed {line!r}; stderr: {proc.stderr.read()}")
+    yield match.group(0)
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    missing = _browser_missing()
+    if missing:
+        if os.environ.get("LOSSLAB_REQUIRE_BROWSER") == "1":
+            pytest.fail(missing)
+        pytest.skip(missing)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    outside, problems = [], []
+
+    def only_local(route):  # the offline guarantee: anything not on our server is refused and recorded
+        if route.request.url.startswith(server) or route.request.url.startswith("data:"):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.on("pageerror", lambda err: problems.append(f"page error: {err}"))
+    page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
+    page.goto(server)
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    yield page
+    assert outside == [], f"the page asked for non-local resources: {outside}"
+    assert problems == []
+    page.close()
+
+
+def settle(page) -> None:
+    """Wait until no API request is in flight (sliders and inputs send one request at a time)."""
+    page.wait_for_function("window.explorer.busy === 0")
+    page.wait_for_timeout(50)
+    page.wait_for_function("window.explorer.busy === 0")
+
+
+def move_slider(page, selector: str, value: float) -> None:
+    page.eval_on_selector(selector, "(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", value)
+    settle(page)
+
+
+def plotted(page) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    data = page.evaluate("window.explorer.chart.data")
+    return tuple(np.array([np.nan if v is None else v for v in series], dtype=float) for series in data)
+
+
+def test_the_page_lists_every_loss_by_task_with_rendered_formulas(page):
+    buttons = page.eval_on_selector_all("#picker button", "els => els.map(e => e.dataset.loss)")
+    assert sorted(buttons) == sorted(s.name for s in ll.losses())
+    groups = page.eval_on_selector_all("#picker h3", "els => els.map(e => e.textContent)")
+    assert groups == [t for t in TASKS if any(s.task == t for s in ll.losses())]
+    page.click("#picker button[data-loss=focal]")
+    settle(page)
+    assert page.text_content("#loss-name") == "focal"
+    for box in ("#loss-formula math", "#loss-gradient math"):  # MathML laid out by the browser, not raw text
+        size = page.eval_on_selector(box, "el => el.getBoundingClientRect().toJSON()")
+        assert size["height"] > 15 and size["width"] > 100, (box, size)
+    facts = page.text_content("#loss-facts")
+    assert ll.get("focal").output_layer in facts and "gamma" in facts
+    peers = page.text_content("#loss-peers")
+    assert all(eq in peers for eq in ll.get("focal").peers.values())
+
+
+def test_sliders_redraw_the_landscape_with_the_librarys_values(page):
+    page.click("#picker button[data-loss=huber]")
+    settle(page)
+    x, values, grads = plotted(page)
+    expected = _axis("huber", 3.0, {"delta": 1.0}, n=201)
+    np.testing.assert_allclose(x, expected.x)
+    np.testing.assert_allclose(values, expected.values)
+    np.testing.assert_allclose(grads, expected.grads)
+    move_slider(page, "#slider-delta", 0.3)
+    move_slider(page, "#slider-target", -1.5)
+    x2, values2, grads2 = plotted(page)
+    expected = _axis("huber", -1.5, {"delta": 0.3}, n=201)
+    assert not np.allclose(values2, values)
+    np.testing.assert_allclose(x2, expected.x)
+    np.testing.assert_allclose(values2, expected.values)
+    np.testing.assert_allclose(grads2, expected.grads)
+    assert abs(np.nanmax(grads2)) == pytest.approx(0.3)  # the gradient is clipped at delta
+    assert page.text_content("#value-delta") == "0.30"
+
+    page.click("#picker button[data-loss=focal]")
+    settle(page)
+    move_slider(page, "#slider-gamma", 0)  # gamma = 0 with alpha: an alpha-weighted BCE with logits
+    _, focal, _ = plotted(page)
+    z = _axis("focal", None, {"alpha": 0.25, "gamma": 0.0}, n=201)
+    np.testing.assert_allclose(focal, z.values)
+    np.testing.assert_allclose(focal, 0.25 * ll.binary_cross_entropy_with_logits(z.x, np.ones_like(z.x), reduction="none"))
+
+
+def _table(page, selector: str) -> list[list[str]]:
+    return page.eval_on_selector_all(f"{selector} tbody tr", "rows => rows.map(r => [...r.cells].map(c => c.textContent))")
+
+
+def test_the_playground_shows_the_clis_numbers(page, capsys):
+    from losslab.cli import main
+
+    page.click("#tabs button[data-tab=playground]")
+    page.fill("#pg-pred", "0.9, 0.1, 0.6")
+    page.fill("#pg-target", "1, 0, 1")
+    settle(page)
+    rows = {r[0].split(" (")[0]: r for r in _table(page, "#pg-results")}
+    main(["compare", "--pred", "0.9", "0.1", "0.6", "--target", "1", "0", "1", "--json"])
+    cli = json.loads(capsys.readouterr().out)
+    assert set(rows) == set(cli) and {"mse", "binary_cross_entropy", "focal"} <= set(rows)
+    for name, r in cli.items():
+        assert rows[name][1] == f"{r['value']:.4f}"
+        assert rows[name][2] == "[" + ", ".join(f"{g:.4f}" for g in r["grad"]) + "]"
+    assert "hinge" in page.text_content("#pg-skipped")
+
+    page.fill("#pg-pred", "1.5, two")
+    page.wait_for_selector("#error:not([hidden])")
+    assert '"two" is not a number' in page.text_content("#error")
+
+    page.check("input[name=pg-mode][value=classes]")
+    settle(page)
+    rows = {r[0].split(" (")[0]: r for r in _table(page, "#pg-results")}
+    assert rows["cross_entropy"][1] == f"{cross_entropy_report([2, 1, 0.1], 0)['loss']:.4f}" == "0.4170"
+    assert rows["multiclass_hinge"][1] == f"{float(ll.multiclass_hinge(np.array([2, 1, 0.1]), np.array(0))):.4f}"
+    assert page.is_hidden("#error")
+
+
+def test_the_confidence_explorer_follows_the_dragged_logits(page):
+    page.click("#tabs button[data-tab=confidence]")
+    move_slider(page, "#ce-table input[data-class='2']", 5)
+    report = cross_entropy_report([2, 1, 5], 0)
+    assert page.text_content("#ce-loss") == f"{report['loss']:.4f}"
+    cells = _table(page, "#ce-table")
+    assert [c[3] for c in cells] == [f"{p:.4f}" for p in report["probabilities"]]
+    assert [c[4] for c in cells] == [f"{g:+.4f}" for g in report["grad"]]
+
+    page.click("#ce-table input[name=ce-target][value='2']")  # now class 2 is the truth
+    settle(page)
+    assert page.text_content("#ce-loss") == f"{cross_entropy_report([2, 1, 5], 2)['loss']:.4f}"
+    page.click("#ce-presets button:has-text('confident & wrong')")
+    settle(page)
+    assert page.text_content("#ce-loss") == "4.5220"  # seed 002's scenario (it printed 4.56)
+    page.click("#ce-add")
+    settle(page)
+    assert len(_table(page, "#ce-table")) == 4
+    assert page.text_content("#ce-loss") == f"{cross_entropy_report([0.5, 0.5, 5, 0], 0)['loss']:.4f}"
+
+
+def test_worked_examples_and_the_quiz(page):
+    page.click("#tabs button[data-tab=examples]")
+    rows = _table(page, "#examples-table")
+    assert len(rows) == 38 and sum(r[5] == "DIFFERS" for r in rows) == 11
+
+    page.click("#tabs button[data-tab=quiz]")
+    item = "#quiz-list li[data-question='bce-p-0.05']"
+    page.check(f"{item} input[value='1']")
+    page.click(f"{item} button")
+    page.wait_for_selector(f"{item} .result.wrong")
+    assert page.text_content(f"{item} .result").startswith("Not quite.")
+    assert "right" in page.get_attribute(f"{item} label.choice >> nth=0", "class")  # the right answer is shown
+    page.check(f"{item} input[value='0']")
+    page.click(f"{item} button")
+    page.wait_for_selector(f"{item} .result.ok")
+    assert "2.996" in page.text_content(f"{item} .result")
+    assert page.text_content("#quiz-score").startswith("1 of 1 answered correctly")
+    page.click("#quiz-list li[data-question='design-a-loss'] button")
+    page.wait_for_selector("#quiz-list li[data-question='design-a-loss'] .result b")
+    assert "threshold_for" in page.text_content("#quiz-list li[data-question='design-a-loss'] .result")
+
+
+def test_screenshot(page):
+    page.click("#picker button[data-loss=huber]")
+    settle(page)
+    move_slider(page, "#slider-delta", 0.5)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / "explorer.png"
+    page.screenshot(path=str(path), full_page=False)
+    assert path.stat().st_size > 20_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_page_needs_nothing_from_the_internet():
+    for path in STATIC.rglob("*"):
+        if path.suffix in (".html", ".js", ".css") and path.parent.name != "vendor":
+            assert not re.search(r"(src|href)=\"https?:|url\(['\"]?https?:|import .*https?:", path.read_text()), path
+    for name, digest in VENDORED.items():  # the vendored library is the one recorded in vendor/README.md
+        assert hashlib.sha256((STATIC / "vendor" / name).read_bytes()).hexdigest() == digest
+        assert digest in (STATIC / "vendor" / "README.md").read_text()
+
+
+def test_explore_command_options():
+    busy = subprocess.Popen([sys.executable, "-m", "losslab.cli", "explore", "--port", "0"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = re.search(r":(\d+)/", busy.stdout.readline()).group(1)
+        clash = subprocess.run([sys.executable, "-m", "losslab.cli", "explore", "--port", port],
+                               capture_output=True, text=True, timeout=60)
+        assert clash.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in clash.stderr
+    finally:
+        busy.terminate()
+        busy.wait(timeout=10)
+    bad = subprocess.run([sys.executable, "-m", "losslab.cli", "explore", "--port", "70000"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode != 0 and "port must be in [0, 65535]" in bad.stderr
+    usage = subprocess.run([sys.executable, "-m", "losslab.cli", "explore", "--help"], capture_output=True, text=True, timeout=60)
+    assert all(flag in usage.stdout for flag in ("--host", "--port", "--open"))
