@@ -1,11 +1,26 @@
 import os
+import sys
 
 import numpy as np
 import pytest
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
-import jax
+
+def _cuda() -> bool:
+    try:
+        import torch
+    except ImportError:
+        return False
+    return torch.cuda.is_available()
+
+
+# Without a GPU, losslab.gpu's Triton kernels run in Triton's CPU interpreter. It must be chosen
+# before Triton is first imported (Triton compiles its own standard library at import).
+if "triton" not in sys.modules and not _cuda():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import jax  # noqa: E402 - after the environment above
 
 jax.config.update("jax_enable_x64", True)
 

@@ -43,6 +43,7 @@ class Loss:
     # optional second implementation for NumPy inputs (see _fast.py): returns NotImplemented for
     # anything it does not handle exactly like the reference path
     fast: Callable[..., Any] | None = None
+    gpu: Callable[..., Any] | None = None  # the same for torch tensors on a GPU (losslab.gpu.dispatch)
 
     # -- to implement ---------------------------------------------------------------------------
     def prepare(self, xp, *args, **options) -> State:  # pragma: no cover - abstract
@@ -110,10 +111,13 @@ class Loss:
 
     # -- internals ------------------------------------------------------------------------------
     def _try_fast(self, args, options, reduction, normalizer, with_grad: bool):
-        """The fast NumPy path's result, or NotImplemented when it does not take this call."""
-        if self.fast is None or not args or type(args[0]) is not np.ndarray or not _fast.enabled():
+        """A second implementation's result (the fast NumPy path, or a GPU kernel), or NotImplemented
+        when none takes this call."""
+        if not args or not _fast.enabled():
             return NotImplemented
-        return self.fast(args, options, reduction, normalizer, with_grad)
+        if type(args[0]) is np.ndarray:
+            return NotImplemented if self.fast is None else self.fast(args, options, reduction, normalizer, with_grad)
+        return NotImplemented if self.gpu is None else self.gpu(args, options, reduction, normalizer, with_grad)
 
     def _bind(self, args, options, reduction, normalizer):
         check.reduction(reduction, normalizer, self.reductions)

@@ -13,6 +13,7 @@ from .. import _checks as check
 from .. import _fast, _stable, _xp
 from .._loss import Loss, State, floating_input, option_array
 from .._spec import LossSpec, OptionSpec
+from ..gpu import dispatch as _gpu
 from ._elementwise import Elementwise
 
 # -- shared helpers for class-indexed losses ----------------------------------------------------
@@ -87,6 +88,7 @@ class CrossEntropy(Loss):
     name = "cross_entropy"
     inputs = ("logits",)
     fast = staticmethod(_fast.cross_entropy)
+    gpu = staticmethod(_gpu.cross_entropy)
     spec = LossSpec(
         name="cross_entropy",
         family="classification",

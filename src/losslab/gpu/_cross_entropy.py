@@ -1,0 +1,176 @@
+"""Fused cross-entropy on the GPU: argument checks -> launcher -> autograd.Function.
+
+The forward kernel writes the gradient while the row is at hand, so forward + backward read the
+logits about once from memory and write the gradient once; the backward pass only rescales when the
+upstream gradient is not 1, and finds that out on the device (no host synchronisation).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+
+from .. import _checks as check
+
+MAX_BLOCK = 8192  # columns per step of the row loop (a power of 2)
+HALF_AND_SINGLE = (torch.float16, torch.bfloat16, torch.float32)
+
+
+def interpreting() -> bool:
+    """Triton's CPU interpreter (TRITON_INTERPRET=1) runs the kernels on CPU tensors, for tests."""
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def _on_kernel_device(name: str, x: torch.Tensor) -> None:
+    if x.device.type != "cuda" and not interpreting():
+        raise ValueError(f"{name} is on {x.device}; losslab.gpu kernels need CUDA tensors (or TRITON_INTERPRET=1 "
+                         "to run them on the CPU for testing). ll.cross_entropy works on any device")
+
+
+def check_arguments(logits, targets, weight, label_smoothing, reduction, normalizer, lse_square_scale, softcap):
+    """Shape, dtype and option checks (always); class-index values only when checkable without a sync."""
+    if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
+        raise TypeError(f"logits and targets must be torch tensors, got {type(logits).__name__} and {type(targets).__name__}")
+    if logits.dtype not in HALF_AND_SINGLE:
+        raise TypeError(f"logits must be float16, bfloat16 or float32, got {logits.dtype}; the kernel computes in float32 "
+                        "(use ll.cross_entropy for float64)")
+    if logits.ndim != 2:
+        raise ValueError(f"logits must be (N, C), got shape {tuple(logits.shape)}; flatten the leading axes "
+                         "(logits.view(-1, C), targets.view(-1))")
+    if targets.shape != logits.shape[:1]:
+        raise ValueError(f"targets must have shape ({logits.shape[0]},) for logits {tuple(logits.shape)}, got {tuple(targets.shape)}")
+    if targets.dtype.is_floating_point or targets.dtype == torch.bool:
+        raise TypeError(f"targets must be integer class indices, got {targets.dtype} (probability targets: ll.cross_entropy)")
+    _on_kernel_device("logits", logits)
+    if targets.device != logits.device:
+        raise ValueError(f"targets are on {targets.device} but logits on {logits.device}; move them to the logits' device")
+    if weight is not None:
+        if not isinstance(weight, torch.Tensor) or weight.shape != logits.shape[1:]:
+            raise ValueError(f"weight must be a tensor of shape ({logits.shape[1]},), one weight per class, "
+                             f"got {getattr(weight, 'shape', type(weight).__name__)}")
+    check.option("label_smoothing", label_smoothing, low=0.0, high=1.0)
+    check.option("lse_square_scale", lse_square_scale, low=0.0, hint=" (the z-loss weight, e.g. 1e-4)")
+    if softcap is not None:
+        check.option("softcap", softcap, low=0.0, low_inclusive=False, hint=" (e.g. 30.0, or None for no capping)")
+    check.reduction(reduction, normalizer, ("none", "mean", "sum"))
+    if logits.shape[1] == 0:
+        raise ValueError("logits have no classes (shape (N, 0))")
+
+
+def _scale(targets, weight, ignore_index, reduction, normalizer, device, dtype=torch.float32) -> torch.Tensor:
+    """The factor of the per-row losses in the result (a 0-d device tensor: no sync)."""
+    if reduction != "mean":
+        return torch.ones((), dtype=dtype, device=device)
+    if isinstance(normalizer, (int, float)):  # a fill on the device, not a host-to-device copy (a sync)
+        return torch.full((), 1.0 / normalizer if normalizer > 0 else 0.0, dtype=dtype, device=device)
+    if normalizer is not None:
+        k = normalizer.to(device=device, dtype=dtype)
+    else:
+        valid = targets != ignore_index
+        if weight is None:
+            k = valid.sum(dtype=dtype)
+        else:
+            k = (weight[torch.where(valid, targets, 0)] * valid).sum(dtype=dtype)
+    return torch.where(k > 0, 1.0 / k, torch.zeros_like(k))  # mean over no valid item: 0
+
+
+def launch(logits, targets, weight, scale, *, ignore_index, label_smoothing, lse_square_scale, softcap,
+           with_grad: bool, inplace: bool, block: int | None = None):
+    """Run the forward kernel: per-row losses, per-row log-sum-exp and (optionally) the gradient."""
+    from . import _kernels
+
+    if logits.stride(1) != 1:
+        if inplace:
+            raise ValueError("inplace=True needs logits whose class axis is contiguous (stride 1)")
+        logits = logits.contiguous()
+    n, c = logits.shape
+    # inplace: a detached alias of the logits, so autograd can take it as .grad without a copy
+    grad = (logits.detach() if inplace else torch.empty_like(logits)) if with_grad else None
+    rows = torch.empty(n, dtype=torch.float32, device=logits.device)
+    lse = torch.empty(n, dtype=torch.float32, device=logits.device)
+    w = weight.to(device=logits.device, dtype=torch.float32).contiguous() if weight is not None else rows
+    w_sum = w.sum() if weight is not None else rows
+    block = block or _kernels.block_size(c, MAX_BLOCK)
+    if n:
+        _kernels.cross_entropy_kernel[(n,)](
+            logits, logits.stride(0), grad if with_grad else logits, grad.stride(0) if with_grad else 0,
+            targets.contiguous(), w, w_sum, scale, rows, lse,
+            c, ignore_index, float(label_smoothing), float(lse_square_scale), float(softcap or 1.0),
+            HAS_WEIGHT=weight is not None, SMOOTH=label_smoothing > 0, ZLOSS=lse_square_scale > 0,
+            SOFTCAP=softcap is not None, WITH_GRAD=with_grad, BLOCK=block, num_warps=8 if block >= 4096 else 4,
+        )
+    return rows, lse, grad
+
+
+def scale_rows(grad: torch.Tensor, upstream: torch.Tensor, block: int | None = None) -> torch.Tensor:
+    from . import _kernels
+
+    n, c = grad.shape
+    upstream = upstream.to(torch.float32).contiguous()
+    block = block or _kernels.block_size(c, MAX_BLOCK)
+    if n:
+        _kernels.scale_rows_kernel[(n,)](grad, grad.stride(0), upstream, c, PER_ROW=upstream.ndim == 1, BLOCK=block,
+                                         num_warps=8 if block >= 4096 else 4)
+    return grad
+
+
+def _reduce(rows: torch.Tensor, scale: torch.Tensor, reduction: str) -> torch.Tensor:
+    return rows if reduction == "none" else rows.sum() * scale
+
+
+class FusedCrossEntropy(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, logits, targets, weight, scale, reduction, options: dict[str, Any]):
+        with_grad = ctx.needs_input_grad[0]
+        rows, lse, grad = launch(logits, targets, weight, scale, with_grad=with_grad, **options)
+        ctx.grad, ctx.block = grad, options.get("block")
+        ctx.mark_non_differentiable(lse)
+        return _reduce(rows, scale, reduction), lse
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, upstream, _lse_upstream):
+        if ctx.grad is None:
+            raise RuntimeError("losslab.gpu.cross_entropy: backward ran twice through one forward (retain_graph=True); "
+                               "the fused kernel keeps one gradient buffer: recompute the loss instead")
+        grad, ctx.grad = ctx.grad, None
+        return scale_rows(grad, upstream, ctx.block), None, None, None, None, None
+
+
+def cross_entropy(logits, targets, *, weight=None, ignore_index: int = -100, label_smoothing: float = 0.0,
+                  reduction: str = "mean", normalizer=None, lse_square_scale: float = 0.0, softcap: float | None = None,
+                  return_lse: bool = False, inplace: bool = False, _block: int | None = None):
+    check_arguments(logits, targets, weight, label_smoothing, reduction, normalizer, lse_square_scale, softcap)
+    check.class_indices("targets", targets, logits.shape[1], ignore_index)  # concrete (CPU/strict) only
+    if inplace and not logits.requires_grad:
+        raise ValueError("inplace=True writes the gradient into the logits, so it needs logits that require grad")
+    weight = weight.detach().to(device=logits.device, dtype=torch.float32) if weight is not None else None
+    scale = _scale(targets, weight, ignore_index, reduction, normalizer, logits.device)
+    options = dict(ignore_index=int(ignore_index), label_smoothing=float(label_smoothing),
+                   lse_square_scale=float(lse_square_scale), softcap=None if softcap is None else float(softcap),
+                   inplace=inplace, block=_block)
+    if torch.is_grad_enabled() and logits.requires_grad:
+        loss, lse = FusedCrossEntropy.apply(logits, targets, weight, scale, reduction, options)
+    else:
+        rows, lse, _ = launch(logits, targets, weight, scale, with_grad=False, **{**options, "inplace": False})
+        loss = _reduce(rows, scale, reduction)
+    return (loss, lse) if return_lse else loss
+
+
+def value_and_grad(logits, targets, **options):
+    """(loss, gradient) without autograd: one kernel launch, the gradient of the reduced loss."""
+    reduction, normalizer = options.pop("reduction", "mean"), options.pop("normalizer", None)
+    weight, ignore_index = options.pop("weight", None), options.pop("ignore_index", -100)
+    label_smoothing = options.pop("label_smoothing", 0.0)
+    check_arguments(logits, targets, weight, label_smoothing, reduction, normalizer, 0.0, None)
+    check.class_indices("targets", targets, logits.shape[1], ignore_index)
+    if options:
+        raise TypeError(f"unexpected options {sorted(options)}")
+    weight = weight.detach().to(device=logits.device, dtype=torch.float32) if weight is not None else None
+    scale = _scale(targets, weight, ignore_index, reduction, normalizer, logits.device)
+    rows, _, grad = launch(logits.detach(), targets, weight, scale, ignore_index=int(ignore_index),
+                           label_smoothing=float(label_smoothing), lse_square_scale=0.0, softcap=None,
+                           with_grad=True, inplace=False)
+    return _reduce(rows, scale, reduction), grad
