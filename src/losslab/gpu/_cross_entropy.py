@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from .. import _checks as check
+from ..torch._softmax_ce import mean_scale
 
 MAX_BLOCK = 8192  # columns per step of the row loop (a power of 2)
 HALF_AND_SINGLE = (torch.float16, torch.bfloat16, torch.float32)
@@ -57,23 +58,6 @@ def check_arguments(logits, targets, weight, label_smoothing, reduction, normali
     check.reduction(reduction, normalizer, ("none", "mean", "sum"))
     if logits.shape[1] == 0:
         raise ValueError("logits have no classes (shape (N, 0))")
-
-
-def _scale(targets, weight, ignore_index, reduction, normalizer, device, dtype=torch.float32) -> torch.Tensor:
-    """The factor of the per-row losses in the result (a 0-d device tensor: no sync)."""
-    if reduction != "mean":
-        return torch.ones((), dtype=dtype, device=device)
-    if isinstance(normalizer, (int, float)):  # a fill on the device, not a host-to-device copy (a sync)
-        return torch.full((), 1.0 / normalizer if normalizer > 0 else 0.0, dtype=dtype, device=device)
-    if normalizer is not None:
-        k = normalizer.to(device=device, dtype=dtype)
-    else:
-        valid = targets != ignore_index
-        if weight is None:
-            k = valid.sum(dtype=dtype)
-        else:
-            k = (weight[torch.where(valid, targets, 0)] * valid).sum(dtype=dtype)
-    return torch.where(k > 0, 1.0 / k, torch.zeros_like(k))  # mean over no valid item: 0
 
 
 def launch(logits, targets, weight, scale, *, ignore_index, label_smoothing, lse_square_scale, softcap,
@@ -147,7 +131,7 @@ def cross_entropy(logits, targets, *, weight=None, ignore_index: int = -100, lab
     if inplace and not logits.requires_grad:
         raise ValueError("inplace=True writes the gradient into the logits, so it needs logits that require grad")
     weight = weight.detach().to(device=logits.device, dtype=torch.float32) if weight is not None else None
-    scale = _scale(targets, weight, ignore_index, reduction, normalizer, logits.device)
+    scale = mean_scale(targets, weight, ignore_index, reduction, normalizer, logits.device)
     options = dict(ignore_index=int(ignore_index), label_smoothing=float(label_smoothing),
                    lse_square_scale=float(lse_square_scale), softcap=None if softcap is None else float(softcap),
                    inplace=inplace, block=_block)
@@ -169,7 +153,7 @@ def value_and_grad(logits, targets, **options):
     if options:
         raise TypeError(f"unexpected options {sorted(options)}")
     weight = weight.detach().to(device=logits.device, dtype=torch.float32) if weight is not None else None
-    scale = _scale(targets, weight, ignore_index, reduction, normalizer, logits.device)
+    scale = mean_scale(targets, weight, ignore_index, reduction, normalizer, logits.device)
     rows, _, grad = launch(logits.detach(), targets, weight, scale, ignore_index=int(ignore_index),
                            label_smoothing=float(label_smoothing), lse_square_scale=0.0, softcap=None,
                            with_grad=True, inplace=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from .. import _checks as check
+from ..torch._softmax_ce import logits_grad, mean_scale, row_losses, target_logit
 
 CHUNK_BYTES = 32 << 20  # float32 bytes of one logits chunk
 
@@ -67,13 +68,6 @@ def _logits(hidden, weight, bias, v0, v1, softcap):
     return z.mul(softcap), 1 - z * z
 
 
-def _target_logit(z, targets, v0):
-    """z[i, y_i - v0] where y_i falls in this chunk, else 0 (gather + where: no data-dependent shapes, no sync)."""
-    inside = (targets >= v0) & (targets < v0 + z.shape[1])
-    picked = z.gather(1, (targets - v0).clamp(0, z.shape[1] - 1)[:, None])[:, 0]
-    return torch.where(inside, picked, 0.0), inside
-
-
 class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, class_weight, scale, opts):
@@ -87,15 +81,14 @@ class LinearCrossEntropy(torch.autograd.Function):
             m_new = torch.maximum(m, z.amax(1))
             s = s * torch.exp(m - m_new) + torch.exp(z - m_new[:, None]).sum(1)
             m = m_new
-            z_y += _target_logit(z, targets, v0)[0]
+            z_y += target_logit(z, targets - v0)[0]
             if opts["label_smoothing"]:
                 wz += z.sum(1) if class_weight is None else z @ class_weight[v0:v1]
         lse = m + torch.log(s)
         valid = targets != opts["ignore_index"]
         r = torch.ones_like(s) if class_weight is None else class_weight[torch.where(valid, targets, 0)]
         w_sum = v if class_weight is None else class_weight.sum()
-        e = opts["label_smoothing"]
-        rows = (1 - e) * r * (lse - z_y) + e / v * (w_sum * lse - wz) + opts["lse_square_scale"] * r * lse * lse
+        rows = row_losses(lse, z_y, wz, r, w_sum, v, opts["label_smoothing"], opts["lse_square_scale"])
         rows = torch.where(valid, rows, 0.0)
         ctx.save_for_backward(hidden, weight, bias, targets, class_weight, scale, lse, r)
         ctx.opts = opts
@@ -110,23 +103,16 @@ class LinearCrossEntropy(torch.autograd.Function):
         n, v = hidden.shape[0], weight.shape[0]
         e, valid = o["label_smoothing"], targets != o["ignore_index"]
         w_sum = v if class_weight is None else class_weight.sum()
-        # per-row factors of the gradient formula, with the reduction's scale and the upstream gradient
         acc = _accumulate_in(hidden.dtype)
         row_scale = torch.where(valid, (upstream if upstream.ndim else upstream * scale).to(acc), 0.0)
-        a = ((1 - e) * r + e * w_sum / v + 2 * o["lse_square_scale"] * r * lse) * row_scale
-        hit = (1 - e) * r * row_scale
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         grad_h = torch.zeros(hidden.shape, dtype=acc, device=hidden.device) if need_h else None
         grad_w = torch.empty_like(weight) if need_w else None
         grad_b = torch.empty_like(bias) if need_b else None
         for v0, v1 in _chunks(n, v, o["chunk_size"]):
             z, cap = _logits(hidden, weight, bias, v0, v1, o["softcap"])
-            g = torch.exp(z - lse[:, None]).mul_(a[:, None])
-            _, inside = _target_logit(z, targets, v0)
-            g.scatter_add_(1, (targets - v0).clamp(0, v1 - v0 - 1)[:, None], torch.where(inside, -hit, 0.0)[:, None])
-            if e:
-                smooth = torch.ones(v1 - v0, dtype=acc, device=g.device) if class_weight is None else class_weight[v0:v1]
-                g -= (e / v) * row_scale[:, None] * smooth
+            g = logits_grad(z, lse, targets - v0, r, w_sum, v, e, o["lse_square_scale"], row_scale,
+                            None if class_weight is None else class_weight[v0:v1])
             if cap is not None:
                 g *= cap
             g_low = g.to(hidden.dtype)
@@ -151,15 +137,13 @@ def linear_cross_entropy(hidden, weight, targets, bias=None, *, class_weight=Non
     ``losslab.gpu.cross_entropy``. ``chunk_size``: vocabulary columns per chunk (default: 32 MiB of
     float32 logits per chunk).
     """
-    from ._cross_entropy import _scale
-
     _check(hidden, weight, targets, bias, class_weight, label_smoothing, reduction, normalizer, lse_square_scale, softcap)
     check.class_indices("targets", targets, weight.shape[0], ignore_index)
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int (vocabulary columns per chunk), got {chunk_size!r}")
     if class_weight is not None:
         class_weight = class_weight.detach().to(device=hidden.device, dtype=_accumulate_in(hidden.dtype))
-    scale = _scale(targets, class_weight, ignore_index, reduction, normalizer, hidden.device, _accumulate_in(hidden.dtype))
+    scale = mean_scale(targets, class_weight, ignore_index, reduction, normalizer, hidden.device, _accumulate_in(hidden.dtype))
     opts = dict(ignore_index=int(ignore_index), label_smoothing=float(label_smoothing), reduction=reduction,
                 lse_square_scale=float(lse_square_scale), softcap=None if softcap is None else float(softcap),
                 chunk_size=chunk_size)

@@ -1,0 +1,61 @@
+"""Softmax cross-entropy assembled from per-row pieces, for implementations that never hold a whole
+row of logits at once: chunks of the vocabulary (``losslab.gpu.linear_cross_entropy``) or shards of
+it across processes (``losslab.torch.distributed.vocab_parallel_cross_entropy``). The Triton kernel
+in ``losslab.gpu._kernels`` computes the same formulas in one program per row.
+
+Per row with target y, log-sum-exp ``lse``, target logit ``z_y``, row weight ``r = w[y]``, class-weight
+sum ``W`` and ``wz = sum_c w_c z_c``, C classes, smoothing e and z-loss scale s:
+
+    loss = (1 - e) r (lse - z_y) + (e / C) (W lse - wz) + s r lse^2
+    d loss / d z_c = a p_c - hit [c = y] - (e / C) w_c,   a = (1 - e) r + e W / C + 2 s r lse,  hit = (1 - e) r
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def row_losses(lse, z_y, wz, r, w_sum, n_classes, smoothing: float, z_scale: float):
+    rows = (1 - smoothing) * r * (lse - z_y) + z_scale * r * lse * lse
+    if smoothing:
+        rows = rows + smoothing / n_classes * (w_sum * lse - wz)
+    return rows
+
+
+def target_logit(z, local_targets):
+    """z[i, local_targets[i]] where that column is in this block, else 0; and the mask. gather + where:
+    no data-dependent shapes, no host sync."""
+    inside = (local_targets >= 0) & (local_targets < z.shape[1])
+    picked = z.gather(1, local_targets.clamp(0, z.shape[1] - 1)[:, None])[:, 0]
+    return torch.where(inside, picked, 0.0), inside
+
+
+def logits_grad(z, lse, local_targets, r, w_sum, n_classes, smoothing: float, z_scale: float, row_scale,
+                class_weight=None):
+    """d loss / d z for one block of columns, each row multiplied by ``row_scale`` (zero for ignored rows)."""
+    a = ((1 - smoothing) * r + smoothing * w_sum / n_classes + 2 * z_scale * r * lse) * row_scale
+    g = torch.exp(z - lse[:, None]).mul_(a[:, None])
+    _, inside = target_logit(z, local_targets)
+    hit = torch.where(inside, -(1 - smoothing) * r * row_scale, 0.0)
+    g.scatter_add_(1, local_targets.clamp(0, z.shape[1] - 1)[:, None], hit[:, None])
+    if smoothing:
+        w = torch.ones(z.shape[1], dtype=z.dtype, device=z.device) if class_weight is None else class_weight
+        g -= (smoothing / n_classes) * row_scale[:, None] * w
+    return g
+
+
+def mean_scale(targets, weight, ignore_index, reduction, normalizer, device, dtype=torch.float32) -> torch.Tensor:
+    """The factor of the per-row losses in the result (a 0-d device tensor: no sync)."""
+    if reduction != "mean":
+        return torch.ones((), dtype=dtype, device=device)
+    if isinstance(normalizer, (int, float)):  # a fill on the device, not a host-to-device copy (a sync)
+        return torch.full((), 1.0 / normalizer if normalizer > 0 else 0.0, dtype=dtype, device=device)
+    if normalizer is not None:
+        k = normalizer.to(device=device, dtype=dtype)
+    else:
+        valid = targets != ignore_index
+        if weight is None:
+            k = valid.sum(dtype=dtype)
+        else:
+            k = (weight[torch.where(valid, targets, 0)] * valid).sum(dtype=dtype)
+    return torch.where(k > 0, 1.0 / k, torch.zeros_like(k))  # mean over no valid item: 0
