@@ -29,7 +29,7 @@ def _worker(rank, world, init_file, check, args):
         dist.destroy_process_group()
 
 
-def run(world: int, tmp_path, check, *args) -> None:
+def assert_on_ranks(world: int, tmp_path, check, *args) -> None:
     """Run check(rank, world, *args) on `world` Gloo processes; an assertion failing in one fails the test."""
     mp.spawn(_worker, args=(world, str(tmp_path / "rendezvous"), check, args), nprocs=world, join=True)
 
@@ -91,7 +91,7 @@ def _check_normalizer(rank, world):
 
 
 def test_normalizer_makes_accumulated_data_parallel_gradients_exact(tmp_path):
-    run(3, tmp_path, _check_normalizer)
+    assert_on_ranks(3, tmp_path, _check_normalizer)
 
 
 # -- vocabulary-parallel cross-entropy -----------------------------------------------------------------------
@@ -145,7 +145,7 @@ def _check_vocab_parallel(rank, world):
 
 
 def test_vocab_parallel_cross_entropy_equals_the_unsharded_loss(tmp_path):
-    run(3, tmp_path, _check_vocab_parallel)
+    assert_on_ranks(3, tmp_path, _check_vocab_parallel)
 
 
 # -- contrastive losses over a global batch --------------------------------------------------------------------
@@ -195,7 +195,7 @@ def _check_contrastive(rank, world):
 
 @pytest.mark.parametrize("world", [2, 4])
 def test_contrastive_losses_over_the_global_batch(tmp_path, world):
-    run(world, tmp_path, _check_contrastive)
+    assert_on_ranks(world, tmp_path, _check_contrastive)
 
 
 def test_clear_errors_without_a_process_group():
