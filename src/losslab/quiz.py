@@ -55,12 +55,13 @@ def questions() -> list[Question]:
     return [
         Question(
             "mse-squared", "seed 000", "Why does MSE use squared error rather than absolute error?",
-            ("Squared error is more robust to outliers than absolute error.",
+            ("Squared error is more robust to outliers: squaring shrinks large errors relative to small ones, so one bad "
+             "point cannot dominate the fit.",
              f"Squaring gives a smooth loss whose gradient 2e shrinks as the error shrinks, and it weighs large errors "
              f"more: an error of 10 costs {squared(10.0) / squared(1.0):.0f}x an error of 1. It is also the "
              "maximum-likelihood loss under Gaussian noise.",
-             "The absolute value of a negative error is undefined.",
-             "Squaring makes every error count the same, whatever its size."),
+             "Absolute error has no derivative anywhere, so gradient descent cannot use it at all.",
+             "Squaring makes every error count the same whatever its sign and size, which keeps the average unbiased."),
             1,
             "MSE's gradient 2e is proportional to the error, so steps get smaller near the optimum; MAE's gradient is "
             "+-1 everywhere except its kink at 0. The price: squaring makes MSE sensitive to outliers (MAE and Huber "
@@ -79,9 +80,10 @@ def questions() -> list[Question]:
             "cross-entropy."),
         Question(
             "ce-vs-mse", "seed 000", "Why is cross-entropy preferred over MSE for classification tasks?",
-            ("Cross-entropy values are always smaller than MSE values, so training converges faster.",
-             "MSE cannot be computed on probabilities.",
-             "Cross-entropy needs no output activation, so the network is simpler.",
+            ("Cross-entropy values are always smaller than MSE values on the same predictions, so its gradients are "
+             "smaller and training is more stable.",
+             "MSE cannot be computed on probabilities, because probabilities must sum to 1.",
+             "Cross-entropy needs no output activation at all, so the network is simpler and trains faster.",
              "It is the negative log-likelihood of the labels, and its gradient with respect to the logit is p - y, "
              f"large when the model is confidently wrong: at p = {p_wrong} with y = 1 it is {grad_ce:.2f}, while MSE "
              f"through the sigmoid gives 2(p - y) p (1 - p) = {grad_mse:.4f}."),
@@ -149,8 +151,8 @@ def questions() -> list[Question]:
             ("0: class 1 is not the true class, so its logit does not matter.", f"{ce_grad[0]:+.4f}",
              f"{ce_grad[1]:+.4f}", f"{-ce_grad[1]:+.4f}"),
             2,
-            f"The gradient is p - y. Class 1 has p = {ce_grad[1]:.4f} and y = 0, so its logit is pushed down by "
-            f"{ce_grad[1]:.4f}; the true class gets p - 1 = {ce_grad[0]:.4f}. The gradient sums to 0 over the classes "
+            f"The gradient is p - y. Class 1 has p = {ce_grad[1]:.4f} and y = 0, so gradient descent lowers its logit "
+            f"in proportion to {ce_grad[1]:.4f}; the true class gets p - 1 = {ce_grad[0]:.4f}. The gradient sums to 0 over the classes "
             "(try it in the confidence explorer)."),
         Question(
             "confidence-ratio", "authored",
