@@ -37,6 +37,7 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
 
     targets = args[1]
     if (not isinstance(targets, torch.Tensor) or logits.ndim != 2 or targets.ndim != 1
+            or targets.device != logits.device  # the array-API path moves them, as it does for weights
             or logits.dtype not in (torch.float16, torch.bfloat16, torch.float32)
             or targets.dtype.is_floating_point or targets.dtype == torch.bool
             or not _kernel_device(logits) or not kernels_enabled() or torch.compiler.is_compiling()):
