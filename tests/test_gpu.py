@@ -20,6 +20,8 @@ if not CUDA and os.environ.get("TRITON_INTERPRET") != "1":  # conftest.py sets i
 
 import numpy as np  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
 
 import losslab as ll  # noqa: E402
 from losslab import gpu  # noqa: E402
@@ -338,3 +340,30 @@ def test_large_vocabularies_in_bfloat16(vocab):
         ref = ll.cross_entropy(logits.float(), targets)
     assert float(abs(value - ref)) < 1e-4 * float(ref)
     assert np.isfinite(float(value))
+
+
+# -- properties over random shapes and options (hypothesis) ------------------------------------------------
+
+
+@settings(max_examples=60 if not CUDA else 200, deadline=None)
+@given(n=st.integers(1, 6), c=st.integers(1, 150), block=st.sampled_from([16, 32, 128]),
+       smoothing=st.sampled_from([0.0, 0.3]), z_scale=st.sampled_from([0.0, 0.05]), softcap=st.sampled_from([None, 2.5]),
+       weighted=st.booleans(), reduction=st.sampled_from(["none", "mean", "sum"]), seed=st.integers(0, 2**16),
+       scale=st.sampled_from([0.1, 3.0, 30.0]))
+def test_kernel_matches_the_reference_for_random_shapes_and_options(n, c, block, smoothing, z_scale, softcap, weighted,
+                                                                      reduction, seed, scale):
+    g = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(n, c, generator=g, dtype=torch.float64) * scale).to(DEVICE)
+    targets = torch.randint(-1, c, (n,), generator=g).to(DEVICE)
+    targets[targets < 0] = -100  # some rows ignored, sometimes all
+    weight = (torch.rand(c, generator=g, dtype=torch.float64) + 0.1).to(DEVICE) if weighted else None
+    options = dict(weight=weight, label_smoothing=smoothing, lse_square_scale=z_scale, softcap=softcap, reduction=reduction)
+    x = logits.float().requires_grad_()
+    loss = gpu.cross_entropy(x, targets, _block=block if not CUDA else None, **options)
+    xr, ref, _ = reference(logits, targets, **options)
+    upstream = torch.randn(loss.shape, generator=g, dtype=torch.float64).to(DEVICE)
+    (loss.double() * upstream).sum().backward()
+    (ref * upstream).sum().backward()
+    assert torch.isfinite(loss).all() and torch.isfinite(x.grad).all()
+    torch.testing.assert_close(loss.double(), ref.detach(), rtol=2e-5, atol=2e-5)
+    torch.testing.assert_close(x.grad.double(), xr.grad, rtol=2e-4, atol=2e-6)

@@ -126,6 +126,19 @@ class FusedCrossEntropy(torch.autograd.Function):
 def cross_entropy(logits, targets, *, weight=None, ignore_index: int = -100, label_smoothing: float = 0.0,
                   reduction: str = "mean", normalizer=None, lse_square_scale: float = 0.0, softcap: float | None = None,
                   return_lse: bool = False, inplace: bool = False, _block: int | None = None):
+    r"""Softmax cross-entropy of (N, C) logits and integer targets, forward and backward in one Triton kernel.
+
+    With z = softcap tanh(x / softcap) (or z = x), p = softmax(z), lse = log sum_c exp(z_c), class
+    weights w (W = sum w), r = w[y], smoothing e and z-loss scale s, per row::
+
+        loss = (1 - e) r (lse - z_y) + (e / C) (W lse - sum_c w_c z_c) + s r lse^2
+        dloss/dz_c = p_c [(1 - e) r + e W / C + 2 s r lse] - (1 - e) r [c = y] - (e / C) w_c
+
+    and dz/dx = 1 - (z / softcap)^2. ``reduction="mean"`` divides by sum of r over rows not ignored
+    (or by ``normalizer``); 0 when there is none. The gradient is written during the forward pass (into
+    the logits with ``inplace=True``); ``return_lse=True`` also returns the per-row lse (float32, no
+    gradient). See docs/gpu.md.
+    """
     check_arguments(logits, targets, weight, label_smoothing, reduction, normalizer, lse_square_scale, softcap)
     check.class_indices("targets", targets, logits.shape[1], ignore_index)  # concrete (CPU/strict) only
     if inplace and not logits.requires_grad:
