@@ -90,6 +90,7 @@ def page(browser, server):
     page.on("console", lambda msg: problems.append(f"console {msg.type}: {msg.text}") if msg.type == "error" else None)
     page.goto(server)
     page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+    page.problems = problems  # a test that provokes an error on purpose removes it from here
     yield page
     assert outside == [], f"the page asked for non-local resources: {outside}"
     assert problems == []
@@ -156,6 +157,37 @@ def test_sliders_redraw_the_landscape_with_the_librarys_values(page):
     z = _axis("focal", None, {"alpha": 0.25, "gamma": 0.0}, n=201)
     np.testing.assert_allclose(focal, z.values)
     np.testing.assert_allclose(focal, 0.25 * ll.binary_cross_entropy_with_logits(z.x, np.ones_like(z.x), reduction="none"))
+
+
+def test_compare_overlays_the_seeds_comparisons(page):
+    from losslab.plots import shared_axis
+
+    page.click("#tabs button[data-tab=compare]")
+    settle(page)
+    page.click("#cmp-presets button[data-preset='BCE vs MSE on a sigmoid']")
+    settle(page)
+    curves = page.evaluate("window.explorer.compare")
+    _, axes = shared_axis(["binary_cross_entropy_with_logits", "mse:sigmoid"])
+    assert [c["loss"] for c in curves["curves"]] == ["binary_cross_entropy_with_logits", "mse:sigmoid"]
+    for curve, (_, axis) in zip(curves["curves"], axes):
+        np.testing.assert_allclose(curve["grads"], axis.grads)
+    drawn = page.evaluate("window.explorer.compare && document.querySelectorAll('#cmp-grads .u-series').length")
+    assert drawn >= 3  # x plus one legend row per loss
+    assert page.is_hidden("#cmp-target-box")  # logits have no target to slide
+
+    page.click("#cmp-presets button[data-preset='MSE vs MAE vs Huber']")
+    settle(page)
+    assert page.is_visible("#cmp-target-box")
+    move_slider(page, "#slider-cmp-target", 1.0)
+    curves = page.evaluate("window.explorer.compare")
+    for curve, (_, axis) in zip(curves["curves"], shared_axis(["mse", "mae", "huber"], 1.0)[1]):
+        np.testing.assert_allclose(curve["values"], axis.values)
+    page.check("#cmp-choices input[value=cross_entropy]")  # not on the same axis: the server says so
+    page.wait_for_selector("#error:not([hidden])")
+    assert "do not share an axis" in page.text_content("#error")
+    expected = [p for p in page.problems if "status of 400" in p]
+    assert len(expected) == 1
+    page.problems.remove(expected[0])
 
 
 def _table(page, selector: str) -> list[list[str]]:

@@ -161,3 +161,33 @@ def test_the_page_and_its_static_files_are_served(client):
     for path in ("/static/explorer.js", "/static/style.css", "/static/vendor/uPlot.iife.min.js"):
         assert client.get(path).status_code == 200
     assert client.get("/static/../app.py").status_code == 404
+
+
+def test_compare_gives_the_plots_curves_and_every_preset_shares_an_axis(client):
+    from losslab.plots import COMPARISONS, shared_axis
+
+    presets = client.get("/api/comparisons").json()
+    assert presets == {k: list(v) for k, v in COMPARISONS.items()}
+    for names in presets.values():
+        data = client.post("/api/compare", json={"losses": names, "target": 1.0}).json()
+        label, axes = shared_axis(names, 1.0 if all(ll.get(n.split(":")[0]).family == "regression" for n in names) else None)
+        assert data["label"] == label and [c["loss"] for c in data["curves"]] == names
+        for curve, (_, axis) in zip(data["curves"], axes):
+            np.testing.assert_allclose(curve["values"], axis.values)
+            np.testing.assert_allclose(curve["grads"], axis.grads)
+    trap = client.post("/api/compare", json={"losses": ["binary_cross_entropy_with_logits", "mse:sigmoid"]}).json()
+    assert trap["curves"][0]["grads"][0] == pytest.approx(-1.0, abs=1e-3)  # confidently wrong: CE pushes hard,
+    assert abs(trap["curves"][1]["grads"][0]) < 1e-3  # MSE on a sigmoid barely moves
+
+
+@pytest.mark.parametrize(("body", "status", "message"), [
+    ({"losses": ["mse", "cross_entropy"]}, 400, "do not share an axis"),
+    ({"losses": ["mse", "nope"]}, 404, "nope"),
+    ({"losses": ["mse:tanh"]}, 400, "only 'name:sigmoid'"),
+    ({"losses": []}, 400, "list of 1 to 8"),
+    ({"losses": "mse"}, 400, "list of 1 to 8"),
+    ({"losses": ["mse"], "target": "3"}, 400, '"target" must be a number'),
+])
+def test_compare_refuses_bad_requests(client, body, status, message):
+    response = client.post("/api/compare", json=body)
+    assert response.status_code == status and message in response.json()["error"], response.json()

@@ -142,14 +142,30 @@ def _composed(entry: str, target: float | None) -> Axis:
     return Axis("logit (target 1)", z, v, g * p * (1 - p))
 
 
+def shared_axis(names, target: float | None = None) -> tuple[str, list[tuple[str, Axis]]]:
+    """The curves of several entries (registry names or 'name:sigmoid') over their common x-axis."""
+    axes = [(entry, _composed(entry, target)) for entry in names]
+    labels = {a.label for _, a in axes}
+    if len(labels) != 1 or not all(np.array_equal(a.x, axes[0][1].x) for _, a in axes):
+        raise ValueError(f"these losses do not share an axis ({sorted(labels)}); compare losses of one kind")
+    return labels.pop(), axes
+
+
+# The seeds' side-by-side comparisons (the explorer offers them as presets)
+COMPARISONS = {
+    "MSE vs MAE vs Huber": ("mse", "mae", "huber"),
+    "Huber vs smooth L1 vs log-cosh": ("huber", "smooth_l1", "log_cosh"),
+    "BCE vs MSE on a sigmoid": ("binary_cross_entropy_with_logits", "mse:sigmoid"),
+    "BCE vs focal": ("binary_cross_entropy_with_logits", "focal"),
+    "hinge vs squared hinge": ("hinge", "squared_hinge"),
+}
+
+
 def compare(names: list[str] | tuple[str, ...] = ("mse", "mae", "huber"), *, target: float | None = None):
     """Several losses (and their gradients) on one axis, e.g. ("mse", "mae", "huber") or
     ("binary_cross_entropy_with_logits", "mse:sigmoid")."""
     plt = _pyplot()
-    axes = [(_entry, _composed(_entry, target)) for _entry in names]
-    labels = {a.label for _, a in axes}
-    if len(labels) != 1:
-        raise ValueError(f"these losses do not share an axis ({sorted(labels)}); compare losses of one kind")
+    label, axes = shared_axis(names, target)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(6.4, 6.0), sharex=True)
     for entry, a in axes:
         top.plot(a.x, a.values, label=entry)
@@ -157,7 +173,7 @@ def compare(names: list[str] | tuple[str, ...] = ("mse", "mae", "huber"), *, tar
     top.set_ylabel("loss")
     bottom.set_ylabel("gradient")
     bottom.axhline(0, color="k", lw=0.5)
-    bottom.set_xlabel(labels.pop())
+    bottom.set_xlabel(label)
     top.legend(fontsize=8)
     top.set_title("Loss and gradient, side by side")
     fig.tight_layout()

@@ -5,6 +5,9 @@
     GET  /api/losses/{name}     one spec
     POST /api/loss              {"loss", "predictions" | "inputs", "targets", "options", "reduction"} -> {"value", "grad"}
     POST /api/curve             {"loss", "target", "options"} -> the landscape {"x", "values", "grads", "label"}
+    POST /api/compare           {"losses": ["mse", "mae", "huber"] or ["binary_cross_entropy_with_logits", "mse:sigmoid"],
+                                 "target"} -> {"label", "x", "curves": [{"loss", "values", "grads"}]}
+    GET  /api/comparisons       the seeds' comparisons, {"MSE vs MAE vs Huber": ["mse", "mae", "huber"], ...}
     POST /api/playground        {"predictions", "targets", "options"} or {"logits", "target", "options"}
                                 -> every applicable loss {"results", "not_applicable"} (as ``losslab compare``)
     POST /api/cross_entropy     {"logits", "target", "label_smoothing"} -> softmax, loss, gradient (as ``losslab ce``)
@@ -285,6 +288,34 @@ async def page(request: Request) -> FileResponse:
     return FileResponse(STATIC / "index.html")
 
 
+MAX_COMPARED = 8
+
+
+async def comparisons(request: Request) -> JSONResponse:
+    from ..plots import COMPARISONS
+
+    return JSONResponse({label: list(names) for label, names in COMPARISONS.items()})
+
+
+async def compare_curves(request: Request) -> JSONResponse:
+    from ..plots import shared_axis
+
+    data = await _body(request)
+    names, target = data.get("losses"), data.get("target")
+    if not isinstance(names, list) or not 1 <= len(names) <= MAX_COMPARED or not all(isinstance(n, str) for n in names):
+        raise BadRequest(f'"losses" must be a list of 1 to {MAX_COMPARED} loss names (a name may end in ":sigmoid")')
+    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))):
+        raise BadRequest('"target" must be a number')
+    try:
+        label, axes = shared_axis(names, target)
+    except KeyError as err:
+        raise BadRequest(err.args[0], 404) from None
+    except (ValueError, TypeError) as err:
+        raise BadRequest(str(err)) from None
+    return JSONResponse({"label": label, "x": axes[0][1].x.tolist(), "curves": [
+        {"loss": name, "values": _finite(a.values.tolist()), "grads": _finite(a.grads.tolist())} for name, a in axes]})
+
+
 async def worked_examples(request: Request) -> JSONResponse:
     from ..examples import check
 
@@ -300,6 +331,7 @@ def create_app() -> Starlette:
     routes = [Route("/", page), Mount("/static", StaticFiles(directory=STATIC), name="static"),
               Route("/api/losses", list_losses), Route("/api/losses/{name}", one_loss),
               Route("/api/loss", compute_loss, methods=["POST"]), Route("/api/curve", curve, methods=["POST"]),
+              Route("/api/compare", compare_curves, methods=["POST"]), Route("/api/comparisons", comparisons),
               Route("/api/playground", compare_losses, methods=["POST"]),
               Route("/api/cross_entropy", cross_entropy, methods=["POST"]), Route("/api/scenarios", scenarios),
               Route("/api/examples", worked_examples), Route("/api/quiz", quiz_questions),

@@ -146,6 +146,57 @@ const updateCurve = latestOnly(async () => {
   }
 });
 
+// ---- compare: several losses on one axis ------------------------------------------------------------
+const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4b5563"];
+const cmp = { losses: [], target: 3, charts: [] };
+
+function lineChart(box, label, names, yLabel, data) {
+  return new uPlot({
+    width: Math.max(320, box.clientWidth || 900), height: 260, pxAlign: false, scales: { x: { time: false } },
+    axes: [{ label }, { label: yLabel }],
+    series: [{ label }, ...names.map((name, i) => ({ label: name, stroke: PALETTE[i % PALETTE.length], width: 2 }))],
+  }, data, box);
+}
+
+const updateCompare = latestOnly(async () => {
+  const checked = [...document.querySelectorAll("#cmp-choices input:checked")].map((c) => c.value);
+  if (!checked.length) return;
+  const request = { losses: checked };
+  if (checked.every((n) => explorer.specs.find((s) => s.name === n)?.target_slider)) request.target = cmp.target;
+  const result = await api("/api/compare", request);
+  explorer.compare = { ...result, request };
+  for (const chart of cmp.charts) chart.destroy();
+  const names = result.curves.map((c) => c.loss);
+  cmp.charts = [
+    lineChart($("#cmp-values"), result.label, names, "loss", [result.x, ...result.curves.map((c) => finiteOrNull(c.values))]),
+    lineChart($("#cmp-grads"), result.label, names, "gradient", [result.x, ...result.curves.map((c) => finiteOrNull(c.grads))]),
+  ];
+});
+
+function choose(names) {
+  for (const box of document.querySelectorAll("#cmp-choices input")) box.checked = names.includes(box.value);
+  const regression = names.every((n) => explorer.specs.find((s) => s.name === n)?.target_slider);
+  $("#cmp-target-box").hidden = !regression;
+  updateCompare();
+}
+
+async function loadCompare() {
+  const presets = await api("/api/comparisons");
+  $("#cmp-presets").replaceChildren(...Object.entries(presets).map(([label, names]) =>
+    el("button", { type: "button", "data-preset": label, onclick: () => choose(names) }, label)));
+  const entries = [...explorer.specs.map((s) => s.name), "mse:sigmoid", "mae:sigmoid"];
+  $("#cmp-choices").replaceChildren(...entries.map((name) => {
+    const box = el("input", { type: "checkbox", value: name });
+    box.addEventListener("change", () => choose([...document.querySelectorAll("#cmp-choices input:checked")].map((c) => c.value)));
+    return el("label", {}, box, " ", name);
+  }));
+  $("#cmp-target-box").append(slider("cmp-target", -5, 5, 0.1, cmp.target, (v) => { cmp.target = v; updateCompare(); }, "target"));
+  // drawn when the tab is first shown, so the charts get the tab's width
+  document.querySelector("#tabs button[data-tab=compare]").addEventListener("click", () => {
+    if (!cmp.charts.length) choose(Object.values(presets)[0]);
+  });
+}
+
 // ---- playground -------------------------------------------------------------------------------
 function numbers(text, field) {
   const parts = text.split(/[\s,;]+/).filter(Boolean);
@@ -277,6 +328,6 @@ async function loadQuiz() {
 // ---- start ----------------------------------------------------------------------------------------
 for (const input of document.querySelectorAll("#playground .controls input")) input.addEventListener("input", () => updatePlayground());
 for (const radio of document.querySelectorAll("input[name=pg-mode]")) radio.addEventListener("change", setPlaygroundMode);
-Promise.all([loadLosses(), loadConfidence(), loadExamples(), loadQuiz(), updatePlayground()])
+Promise.all([loadLosses().then(loadCompare), loadConfidence(), loadExamples(), loadQuiz(), updatePlayground()])
   .then(() => { explorer.ready = true; document.body.dataset.ready = "true"; })
   .catch(() => { /* shown by api() */ });
