@@ -8,6 +8,8 @@ The limits: a same-size clone of the logits (one read + one write, the least tra
 backward over materialised logits can do) and, for linear + CE, the three N x H x V matmuls.
 
     python benchmarks/gpu_cross_entropy.py [--quick] [--out DIR]
+    python benchmarks/gpu_cross_entropy.py --smoke --out /tmp/x   # CPU, tiny shapes, Triton's interpreter:
+                                                                  # checks the script runs (CI does), times nothing
 
 Reports % of clone speed (clone ms / ms) or % of the matmul floor, and writes
 gpu_cross_entropy-DATE.json and .md (GPU, versions, date) under --out (default: benchmarks/results,
@@ -23,18 +25,23 @@ import importlib.metadata
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-DEV = "cuda"
+DEV = "cuda"  # "cpu" with --smoke
 CE_SHAPES = [(8192, 32000), (8192, 50304), (8192, 128256), (8192, 151936), (16384, 256000)]
 LINEAR_SHAPES = [(8192, 4096, 128256), (16384, 2304, 256000)]
 rows: list[dict] = []
 
 
 def bench(fn, iters=10, warm=3) -> float:
+    if DEV == "cpu":  # --smoke: one run, wall clock; the figure means nothing
+        start = time.perf_counter()
+        fn()
+        return (time.perf_counter() - start) * 1e3
     for _ in range(warm):
         fn()
     torch.cuda.synchronize()
@@ -50,7 +57,9 @@ def bench(fn, iters=10, warm=3) -> float:
     return times[len(times) // 2]
 
 
-def peak_extra(fn) -> float:
+def peak_extra(fn) -> float | None:
+    if DEV == "cpu":
+        return None
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
     base = torch.cuda.memory_allocated()
@@ -63,7 +72,8 @@ def peak_extra(fn) -> float:
 def record(case: str, impl: str, fn, limit_ms: float | None = None, limit_name: str = "") -> float | None:
     try:
         ms = bench(fn)
-        row = dict(case=case, impl=impl, ms=round(ms, 3), peak_extra_gib=round(peak_extra(fn), 3))
+        memory = peak_extra(fn)
+        row = dict(case=case, impl=impl, ms=round(ms, 3), peak_extra_gib=None if memory is None else round(memory, 3))
         if limit_ms:
             row[limit_name] = round(100 * limit_ms / ms, 1)
     except Exception as ex:  # one peer failing must not hide the others
@@ -97,8 +107,9 @@ def ce_case(n: int, v: int) -> None:
 
     record(case, "torch eager bf16", run(lambda: F.cross_entropy(logits, target)), **pct)
     record(case, "torch eager fp32 upcast", run(lambda: F.cross_entropy(logits.float(), target)), **pct)
-    compiled = torch.compile(lambda x, t: F.cross_entropy(x.float(), t))
-    record(case, "torch.compile fp32 upcast", run(lambda: compiled(logits, target)), **pct)
+    if DEV == "cuda":  # (inductor's CPU compile would dominate a smoke run)
+        compiled = torch.compile(lambda x, t: F.cross_entropy(x.float(), t))
+        record(case, "torch.compile fp32 upcast", run(lambda: compiled(logits, target)), **pct)
     try:
         from liger_kernel.transformers import LigerCrossEntropyLoss
 
@@ -183,18 +194,26 @@ def markdown(meta: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the smallest shape of each kind only")
+    parser.add_argument("--smoke", action="store_true", help="CPU, tiny shapes, Triton's interpreter: does the script run?")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or Path(__file__).parent / "results"))
     args = parser.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("this benchmark needs a CUDA GPU")
-    meta = {"gpu": torch.cuda.get_device_name(), "date": dt.date.today().isoformat(), "versions": versions()}
+    global DEV, CE_SHAPES, LINEAR_SHAPES
+    if args.smoke:
+        os.environ["TRITON_INTERPRET"] = "1"  # before Triton is imported
+        DEV, CE_SHAPES, LINEAR_SHAPES = "cpu", [(16, 300)], [(16, 8, 300)]
+    elif not torch.cuda.is_available():
+        sys.exit("this benchmark needs a CUDA GPU (or --smoke)")
+    gpu = torch.cuda.get_device_name() if DEV == "cuda" else "none (--smoke: CPU, Triton interpreter, no timings)"
+    meta = {"gpu": gpu, "date": dt.date.today().isoformat(), "versions": versions()}
     print(json.dumps(meta), flush=True)
     for n, v in CE_SHAPES[:1] if args.quick else CE_SHAPES:
         ce_case(n, v)
-        torch.cuda.empty_cache()  # the case's tensors died with it
+        if DEV == "cuda":
+            torch.cuda.empty_cache()  # the case's tensors died with it
     for n, h, v in LINEAR_SHAPES[:1] if args.quick else LINEAR_SHAPES:
         linear_case(n, h, v)
-        torch.cuda.empty_cache()
+        if DEV == "cuda":
+            torch.cuda.empty_cache()
     args.out.mkdir(parents=True, exist_ok=True)
     stem = args.out / f"gpu_cross_entropy-{meta['date']}"
     stem.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1))

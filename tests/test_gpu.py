@@ -367,3 +367,25 @@ def test_kernel_matches_the_reference_for_random_shapes_and_options(n, c, block,
     assert torch.isfinite(loss).all() and torch.isfinite(x.grad).all()
     torch.testing.assert_close(loss.double(), ref.detach(), rtol=2e-5, atol=2e-5)
     torch.testing.assert_close(x.grad.double(), xr.grad, rtol=2e-4, atol=2e-6)
+
+
+def test_the_gpu_benchmark_script_runs(tmp_path):
+    """--smoke: the benchmark's every step on the CPU under Triton's interpreter (timings meaningless),
+    so the script stays ready for the next GPU."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).parent.parent / "benchmarks" / "gpu_cross_entropy.py"
+    out = subprocess.run([sys.executable, str(script), "--smoke", "--out", str(tmp_path)], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(next(tmp_path.glob("gpu_cross_entropy-*.json")).read_text(),
+                        parse_constant=lambda c: pytest.fail(f"not JSON: {c}"))
+    rows = {(r["case"].split()[0], r["impl"]): r for r in result["rows"]}
+    for key in (("ce", "losslab"), ("ce", "losslab inplace=True"), ("linear_ce", "losslab linear_cross_entropy"),
+                ("ce", "torch eager bf16"), ("linear_ce", "limit: 3 matmuls of NxHxV")):
+        assert "ms" in rows[key], rows[key]
+    assert all("ms" in r or "error" in r for r in result["rows"]) and result["versions"]["losslab"]
+    assert next(tmp_path.glob("gpu_cross_entropy-*.md")).read_text().startswith("# GPU cross-entropy benchmark")
