@@ -13,7 +13,8 @@ from losslab.cli import main
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "losslab.cli", *args], capture_output=True, text=True, timeout=120)
+    return subprocess.run([sys.executable, "-m", "losslab.cli", *args], capture_output=True, text=True, timeout=120,
+                          stdin=subprocess.DEVNULL)
 
 
 def test_compare_prints_the_seed_playground_table():
@@ -80,3 +81,20 @@ def test_console_script_is_installed():
     assert exe, "the losslab console script is not on PATH"
     out = subprocess.run([exe, "ce", "--logits", "5", "1", "2", "--target", "1", "--json"], capture_output=True, text=True, timeout=120)
     assert json.loads(out.stdout)["loss"] == pytest.approx(4.0659, abs=1e-4)
+
+
+def test_quiz_in_the_terminal_grades_piped_answers():
+    from losslab.quiz import questions
+
+    first = questions()[:2]
+    letters = "abcd"
+    answers = f"{letters[first[0].answer]}\n{letters[(first[1].answer + 1) % 4]}\nq\n"
+    out = subprocess.run([sys.executable, "-m", "losslab.cli", "quiz"], input=answers, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "Correct." in out.stdout and f"Not quite: the answer is {letters[first[1].answer]})" in out.stdout
+    assert "1 of 2 answered correctly." in out.stdout
+    listed = json.loads(run("quiz", "--json").stdout)
+    assert [q["id"] for q in listed] == [q.id for q in questions()] and "answer" not in listed[0]
+    one = run("quiz", "--id", "design-a-loss")
+    assert one.returncode == 0 and "model answer" in one.stdout.lower()
+    assert "no question 'nope'" in run("quiz", "--id", "nope").stderr

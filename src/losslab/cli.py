@@ -273,6 +273,46 @@ def _cmd_plot(args) -> None:
     print(f"wrote {args.out}")
 
 
+def _cmd_quiz(args) -> None:
+    from .quiz import grade, questions
+
+    qs = [q for q in questions() if args.id is None or q.id == args.id]
+    if not qs:
+        sys.exit(f"error: no question {args.id!r}; the questions are {[q.id for q in questions()]}")
+    if args.json:
+        print(json.dumps([q.public() for q in qs]))
+        return
+    letters = "abcdefgh"
+    right = answered = 0
+    for number, q in enumerate(qs, 1):
+        print(f"\n{number}. {q.stem}  ({q.source})")
+        for i, choice in enumerate(q.choices):
+            print(f"   {letters[i]}) {choice}")
+        if not q.graded:
+            print("   (an open exercise: think it through, then press Enter for a model answer)", flush=True)
+            if not sys.stdin.readline():
+                break
+            print(f"   {grade(q.id, 0)['explanation']}")
+            continue
+        print("   your answer (letter, or q to stop): ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not sys.stdin.isatty():
+            print(line.strip())  # answers piped in: show them as if typed
+        if not line or line.strip().lower() == "q":
+            print()
+            break
+        pick = line.strip().lower()[:1]
+        if pick not in letters[: len(q.choices)]:
+            print(f"   (no answer '{line.strip()}'; the choices are {letters[0]}-{letters[len(q.choices) - 1]})")
+            continue
+        verdict = grade(q.id, letters.index(pick))
+        answered += 1
+        right += verdict["correct"]
+        headline = "Correct." if verdict["correct"] else f"Not quite: the answer is {letters[verdict['answer']]})."
+        print(f"   {headline} {verdict['explanation']}")
+    print(f"\n{right} of {answered} answered correctly.")
+
+
 def _cmd_explore(args) -> None:
     try:
         from .web import bind, serve
@@ -360,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the table, histories and claims as JSON")
     p.set_defaults(run=_cmd_experiment)
+
+    p = sub.add_parser("quiz", help="the seeds' self-check questions in the terminal, graded (the explorer has them too)")
+    p.add_argument("--id", help="one question only (losslab quiz --json lists them)")
+    p.add_argument("--json", action="store_true", help="print the questions (without answers) as JSON")
+    p.set_defaults(run=_cmd_quiz)
 
     p = sub.add_parser("explore", help="the web explorer: losses, live landscapes, playground, confidence, quiz (offline)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
