@@ -389,3 +389,18 @@ def test_the_gpu_benchmark_script_runs(tmp_path):
         assert "ms" in rows[key], rows[key]
     assert all("ms" in r or "error" in r for r in result["rows"]) and result["versions"]["losslab"]
     assert next(tmp_path.glob("gpu_cross_entropy-*.md")).read_text().startswith("# GPU cross-entropy benchmark")
+
+
+def test_inplace_refuses_to_corrupt_a_gradient_that_needs_the_logits():
+    """tanh keeps its output for its backward; overwriting that output silently would give a wrong
+    gradient. The kernel bumps the version counter, so autograd raises its usual in-place error."""
+    logits, targets, _ = data()
+    x = logits.clone().requires_grad_()
+    loss = gpu.cross_entropy(torch.tanh(x), targets, inplace=True, _block=BLOCK)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        loss.backward()
+    # where the op before the loss does not keep its output (a product by 3 here), in-place is exact
+    x1, x2 = logits.clone().requires_grad_(), logits.clone().requires_grad_()
+    gpu.cross_entropy(3 * torch.tanh(x1), targets, inplace=True, _block=BLOCK).backward()
+    gpu.cross_entropy(3 * torch.tanh(x2), targets, _block=BLOCK).backward()
+    torch.testing.assert_close(x1.grad, x2.grad)

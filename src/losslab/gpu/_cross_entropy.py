@@ -85,6 +85,10 @@ def launch(logits, targets, weight, scale, *, ignore_index, label_smoothing, lse
             HAS_WEIGHT=weight is not None, SMOOTH=label_smoothing > 0, ZLOSS=lse_square_scale > 0,
             SOFTCAP=softcap is not None, WITH_GRAD=with_grad, BLOCK=block, num_warps=8 if block >= 4096 else 4,
         )
+    if inplace:
+        # the kernel wrote behind autograd's back: bump the version counter, so that a backward which
+        # saved these logits (e.g. tanh's, which keeps its output) raises instead of using the gradient
+        torch.autograd.graph.increment_version(logits)
     return rows, lse, grad
 
 
