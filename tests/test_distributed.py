@@ -4,6 +4,8 @@ of the whole batch."""
 
 from __future__ import annotations
 
+import gc
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -25,6 +27,8 @@ def _worker(rank, world, init_file, check, args):
     try:
         torch.set_num_threads(1)
         check(rank, world, *args)
+        gc.collect()  # DDP's reducer sits in reference cycles: free it while its process group is alive
+        dist.barrier()  # no rank tears down its connections while a peer may still be reading from them
     finally:
         dist.destroy_process_group()
 
