@@ -98,6 +98,31 @@ def test_normalizer_makes_accumulated_data_parallel_gradients_exact(tmp_path):
     assert_on_ranks(3, tmp_path, _check_normalizer)
 
 
+def _check_normalizer_fsdp(rank, world):
+    from torch.distributed.fsdp import fully_shard
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 6)).double()
+    reference = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Linear(8, 6)).double()
+    reference.load_state_dict(model.state_dict())
+    fully_shard(model)  # FSDP2: parameters and gradients sharded, gradients reduce-scattered with averaging
+    micro = _micro_batches(rank)
+    norm = ld.normalizer([t for _, t in micro])
+    for x, t in micro:
+        ll.cross_entropy(model(x), t, normalizer=norm).backward()
+    everything = [b for r in range(world) for b in _micro_batches(r)]
+    F.cross_entropy(reference(torch.cat([x for x, _ in everything])), torch.cat([t for _, t in everything])).backward()
+    for mine, full in zip(model.parameters(), reference.parameters()):
+        torch.testing.assert_close(mine.grad.full_tensor(), full.grad, **EXACT)
+
+
+def test_normalizer_under_fsdp(tmp_path):
+    fsdp = pytest.importorskip("torch.distributed.fsdp")
+    if not hasattr(fsdp, "fully_shard"):
+        pytest.skip("this torch has no FSDP2 (torch.distributed.fsdp.fully_shard)")
+    assert_on_ranks(3, tmp_path, _check_normalizer_fsdp)
+
+
 # -- vocabulary-parallel cross-entropy -----------------------------------------------------------------------
 
 def _reference_ce(logits, targets, weight=None, label_smoothing=0.0, lse_square_scale=0.0, reduction="mean",
