@@ -125,7 +125,7 @@ function buildSliders(spec) {
 }
 
 const updateCurve = latestOnly(async () => {
-  const request = { loss: explorer.loss, options: explorer.options };
+  const request = { loss: explorer.loss, options: { ...explorer.options } };
   if (explorer.target !== null) request.target = explorer.target;
   const curve = await api("/api/curve", request);
   if (curve.loss !== explorer.loss) return; // the user picked another loss meanwhile
@@ -148,7 +148,7 @@ const updateCurve = latestOnly(async () => {
 
 // ---- compare: several losses on one axis ------------------------------------------------------------
 const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4b5563"];
-const cmp = { losses: [], target: 3, charts: [] };
+const cmp = { target: 3, charts: [] };
 
 function lineChart(box, label, names, yLabel, data) {
   return new uPlot({
