@@ -60,6 +60,14 @@ def check_arguments(logits, targets, weight, label_smoothing, reduction, normali
         raise ValueError("logits have no classes (shape (N, 0))")
 
 
+def _launch_config(n_cols: int, block: int | None) -> tuple[int, int]:
+    """Columns per step of the row loop (a power of 2, ``block`` if given) and warps per program."""
+    from . import _kernels
+
+    block = block or _kernels.block_size(n_cols, MAX_BLOCK)
+    return block, 8 if block >= 4096 else 4
+
+
 def launch(logits, targets, weight, scale, *, ignore_index, label_smoothing, lse_square_scale, softcap,
            with_grad: bool, inplace: bool, block: int | None = None):
     """Run the forward kernel: per-row losses, per-row log-sum-exp and (optionally) the gradient."""
@@ -76,14 +84,14 @@ def launch(logits, targets, weight, scale, *, ignore_index, label_smoothing, lse
     lse = torch.empty(n, dtype=torch.float32, device=logits.device)
     w = weight.to(device=logits.device, dtype=torch.float32).contiguous() if weight is not None else rows
     w_sum = w.sum() if weight is not None else rows
-    block = block or _kernels.block_size(c, MAX_BLOCK)
+    block, warps = _launch_config(c, block)
     if n:
         _kernels.cross_entropy_kernel[(n,)](
             logits, logits.stride(0), grad if with_grad else logits, grad.stride(0) if with_grad else 0,
             targets.contiguous(), w, w_sum, scale, rows, lse,
             c, ignore_index, float(label_smoothing), float(lse_square_scale), float(softcap or 1.0),
             HAS_WEIGHT=weight is not None, SMOOTH=label_smoothing > 0, ZLOSS=lse_square_scale > 0,
-            SOFTCAP=softcap is not None, WITH_GRAD=with_grad, BLOCK=block, num_warps=8 if block >= 4096 else 4,
+            SOFTCAP=softcap is not None, WITH_GRAD=with_grad, BLOCK=block, num_warps=warps,
         )
     if inplace:
         # the kernel wrote behind autograd's back: bump the version counter, so that a backward which
@@ -97,10 +105,10 @@ def scale_rows(grad: torch.Tensor, upstream: torch.Tensor, block: int | None = N
 
     n, c = grad.shape
     upstream = upstream.to(torch.float32).contiguous()
-    block = block or _kernels.block_size(c, MAX_BLOCK)
+    block, warps = _launch_config(c, block)
     if n:
         _kernels.scale_rows_kernel[(n,)](grad, grad.stride(0), upstream, c, PER_ROW=upstream.ndim == 1, BLOCK=block,
-                                         num_warps=8 if block >= 4096 else 4)
+                                         num_warps=warps)
     return grad
 
 
@@ -143,12 +151,10 @@ def cross_entropy(logits, targets, *, weight=None, ignore_index: int = -100, lab
     the logits with ``inplace=True``); ``return_lse=True`` also returns the per-row lse (float32, no
     gradient). See docs/gpu.md.
     """
-    check_arguments(logits, targets, weight, label_smoothing, reduction, normalizer, lse_square_scale, softcap)
-    check.class_indices("targets", targets, logits.shape[1], ignore_index)  # concrete (CPU/strict) only
+    weight, scale = _prepare(logits, targets, weight, ignore_index, label_smoothing, reduction, normalizer,
+                             lse_square_scale, softcap)
     if inplace and not logits.requires_grad:
         raise ValueError("inplace=True writes the gradient into the logits, so it needs logits that require grad")
-    weight = weight.detach().to(device=logits.device, dtype=torch.float32) if weight is not None else None
-    scale = mean_scale(targets, weight, ignore_index, reduction, normalizer, logits.device)
     options = dict(ignore_index=int(ignore_index), label_smoothing=float(label_smoothing),
                    lse_square_scale=float(lse_square_scale), softcap=None if softcap is None else float(softcap),
                    inplace=inplace, block=_block)
@@ -160,18 +166,19 @@ def cross_entropy(logits, targets, *, weight=None, ignore_index: int = -100, lab
     return (loss, lse) if return_lse else loss
 
 
-def value_and_grad(logits, targets, **options):
+def value_and_grad(logits, targets, *, weight=None, ignore_index: int = -100, label_smoothing: float = 0.0,
+                   reduction: str = "mean", normalizer=None):
     """(loss, gradient) without autograd: one kernel launch, the gradient of the reduced loss."""
-    reduction, normalizer = options.pop("reduction", "mean"), options.pop("normalizer", None)
-    weight, ignore_index = options.pop("weight", None), options.pop("ignore_index", -100)
-    label_smoothing = options.pop("label_smoothing", 0.0)
-    check_arguments(logits, targets, weight, label_smoothing, reduction, normalizer, 0.0, None)
-    check.class_indices("targets", targets, logits.shape[1], ignore_index)
-    if options:
-        raise TypeError(f"unexpected options {sorted(options)}")
-    weight = weight.detach().to(device=logits.device, dtype=torch.float32) if weight is not None else None
-    scale = mean_scale(targets, weight, ignore_index, reduction, normalizer, logits.device)
+    weight, scale = _prepare(logits, targets, weight, ignore_index, label_smoothing, reduction, normalizer, 0.0, None)
     rows, _, grad = launch(logits.detach(), targets, weight, scale, ignore_index=int(ignore_index),
                            label_smoothing=float(label_smoothing), lse_square_scale=0.0, softcap=None,
                            with_grad=True, inplace=False)
     return _reduce(rows, scale, reduction), grad
+
+
+def _prepare(logits, targets, weight, ignore_index, label_smoothing, reduction, normalizer, lse_square_scale, softcap):
+    """Every check, then the class weights on the logits' device and the reduction's scale."""
+    check_arguments(logits, targets, weight, label_smoothing, reduction, normalizer, lse_square_scale, softcap)
+    check.class_indices("targets", targets, logits.shape[1], ignore_index)  # concrete (CPU/strict) only
+    weight = weight.detach().to(device=logits.device, dtype=torch.float32) if weight is not None else None
+    return weight, mean_scale(targets, weight, ignore_index, reduction, normalizer, logits.device)
