@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 
 from .. import _checks as check
-from ..torch._softmax_ce import logits_grad, mean_scale, row_losses, target_logit
+from ..torch._softmax_ce import accumulate_in, logits_grad, mean_scale, row_losses, target_logit
 
 CHUNK_BYTES = 32 << 20  # float32 bytes of one logits chunk
 
@@ -52,16 +52,12 @@ def _chunks(n_rows: int, n_cols: int, chunk_size: int | None):
     return [(v0, min(v0 + size, n_cols)) for v0 in range(0, n_cols, size)]
 
 
-def _accumulate_in(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
-
 def _logits(hidden, weight, bias, v0, v1, softcap):
     """One chunk of (capped) logits in float32 (float64 for float64 inputs), and the capping's derivative factor."""
     z = hidden @ weight[v0:v1].T
     if bias is not None:
         z += bias[v0:v1]
-    z = z.to(_accumulate_in(hidden.dtype))
+    z = z.to(accumulate_in(hidden.dtype))
     if softcap is None:
         return z, None
     z = torch.tanh(z / softcap)
@@ -72,7 +68,7 @@ class LinearCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, class_weight, scale, opts):
         n, v = hidden.shape[0], weight.shape[0]
-        acc = _accumulate_in(hidden.dtype)
+        acc = accumulate_in(hidden.dtype)
         m = torch.full((n,), float("-inf"), dtype=acc, device=hidden.device)
         s = torch.zeros(n, dtype=acc, device=hidden.device)
         z_y, wz = torch.zeros_like(s), torch.zeros_like(s)
@@ -103,7 +99,7 @@ class LinearCrossEntropy(torch.autograd.Function):
         n, v = hidden.shape[0], weight.shape[0]
         e, valid = o["label_smoothing"], targets != o["ignore_index"]
         w_sum = v if class_weight is None else class_weight.sum()
-        acc = _accumulate_in(hidden.dtype)
+        acc = accumulate_in(hidden.dtype)
         row_scale = torch.where(valid, (upstream if upstream.ndim else upstream * scale).to(acc), 0.0)
         need_h, need_w, need_b = ctx.needs_input_grad[:3]
         grad_h = torch.zeros(hidden.shape, dtype=acc, device=hidden.device) if need_h else None
@@ -142,8 +138,8 @@ def linear_cross_entropy(hidden, weight, targets, bias=None, *, class_weight=Non
     if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1):
         raise ValueError(f"chunk_size must be a positive int (vocabulary columns per chunk), got {chunk_size!r}")
     if class_weight is not None:
-        class_weight = class_weight.detach().to(device=hidden.device, dtype=_accumulate_in(hidden.dtype))
-    scale = mean_scale(targets, class_weight, ignore_index, reduction, normalizer, hidden.device, _accumulate_in(hidden.dtype))
+        class_weight = class_weight.detach().to(device=hidden.device, dtype=accumulate_in(hidden.dtype))
+    scale = mean_scale(targets, class_weight, ignore_index, reduction, normalizer, hidden.device, accumulate_in(hidden.dtype))
     opts = dict(ignore_index=int(ignore_index), label_smoothing=float(label_smoothing), reduction=reduction,
                 lse_square_scale=float(lse_square_scale), softcap=None if softcap is None else float(softcap),
                 chunk_size=chunk_size)

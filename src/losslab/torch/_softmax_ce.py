@@ -15,6 +15,11 @@ from __future__ import annotations
 import torch
 
 
+def accumulate_in(dtype: torch.dtype) -> torch.dtype:
+    """float64 for float64 inputs, else float32 (half-precision inputs are summed in float32)."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def row_losses(lse, z_y, wz, r, w_sum, n_classes, smoothing: float, z_scale: float):
     rows = (1 - smoothing) * r * (lse - z_y) + z_scale * r * lse * lse
     if smoothing:

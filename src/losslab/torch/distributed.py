@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from .. import _checks as check
 from ..losses.classification import binary_cross_entropy_with_logits, cross_entropy
-from ._softmax_ce import logits_grad, mean_scale, row_losses, target_logit
+from ._softmax_ce import accumulate_in, logits_grad, mean_scale, row_losses, target_logit
 
 
 def _group_size(group) -> tuple[int, int]:
@@ -65,17 +65,22 @@ def normalizer(targets, *, ignore_index: int = -100, weight=None, group=None, av
     return count / dist.get_world_size(group) if averaged_gradients else count
 
 
+def _sizes(length: int, device, group) -> torch.Tensor:
+    """Every rank's ``length``, in rank order (one all-reduce; the result stays on the device)."""
+    rank, world = _group_size(group)
+    sizes = torch.zeros(world, dtype=torch.int64, device=device)
+    sizes[rank] = length
+    dist.all_reduce(sizes, group=group)
+    return sizes
+
+
 # -- vocabulary-parallel cross-entropy --------------------------------------------------------------------
-
-def _accumulate_in(dtype):
-    return torch.float64 if dtype == torch.float64 else torch.float32
-
 
 class _VocabParallelCE(torch.autograd.Function):
     @staticmethod
     def forward(ctx, logits, targets, class_weight, scale, vocab_start, n_classes, opts):
         group, e, zs = opts["group"], opts["smoothing"], opts["z_scale"]
-        z = logits.to(_accumulate_in(logits.dtype))
+        z = logits.to(accumulate_in(logits.dtype))
         local = targets - vocab_start
         valid = targets != opts["ignore_index"]
         m = z.amax(1)
@@ -114,12 +119,12 @@ def vocab_parallel_cross_entropy(logits, targets, *, vocab_start=None, group=Non
     """Cross-entropy of logits split along the class axis across the ranks of ``group``.
 
     ``logits``: this rank's (N, V_local) columns, ``vocab_start`` the global index of its first column
-    (default: the ranks hold consecutive blocks in rank order; found with one all-gather of the sizes);
+    (default: the ranks hold consecutive blocks in rank order; found with one all-reduce of the widths);
     ``targets``: (N,) global class indices, the same on every rank; ``weight``: this rank's (V_local,)
     slice of the class weights. Every rank returns the same loss (the full loss, not a share), and its
     gradient block of the full gradient. ``lse_square_scale`` adds the z-loss s * w[y] * lse^2.
     """
-    rank, world = _group_size(group)
+    rank, _ = _group_size(group)  # first: a clear error without a process group
     if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
         raise ValueError(f"logits must be this rank's (N, V_local) block, got {getattr(logits, 'shape', type(logits).__name__)}")
     if not isinstance(targets, torch.Tensor) or targets.shape != logits.shape[:1] or targets.dtype.is_floating_point:
@@ -131,13 +136,11 @@ def vocab_parallel_cross_entropy(logits, targets, *, vocab_start=None, group=Non
     check.option("label_smoothing", label_smoothing, low=0.0, high=1.0)
     check.option("lse_square_scale", lse_square_scale, low=0.0)
     check.reduction(reduction, normalizer, ("none", "mean", "sum"))
-    sizes = torch.zeros(world, dtype=torch.int64, device=logits.device)
-    sizes[rank] = logits.shape[1]
-    dist.all_reduce(sizes, group=group)  # every shard's width: the vocabulary size, and the default offsets
-    n_classes = sizes.sum().to(_accumulate_in(logits.dtype))
+    sizes = _sizes(logits.shape[1], logits.device, group)  # every shard's width: the vocabulary size, the offsets
+    n_classes = sizes.sum().to(accumulate_in(logits.dtype))
     if vocab_start is None:
         vocab_start = sizes[:rank].sum()
-    acc = _accumulate_in(logits.dtype)
+    acc = accumulate_in(logits.dtype)
     class_weight = weight.detach().to(logits.device, acc) if weight is not None else None
     scale = _mean_scale(targets, ignore_index, reduction, normalizer, class_weight, vocab_start, logits.shape[1], group, acc)
     opts = dict(group=group, ignore_index=int(ignore_index), smoothing=float(label_smoothing),
@@ -180,11 +183,8 @@ class _GatherRows(torch.autograd.Function):
 
 
 def _row_sizes(x: torch.Tensor, group) -> tuple[list[int], int]:
-    rank, world = _group_size(group)
-    sizes = torch.zeros(world, dtype=torch.int64, device=x.device)
-    sizes[rank] = x.shape[0]
-    dist.all_reduce(sizes, group=group)
-    return sizes.tolist(), rank  # a host sync on GPUs: the shapes of the gathered batch depend on it
+    # a host sync on GPUs: the shapes of the gathered batch depend on it
+    return _sizes(x.shape[0], x.device, group).tolist(), dist.get_rank(group)
 
 
 def _pairs(a, b, normalize: bool):
