@@ -42,6 +42,7 @@ from ..registry import get, get_loss, losses
 MAX_BODY_BYTES = 1 << 20  # 1 MiB
 MAX_ELEMENTS = 100_000  # per array
 MAX_CLASSES = 1_000  # logits of the confidence explorer and the class playground
+MAX_COMPARED = 8  # losses on one comparison chart
 STATIC = Path(__file__).parent / "static"
 CLASS_INDEX_LOSSES = ("cross_entropy", "nll", "multiclass_hinge")
 
@@ -204,15 +205,21 @@ async def curve(request: Request) -> JSONResponse:
 
     data = await _body(request)
     name = _loss_name(data)
-    target = data.get("target")
-    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))):
-        raise BadRequest('"target" must be a number')
+    target = _number(data, "target")
     try:
         axis = _axis(name, target, _options(name, data.get("options")), n=201)
     except (ValueError, TypeError) as err:
         raise BadRequest(str(err)) from None
     return JSONResponse({"loss": name, "label": axis.label, "x": axis.x.tolist(),
                          "values": _finite(axis.values.tolist()), "grads": _finite(axis.grads.tolist())})
+
+
+def _number(data: dict[str, Any], key: str, default: float | None = None, range_hint: str = "") -> float | None:
+    """data[key] as a JSON number; ``default`` when absent (and null allowed when the default is None)."""
+    value = data.get(key, default)
+    if (value is not None or default is not None) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise BadRequest(f'"{key}" must be a number{range_hint}')
+    return value
 
 
 def _class_index(value: Any, field: str = "target") -> int:
@@ -252,9 +259,7 @@ async def compare_losses(request: Request) -> JSONResponse:
 
 async def cross_entropy(request: Request) -> JSONResponse:
     data = await _body(request)
-    smoothing = data.get("label_smoothing", 0.0)
-    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float)):
-        raise BadRequest('"label_smoothing" must be a number in [0, 1]')
+    smoothing = _number(data, "label_smoothing", 0.0, " in [0, 1]")
     try:
         report = playground.cross_entropy_report(_logits(data), _class_index(data.get("target")), float(smoothing))
     except (ValueError, TypeError) as err:
@@ -288,8 +293,6 @@ async def page(request: Request) -> FileResponse:
     return FileResponse(STATIC / "index.html")
 
 
-MAX_COMPARED = 8
-
 
 async def comparisons(request: Request) -> JSONResponse:
     from ..plots import COMPARISONS
@@ -301,11 +304,9 @@ async def compare_curves(request: Request) -> JSONResponse:
     from ..plots import shared_axis
 
     data = await _body(request)
-    names, target = data.get("losses"), data.get("target")
+    names, target = data.get("losses"), _number(data, "target")
     if not isinstance(names, list) or not 1 <= len(names) <= MAX_COMPARED or not all(isinstance(n, str) for n in names):
         raise BadRequest(f'"losses" must be a list of 1 to {MAX_COMPARED} loss names (a name may end in ":sigmoid")')
-    if target is not None and (isinstance(target, bool) or not isinstance(target, (int, float))):
-        raise BadRequest('"target" must be a number')
     try:
         label, axes = shared_axis(names, target)
     except KeyError as err:
