@@ -9,6 +9,7 @@ public part (stem and choices) and asks the server to grade, so the page holds n
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -43,7 +44,9 @@ def _grad(name: str, predictions, targets, **options) -> np.ndarray:
     return np.asarray(get_loss(name).grad(np.asarray(predictions, dtype=np.float64), np.asarray(targets), **options))
 
 
-def questions() -> list[Question]:
+@cache
+def questions() -> tuple[Question, ...]:
+    """Built once (their numbers come from the library), then shared: every field is immutable."""
     log_loss = lambda p, y: _loss("binary_cross_entropy", [p], [float(y)])  # noqa: E731 - -log p or -log(1-p)
     squared = lambda e: _loss("mse", [e], [0.0])  # noqa: E731
     p_wrong = 0.01  # a confidently wrong sigmoid output for y = 1
@@ -52,7 +55,7 @@ def questions() -> list[Question]:
     grad_mse = float(_grad("mse", [p_wrong], [1.0])[0]) * p_wrong * (1 - p_wrong)  # chain rule through the sigmoid
     playground = ([1.5, 2.5, 3.0], [1.0, 3.0, 3.0])
     ce_grad = _grad("cross_entropy", [2.0, 1.0, 0.1], 0)
-    return [
+    return (
         Question(
             "mse-squared", "seed 000", "Why does MSE use squared error rather than absolute error?",
             ("Squared error is more robust to outliers: squaring shrinks large errors relative to small ones, so one bad "
@@ -176,7 +179,7 @@ def questions() -> list[Question]:
             "estimates probabilities, and the decision comes from a threshold chosen on validation data "
             "(ll.metrics.threshold_for(y, scores, recall=0.99)), helped by pos_weight or resampling for the rare "
             "class, and judged with recall, precision and average precision rather than accuracy."),
-    ]
+    )
 
 
 def get_question(question_id: str) -> Question:
