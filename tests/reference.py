@@ -170,3 +170,25 @@ def oracle(case):
     if case.loss == "triplet_margin" and "p" in opts:
         opts["p_norm"] = opts.pop("p")
     return fn(*case.args, **opts)
+
+
+def softmax_cross_entropy_torch(logits, targets, *, weight=None, ignore_index=-100, label_smoothing=0.0,
+                                lse_square_scale=0.0, reduction="mean", normalizer=None):
+    """The fused kernels' semantics through plain PyTorch autograd: ``F.cross_entropy`` per row plus the
+    z-loss ``s * w[y] * lse^2``, ignored rows 0; mean over the sum of w[y] (0 when nothing is valid) or
+    over ``normalizer``. Returns (loss, per-row lse)."""
+    import torch
+    import torch.nn.functional as F
+
+    rows = F.cross_entropy(logits, targets, weight=weight, ignore_index=ignore_index, label_smoothing=label_smoothing,
+                           reduction="none")
+    valid = targets != ignore_index
+    r = torch.ones_like(rows) if weight is None else weight[torch.where(valid, targets, 0)]
+    lse = torch.logsumexp(logits, 1)
+    rows = torch.where(valid, rows + lse_square_scale * r * lse**2, 0.0)
+    if reduction == "none":
+        return rows, lse
+    if reduction == "sum":
+        return rows.sum(), lse
+    divisor = normalizer if normalizer is not None else (r * valid).sum()
+    return rows.sum() / (divisor if divisor > 0 else 1), lse
