@@ -1,7 +1,8 @@
 """Shared frame for losses with one prediction per element (regression, BCE, hinge, focal).
 
-A subclass gives the per-element loss ``f``, its derivative ``df`` (and ``d2f`` where it has a
-Hessian); weighting, the mean's divisor, reductions and the upstream gradient are handled here.
+A subclass names its ``definition`` (``losslab.definitions.pointwise``: the per-element value,
+derivative and second derivative, written once for every engine) and validates its inputs in
+``prepare``; weighting, the mean's divisor, reductions and the upstream gradient are handled here.
 """
 
 from __future__ import annotations
@@ -11,21 +12,28 @@ import math
 from .. import _checks as check
 from .. import _xp
 from .._loss import Loss, State, floating_input, option_array
+from ..definitions.pointwise import Pointwise
 
 
 class Elementwise(Loss):
     # mean = sum(w * f) / sum(w) for sample weights (regression), / count for PyTorch's
     # "rescaling" weights (BCE)
     mean_divides_by_weight_sum = True
+    definition: type[Pointwise]
 
-    def f(self, xp, st: State):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def definition_options(self, st: State) -> dict:
+        return {name: getattr(st, name) for name in self.definition.options}
 
-    def df(self, xp, st: State):  # pragma: no cover - abstract
-        raise NotImplementedError
+    def f(self, xp, st: State):
+        return self.definition.value(xp, st.x, st.t, **self.definition_options(st))
+
+    def df(self, xp, st: State):
+        return self.definition.grad(xp, st.x, st.t, **self.definition_options(st))
 
     def d2f(self, xp, st: State):
-        return Loss.hessian_terms(self, xp, st, None)
+        if self.definition.second is None:
+            return Loss.hessian_terms(self, xp, st, None)
+        return self.definition.second(xp, st.x, st.t, **self.definition_options(st))
 
     def elementwise_state(self, xp, x, targets, weight, *, name: str = "predictions", **options) -> State:
         x, dtype = floating_input(xp, name, x)

@@ -13,6 +13,7 @@ from .. import _checks as check
 from .. import _fast, _stable, _xp
 from .._loss import Loss, State, floating_input, option_array
 from .._spec import LossSpec, OptionSpec
+from ..definitions import pointwise
 from ..gpu import dispatch as _gpu
 from ._elementwise import Elementwise
 
@@ -239,6 +240,7 @@ class BinaryCrossEntropy(Elementwise):
     element count, as PyTorch). Prefer binary_cross_entropy_with_logits: it is stable for any logit."""
 
     name = "binary_cross_entropy"
+    definition = pointwise.BinaryCrossEntropy
     inputs = ("probs",)
     mean_divides_by_weight_sum = False
     spec = LossSpec(
@@ -272,18 +274,6 @@ class BinaryCrossEntropy(Elementwise):
         check.values_between("targets", st.t, 0.0, 1.0, _BINARY_TARGET_FIX)
         return st
 
-    def f(self, xp, st):
-        return -(st.t * _stable.clamped_log(xp, st.x) + (1.0 - st.t) * _stable.clamped_log(xp, 1.0 - st.x))
-
-    def df(self, xp, st):  # -t/p + (1-t)/(1-p) = (p - t) / (p (1 - p)), denominator floored
-        p = st.x
-        return (p - st.t) / xp.maximum(p * (1.0 - p), xp.full_like(p, 1e-12))
-
-    def d2f(self, xp, st):
-        p, t = st.x, st.t
-        floor = xp.full_like(p, 1e-12)
-        return t / xp.maximum(p, floor) ** 2 + (1.0 - t) / xp.maximum(1.0 - p, floor) ** 2
-
 
 class BinaryCrossEntropyWithLogits(Elementwise):
     """Parameters: ``logits`` (real), ``targets`` in [0, 1] (same shape), ``weight=None`` (rescales
@@ -291,6 +281,7 @@ class BinaryCrossEntropyWithLogits(Elementwise):
     class, axis: negatives/positives for an imbalanced label). ``mean`` divides by the element count."""
 
     name = "binary_cross_entropy_with_logits"
+    definition = pointwise.BinaryCrossEntropyWithLogits
     fast = staticmethod(_fast.binary_cross_entropy_with_logits)
     inputs = ("logits",)
     mean_divides_by_weight_sum = False
@@ -329,21 +320,8 @@ class BinaryCrossEntropyWithLogits(Elementwise):
         if pw is not None:
             check.broadcastable_to("pos_weight", pw, tuple(st.x.shape), "logits")
             pw = xp.broadcast_to(pw, tuple(st.x.shape))
-        st.positive = st.t if pw is None else pw * st.t  # pos_weight * t
+        st.pos_weight = pw
         return st
-
-    def f(self, xp, st):
-        zero = xp.zeros_like(st.x)
-        # the guards keep 0 * inf out when a logit is infinite and its target agrees
-        negative = xp.where(st.t < 1.0, (1.0 - st.t) * _stable.softplus(xp, st.x), zero)
-        positive = xp.where(st.t > 0.0, st.positive * _stable.softplus(xp, -st.x), zero)
-        return negative + positive
-
-    def df(self, xp, st):  # softplus'(x) = sigmoid(x), so d/dx = (1 - t) s(x) - w+ t s(-x)
-        return (1.0 - st.t) * _stable.sigmoid(xp, st.x) - st.positive * _stable.sigmoid(xp, -st.x)
-
-    def d2f(self, xp, st):
-        return ((1.0 - st.t) + st.positive) * _stable.sigmoid(xp, st.x) * _stable.sigmoid(xp, -st.x)
 
 
 _HINGE_TARGET_FIX = "hinge targets are -1/+1 labels (map 0/1 labels with 2 * t - 1)"
@@ -353,6 +331,7 @@ class Hinge(Elementwise):
     """Parameters: ``scores`` (real), ``targets`` in {-1, +1} (same shape), ``margin=1.0``."""
 
     name = "hinge"
+    definition = pointwise.Hinge
     inputs = ("scores",)
     mean_divides_by_weight_sum = False
     spec = LossSpec(
@@ -384,21 +363,12 @@ class Hinge(Elementwise):
         check.values_in("targets", st.t, (-1.0, 1.0), _HINGE_TARGET_FIX)
         return st
 
-    def _slack(self, xp, st):
-        return st.margin - st.t * st.x
-
-    def f(self, xp, st):
-        z = self._slack(xp, st)
-        return xp.where(z > 0, z, xp.zeros_like(z))
-
-    def df(self, xp, st):  # -t inside the margin, 0 outside and on it
-        return xp.where(self._slack(xp, st) > 0, -st.t, xp.zeros_like(st.x))
-
 
 class SquaredHinge(Hinge):
     """Parameters: ``scores`` (real), ``targets`` in {-1, +1} (same shape), ``margin=1.0``."""
 
     name = "squared_hinge"
+    definition = pointwise.SquaredHinge
     spec = LossSpec(
         name="squared_hinge",
         family="classification",
@@ -420,12 +390,6 @@ class SquaredHinge(Hinge):
         options=(OptionSpec("margin", "score margin to clear", "any finite real", -5.0, 5.0),),
     )
 
-    def f(self, xp, st):
-        h = Hinge.f(self, xp, st)
-        return h * h
-
-    def df(self, xp, st):  # 2 max(0, z) dz/ds, dz/ds = -t
-        return -2.0 * st.t * Hinge.f(self, xp, st)
 
 
 class MulticlassHinge(Loss):
@@ -505,6 +469,7 @@ class Focal(Elementwise):
     Reduction defaults to ``mean`` (torchvision's sigmoid_focal_loss defaults to none)."""
 
     name = "focal"
+    definition = pointwise.Focal
     fast = staticmethod(_fast.focal)
     inputs = ("logits",)
     mean_divides_by_weight_sum = False
@@ -543,34 +508,11 @@ class Focal(Elementwise):
             if _xp.is_concrete(alpha) and float(alpha) >= 0:
                 check.option("alpha", alpha, low=0.0, high=1.0, hint=" (None or a negative value: no weighting)")
         check.option("gamma", gamma, low=0.0)
-        st = self.elementwise_state(xp, logits, targets, None, name="logits", gamma=gamma)
+        if alpha is not None and _xp.is_concrete(alpha) and float(alpha) < 0:
+            alpha = None  # a negative alpha means no class weighting, as None
+        st = self.elementwise_state(xp, logits, targets, None, name="logits", alpha=alpha, gamma=gamma)
         check.values_between("targets", st.t, 0.0, 1.0, _BINARY_TARGET_FIX)
-        t = st.t
-        if alpha is None or (_xp.is_concrete(alpha) and float(alpha) < 0):
-            st.alpha_t = xp.ones_like(t)
-        else:
-            st.alpha_t = alpha * t + (1.0 - alpha) * (1.0 - t)
-        s, s_neg = _stable.sigmoid(xp, st.x), _stable.sigmoid(xp, -st.x)
-        m = t * s_neg + (1.0 - t) * s  # 1 - p_t, written without cancellation
-        # r = p (1 - p) / m lies in [0, 1] (p(1-p) <= min(p, 1-p) <= m); its limit at m = 0 is 1
-        st.r = xp.where(m > 0, s * s_neg / xp.where(m > 0, m, xp.ones_like(m)), xp.ones_like(m))
-        st.s, st.s_neg, st.m_gamma = s, s_neg, m**gamma
-        st.bce = BinaryCrossEntropyWithLogits.f(self, xp, State(x=st.x, t=t, positive=t))
         return st
-
-    def f(self, xp, st):
-        return st.alpha_t * st.m_gamma * st.bce
-
-    def df(self, xp, st):
-        # m' = (1 - 2t) p(1-p) = (1 - 2t) r m;  (m^g)' = g (1 - 2t) r m^g;  BCE' = p - t
-        k = 1.0 - 2.0 * st.t
-        return st.alpha_t * st.m_gamma * (st.gamma * k * st.r * st.bce + (st.s - st.t))
-
-    def d2f(self, xp, st):
-        k, g, r = 1.0 - 2.0 * st.t, st.gamma, st.r
-        inner = (g * (g - 1.0) * k * k * r * r * st.bce + g * k * (1.0 - 2.0 * st.s) * r * st.bce
-                 + 2.0 * g * k * r * (st.s - st.t) + st.s * st.s_neg)
-        return st.alpha_t * st.m_gamma * inner
 
 
 class KLDiv(Loss):

@@ -7,23 +7,20 @@ sum(w * l) / sum(w), as torch's ``mse_loss``/``l1_loss`` and scikit-learn's ``sa
 from __future__ import annotations
 
 from .. import _checks as check
-from .. import _fast, _stable, _xp
+from .. import _fast
 from .._spec import LossSpec, OptionSpec
+from ..definitions import pointwise
 from ._elementwise import Elementwise
 
 _REG_INPUTS = {"predictions": "real (any shape)", "targets": "real, same shape as predictions"}
 _LINEAR = "linear (no activation): an unbounded real output"
 
 
-class _Regression(Elementwise):
-    def error(self, st):
-        return st.x - st.t
-
-
-class MSE(_Regression):
+class MSE(Elementwise):
     """Parameters: ``predictions``, ``targets`` (same shape), ``weight=None`` (sample weights)."""
 
     name = "mse"
+    definition = pointwise.SquaredError
     fast = staticmethod(_fast.mse)
     spec = LossSpec(
         name="mse",
@@ -51,21 +48,13 @@ class MSE(_Regression):
     def prepare(self, xp, predictions, targets, *, weight=None):
         return self.elementwise_state(xp, predictions, targets, weight)
 
-    def f(self, xp, st):
-        e = self.error(st)
-        return e * e
-
-    def df(self, xp, st):  # d/dp (p - t)^2 = 2 (p - t)
-        return 2.0 * self.error(st)
-
-    def d2f(self, xp, st):
-        return xp.full_like(st.x, 2.0)
 
 
-class MAE(_Regression):
+class MAE(Elementwise):
     """Parameters: ``predictions``, ``targets`` (same shape), ``weight=None`` (sample weights)."""
 
     name = "mae"
+    definition = pointwise.AbsoluteError
     fast = staticmethod(_fast.mae)
     spec = LossSpec(
         name="mae",
@@ -94,33 +83,16 @@ class MAE(_Regression):
     def prepare(self, xp, predictions, targets, *, weight=None):
         return self.elementwise_state(xp, predictions, targets, weight)
 
-    def f(self, xp, st):
-        return xp.abs(self.error(st))
-
-    def df(self, xp, st):  # d/dp |p - t| = sign(p - t), 0 at the kink
-        return xp.sign(self.error(st))
-
-    def d2f(self, xp, st):
-        return xp.zeros_like(st.x)
 
 
-def _huber(xp, e, delta):
-    # min form: m = min(|e|, delta); 0.5 e^2 for |e| <= delta, delta (|e| - delta/2) beyond
-    a = xp.abs(e)
-    m = xp.minimum(a, xp.full_like(a, delta) if not hasattr(delta, "shape") else delta)
-    return m * (a - 0.5 * m)
 
-
-def _clip(xp, e, limit):
-    return xp.clip(e, -limit, limit) if not hasattr(limit, "shape") else xp.minimum(xp.maximum(e, -limit), limit)
-
-
-class Huber(_Regression):
+class Huber(Elementwise):
     """Parameters: ``predictions``, ``targets`` (same shape), ``delta=1.0`` (> 0, where the loss
     turns from quadratic to linear), ``weight=None`` (sample weights; ``mean`` is sum(w l)/sum(w),
     while torch's ``huber_loss`` divides a weighted sum by the element count)."""
 
     name = "huber"
+    definition = pointwise.Huber
     fast = staticmethod(_fast.huber)
     spec = LossSpec(
         name="huber",
@@ -152,21 +124,14 @@ class Huber(_Regression):
         check.option("delta", delta, low=0.0, low_inclusive=False)
         return self.elementwise_state(xp, predictions, targets, weight, delta=delta)
 
-    def f(self, xp, st):
-        return _huber(xp, self.error(st), st.delta)
-
-    def df(self, xp, st):  # quadratic part: e; linear part: delta * sign(e)
-        return _clip(xp, self.error(st), st.delta)
-
-    def d2f(self, xp, st):
-        return xp.astype(xp.abs(self.error(st)) < st.delta, st.x.dtype)
 
 
-class SmoothL1(_Regression):
+class SmoothL1(Elementwise):
     """Parameters: ``predictions``, ``targets`` (same shape), ``beta=1.0`` (>= 0; 0 gives L1),
     ``weight=None`` (sample weights)."""
 
     name = "smooth_l1"
+    definition = pointwise.SmoothL1
     fast = staticmethod(_fast.smooth_l1)
     spec = LossSpec(
         name="smooth_l1",
@@ -197,32 +162,14 @@ class SmoothL1(_Regression):
         check.option("beta", beta, low=0.0)
         return self.elementwise_state(xp, predictions, targets, weight, beta=beta)
 
-    def _beta_pos(self, xp, st):
-        # beta may be a traced array: pick L1 where beta == 0 without dividing by it
-        beta = st.beta if hasattr(st.beta, "shape") else xp.full((), float(st.beta), dtype=st.x.dtype, device=_xp.device(st.x))
-        positive = beta > 0
-        return positive, xp.where(positive, beta, xp.ones_like(beta))
-
-    def f(self, xp, st):
-        e = self.error(st)
-        positive, safe_beta = self._beta_pos(xp, st)
-        return xp.where(positive, _huber(xp, e, st.beta) / safe_beta, xp.abs(e))
-
-    def df(self, xp, st):  # Huber's gradient / beta: clip(e / beta, -1, 1)
-        e = self.error(st)
-        positive, safe_beta = self._beta_pos(xp, st)
-        return xp.where(positive, xp.clip(e / safe_beta, -1.0, 1.0), xp.sign(e))
-
-    def d2f(self, xp, st):
-        positive, safe_beta = self._beta_pos(xp, st)
-        inside = xp.astype(xp.abs(self.error(st)) < safe_beta, st.x.dtype)
-        return xp.where(positive, inside / safe_beta, xp.zeros_like(inside))
 
 
-class LogCosh(_Regression):
+
+class LogCosh(Elementwise):
     """Parameters: ``predictions``, ``targets`` (same shape), ``weight=None`` (sample weights)."""
 
     name = "log_cosh"
+    definition = pointwise.LogCosh
     fast = staticmethod(_fast.log_cosh)
     spec = LossSpec(
         name="log_cosh",
@@ -249,22 +196,14 @@ class LogCosh(_Regression):
     def prepare(self, xp, predictions, targets, *, weight=None):
         return self.elementwise_state(xp, predictions, targets, weight)
 
-    def f(self, xp, st):
-        return _stable.log_cosh(xp, self.error(st))
-
-    def df(self, xp, st):  # d/de log cosh e = sinh/cosh = tanh e
-        return xp.tanh(self.error(st))
-
-    def d2f(self, xp, st):
-        th = xp.tanh(self.error(st))
-        return 1.0 - th * th
 
 
-class Quantile(_Regression):
+class Quantile(Elementwise):
     """Parameters: ``predictions``, ``targets`` (same shape), ``q=0.5`` (the quantile, in (0, 1)),
     ``weight=None`` (sample weights)."""
 
     name = "quantile"
+    definition = pointwise.Pinball
     fast = staticmethod(_fast.quantile)
     spec = LossSpec(
         name="quantile",
@@ -294,17 +233,6 @@ class Quantile(_Regression):
         check.option("q", q, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
         return self.elementwise_state(xp, predictions, targets, weight, q=q)
 
-    def f(self, xp, st):
-        r = st.t - st.x  # residual: positive when the prediction is too low
-        return xp.maximum(st.q * r, (st.q - 1.0) * r)
-
-    def df(self, xp, st):  # -q below the target, 1 - q above it, 0 on it
-        r = st.t - st.x
-        zero = xp.zeros_like(r)
-        return xp.where(r > 0, zero - st.q, xp.where(r < 0, zero + (1.0 - st.q), zero))
-
-    def d2f(self, xp, st):
-        return xp.zeros_like(st.x)
 
 
 mse, mae, huber, smooth_l1, log_cosh, quantile = MSE(), MAE(), Huber(), SmoothL1(), LogCosh(), Quantile()

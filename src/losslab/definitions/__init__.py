@@ -1,0 +1,1 @@
+"""Each formula once: the definitions every engine evaluates (see docs/architecture.md)."""

@@ -1,0 +1,357 @@
+"""The elementwise losses, each written once: value, gradient and (where defined) second derivative
+of the per-element loss l(x, t) with respect to the prediction x.
+
+Every function takes an array namespace ``ops`` first and uses only functions that the Array API,
+NumPy, ``torch`` and ``jax.numpy`` share (abs, exp, log1p, tanh, sign, where, clip, maximum,
+minimum, zeros_like, ones_like, full_like). So one definition serves every engine: the reference
+path calls it with array-api-compat's namespace for NumPy, torch or JAX arrays (traced values
+included); the torch engine calls it with ``torch`` itself, value and gradient in one pass.
+Weights, reductions and the mean's divisor are not here: they are the same for every loss
+(``_reduce``). Options (``delta``, ``q``, ...) may be Python numbers or 0-d arrays (traced too).
+
+``value_and_grad`` shares the intermediates (the error, the sigmoids) between the two; it must
+equal ``(value, grad)``, which the tests check for every definition.
+"""
+
+from __future__ import annotations
+
+from .. import _stable
+
+_LOG_FLOOR = -100.0  # PyTorch's clamp of log in binary_cross_entropy
+_BCE_DENOMINATOR_FLOOR = 1e-12  # PyTorch's floor of p (1 - p) in binary_cross_entropy's gradient
+
+
+def _full(ops, like, value):
+    return ops.full_like(like, value) if not hasattr(value, "shape") else value
+
+
+class Pointwise:
+    """One elementwise loss: ``value``, ``grad`` and ``second`` (None where the loss has no second
+    derivative); each ``(ops, x, t, **options) -> array`` shaped like ``x``."""
+
+    name: str = ""
+    options: tuple[str, ...] = ()
+    second = None
+
+    @classmethod
+    def value(cls, ops, x, t, **o):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def grad(cls, ops, x, t, **o):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @classmethod
+    def value_and_grad(cls, ops, x, t, **o):
+        return cls.value(ops, x, t, **o), cls.grad(ops, x, t, **o)
+
+
+# -- regression: e = x - t ----------------------------------------------------------------------------
+
+
+class SquaredError(Pointwise):
+    name = "mse"
+
+    @classmethod
+    def value(cls, ops, x, t):
+        e = x - t
+        return e * e
+
+    @classmethod
+    def grad(cls, ops, x, t):  # d/dx (x - t)^2 = 2 (x - t)
+        return 2.0 * (x - t)
+
+    @classmethod
+    def value_and_grad(cls, ops, x, t):
+        e = x - t
+        return e * e, 2.0 * e
+
+    @classmethod
+    def second(cls, ops, x, t):
+        return ops.full_like(x, 2.0)
+
+
+class AbsoluteError(Pointwise):
+    name = "mae"
+
+    @classmethod
+    def value(cls, ops, x, t):
+        return ops.abs(x - t)
+
+    @classmethod
+    def grad(cls, ops, x, t):  # sign(x - t), 0 at the kink (PyTorch)
+        return ops.sign(x - t)
+
+    @classmethod
+    def value_and_grad(cls, ops, x, t):
+        e = x - t
+        return ops.abs(e), ops.sign(e)
+
+    @classmethod
+    def second(cls, ops, x, t):
+        return ops.zeros_like(x)
+
+
+def _huber(ops, e, delta):
+    # min form: m = min(|e|, delta); 0.5 e^2 for |e| <= delta, delta (|e| - delta/2) beyond
+    a = ops.abs(e)
+    m = ops.minimum(a, _full(ops, a, delta))
+    return m * (a - 0.5 * m)
+
+
+def _clip(ops, e, limit):
+    if not hasattr(limit, "shape"):
+        return ops.clip(e, -limit, limit)
+    return ops.minimum(ops.maximum(e, -limit), limit)
+
+
+class Huber(Pointwise):
+    name = "huber"
+    options = ("delta",)
+
+    @classmethod
+    def value(cls, ops, x, t, delta):
+        return _huber(ops, x - t, delta)
+
+    @classmethod
+    def grad(cls, ops, x, t, delta):  # quadratic part: e; linear part: delta sign(e)
+        return _clip(ops, x - t, delta)
+
+    @classmethod
+    def value_and_grad(cls, ops, x, t, delta):
+        e = x - t
+        return _huber(ops, e, delta), _clip(ops, e, delta)
+
+    @classmethod
+    def second(cls, ops, x, t, delta):
+        return ops.where(ops.abs(x - t) < delta, ops.ones_like(x), ops.zeros_like(x))
+
+
+def _positive_beta(ops, like, beta):
+    # beta may be a traced array: pick L1 where beta == 0 without dividing by it
+    beta = _full(ops, like, beta) if not hasattr(beta, "shape") else beta
+    positive = beta > 0
+    return positive, ops.where(positive, beta, ops.ones_like(beta))
+
+
+class SmoothL1(Pointwise):
+    """Huber(beta) / beta, and exactly L1 at beta = 0 (not Huber(0) / 0)."""
+
+    name = "smooth_l1"
+    options = ("beta",)
+
+    @classmethod
+    def value(cls, ops, x, t, beta):
+        e = x - t
+        positive, safe = _positive_beta(ops, e, beta)
+        return ops.where(positive, _huber(ops, e, beta) / safe, ops.abs(e))
+
+    @classmethod
+    def grad(cls, ops, x, t, beta):  # clip(e / beta, -1, 1); sign(e) at beta = 0
+        e = x - t
+        positive, safe = _positive_beta(ops, e, beta)
+        return ops.where(positive, ops.clip(e / safe, -1.0, 1.0), ops.sign(e))
+
+    @classmethod
+    def value_and_grad(cls, ops, x, t, beta):
+        e = x - t
+        positive, safe = _positive_beta(ops, e, beta)
+        value = ops.where(positive, _huber(ops, e, beta) / safe, ops.abs(e))
+        return value, ops.where(positive, ops.clip(e / safe, -1.0, 1.0), ops.sign(e))
+
+    @classmethod
+    def second(cls, ops, x, t, beta):
+        e = x - t
+        positive, safe = _positive_beta(ops, e, beta)
+        inside = ops.where(ops.abs(e) < safe, ops.ones_like(e), ops.zeros_like(e))
+        return ops.where(positive, inside / safe, ops.zeros_like(inside))
+
+
+class LogCosh(Pointwise):
+    name = "log_cosh"
+
+    @classmethod
+    def value(cls, ops, x, t):
+        return _stable.log_cosh(ops, x - t)
+
+    @classmethod
+    def grad(cls, ops, x, t):  # d/de log cosh e = tanh e
+        return ops.tanh(x - t)
+
+    @classmethod
+    def value_and_grad(cls, ops, x, t):
+        e = x - t
+        return _stable.log_cosh(ops, e), ops.tanh(e)
+
+    @classmethod
+    def second(cls, ops, x, t):
+        th = ops.tanh(x - t)
+        return 1.0 - th * th
+
+
+class Pinball(Pointwise):
+    name = "quantile"
+    options = ("q",)
+
+    @classmethod
+    def value(cls, ops, x, t, q):
+        r = t - x  # residual: positive when the prediction is too low
+        return ops.maximum(q * r, (q - 1.0) * r)
+
+    @classmethod
+    def grad(cls, ops, x, t, q):  # -q below the target, 1 - q above it, 0 on it
+        r = t - x
+        zero = ops.zeros_like(r)
+        return ops.where(r > 0, zero - q, ops.where(r < 0, zero + (1.0 - q), zero))
+
+    @classmethod
+    def second(cls, ops, x, t, q):
+        return ops.zeros_like(x)
+
+
+# -- binary classification -----------------------------------------------------------------------------
+
+
+class BinaryCrossEntropy(Pointwise):
+    """On probabilities p: each log clamped at -100 and the gradient's denominator floored, as PyTorch."""
+
+    name = "binary_cross_entropy"
+
+    @classmethod
+    def value(cls, ops, p, t):
+        return -(t * _stable.clamped_log(ops, p, _LOG_FLOOR) + (1.0 - t) * _stable.clamped_log(ops, 1.0 - p, _LOG_FLOOR))
+
+    @classmethod
+    def grad(cls, ops, p, t):  # -t/p + (1-t)/(1-p) = (p - t) / (p (1 - p)), denominator floored
+        return (p - t) / ops.maximum(p * (1.0 - p), ops.full_like(p, _BCE_DENOMINATOR_FLOOR))
+
+    @classmethod
+    def second(cls, ops, p, t):
+        floor = ops.full_like(p, _BCE_DENOMINATOR_FLOOR)
+        return t / ops.maximum(p, floor) ** 2 + (1.0 - t) / ops.maximum(1.0 - p, floor) ** 2
+
+
+class BinaryCrossEntropyWithLogits(Pointwise):
+    """l = w+ t softplus(-x) + (1 - t) softplus(x); ``pos_weight`` is None or broadcast to x."""
+
+    name = "binary_cross_entropy_with_logits"
+    options = ("pos_weight",)
+
+    @classmethod
+    def _positive(cls, t, pos_weight):
+        return t if pos_weight is None else pos_weight * t
+
+    @classmethod
+    def value(cls, ops, x, t, pos_weight=None):
+        zero = ops.zeros_like(x)
+        # the guards keep 0 * inf out when a logit is infinite and its target agrees
+        negative = ops.where(t < 1.0, (1.0 - t) * _stable.softplus(ops, x), zero)
+        positive = ops.where(t > 0.0, cls._positive(t, pos_weight) * _stable.softplus(ops, -x), zero)
+        return negative + positive
+
+    @classmethod
+    def grad(cls, ops, x, t, pos_weight=None):  # softplus' = sigmoid: (1 - t) s(x) - w+ t s(-x)
+        return (1.0 - t) * _stable.sigmoid(ops, x) - cls._positive(t, pos_weight) * _stable.sigmoid(ops, -x)
+
+    @classmethod
+    def second(cls, ops, x, t, pos_weight=None):
+        return ((1.0 - t) + cls._positive(t, pos_weight)) * _stable.sigmoid(ops, x) * _stable.sigmoid(ops, -x)
+
+
+class Hinge(Pointwise):
+    """Targets -1/+1; the kink (t x = margin) has gradient 0, as ReLU's."""
+
+    name = "hinge"
+    options = ("margin",)
+
+    @classmethod
+    def value(cls, ops, x, t, margin):
+        z = margin - t * x
+        return ops.where(z > 0, z, ops.zeros_like(z))
+
+    @classmethod
+    def grad(cls, ops, x, t, margin):  # -t inside the margin, 0 outside and on it
+        return ops.where(margin - t * x > 0, -t, ops.zeros_like(x))
+
+    @classmethod
+    def value_and_grad(cls, ops, x, t, margin):
+        z = margin - t * x
+        inside = z > 0
+        zero = ops.zeros_like(z)
+        return ops.where(inside, z, zero), ops.where(inside, -t, zero)
+
+
+class SquaredHinge(Pointwise):
+    name = "squared_hinge"
+    options = ("margin",)
+
+    @classmethod
+    def value(cls, ops, x, t, margin):
+        h = Hinge.value(ops, x, t, margin)
+        return h * h
+
+    @classmethod
+    def grad(cls, ops, x, t, margin):  # 2 max(0, z) dz/dx, dz/dx = -t
+        return -2.0 * t * Hinge.value(ops, x, t, margin)
+
+    @classmethod
+    def value_and_grad(cls, ops, x, t, margin):
+        h = Hinge.value(ops, x, t, margin)
+        return h * h, -2.0 * t * h
+
+
+class Focal(Pointwise):
+    """l = alpha_t m^gamma BCE(x, t), m = 1 - p_t. ``alpha`` None means no class weighting (the
+    loss's prepare maps a negative alpha to None). Written with r = p (1 - p) / m, which lies in
+    [0, 1], so gradient and second derivative stay finite for every finite logit."""
+
+    name = "focal"
+    options = ("alpha", "gamma")
+
+    @classmethod
+    def parts(cls, ops, x, t, alpha, gamma):
+        s, s_neg = _stable.sigmoid(ops, x), _stable.sigmoid(ops, -x)
+        m = t * s_neg + (1.0 - t) * s  # 1 - p_t, written without cancellation
+        # r = p (1 - p) / m lies in [0, 1] (p(1-p) <= min(p, 1-p) <= m); its limit at m = 0 is 1
+        positive = m > 0
+        r = ops.where(positive, s * s_neg / ops.where(positive, m, ops.ones_like(m)), ops.ones_like(m))
+        alpha_t = 1.0 if alpha is None else alpha * t + (1.0 - alpha) * (1.0 - t)
+        bce = BinaryCrossEntropyWithLogits.value(ops, x, t)
+        return s, s_neg, r, alpha_t, m**gamma, bce
+
+    @classmethod
+    def value(cls, ops, x, t, alpha, gamma):
+        _, _, _, alpha_t, m_gamma, bce = cls.parts(ops, x, t, alpha, gamma)
+        return alpha_t * m_gamma * bce
+
+    @classmethod
+    def _grad(cls, t, gamma, s, r, alpha_t, m_gamma, bce):
+        # m' = (1 - 2t) p(1-p) = (1 - 2t) r m;  (m^g)' = g (1 - 2t) r m^g;  BCE' = p - t
+        return alpha_t * m_gamma * (gamma * (1.0 - 2.0 * t) * r * bce + (s - t))
+
+    @classmethod
+    def grad(cls, ops, x, t, alpha, gamma):
+        s, _, r, alpha_t, m_gamma, bce = cls.parts(ops, x, t, alpha, gamma)
+        return cls._grad(t, gamma, s, r, alpha_t, m_gamma, bce)
+
+    @classmethod
+    def value_and_grad(cls, ops, x, t, alpha, gamma):
+        s, _, r, alpha_t, m_gamma, bce = cls.parts(ops, x, t, alpha, gamma)
+        return alpha_t * m_gamma * bce, cls._grad(t, gamma, s, r, alpha_t, m_gamma, bce)
+
+    @classmethod
+    def second(cls, ops, x, t, alpha, gamma):
+        s, s_neg, r, alpha_t, m_gamma, bce = cls.parts(ops, x, t, alpha, gamma)
+        k, g = 1.0 - 2.0 * t, gamma
+        inner = (g * (g - 1.0) * k * k * r * r * bce + g * k * (1.0 - 2.0 * s) * r * bce
+                 + 2.0 * g * k * r * (s - t) + s * s_neg)
+        return alpha_t * m_gamma * inner
+
+
+DEFINITIONS: dict[str, type[Pointwise]] = {
+    d.name: d
+    for d in (SquaredError, AbsoluteError, Huber, SmoothL1, LogCosh, Pinball, BinaryCrossEntropy,
+              BinaryCrossEntropyWithLogits, Hinge, SquaredHinge, Focal)
+}
+
+__all__ = ["DEFINITIONS", "Pointwise"]
