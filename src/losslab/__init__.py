@@ -5,7 +5,7 @@
 np.float64(0.1875)
 """
 
-from . import metrics
+from . import _engines, metrics
 from ._fast import get_num_threads, reference_path, set_num_threads
 from ._xp import strict_checks
 from .advisor import Recommendation, check_inputs, lint, recommend
@@ -23,6 +23,11 @@ from .losses.classification import (
 from .losses.ranking import contrastive, info_nce, siglip, triplet_margin
 from .losses.regression import huber, log_cosh, mae, mse, quantile, smooth_l1
 from .registry import get, get_loss, losses
+
+# The engines for other array kinds, imported when such an array first arrives (the NumPy blocks of
+# _fast register themselves on import).
+_engines.register_engine("torch", "losslab.torch._function:run")
+_engines.register_fast_path("cross_entropy", "torch", "losslab.gpu.dispatch:cross_entropy")
 
 __version__ = "0.1.0"
 __all__ = [

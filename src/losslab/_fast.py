@@ -29,7 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import _numba
+from . import _engines, _numba
+from ._reduce import number_coefficient
 from ._xp import overriding
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
@@ -117,11 +118,7 @@ def _reduction_ok(reduction, normalizer) -> bool:
 
 
 def _coefficient(reduction: str, divisor, normalizer) -> float:
-    """d(reduced value)/d(per-item term): 1 for none/sum, 1/K for mean (0 when K = 0, as the reference)."""
-    if reduction != "mean":
-        return 1.0
-    k = divisor if normalizer is None else normalizer
-    return 1.0 / k if k != 0 else 0.0
+    return number_coefficient(reduction, float(divisor), normalizer)
 
 
 def _finish(total, per_item, reduction: str, u: float, dtype):
@@ -635,3 +632,11 @@ def siglip(args, options, reduction, normalizer, with_grad):
     w *= u
     w[index, index] *= -1.0  # dL/dS = -z sigmoid(w) u
     return value, _similarity_grads(w, a, b, a_hat, na, b_hat, nb, scale)
+
+
+# the engines' registry: ll.<name> on NumPy arrays tries these first (and the torch engine, on
+# zero-copy views of large CPU tensors)
+for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth_l1, "log_cosh": log_cosh,
+                     "quantile": quantile, "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
+                     "focal": focal, "cross_entropy": cross_entropy, "info_nce": info_nce, "siglip": siglip}.items():
+    _engines.register_fast_path(_name, "numpy", _path)

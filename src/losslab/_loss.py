@@ -16,13 +16,12 @@ side by side (micrograd style):
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from . import _checks as check
-from . import _fast, _xp
+from . import _engines, _fast, _xp
 from ._reduce import coefficient, reduce
 from ._spec import LossSpec
 
@@ -40,10 +39,6 @@ class Loss:
     inputs: tuple[str, ...] = ("predictions",)  # the differentiable (prediction) arguments
     reductions: tuple[str, ...] = check.REDUCTIONS
     spec: LossSpec
-    # optional second implementation for NumPy inputs (see _fast.py): returns NotImplemented for
-    # anything it does not handle exactly like the reference path
-    fast: Callable[..., Any] | None = None
-    gpu: Callable[..., Any] | None = None  # the same for torch tensors on a GPU (losslab.gpu.dispatch)
 
     # -- to implement ---------------------------------------------------------------------------
     def prepare(self, xp, *args, **options) -> State:  # pragma: no cover - abstract
@@ -70,6 +65,8 @@ class Loss:
             inspect.Parameter("normalizer", inspect.Parameter.KEYWORD_ONLY, default=None),
         ]
         self.__signature__ = inspect.Signature(params + extra)
+        self._positional = tuple(p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self._keyword_defaults = {p.name: p.default for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY}
         self.__name__ = self.__qualname__ = self.name
         self.__doc__ = _docstring(self)
 
@@ -77,25 +74,11 @@ class Loss:
         return f"<losslab loss {self.name}{self.__signature__}>"
 
     def __call__(self, *args, reduction: str = "mean", normalizer: Any = None, **options):
-        out = self._try_fast(args, options, reduction, normalizer, False)
-        if out is not NotImplemented:
-            return out
-        xp, bound = self._bind(args, options, reduction, normalizer)
-        if self._use_torch_autograd(bound):
-            return _torch_apply(self, bound, reduction, normalizer)
-        st = self.prepare(xp, **bound)
-        value, _ = self._value(xp, st, reduction, normalizer)
-        return value
+        return self._run(args, options, reduction, normalizer, False)
 
     def value_and_grad(self, *args, reduction: str = "mean", normalizer: Any = None, **options):
         """``(value, gradient)`` in one pass; the gradient is shaped like the prediction input(s)."""
-        out = self._try_fast(args, options, reduction, normalizer, True)
-        if out is not NotImplemented:
-            return out
-        xp, bound = self._bind(args, options, reduction, normalizer)
-        st = self.prepare(xp, **bound)
-        value, u = self._value(xp, st, reduction, normalizer)
-        return value, self._as_input_dtypes(st, self.grad_terms(xp, st, u))
+        return self._run(args, options, reduction, normalizer, True)
 
     def grad(self, *args, reduction: str = "mean", normalizer: Any = None, **options):
         """Analytic gradient of the reduced loss (of the sum for ``reduction="none"``)."""
@@ -110,23 +93,44 @@ class Loss:
         return xp.astype(h, st.input_dtypes[0])
 
     # -- internals ------------------------------------------------------------------------------
-    def _try_fast(self, args, options, reduction, normalizer, with_grad: bool):
-        """A second implementation's result (the fast NumPy path, or a GPU kernel), or NotImplemented
-        when none takes this call."""
-        if not args or not _fast.enabled():
-            return NotImplemented
-        if type(args[0]) is np.ndarray:
-            return NotImplemented if self.fast is None else self.fast(args, options, reduction, normalizer, with_grad)
-        return NotImplemented if self.gpu is None else self.gpu(args, options, reduction, normalizer, with_grad)
+    def _run(self, args, options, reduction, normalizer, with_grad: bool):
+        """The one flow of every call: a registered fast path that takes the raw arguments (NumPy
+        blocks, the CUDA cross-entropy kernel), else bind and validate once, then the engine of the
+        arrays' kind (torch: losslab.torch._function), else the reference path below."""
+        if args and _fast.enabled():
+            fast = _engines.fast_path(self.name, args[0])
+            if fast is not None:
+                out = fast(args, options, reduction, normalizer, with_grad)
+                if out is not NotImplemented:
+                    return out
+        xp, bound = self._bind(args, options, reduction, normalizer)
+        engine = _engines.engine_for(bound[self.inputs[0]])
+        if engine is not None:
+            out = engine(self, xp, bound, reduction, normalizer, with_grad)
+            if out is not NotImplemented:
+                return out
+        st = self.prepare(xp, **bound)
+        if not with_grad:
+            return self._value(xp, st, reduction, normalizer)[0]
+        value, grads = self.value_and_grads(xp, st, reduction, normalizer)
+        return value, self._as_input_dtypes(st, grads)
+
+    def value_and_grads(self, xp, st: State, reduction: str, normalizer: Any, ops=None):
+        """The reduced value and the gradients (a tuple, compute dtype) of a prepared call; ``ops``
+        is the namespace the formulas run in (default ``xp``; the torch engine passes ``torch``)."""
+        value, u = self._value(xp, st, reduction, normalizer)
+        return value, self.grad_terms(xp, st, u)
 
     def _bind(self, args, options, reduction, normalizer):
         check.reduction(reduction, normalizer, self.reductions)
-        try:
-            bound = self._signature.bind(*args, **options)
-        except TypeError as err:
-            raise TypeError(f"{self.name}{self._signature}: {err}") from None
-        bound.apply_defaults()
-        arguments = dict(bound.arguments)
+        arguments = self._quick_bind(args, options)
+        if arguments is None:
+            try:
+                bound = self._signature.bind(*args, **options)
+            except TypeError as err:
+                raise TypeError(f"{self.name}{self._signature}: {err}") from None
+            bound.apply_defaults()
+            arguments = dict(bound.arguments)
         for name in self.inputs:
             value = arguments[name]
             if not _xp.is_array(value):  # lists and scalars become NumPy float64 arrays
@@ -137,8 +141,23 @@ class Loss:
         xp = _xp.namespace(*(arguments[n] for n in self.inputs))
         return xp, arguments
 
+    def _quick_bind(self, args, options) -> dict | None:
+        """The usual call (every positional argument given by position, only known keyword options),
+        bound without inspect's general machinery; None for anything else, which inspect binds (or
+        refuses with its message)."""
+        if len(args) != len(self._positional) or not options.keys() <= self._keyword_defaults.keys():
+            return None
+        arguments = dict(zip(self._positional, args))
+        arguments.update(self._keyword_defaults)
+        arguments.update(options)
+        return arguments
+
     def _value(self, xp, st: State, reduction: str, normalizer: Any):
+        """The reduced value and u = d(value)/d(terms) (the reduction rule of ``_reduce``)."""
         terms, divisor = self.terms(xp, st)
+        return self._reduced(xp, terms, divisor, st, reduction, normalizer)
+
+    def _reduced(self, xp, terms, divisor, st: State, reduction: str, normalizer: Any):
         if reduction == "batchmean":
             divisor = st.batch_size
             reduction = "mean"
@@ -151,20 +170,6 @@ class Loss:
         grads = tuple(astype(g, dt) for g, dt in zip(grads, st.input_dtypes))
         return grads[0] if len(grads) == 1 else grads
 
-    def _use_torch_autograd(self, bound: dict) -> bool:
-        first = bound[self.inputs[0]]
-        if _xp.backend_of(first) != "torch":
-            return False
-        import torch
-
-        if not torch.is_grad_enabled():
-            return False
-        if not any(getattr(bound[n], "requires_grad", False) for n in self.inputs):
-            return False
-        # Targets or weights that need gradients: let autograd trace the forward instead.
-        others = [v for k, v in bound.items() if k not in self.inputs]
-        return not any(isinstance(v, torch.Tensor) and v.requires_grad for v in others)
-
 
 def astype(x, dtype):
     xp = _xp.namespace(x)
@@ -174,7 +179,8 @@ def astype(x, dtype):
 def floating_input(xp, name: str, x):
     """Check a prediction input is floating point; return it in the compute dtype and its dtype."""
     check.floating(xp, name, x)
-    return xp.astype(x, _xp.compute_dtype(xp, x.dtype)), x.dtype
+    dtype = _xp.compute_dtype(xp, x.dtype)
+    return (x if x.dtype == dtype else xp.astype(x, dtype)), x.dtype
 
 
 def option_array(xp, name: str, value, like, shape_hint: str):
@@ -188,25 +194,6 @@ def option_array(xp, name: str, value, like, shape_hint: str):
     if not _xp.is_floating(xp, arr) and not _xp.is_integral(xp, arr):
         raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
     return xp.astype(arr, like.dtype)
-
-
-# -- PyTorch autograd bridge ---------------------------------------------------------------------
-# The backward pass is the analytic gradient (``grad_terms`` with the upstream gradient), so
-# ``loss.backward()`` equals ``.grad``, stores no intermediate of the forward, and stays finite
-# where autodiff of the forward would not (BCE at p = 0 or 1).
-
-
-def _torch_apply(loss: Loss, bound: dict, reduction: str, normalizer: Any):
-    import torch
-
-    from .torch._function import LosslabFunction
-
-    items = dict(bound)
-    items["_normalizer"] = normalizer
-    items["_reduction"] = reduction
-    names = tuple(k for k, v in items.items() if isinstance(v, torch.Tensor))
-    constants = {k: v for k, v in items.items() if k not in names}
-    return LosslabFunction.apply(loss, names, constants, *(items[k] for k in names))
 
 
 # -- docstrings from the spec (one source of truth for the formulas) ------------------------------

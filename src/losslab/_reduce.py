@@ -15,11 +15,23 @@ from typing import Any
 import array_api_compat
 
 
-def _reciprocal(xp, like, divisor: Any, normalizer: Any):
-    """1 / K for the mean, and 0 when K = 0 (a mean over no valid item is 0, not PyTorch's NaN)."""
+def number_coefficient(reduction: str, divisor: Any, normalizer: Any) -> float | None:
+    """d(reduced value)/d(term) as a Python number: 1 for none/sum, 1/K for mean and 0 when K = 0
+    (a mean over no valid item is 0, not PyTorch's NaN); None when K is an array."""
+    if reduction in ("none", "sum"):
+        return 1.0
     k = divisor if normalizer is None else normalizer
-    if isinstance(k, (int, float)):
+    if isinstance(k, (int, float)) and not isinstance(k, bool):
         return 1.0 / k if k != 0 else 0.0
+    return None
+
+
+def _reciprocal(xp, like, divisor: Any, normalizer: Any):
+    """1 / K for the mean, and 0 when K = 0 (see number_coefficient), as a number or an array."""
+    r = number_coefficient("mean", divisor, normalizer)
+    if r is not None:
+        return r
+    k = divisor if normalizer is None else normalizer
     k = xp.astype(k, like.dtype) if k.dtype != like.dtype else k
     nonzero = k != 0
     return xp.where(nonzero, 1.0 / xp.where(nonzero, k, xp.ones_like(k)), xp.zeros_like(k))

@@ -61,6 +61,9 @@ def is_array(x: Any) -> bool:
 
 
 def backend_of(x: Any) -> str:
+    root = type(x).__module__.partition(".")[0]
+    if root in ("torch", "numpy"):  # the common cases, answered from the type alone (no framework import)
+        return root
     if array_api_compat.is_torch_array(x):
         return "torch"
     if array_api_compat.is_jax_array(x):
@@ -68,6 +71,9 @@ def backend_of(x: Any) -> str:
     if array_api_compat.is_numpy_array(x):
         return "numpy"
     return type(x).__module__.split(".")[0]
+
+
+_NAMESPACES: dict[str, Any] = {}  # array-api-compat's namespace per kind, looked up once
 
 
 def namespace(*arrays: Any):
@@ -78,6 +84,12 @@ def namespace(*arrays: Any):
             f"inputs mix array kinds {sorted(kinds)}; pass all prediction inputs as one kind "
             "(e.g. convert with torch.as_tensor or jax.numpy.asarray)"
         )
+    (kind,) = kinds
+    if kind in ("torch", "numpy"):
+        xp = _NAMESPACES.get(kind)
+        if xp is None:
+            xp = _NAMESPACES[kind] = array_api_compat.array_namespace(*arrays)
+        return xp
     return array_api_compat.array_namespace(*arrays)
 
 
@@ -135,10 +147,14 @@ def host_numbers(name: str, x: Any, needed_by: str) -> np.ndarray:
 
 
 def is_floating(xp, x) -> bool:
+    if type(x.dtype).__module__ == "torch":  # torch.dtype answers directly (isdtype costs microseconds)
+        return x.dtype.is_floating_point
     return xp.isdtype(x.dtype, "real floating")
 
 
 def is_integral(xp, x) -> bool:
+    if type(x.dtype).__module__ == "torch":
+        return not x.dtype.is_floating_point and not x.dtype.is_complex and x.dtype != xp.bool
     return xp.isdtype(x.dtype, "integral")
 
 
@@ -158,6 +174,8 @@ def as_array(value: Any, xp, like, dtype=None):
     Option arrays (``weight``, ``pos_weight``) and targets given as lists or NumPy arrays are
     moved to the prediction's namespace and device. Arrays of another framework are refused.
     """
+    if type(value) is type(like) and kind_is_torch(like) and value.device == like.device and dtype is None:
+        return value  # the common case: a tensor beside tensors, on their device
     kind = backend_of(like)
     if is_array(value):
         value_kind = backend_of(value)
@@ -174,5 +192,9 @@ def as_array(value: Any, xp, like, dtype=None):
     return xp.asarray(value, dtype=dtype, device=array_api_compat.device(like))
 
 
+def kind_is_torch(x: Any) -> bool:
+    return type(x).__module__.partition(".")[0] == "torch"
+
+
 def device(x: Any):
-    return array_api_compat.device(x)
+    return x.device if kind_is_torch(x) else array_api_compat.device(x)

@@ -12,6 +12,7 @@ import math
 from .. import _checks as check
 from .. import _xp
 from .._loss import Loss, State, floating_input, option_array
+from .._reduce import number_coefficient
 from ..definitions.pointwise import Pointwise
 
 
@@ -48,14 +49,27 @@ class Elementwise(Loss):
         if w is not None:
             check.broadcastable_to("weight", w, tuple(x.shape), name)
             w = xp.broadcast_to(w, tuple(x.shape))
-        return State(x=x, t=xp.astype(t, x.dtype), w=w, input_dtypes=(dtype,), **options)
+        return State(x=x, t=t if t.dtype == x.dtype else xp.astype(t, x.dtype), w=w, input_dtypes=(dtype,), **options)
 
     def terms(self, xp, st: State):
-        f = self.f(xp, st)
+        return self._weighted_terms(xp, st, self.f(xp, st))
+
+    def _weighted_terms(self, xp, st: State, f):
         count = math.prod(f.shape)
         if st.w is None:
             return f, count
         return st.w * f, (xp.sum(st.w) if self.mean_divides_by_weight_sum else count)
+
+    def value_and_grads(self, xp, st: State, reduction: str, normalizer, ops=None):
+        # the definition's value_and_grad shares its intermediates (the error, the sigmoids)
+        f, g = self.definition.value_and_grad(ops or xp, st.x, st.t, **self.definition_options(st))
+        terms, divisor = self._weighted_terms(xp, st, f)
+        u = number_coefficient(reduction, divisor, normalizer) if ops is not None else None
+        if u is None:
+            value, u = self._reduced(xp, terms, divisor, st, reduction, normalizer)
+        else:  # an engine's call with a Python-number divisor: no array op for the coefficient
+            value = terms if reduction == "none" else terms.sum() * u
+        return value, (self._weighted(st, g, u),)
 
     def _weighted(self, st: State, g, u):
         g = g * u

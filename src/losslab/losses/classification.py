@@ -10,11 +10,10 @@ from __future__ import annotations
 import math
 
 from .. import _checks as check
-from .. import _fast, _stable, _xp
+from .. import _stable, _xp
 from .._loss import Loss, State, floating_input, option_array
 from .._spec import LossSpec, OptionSpec
 from ..definitions import pointwise
-from ..gpu import dispatch as _gpu
 from ._elementwise import Elementwise
 
 # -- shared helpers for class-indexed losses ----------------------------------------------------
@@ -88,8 +87,6 @@ class CrossEntropy(Loss):
 
     name = "cross_entropy"
     inputs = ("logits",)
-    fast = staticmethod(_fast.cross_entropy)
-    gpu = staticmethod(_gpu.cross_entropy)
     spec = LossSpec(
         name="cross_entropy",
         family="classification",
@@ -282,7 +279,6 @@ class BinaryCrossEntropyWithLogits(Elementwise):
 
     name = "binary_cross_entropy_with_logits"
     definition = pointwise.BinaryCrossEntropyWithLogits
-    fast = staticmethod(_fast.binary_cross_entropy_with_logits)
     inputs = ("logits",)
     mean_divides_by_weight_sum = False
     spec = LossSpec(
@@ -470,7 +466,6 @@ class Focal(Elementwise):
 
     name = "focal"
     definition = pointwise.Focal
-    fast = staticmethod(_fast.focal)
     inputs = ("logits",)
     mean_divides_by_weight_sum = False
     spec = LossSpec(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from .. import _checks as check
-from .. import _fast, _stable, _xp
+from .. import _stable, _xp
 from .._loss import Loss, State, floating_input
 from .._spec import LossSpec, OptionSpec
 
@@ -219,7 +219,6 @@ class InfoNCE(Loss):
     ``reduction="none"`` gives one value per pair i."""
 
     name = "info_nce"
-    fast = staticmethod(_fast.info_nce)
     inputs = ("a", "b")
     spec = LossSpec(
         name="info_nce",
@@ -273,7 +272,6 @@ class SigLIP(Loss):
     ``mean`` divides the total by N (the SigLIP paper's normalisation)."""
 
     name = "siglip"
-    fast = staticmethod(_fast.siglip)
     inputs = ("a", "b")
     spec = LossSpec(
         name="siglip",

@@ -7,7 +7,6 @@ sum(w * l) / sum(w), as torch's ``mse_loss``/``l1_loss`` and scikit-learn's ``sa
 from __future__ import annotations
 
 from .. import _checks as check
-from .. import _fast
 from .._spec import LossSpec, OptionSpec
 from ..definitions import pointwise
 from ._elementwise import Elementwise
@@ -21,7 +20,6 @@ class MSE(Elementwise):
 
     name = "mse"
     definition = pointwise.SquaredError
-    fast = staticmethod(_fast.mse)
     spec = LossSpec(
         name="mse",
         family="regression",
@@ -55,7 +53,6 @@ class MAE(Elementwise):
 
     name = "mae"
     definition = pointwise.AbsoluteError
-    fast = staticmethod(_fast.mae)
     spec = LossSpec(
         name="mae",
         family="regression",
@@ -93,7 +90,6 @@ class Huber(Elementwise):
 
     name = "huber"
     definition = pointwise.Huber
-    fast = staticmethod(_fast.huber)
     spec = LossSpec(
         name="huber",
         family="regression",
@@ -132,7 +128,6 @@ class SmoothL1(Elementwise):
 
     name = "smooth_l1"
     definition = pointwise.SmoothL1
-    fast = staticmethod(_fast.smooth_l1)
     spec = LossSpec(
         name="smooth_l1",
         family="regression",
@@ -170,7 +165,6 @@ class LogCosh(Elementwise):
 
     name = "log_cosh"
     definition = pointwise.LogCosh
-    fast = staticmethod(_fast.log_cosh)
     spec = LossSpec(
         name="log_cosh",
         family="regression",
@@ -204,7 +198,6 @@ class Quantile(Elementwise):
 
     name = "quantile"
     definition = pointwise.Pinball
-    fast = staticmethod(_fast.quantile)
     spec = LossSpec(
         name="quantile",
         family="regression",

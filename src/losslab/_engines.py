@@ -1,0 +1,65 @@
+"""Where the engines register themselves, so that no loss imports an engine (the layers point down).
+
+Two kinds of entries:
+
+- a **fast path** for one loss and one array kind (``"numpy"``, ``"torch"``): a function
+  ``(args, options, reduction, normalizer, with_grad)`` that takes the raw call and returns the
+  result, or ``NotImplemented`` for anything it does not handle exactly like the reference path
+  (the blocked NumPy paths of ``_fast``, the CUDA cross-entropy kernel of ``losslab.gpu``);
+- an **engine** for one array kind, run after the call is bound and validated once:
+  ``(loss, xp, bound, reduction, normalizer, with_grad)`` -> result or ``NotImplemented``
+  (torch: ``losslab.torch._function.run``, fused value and gradient plus the autograd bridge).
+
+An entry may be given as ``"module:attribute"``; the module is imported the first time an array of
+that kind arrives, so ``import losslab`` imports neither torch nor Triton. The wiring itself is
+in ``losslab/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import Any
+
+_fast_paths: dict[tuple[str, str], Any] = {}
+_engines: dict[str, Any] = {}
+
+
+def _kind(x: Any) -> str:
+    # cheap: the module of the array's type, no framework import ("numpy", "torch", "jax", "jaxlib")
+    return type(x).__module__.split(".", 1)[0]
+
+
+def _resolve(entry: Any) -> Callable:
+    if isinstance(entry, str):
+        module, _, attribute = entry.partition(":")
+        entry = getattr(importlib.import_module(module), attribute)
+    return entry
+
+
+def register_fast_path(loss_name: str, kind: str, fn: Callable | str) -> None:
+    _fast_paths[(loss_name, kind)] = fn
+
+
+def register_engine(kind: str, fn: Callable | str) -> None:
+    _engines[kind] = fn
+
+
+def fast_path(loss_name: str, first_input: Any) -> Callable | None:
+    return fast_path_of(loss_name, _kind(first_input))
+
+
+def fast_path_of(loss_name: str, kind: str) -> Callable | None:
+    """The fast path registered for ``kind`` arrays (the torch engine runs NumPy's on CPU views)."""
+    entry = _fast_paths.get((loss_name, kind))
+    if isinstance(entry, str):
+        entry = _fast_paths[(loss_name, kind)] = _resolve(entry)
+    return entry
+
+
+def engine_for(first_input: Any) -> Callable | None:
+    kind = _kind(first_input)
+    entry = _engines.get(kind)
+    if isinstance(entry, str):
+        entry = _engines[kind] = _resolve(entry)
+    return entry
