@@ -117,6 +117,16 @@ def _classification(rng):
     out.append(Case("cross_entropy", (rng.normal(size=(2, 4, 3, 2)), _class_targets(rng, (2, 3, 2), 4)), {"weight": rng.uniform(0.5, 1.5, 4)}, "spatial"))
     out.append(Case("cross_entropy", (rng.normal(size=(2, 4, 3)), rng.dirichlet(np.ones(4), size=(2, 3)).transpose(0, 2, 1)), {"label_smoothing": 0.1}, "spatial-prob"))
     out.append(Case("cross_entropy", (rng.normal(size=(c,)), np.array(3)), {}, "unbatched"))
+    # z-loss (PaLM) and soft-capping (Gemma 2), alone and with every other option
+    t_ignored = _class_targets(rng, (6,), c, n_ignored=2)
+    out.append(Case("cross_entropy", (x, t_ignored), {"lse_square_scale": 0.01}, "zloss"))
+    out.append(Case("cross_entropy", (x * 4, t_ignored), {"softcap": 3.0}, "softcap"))
+    out.append(Case("cross_entropy", (x * 4, t_ignored), {"lse_square_scale": 0.05, "softcap": 2.5, "weight": weights,
+                                                            "label_smoothing": 0.1}, "zloss-softcap-w-ls"))
+    out.append(Case("cross_entropy", (x, rng.dirichlet(np.ones(c), size=6)), {"lse_square_scale": 0.02, "softcap": 2.0},
+                    "prob-zloss-softcap"))
+    out.append(Case("cross_entropy", (rng.normal(size=(2, 4, 3)) * 3, _class_targets(rng, (2, 3), 4)),
+                    {"lse_square_scale": 0.01, "softcap": 1.5}, "spatial-zloss-softcap"))
     log_probs = x - np.log(np.exp(x).sum(1, keepdims=True))
     for weight in (None, weights):
         opts = {} if weight is None else {"weight": weight}

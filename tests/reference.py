@@ -57,22 +57,29 @@ def _rows(x):
     return list(moved.reshape(-1, x.shape[1])), moved.shape[:-1]
 
 
-def cross_entropy(z, t, weight=None, ignore_index=-100, label_smoothing=0.0):
+def cross_entropy(z, t, weight=None, ignore_index=-100, label_smoothing=0.0, lse_square_scale=0.0, softcap=None):
     rows, shape = _rows(z)
-    c = rows[0].size
+    if softcap is not None:
+        rows = [[softcap * math.tanh(v / softcap) for v in r] for r in rows]
+    c = len(rows[0])
     w = np.ones(c) if weight is None else weight
-    if t.dtype.kind == "f":  # probability targets
+    if t.dtype.kind == "f":  # probability targets; the z-loss weighs each item once
         targets, _ = _rows(t)
-        per = [-sum(w[k] * (tk * (1 - label_smoothing) + label_smoothing / c) * math.log(math.exp(r[k]) / sum(map(math.exp, r)))
-                    for k, tk in enumerate(tr)) for r, tr in zip(rows, targets)]
+        per = []
+        for r, tr in zip(rows, targets):
+            lse = math.log(sum(map(math.exp, r)))
+            ce = -sum(w[k] * (tk * (1 - label_smoothing) + label_smoothing / c) * (r[k] - lse) for k, tk in enumerate(tr))
+            per.append(ce + lse_square_scale * lse**2)
         return np.array(per).reshape(shape), len(rows)
     per, div = [], 0.0
     for r, y in zip(rows, np.asarray(t).reshape(-1)):
-        logp = [v - math.log(sum(map(math.exp, r))) for v in r]
+        lse = math.log(sum(map(math.exp, r)))
+        logp = [v - lse for v in r]
         if y == ignore_index:
             per.append(0.0)
             continue
-        per.append(-(1 - label_smoothing) * w[y] * logp[y] - label_smoothing / c * sum(w[k] * logp[k] for k in range(c)))
+        ce = -(1 - label_smoothing) * w[y] * logp[y] - label_smoothing / c * sum(w[k] * logp[k] for k in range(c))
+        per.append(ce + lse_square_scale * w[y] * lse**2)  # z-loss weighted by the target's class weight
         div += w[y]
     return np.array(per).reshape(shape), div
 

@@ -149,6 +149,31 @@ def test_upstream_gradient_of_one_needs_no_rescaling_and_others_do():
     torch.testing.assert_close(x3.grad, 3 * x1.grad)
 
 
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 6), c=st.integers(1, 90), seed=st.integers(0, 10**6), smoothing=st.sampled_from([0.0, 0.3]),
+       weighted=st.booleans(), z_scale=st.sampled_from([0.0, 1e-3, 0.2]), cap=st.sampled_from([None, 0.7, 20.0]),
+       reduction=st.sampled_from(["none", "mean", "sum"]))
+def test_kernel_equals_the_single_definition(n, c, seed, smoothing, weighted, z_scale, cap, reduction):
+    """The hand-written row kernel against definitions/softmax_rows.py (ll.cross_entropy's reference
+    path in float64) on random shapes, logits and every option together."""
+    g = torch.Generator().manual_seed(seed)
+    logits = (torch.randn(n, c, generator=g, dtype=torch.float64) * 4).to(DEVICE)
+    targets = torch.randint(0, c, (n,), generator=g)
+    targets[torch.rand(n, generator=g) < 0.3] = -100
+    targets = targets.to(DEVICE)
+    weight = (torch.rand(c, generator=g, dtype=torch.float64) + 0.5).to(DEVICE) if weighted else None
+    opts = dict(weight=weight, label_smoothing=smoothing, lse_square_scale=z_scale, softcap=cap, reduction=reduction)
+    x, loss = fused(logits.float(), targets, **{**opts, "weight": None if weight is None else weight.float()})
+    upstream = torch.rand(loss.shape, generator=g, dtype=torch.float64).to(DEVICE) + 0.5
+    (loss.double() * upstream).sum().backward()
+    xr = logits.clone().requires_grad_()
+    with ll.reference_path():
+        ref = ll.cross_entropy(xr, targets, **opts)
+    (ref * upstream).sum().backward()
+    torch.testing.assert_close(loss.double(), ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad.double(), xr.grad, rtol=1e-4, atol=1e-6)
+
+
 def test_dispatch_from_ll_cross_entropy(monkeypatch):
     logits, targets, weight = data()
     if not CUDA:
@@ -169,6 +194,11 @@ def test_dispatch_from_ll_cross_entropy(monkeypatch):
     monkeypatch.setenv("LOSSLAB_TRITON", "0")
     assert type(ll.cross_entropy(logits.clone().requires_grad_(), targets).grad_fn).__name__ != "FusedCrossEntropyBackward"
     monkeypatch.setenv("LOSSLAB_TRITON", "1")
+    z_loss = ll.cross_entropy(x, targets, lse_square_scale=1e-2, softcap=4.0)  # the kernel's own options
+    assert type(z_loss.grad_fn).__name__ == "FusedCrossEntropyBackward"
+    with ll.reference_path():
+        torch.testing.assert_close(z_loss, ll.cross_entropy(logits, targets, lse_square_scale=1e-2, softcap=4.0),
+                                   rtol=1e-5, atol=1e-6)
     probs = torch.softmax(logits, 1)  # probability targets, 3-D logits, float64: the array-API path
     assert type(ll.cross_entropy(x, probs).grad_fn).__name__ != "FusedCrossEntropyBackward"
     assert type(ll.cross_entropy(logits.double().requires_grad_(), targets).grad_fn).__name__ != "FusedCrossEntropyBackward"

@@ -67,6 +67,33 @@ def test_cross_entropy(weighted, ignore_index, smoothing, reduction, kind, dtype
     torch.testing.assert_close(ll.cross_entropy.grad(logits, targets, **opts), x.grad, **_tol(dtype))
 
 
+@pytest.mark.parametrize(("weighted", "smoothing", "reduction", "dtype"),
+                         list(itertools.product([False, True], [0.0, 0.2], REDUCTIONS, DTYPES)))
+@pytest.mark.parametrize(("z_scale", "cap"), [(1e-2, None), (0.0, 4.0), (5e-3, 2.5)])
+def test_cross_entropy_z_loss_and_softcap(weighted, smoothing, reduction, dtype, z_scale, cap):
+    """lse_square_scale and softcap against PyTorch autograd through F.cross_entropy on c tanh(x / c)
+    plus s w[y] lse^2 (tests/reference.py), as losslab.gpu and the distributed loss define them."""
+    from reference import softmax_cross_entropy_torch
+
+    g = _gen(5)
+    logits = torch.randn(9, 6, generator=g, dtype=dtype) * 4
+    targets = torch.randint(0, 6, (9,), generator=g)
+    targets[:2] = -100
+    weight = torch.rand(6, generator=g, dtype=dtype) + 0.2 if weighted else None
+    opts = {"weight": weight, "label_smoothing": smoothing}
+
+    def theirs(x):
+        z = x if cap is None else cap * torch.tanh(x / cap)
+        return softmax_cross_entropy_torch(z, targets, lse_square_scale=z_scale, reduction=reduction, **opts)[0]
+
+    ours = lambda x: ll.cross_entropy(x, targets, lse_square_scale=z_scale, softcap=cap, reduction=reduction, **opts)  # noqa: E731
+    assert_parity(ours, theirs, [logits], dtype)
+    import losslab.torch as llt  # the nn.Module takes the same options
+
+    module = llt.CrossEntropyLoss(lse_square_scale=z_scale, softcap=cap, reduction=reduction, **opts)
+    torch.testing.assert_close(module(logits, targets), theirs(logits), **_tol(dtype))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_cross_entropy_unbatched(dtype):
     logits = torch.randn(6, dtype=dtype, generator=_gen(1))

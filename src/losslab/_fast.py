@@ -32,6 +32,7 @@ import numpy as np
 from . import _engines, _numba
 from ._reduce import number_coefficient
 from ._xp import overriding
+from .definitions import softmax_rows
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _REDUCTIONS = ("none", "mean", "sum")
@@ -128,7 +129,10 @@ def _finish(total, per_item, reduction: str, u: float, dtype):
     return dtype.type(total * u)
 
 
-# -- softmax cross-entropy on (N, C) logits -----------------------------------------------------------
+# -- softmax cross-entropy on (N, C) logits (the row algebra of definitions/softmax_rows.py) -----------------------------------------------------------
+
+
+_CE_OPTIONS = {"weight", "ignore_index", "label_smoothing", "lse_square_scale", "softcap"}
 
 
 def cross_entropy(args, options, reduction, normalizer, with_grad):
@@ -139,8 +143,11 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
     weight = options.get("weight")
     ignore_index = options.get("ignore_index", -100)
     eps = options.get("label_smoothing", 0.0)
-    if (len(options.keys() - {"weight", "ignore_index", "label_smoothing"}) or not _float_array(z) or z.ndim != 2
-            or type(targets) is not np.ndarray or type(ignore_index) is not int or not _number(eps) or not 0 <= eps <= 1):
+    z_scale = options.get("lse_square_scale", 0.0)
+    cap = options.get("softcap")
+    if (len(options.keys() - _CE_OPTIONS) or not _float_array(z) or z.ndim != 2
+            or type(targets) is not np.ndarray or type(ignore_index) is not int or not _number(eps) or not 0 <= eps <= 1
+            or not _number(z_scale) or z_scale < 0 or not (cap is None or (_number(cap) and cap > 0))):
         return NotImplemented
     n, c = z.shape
     if n == 0 or c == 0:
@@ -184,6 +191,14 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
             if buf is None or buf.shape[0] < hi - lo:
                 buf = scratch.buf = np.empty((rows, c), dt)
             e = buf[: hi - lo]
+        slope = None
+        if cap is not None:  # soft-capped logits c tanh(z / c), and dz'/dz for the gradient
+            np.divide(zb, cap, out=e)
+            np.tanh(e, out=e)
+            e *= cap
+            zb = e.copy()
+            if with_grad:
+                slope = softmax_rows.softcap_slope(zb, cap)
         m = zb.max(axis=1)
         np.subtract(zb, m[:, None], out=e)  # shifted logits d = z - max: the target terms use d, not z,
         r = np.arange(hi - lo)              # so a small loss is not the difference of two large numbers
@@ -203,24 +218,34 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
         log_s = np.log(s)
         if prob_targets:  # l = Q log s - q . d,  Q = sum(q)
             big_q = q.sum(axis=1)
-            per_item[lo:hi] = big_q * log_s - q_d
-            if with_grad:  # u (Q p - q) with p = e / s
-                e *= (u * big_q / s)[:, None]
-                q *= u
-                e -= q
-            return
-        # l = Q log s - (1 - eps) w_y d_y - (eps / C) valid sum_c w_c d_c,  Q = (1 - eps) w_y + (eps / C) sum(w)
-        big_q = (1.0 - eps) * wyb + (eps / c) * w_sum * validb
-        li = big_q * log_s - (1.0 - eps) * wyb * d_y
-        if eps:
-            li -= (eps / c) * validb * d_w
+            li = big_q * log_s - q_d
+            row_weight = 1.0
+        else:
+            # l = Q log s - (1 - eps) w_y d_y - (eps / C) valid sum_c w_c d_c,  Q = (1 - eps) w_y + (eps / C) sum(w)
+            big_q = (1.0 - eps) * wyb + (eps / c) * w_sum * validb
+            li = big_q * log_s - (1.0 - eps) * wyb * d_y
+            if eps:
+                li -= (eps / c) * validb * d_w
+            row_weight = wyb
+        a = big_q
+        if z_scale:  # z-loss s r lse^2, lse = max + log s
+            lse = m + log_s
+            li += z_scale * row_weight * lse * lse
+            a = softmax_rows.grad_scale(big_q, lse, row_weight, z_scale)
         per_item[lo:hi] = li
-        if with_grad:  # u (Q p - q), q = (1 - eps) w_y onehot(y) + (eps / C) w on valid rows
-            e *= (u * big_q / s)[:, None]
+        if not with_grad:
+            return
+        e *= (u * a / s)[:, None]  # u (a p - q), p = e / s
+        if prob_targets:
+            q *= u
+            e -= q
+        else:  # q = (1 - eps) w_y onehot(y) + (eps / C) w on valid rows
             e[r, yb] -= u * (1.0 - eps) * wyb
             if eps:
                 smooth = (u * eps / c) * validb.astype(dt)
                 e -= smooth[:, None] * weight if weight is not None else smooth[:, None]
+        if slope is not None:
+            e *= slope
 
     _run_blocks(n, rows, z.size, work)
     if not np.isfinite(per_item).all():

@@ -167,12 +167,13 @@ def cross_entropy(logits, targets, *, weight=None, ignore_index: int = -100, lab
 
 
 def value_and_grad(logits, targets, *, weight=None, ignore_index: int = -100, label_smoothing: float = 0.0,
-                   reduction: str = "mean", normalizer=None):
+                   reduction: str = "mean", normalizer=None, lse_square_scale: float = 0.0, softcap: float | None = None):
     """(loss, gradient) without autograd: one kernel launch, the gradient of the reduced loss."""
-    weight, scale = _prepare(logits, targets, weight, ignore_index, label_smoothing, reduction, normalizer, 0.0, None)
+    weight, scale = _prepare(logits, targets, weight, ignore_index, label_smoothing, reduction, normalizer,
+                             lse_square_scale, softcap)
     rows, _, grad = launch(logits.detach(), targets, weight, scale, ignore_index=int(ignore_index),
-                           label_smoothing=float(label_smoothing), lse_square_scale=0.0, softcap=None,
-                           with_grad=True, inplace=False)
+                           label_smoothing=float(label_smoothing), lse_square_scale=float(lse_square_scale),
+                           softcap=None if softcap is None else float(softcap), with_grad=True, inplace=False)
     return _reduce(rows, scale, reduction), grad
 
 

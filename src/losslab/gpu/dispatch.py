@@ -10,7 +10,7 @@ import importlib.util
 import os
 from functools import cache
 
-CE_OPTIONS = {"weight", "ignore_index", "label_smoothing"}
+CE_OPTIONS = {"weight", "ignore_index", "label_smoothing", "lse_square_scale", "softcap"}
 
 
 @cache
@@ -45,7 +45,7 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
     weight = options.get("weight")
     if weight is not None and not isinstance(weight, torch.Tensor):
         return NotImplemented
-    if any(isinstance(options.get(k), torch.Tensor) for k in ("ignore_index", "label_smoothing")):
+    if any(isinstance(options.get(k), torch.Tensor) for k in ("ignore_index", "label_smoothing", "lse_square_scale", "softcap")):
         return NotImplemented
     if normalizer is not None and not isinstance(normalizer, (int, float, torch.Tensor)):
         return NotImplemented

@@ -13,7 +13,7 @@ from .. import _checks as check
 from .. import _stable, _xp
 from .._loss import Loss, State, floating_input, option_array
 from .._spec import LossSpec, OptionSpec
-from ..definitions import pointwise
+from ..definitions import pointwise, softmax_rows
 from ._elementwise import Elementwise
 
 # -- shared helpers for class-indexed losses ----------------------------------------------------
@@ -79,7 +79,9 @@ _LOGITS = "logits: raw scores, no softmax (softmax is applied inside, fused with
 class CrossEntropy(Loss):
     """Parameters: ``logits`` (N, C) / (N, C, d1, ...) / (C,); ``targets`` integer class indices
     (shape of logits without axis 1) or class probabilities (the shape of logits); ``weight=None``
-    (one per class); ``ignore_index=-100`` (integer targets only); ``label_smoothing=0.0`` in [0, 1].
+    (one per class); ``ignore_index=-100`` (integer targets only); ``label_smoothing=0.0`` in [0, 1];
+    ``lse_square_scale=0.0`` (the z-loss weight, >= 0); ``softcap=None`` (> 0: cap the logits at
+    c tanh(z / c) first).
 
     Divisors, as PyTorch: with integer targets ``mean`` divides by the sum of the target classes'
     weights over non-ignored items (their count without ``weight``); with probability targets
@@ -95,12 +97,14 @@ class CrossEntropy(Loss):
         output_layer=_LOGITS,
         inputs={"logits": "real, class axis 1 (or 0 when unbatched)",
                 "targets": "int class index in [0, C) or ignore_index; or probabilities in [0, 1] shaped like logits"},
-        formula_latex=r"\ell = -\sum_c q_c \log \operatorname{softmax}(z)_c,\quad q = (1-\varepsilon)\,w_y\,\mathrm{onehot}(y) + \tfrac{\varepsilon}{C} w",
-        formula_text="l = -sum_c q_c log softmax(z)_c,   q = (1 - eps) w_y onehot(y) + (eps / C) w\n"
-        "(no weight, no smoothing: l = logsumexp(z) - z_y = -log p_y)",
-        gradient_latex=r"\partial\ell/\partial z_c = \big(\textstyle\sum_k q_k\big)\,p_c - q_c \quad(= p_c - y_c\ \text{unweighted})",
-        gradient_text="dl/dz_c = (sum_k q_k) p_c - q_c   (= p_c - onehot(y)_c without weights), p = softmax(z)",
-        hessian_text="d2l/dz dz^T = (sum_k q_k) (diag(p) - p p^T)",
+        formula_latex=r"\ell = -\sum_c q_c \log \operatorname{softmax}(z)_c + s\,w_y \operatorname{lse}(z)^2,\quad q = (1-\varepsilon)\,w_y\,\mathrm{onehot}(y) + \tfrac{\varepsilon}{C} w",
+        formula_text="l = -sum_c q_c log softmax(z)_c + s w_y lse(z)^2,   q = (1 - eps) w_y onehot(y) + (eps / C) w\n"
+        "(no weight, no smoothing, no z-loss: l = logsumexp(z) - z_y = -log p_y);\n"
+        "with softcap c the logits z are c tanh(x / c)",
+        gradient_latex=r"\partial\ell/\partial z_c = \big(\textstyle\sum_k q_k + 2 s w_y \operatorname{lse}\big)\,p_c - q_c \quad(= p_c - y_c\ \text{unweighted})",
+        gradient_text="dl/dz_c = (sum_k q_k + 2 s w_y lse) p_c - q_c   (= p_c - onehot(y)_c without weights), p = softmax(z)\n"
+        "with softcap: dl/dx_c = dl/dz_c (1 - (z_c / c)^2)",
+        hessian_text="d2l/dz dz^T = (sum_k q_k + 2 s w_y lse) (diag(p) - p p^T) + 2 s w_y p p^T   (softcap: chain rule)",
         convex=True,
         smooth=True,
         lower_bound=0.0,
@@ -115,15 +119,27 @@ class CrossEntropy(Loss):
             OptionSpec("label_smoothing", "mix the target with the uniform distribution", "[0, 1]", 0.0, 1.0),
             OptionSpec("ignore_index", "targets equal to it contribute nothing", "int", None, None),
             OptionSpec("weight", "one weight per class (rebalance rare classes)", "C reals", None, None),
+            OptionSpec("lse_square_scale", "z-loss weight s: adds s w_y logsumexp(z)^2 per item (PaLM; keeps logits "
+                       "from drifting)", ">= 0", 0.0, 0.1),
+            OptionSpec("softcap", "soft-capping c: the logits become c tanh(z / c) first (Gemma 2); None: no cap",
+                       "> 0 or None", None, None),
         ),
         conventions="A mean over no valid item (all targets ignored) is 0 with a zero gradient (PyTorch: NaN). "
-        "Probability targets are not renormalised (as PyTorch) but must lie in [0, 1].",
+        "Probability targets are not renormalised (as PyTorch) but must lie in [0, 1]. "
+        "The z-loss term s r lse^2 weighs an item by its target class's weight r = w_y (0 when ignored; 1 per item "
+        "with probability targets), as losslab.gpu and the distributed loss do; it is not counted in the divisor. "
+        "Convex in the logits without softcap (soft-capping bends it; with the z-loss, wherever "
+        "sum(q) + 2 s r lse >= 0).",
     )
 
-    def prepare(self, xp, logits, targets, *, weight=None, ignore_index=-100, label_smoothing=0.0):
+    def prepare(self, xp, logits, targets, *, weight=None, ignore_index=-100, label_smoothing=0.0,
+                lse_square_scale=0.0, softcap=None):
         x, dtype = floating_input(xp, "logits", logits)
         check.ndim_at_least("logits", x, 1, "class scores")
         check.option("label_smoothing", label_smoothing, low=0.0, high=1.0)
+        check.option("lse_square_scale", lse_square_scale, low=0.0, hint=" (the z-loss weight, e.g. 1e-4)")
+        if softcap is not None:
+            check.option("softcap", softcap, low=0.0, low_inclusive=False, hint=" (e.g. 30.0, or None for no capping)")
         ignore_index = _ignore_index(ignore_index)
         num_classes = x.shape[_class_axis(x)]
         w = _class_weight(xp, weight, x, num_classes)
@@ -142,6 +158,7 @@ class CrossEntropy(Loss):
             tz = _class_last(xp, xp.astype(t, z.dtype))
             q = (tz * (1.0 - eps) + eps / num_classes) * w_vec
             divisor = math.prod(z.shape[:-1])
+            row_weight = xp.ones(z.shape[:-1], dtype=z.dtype, device=_xp.device(z))  # of the z-loss: once per item
         else:
             onehot, valid = _index_targets(xp, x, t, ignore_index, "logits")
             onehot = xp.astype(onehot, z.dtype)
@@ -149,24 +166,51 @@ class CrossEntropy(Loss):
             smooth = xp.astype(valid, z.dtype)[..., None] * w_vec * (eps / num_classes)
             q = (1.0 - eps) * onehot * w_vec + smooth
             divisor = xp.sum(onehot * w_vec) if w is not None else xp.sum(xp.astype(valid, z.dtype))
-        return State(z=z, q=q, divisor=divisor, ndim=x.ndim, input_dtypes=(dtype,))
+            row_weight = xp.sum(onehot * w_vec, axis=-1)  # w_y, 0 on ignored items
+        z_scale = None if _xp.is_concrete(lse_square_scale) and float(lse_square_scale) == 0 else lse_square_scale
+        return State(z=z, q=q, divisor=divisor, ndim=x.ndim, input_dtypes=(dtype,), z_scale=z_scale, cap=softcap,
+                     row_weight=row_weight)
+
+    def _rows(self, xp, st):
+        """Capped logits, lse and log-probabilities of every row (class axis last)."""
+        z = st.z if st.cap is None else softmax_rows.softcapped(xp, st.z, st.cap)
+        lse = _stable.logsumexp(xp, z, axis=-1, keepdims=True)
+        return z, lse, z - lse
 
     def terms(self, xp, st):
-        return -xp.sum(st.q * _stable.log_softmax(xp, st.z), axis=-1), st.divisor
+        _, lse, log_p = self._rows(xp, st)
+        return softmax_rows.loss(xp, log_p, st.q, lse[..., 0], st.row_weight, st.z_scale), st.divisor
 
-    def grad_terms(self, xp, st, u):
-        # d/dz [-sum_c q_c (z_c - lse z)] = (sum_c q_c) softmax(z) - q
-        p = _stable.softmax(xp, st.z)
-        g = xp.asarray(u)[..., None] * (xp.sum(st.q, axis=-1, keepdims=True) * p - st.q)
-        return (_class_back(xp, g, st.ndim),)
+    def grad_terms(self, xp, st, u, rows=None):
+        z, lse, log_p = rows or self._rows(xp, st)
+        g = softmax_rows.grad(xp, xp.exp(log_p), st.q, lse[..., 0], st.row_weight, st.z_scale)
+        if st.cap is not None:
+            g = g * softmax_rows.softcap_slope(z, st.cap)
+        return (_class_back(xp, xp.asarray(u)[..., None] * g, st.ndim),)
+
+    def value_and_grads(self, xp, st, reduction, normalizer, ops=None):
+        rows = self._rows(xp, st)  # once for the value and the gradient
+        _, lse, log_p = rows
+        terms = softmax_rows.loss(xp, log_p, st.q, lse[..., 0], st.row_weight, st.z_scale)
+        value, u = self._reduced(xp, terms, st.divisor, st, reduction, normalizer)
+        return value, self.grad_terms(xp, st, u, rows)
 
     def hessian_terms(self, xp, st, u):
-        # per item: (sum_c q_c) (diag(p) - p p^T); blocks laid out (N, C, C, d1, ...)
-        p = _stable.softmax(xp, st.z)
+        # per item, in the capped logits: a (diag(p) - p p^T) + 2 s r p p^T with a = Q + 2 s r lse; then
+        # through the cap: d H d^T + diag(dloss/dz * d2z/dx2), d = dz/dx. Blocks laid out (N, C, C, d1, ...)
+        z, lse, log_p = self._rows(xp, st)
+        p = xp.exp(log_p)
         eye = xp.eye(p.shape[-1], dtype=p.dtype, device=_xp.device(p))
-        blocks = p[..., None] * eye - p[..., :, None] * p[..., None, :]
-        scale = xp.asarray(u) * xp.sum(st.q, axis=-1)
-        h = scale[..., None, None] * blocks
+        outer = p[..., :, None] * p[..., None, :]
+        a = softmax_rows.grad_scale(xp.sum(st.q, axis=-1), lse[..., 0], st.row_weight, st.z_scale)
+        h = a[..., None, None] * (p[..., None] * eye - outer)
+        if st.z_scale is not None:
+            h = h + (2.0 * st.z_scale * st.row_weight)[..., None, None] * outer
+        if st.cap is not None:
+            d = softmax_rows.softcap_slope(z, st.cap)
+            g = softmax_rows.grad(xp, p, st.q, lse[..., 0], st.row_weight, st.z_scale)
+            h = d[..., :, None] * h * d[..., None, :] + (g * softmax_rows.softcap_curvature(z, st.cap))[..., None] * eye
+        h = xp.asarray(u)[..., None, None] * h
         if st.ndim <= 2:
             return h
         return xp.moveaxis(xp.moveaxis(h, -1, 1), -1, 1)

@@ -3,16 +3,20 @@ row of logits at once: chunks of the vocabulary (``losslab.gpu.linear_cross_entr
 it across processes (``losslab.torch.distributed.vocab_parallel_cross_entropy``). The Triton kernel
 in ``losslab.gpu._kernels`` computes the same formulas in one program per row.
 
-Per row with target y, log-sum-exp ``lse``, target logit ``z_y``, row weight ``r = w[y]``, class-weight
-sum ``W`` and ``wz = sum_c w_c z_c``, C classes, smoothing e and z-loss scale s:
+The formulas are those of ``losslab.definitions.softmax_rows`` in their per-row-sums form: per row with
+target y, log-sum-exp ``lse``, target logit ``z_y``, row weight ``r = w[y]``, class-weight sum ``W`` and
+``wz = sum_c w_c z_c``, C classes, smoothing e and z-loss scale s, the target distribution has
+Q = (1 - e) r + e W / C and sum_c q_c z_c = (1 - e) r z_y + (e / C) wz, so
 
-    loss = (1 - e) r (lse - z_y) + (e / C) (W lse - wz) + s r lse^2
-    d loss / d z_c = a p_c - hit [c = y] - (e / C) w_c,   a = (1 - e) r + e W / C + 2 s r lse,  hit = (1 - e) r
+    loss = Q lse - (1 - e) r z_y - (e / C) wz + s r lse^2
+    d loss / d z_c = a p_c - (1 - e) r [c = y] - (e / C) w_c,   a = Q + 2 s r lse
 """
 
 from __future__ import annotations
 
 import torch
+
+from ..definitions import softmax_rows
 
 
 def accumulate_in(dtype: torch.dtype) -> torch.dtype:
@@ -20,11 +24,13 @@ def accumulate_in(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
+def _q_total(r, w_sum, n_classes, smoothing: float):
+    return (1 - smoothing) * r + smoothing * w_sum / n_classes
+
+
 def row_losses(lse, z_y, wz, r, w_sum, n_classes, smoothing: float, z_scale: float):
-    rows = (1 - smoothing) * r * (lse - z_y) + z_scale * r * lse * lse
-    if smoothing:
-        rows = rows + smoothing / n_classes * (w_sum * lse - wz)
-    return rows
+    qz = (1 - smoothing) * r * z_y + (smoothing / n_classes) * wz
+    return softmax_rows.loss_from_sums(lse, _q_total(r, w_sum, n_classes, smoothing), qz, r, z_scale)
 
 
 def target_logit(z, local_targets):
@@ -38,7 +44,7 @@ def target_logit(z, local_targets):
 def logits_grad(z, lse, local_targets, r, w_sum, n_classes, smoothing: float, z_scale: float, row_scale,
                 class_weight=None):
     """d loss / d z for one block of columns, each row multiplied by ``row_scale`` (zero for ignored rows)."""
-    a = ((1 - smoothing) * r + smoothing * w_sum / n_classes + 2 * z_scale * r * lse) * row_scale
+    a = softmax_rows.grad_scale(_q_total(r, w_sum, n_classes, smoothing), lse, r, z_scale) * row_scale
     g = torch.exp(z - lse[:, None]).mul_(a[:, None])
     _, inside = target_logit(z, local_targets)
     hit = torch.where(inside, -(1 - smoothing) * r * row_scale, 0.0)

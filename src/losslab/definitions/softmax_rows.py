@@ -1,0 +1,60 @@
+"""The softmax cross-entropy row algebra, written once.
+
+One row: logits x (C classes), soft-capped to z = c tanh(x / c) when a cap c is given; the target
+distribution q (class weights, smoothing and the target folded in: for class index y, weights w
+(all 1 without weights), smoothing e, q_k = (1 - e) w_y [k = y] + (e / C) w_k, and q = 0 on an
+ignored row); the row weight r of the z-loss (w_y for a class index, 0 on an ignored row, 1 for
+probability targets) and its scale s:
+
+    lse  = log sum_k exp(z_k),  p = softmax(z)
+    loss = sum_k q_k (lse - z_k) + s r lse^2
+         = Q lse - sum_k q_k z_k + s r lse^2,      Q = sum_k q_k
+    dloss/dz_k = (Q + 2 s r lse) p_k - q_k
+    dloss/dx_k = dloss/dz_k (1 - (z_k / c)^2)      (soft-capping; 1 without a cap)
+
+The first form of the loss is used where the whole row is at hand (each term lse - z_k >= 0, so a
+small loss is not the difference of two large numbers); the second where only per-row sums are,
+a row split over vocabulary chunks or processes (``losslab.torch._softmax_ce``, the Triton kernel
+in ``losslab.gpu._kernels``, which the tests hold to this definition).
+"""
+
+from __future__ import annotations
+
+
+def softcapped(ops, x, cap):
+    """z = cap tanh(x / cap): finite for every x, exact at +-inf."""
+    return cap * ops.tanh(x / cap)
+
+
+def softcap_slope(z, cap):
+    """dz/dx = 1 - tanh(x / cap)^2, from the capped logits z."""
+    u = z / cap
+    return 1.0 - u * u
+
+
+def softcap_curvature(z, cap):
+    """d2z/dx2 = -2 (z / cap) (1 - (z / cap)^2) / cap."""
+    u = z / cap
+    return -2.0 * u * (1.0 - u * u) / cap
+
+
+def loss(ops, log_p, q, lse, r, z_scale):
+    """sum_k q_k (lse - z_k) + s r lse^2 along the last axis (log_p = z - lse)."""
+    rows = -ops.sum(q * log_p, axis=-1)
+    return rows if z_scale is None else rows + z_scale * r * lse * lse
+
+
+def loss_from_sums(lse, q_total, qz, r, z_scale):
+    """The same from per-row sums: Q lse - sum_k q_k z_k + s r lse^2."""
+    return q_total * lse - qz + z_scale * r * lse * lse
+
+
+def grad_scale(q_total, lse, r, z_scale):
+    """The factor a of p in dloss/dz = a p - q: Q + 2 s r lse."""
+    return q_total if z_scale is None else q_total + 2.0 * z_scale * r * lse
+
+
+def grad(ops, p, q, lse, r, z_scale):
+    """dloss/dz = (Q + 2 s r lse) p - q along the last axis."""
+    q_total = ops.sum(q, axis=-1)
+    return grad_scale(q_total, lse, r, z_scale)[..., None] * p - q
