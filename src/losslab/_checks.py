@@ -6,6 +6,7 @@ seen, and the fix.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -69,34 +70,32 @@ def broadcastable_to(name: str, w: Any, shape: tuple[int, ...], target_name: str
         )
 
 
-def option(
-    name: str,
-    value: Any,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_inclusive: bool = True,
-    high_inclusive: bool = True,
-    hint: str = "",
-) -> None:
-    """A scalar hyper-parameter: finite and within [low, high] (checked only when concrete)."""
-    if isinstance(value, bool) or value is None:
-        raise TypeError(f"{name} must be a real number, got {value!r}")
+def option_in(spec, value: Any) -> None:
+    """``value`` of option ``spec`` (an OptionSpec) lies in its declared domain: the one check of every
+    option (``Loss._bind`` runs it for every call). Values are checked when concrete."""
+    from ._spec import Choices
+
+    domain = spec.domain
+    if domain is None or (value is None and spec.none_means):
+        return
+    if isinstance(domain, Choices):
+        # bools only match bools (True == 1 in Python)
+        if not any(isinstance(value, bool) == isinstance(v, bool) and value == v for v in domain.values):
+            raise (TypeError if isinstance(value, bool) or value is None else ValueError)(
+                f"{spec.name} must be {domain.describe()}, got {value!r}")
+        return
+    if isinstance(value, bool) or value is None or (domain.integer and not isinstance(value, numbers.Integral)):
+        raise TypeError(f"{spec.name} must be {spec.valid}, got {value!r}")
     if not is_concrete(value):
         return
     try:
         v = float(to_numpy(value)) if not isinstance(value, (int, float)) else float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name} must be a real number, got {value!r}") from None
-    bad = not math.isfinite(v)
-    if low is not None:
-        bad = bad or (v < low if low_inclusive else v <= low)
-    if high is not None:
-        bad = bad or (v > high if high_inclusive else v >= high)
-    if bad:
-        lo = "(-inf" if low is None else ("[" if low_inclusive else "(") + f"{low:g}"
-        hi = "inf)" if high is None else f"{high:g}" + ("]" if high_inclusive else ")")
-        raise ValueError(f"{name} must be a finite number in {lo}, {hi}, got {value!r}{hint}")
+    except (TypeError, ValueError, OverflowError):
+        raise TypeError(f"{spec.name} must be {spec.valid}, got {value!r}") from None
+    if spec.negative_means and v < 0:
+        return
+    if not domain.contains(v):
+        raise ValueError(f"{spec.name} must be {spec.valid}, got {value!r}")
 
 
 def values_between(name: str, x: Any, low: float, high: float, fix: str) -> None:

@@ -7,8 +7,9 @@ into the preallocated gradient (or a block-sized scratch buffer for the value al
 traffic is close to one read of the inputs and one write of the gradient. float32 stays float32.
 Large inputs are split over threads (NumPy's ufuncs release the GIL).
 
-A fast path only *accepts* inputs it handles exactly like the reference path: plain NumPy float32
-or float64 arrays of the usual shapes, options as Python numbers, values in range. Anything else
+A fast path runs after the call is bound and every option checked against its declared domain
+(``Loss._bind``), and only *accepts* inputs it handles exactly like the reference path: plain NumPy
+float32 or float64 arrays of the usual shapes, options as Python numbers, array values in range. Anything else
 (including bad input) returns ``NotImplemented`` and the call goes through the reference path,
 which computes it or raises its documented error. Tests hold every fast path to the reference
 for every option (``tests/test_fast.py``).
@@ -146,8 +147,8 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
     z_scale = options.get("lse_square_scale", 0.0)
     cap = options.get("softcap")
     if (len(options.keys() - _CE_OPTIONS) or not _float_array(z) or z.ndim != 2
-            or type(targets) is not np.ndarray or type(ignore_index) is not int or not _number(eps) or not 0 <= eps <= 1
-            or not _number(z_scale) or z_scale < 0 or not (cap is None or (_number(cap) and cap > 0))):
+            or type(targets) is not np.ndarray or type(ignore_index) is not int or not _number(eps)
+            or not _number(z_scale) or not (cap is None or _number(cap))):
         return NotImplemented
     n, c = z.shape
     if n == 0 or c == 0:
@@ -509,8 +510,9 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
     return fast
 
 
-def _positive(name):
-    return lambda o, t: _number(o[name]) and o[name] > 0
+def _numbers(*names):
+    # the options' ranges were checked against their declared domains (Loss._bind): only their kind here
+    return lambda o, t: all(_number(o[name]) for name in names)
 
 
 def _in_unit(t) -> bool:
@@ -519,17 +521,16 @@ def _in_unit(t) -> bool:
 
 def _focal_ok(o, t):
     alpha = o["alpha"]
-    alpha_ok = alpha is None or (_number(alpha) and (alpha < 0 or alpha <= 1))
-    return alpha_ok and _number(o["gamma"]) and o["gamma"] >= 0 and _in_unit(t)
+    return (alpha is None or _number(alpha)) and _number(o["gamma"]) and _in_unit(t)
 
 
 mse = _elementwise(_mse, {}, True, name="mse")
 mae = _elementwise(_mae, {}, True, name="mae")
-huber = _elementwise(_huber, {"delta": 1.0}, True, checks=_positive("delta"), name="huber", param="delta")
-smooth_l1 = _elementwise(_smooth_l1, {"beta": 1.0}, True, checks=lambda o, t: _number(o["beta"]) and o["beta"] >= 0,
+huber = _elementwise(_huber, {"delta": 1.0}, True, checks=_numbers("delta"), name="huber", param="delta")
+smooth_l1 = _elementwise(_smooth_l1, {"beta": 1.0}, True, checks=_numbers("beta"),
                          name="smooth_l1", param="beta")
 log_cosh = _elementwise(_log_cosh, {}, True, name="log_cosh")
-quantile = _elementwise(_quantile, {"q": 0.5}, True, checks=lambda o, t: _number(o["q"]) and 0 < o["q"] < 1,
+quantile = _elementwise(_quantile, {"q": 0.5}, True, checks=_numbers("q"),
                         name="quantile", param="q")
 binary_cross_entropy_with_logits = _elementwise(_bce_logits, {}, False, extra_arrays=("pos_weight",),
                                                 checks=lambda o, t: _in_unit(t), name="binary_cross_entropy_with_logits")
@@ -597,7 +598,7 @@ def _row_blocks(n_rows, n_cols, itemsize):
 def info_nce(args, options, reduction, normalizer, with_grad):
     parsed = _pair_inputs(args, options, {"temperature", "normalize"}, reduction, normalizer)
     temperature = options.get("temperature", 0.07)
-    if parsed is None or not _number(temperature) or temperature <= 0:
+    if parsed is None or not _number(temperature):
         return NotImplemented
     a, b, normalize = parsed
     n, dt = a.shape[0], a.dtype
@@ -628,7 +629,7 @@ def info_nce(args, options, reduction, normalizer, with_grad):
 def siglip(args, options, reduction, normalizer, with_grad):
     parsed = _pair_inputs(args, options, {"t", "bias", "normalize"}, reduction, normalizer)
     scale, bias = options.get("t", 10.0), options.get("bias", -10.0)
-    if parsed is None or not (_number(scale) and scale > 0 and _number(bias)):
+    if parsed is None or not (_number(scale) and _number(bias)):
         return NotImplemented
     a, b, normalize = parsed
     n, dt = a.shape[0], a.dtype

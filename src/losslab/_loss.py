@@ -94,16 +94,18 @@ class Loss:
 
     # -- internals ------------------------------------------------------------------------------
     def _run(self, args, options, reduction, normalizer, with_grad: bool):
-        """The one flow of every call: a registered fast path that takes the raw arguments (NumPy
-        blocks, the CUDA cross-entropy kernel), else bind and validate once, then the engine of the
-        arrays' kind (torch: losslab.torch._function), else the reference path below."""
+        """The one flow of every call: bind, and check every option against its declared domain, once;
+        then a registered fast path that takes the raw arguments (NumPy blocks, the CUDA cross-entropy
+        kernel), else the engine of the arrays' kind (torch: losslab.torch._function), else the
+        reference path below. Array checks (shapes, dtypes, values) are the loss's ``prepare``; a fast
+        path declines what it does not handle exactly like it."""
+        xp, bound = self._bind(args, options, reduction, normalizer)
         if args and _fast.enabled():
             fast = _engines.fast_path(self.name, args[0])
             if fast is not None:
                 out = fast(args, options, reduction, normalizer, with_grad)
                 if out is not NotImplemented:
                     return out
-        xp, bound = self._bind(args, options, reduction, normalizer)
         engine = _engines.engine_for(bound[self.inputs[0]])
         if engine is not None:
             out = engine(self, xp, bound, reduction, normalizer, with_grad)
@@ -131,6 +133,8 @@ class Loss:
                 raise TypeError(f"{self.name}{self._signature}: {err}") from None
             bound.apply_defaults()
             arguments = dict(bound.arguments)
+        for option in self.spec.options:  # each option against the domain its spec declares: the one check
+            check.option_in(option, arguments[option.name])
         for name in self.inputs:
             value = arguments[name]
             if not _xp.is_array(value):  # lists and scalars become NumPy float64 arrays

@@ -6,6 +6,7 @@ feeds the CLI, the docs, and later the web explorer and the advisor.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,14 +14,67 @@ TASKS = ("regression", "binary", "multiclass", "multilabel", "ranking", "distrib
 
 
 @dataclass(frozen=True)
+class Interval:
+    """A domain of real numbers (finite always), as scikit-learn's ``Interval``: ``closed`` says which
+    ends belong to it ("both", "left", "right", "neither"); ``integer`` asks for whole numbers."""
+
+    low: float | None = None
+    high: float | None = None
+    closed: str = "both"
+    integer: bool = False
+
+    def contains(self, v: float) -> bool:
+        if not math.isfinite(v) or (self.integer and v != int(v)):
+            return False
+        if self.low is not None and (v < self.low or (v == self.low and self.closed in ("right", "neither"))):
+            return False
+        return not (self.high is not None and (v > self.high or (v == self.high and self.closed in ("left", "neither"))))
+
+    def describe(self) -> str:
+        kind = "an int" if self.integer else "a finite number"
+        if self.low is None and self.high is None:
+            return kind
+        left = "(-inf" if self.low is None else ("[" if self.closed in ("both", "left") else "(") + f"{self.low:g}"
+        right = "inf)" if self.high is None else f"{self.high:g}" + ("]" if self.closed in ("both", "right") else ")")
+        return f"{kind} in {left}, {right}"
+
+
+@dataclass(frozen=True)
+class Choices:
+    """A domain of listed values (compared with ==, bools only with bools)."""
+
+    values: tuple
+
+    def describe(self) -> str:
+        shown = [repr(v) for v in self.values]
+        return shown[0] if len(shown) == 1 else ", ".join(shown[:-1]) + " or " + shown[-1]
+
+
+@dataclass(frozen=True)
 class OptionSpec:
+    """One option of a loss. Its ``domain`` is the single declaration of what the option accepts: the
+    losses validate against it (``_checks.option_in``), the fast paths rely on that validation, and the
+    docs and the explorer show it. ``low``/``high`` are the explorer's slider range (inside the domain)."""
+
     name: str
     description: str
-    valid: str  # the accepted values, in words, e.g. "> 0" or "[0, 1]"
-    # a range for sliders (the web explorer), both ends valid; None for non-numeric options
+    domain: Interval | Choices | None  # None: an array option (weight, pos_weight), checked by the loss
     low: float | None = None
     high: float | None = None
     integer: bool = False  # only whole numbers in [low, high]
+    none_means: str = ""  # where None is accepted: what it means (e.g. "no cap")
+    negative_means: str = ""  # where any negative value is accepted in place of None: what it means
+    array_shape: str = ""  # for array options: the expected shape, in words
+
+    @property
+    def valid(self) -> str:
+        """The accepted values, in words (docs, explorer, error messages)."""
+        text = self.array_shape if self.domain is None else self.domain.describe()
+        if self.none_means:
+            text += f", or None ({self.none_means})"
+        if self.negative_means:
+            text += f"; None or a negative value: {self.negative_means}"
+        return text
 
 
 @dataclass(frozen=True)
@@ -53,6 +107,12 @@ class LossSpec:
     def task(self) -> str:
         return self.tasks[0]
 
+    def option(self, name: str) -> OptionSpec:
+        for o in self.options:
+            if o.name == name:
+                return o
+        raise KeyError(f"{self.name} has no option {name!r}")
+
     @property
     def has_hessian(self) -> bool:
         return self.hessian_text is not None
@@ -62,6 +122,9 @@ class LossSpec:
         from dataclasses import asdict
 
         d = asdict(self)
+        for option, data in zip(self.options, d["options"]):  # the domain in words, as the docs show it
+            data["valid"] = option.valid
+            data["domain"] = None if option.domain is None else option.domain.describe()
         d["task"] = self.task
         d["has_hessian"] = self.has_hessian
         return d

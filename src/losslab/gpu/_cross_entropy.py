@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from .. import _checks as check
+from ..registry import get
 from ..torch._softmax_ce import mean_scale
 
 MAX_BLOCK = 8192  # columns per step of the row loop (a power of 2)
@@ -28,6 +29,13 @@ def _on_kernel_device(name: str, x: torch.Tensor) -> None:
     if x.device.type != "cuda" and not interpreting():
         raise ValueError(f"{name} is on {x.device}; losslab.gpu kernels need CUDA tensors (or TRITON_INTERPRET=1 "
                          "to run them on the CPU for testing). ll.cross_entropy works on any device")
+
+
+def check_options(**options) -> None:
+    """Options against the domains ll.cross_entropy's spec declares (one declaration for every engine)."""
+    spec = get("cross_entropy")
+    for name, value in options.items():
+        check.option_in(spec.option(name), value)
 
 
 def check_arguments(logits, targets, weight, label_smoothing, reduction, normalizer, lse_square_scale, softcap):
@@ -51,10 +59,7 @@ def check_arguments(logits, targets, weight, label_smoothing, reduction, normali
         if not isinstance(weight, torch.Tensor) or weight.shape != logits.shape[1:]:
             raise ValueError(f"weight must be a tensor of shape ({logits.shape[1]},), one weight per class, "
                              f"got {getattr(weight, 'shape', type(weight).__name__)}")
-    check.option("label_smoothing", label_smoothing, low=0.0, high=1.0)
-    check.option("lse_square_scale", lse_square_scale, low=0.0, hint=" (the z-loss weight, e.g. 1e-4)")
-    if softcap is not None:
-        check.option("softcap", softcap, low=0.0, low_inclusive=False, hint=" (e.g. 30.0, or None for no capping)")
+    check_options(label_smoothing=label_smoothing, lse_square_scale=lse_square_scale, softcap=softcap)
     check.reduction(reduction, normalizer, ("none", "mean", "sum"))
     if logits.shape[1] == 0:
         raise ValueError("logits have no classes (shape (N, 0))")

@@ -18,6 +18,7 @@ import torch
 
 from .. import _checks as check
 from ..torch._softmax_ce import accumulate_in, logits_grad, mean_scale, row_losses, target_logit
+from ._cross_entropy import check_options
 
 CHUNK_BYTES = 32 << 20  # float32 bytes of one logits chunk
 
@@ -40,10 +41,7 @@ def _check(hidden, weight, targets, bias, class_weight, label_smoothing, reducti
     devices = {x.device for x in (hidden, weight, targets, bias) if x is not None}
     if len(devices) > 1:
         raise ValueError(f"hidden, weight, targets and bias must be on one device, got {sorted(map(str, devices))}")
-    check.option("label_smoothing", label_smoothing, low=0.0, high=1.0)
-    check.option("lse_square_scale", lse_square_scale, low=0.0, hint=" (the z-loss weight, e.g. 1e-4)")
-    if softcap is not None:
-        check.option("softcap", softcap, low=0.0, low_inclusive=False, hint=" (e.g. 30.0, or None for no capping)")
+    check_options(label_smoothing=label_smoothing, lse_square_scale=lse_square_scale, softcap=softcap)
     check.reduction(reduction, normalizer, ("none", "mean", "sum"))
 
 

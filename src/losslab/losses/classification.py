@@ -12,7 +12,7 @@ import math
 from .. import _checks as check
 from .. import _stable, _xp
 from .._loss import Loss, State, floating_input, option_array
-from .._spec import LossSpec, OptionSpec
+from .._spec import Choices, Interval, LossSpec, OptionSpec
 from ..definitions import pointwise, softmax_rows
 from ._elementwise import Elementwise
 
@@ -38,12 +38,6 @@ def _class_weight(xp, weight, like, num_classes: int):
             f"weight must hold one value per class, shape ({num_classes},), got shape {tuple(w.shape)}"
         )
     return w
-
-
-def _ignore_index(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"ignore_index must be an int (a class index or e.g. -100), got {value!r}")
-    return value
 
 
 def _index_targets(xp, x, targets, ignore_index: int | None, input_name: str):
@@ -116,13 +110,13 @@ class CrossEntropy(Loss):
                "keras": "keras.losses.SparseCategoricalCrossentropy(from_logits=True)"},
         torch_module="CrossEntropyLoss",
         options=(
-            OptionSpec("label_smoothing", "mix the target with the uniform distribution", "[0, 1]", 0.0, 1.0),
-            OptionSpec("ignore_index", "targets equal to it contribute nothing", "int", None, None),
-            OptionSpec("weight", "one weight per class (rebalance rare classes)", "C reals", None, None),
+            OptionSpec("label_smoothing", "mix the target with the uniform distribution", Interval(0.0, 1.0), 0.0, 1.0),
+            OptionSpec("ignore_index", "targets equal to it contribute nothing", Interval(integer=True)),
+            OptionSpec("weight", "one weight per class (rebalance rare classes)", None, array_shape="C reals"),
             OptionSpec("lse_square_scale", "z-loss weight s: adds s w_y logsumexp(z)^2 per item (PaLM; keeps logits "
-                       "from drifting)", ">= 0", 0.0, 0.1),
-            OptionSpec("softcap", "soft-capping c: the logits become c tanh(z / c) first (Gemma 2); None: no cap",
-                       "> 0 or None", None, None),
+                       "from drifting)", Interval(0.0, None), 0.0, 0.1),
+            OptionSpec("softcap", "soft-capping c: the logits become c tanh(z / c) first (Gemma 2)",
+                       Interval(0.0, None, closed="neither"), none_means="no cap"),
         ),
         conventions="A mean over no valid item (all targets ignored) is 0 with a zero gradient (PyTorch: NaN). "
         "Probability targets are not renormalised (as PyTorch) but must lie in [0, 1]. "
@@ -136,11 +130,6 @@ class CrossEntropy(Loss):
                 lse_square_scale=0.0, softcap=None):
         x, dtype = floating_input(xp, "logits", logits)
         check.ndim_at_least("logits", x, 1, "class scores")
-        check.option("label_smoothing", label_smoothing, low=0.0, high=1.0)
-        check.option("lse_square_scale", lse_square_scale, low=0.0, hint=" (the z-loss weight, e.g. 1e-4)")
-        if softcap is not None:
-            check.option("softcap", softcap, low=0.0, low_inclusive=False, hint=" (e.g. 30.0, or None for no capping)")
-        ignore_index = _ignore_index(ignore_index)
         num_classes = x.shape[_class_axis(x)]
         w = _class_weight(xp, weight, x, num_classes)
         t = _xp.as_array(targets, xp, x)
@@ -244,14 +233,13 @@ class NLL(Loss):
         when_to_use="After an explicit log_softmax layer; log_softmax + nll equals cross_entropy on logits.",
         peers={"pytorch": "torch.nn.functional.nll_loss", "optax": "none", "keras": "none"},
         torch_module="NLLLoss",
-        options=(OptionSpec("ignore_index", "targets equal to it contribute nothing", "int", None, None),),
+        options=(OptionSpec("ignore_index", "targets equal to it contribute nothing", Interval(integer=True)),),
         conventions="Lower bound 0 holds for log-probabilities (x <= 0). A mean over no valid item is 0.",
     )
 
     def prepare(self, xp, log_probs, targets, *, weight=None, ignore_index=-100):
         x, dtype = floating_input(xp, "log_probs", log_probs)
         check.ndim_at_least("log_probs", x, 1, "class scores")
-        ignore_index = _ignore_index(ignore_index)
         w = _class_weight(xp, weight, x, x.shape[_class_axis(x)])
         onehot, valid = _index_targets(xp, x, targets, ignore_index, "log_probs")
         q = onehot if w is None else onehot * w
@@ -348,7 +336,7 @@ class BinaryCrossEntropyWithLogits(Elementwise):
                "optax": "optax.losses.sigmoid_binary_cross_entropy",
                "keras": "keras.losses.BinaryCrossentropy(from_logits=True)"},
         torch_module="BCEWithLogitsLoss",
-        options=(OptionSpec("pos_weight", "weight of positive examples, per class", "reals along the last axis", None, None),),
+        options=(OptionSpec("pos_weight", "weight of positive examples, per class", None, array_shape="reals along the last axis"),),
         conventions="Logits of +-inf give finite losses where the target agrees (t = 1 with +inf, t = 0 with -inf) "
         "and never NaN.",
     )
@@ -393,12 +381,11 @@ class Hinge(Elementwise):
         peers={"pytorch": "none (torch.nn.HingeEmbeddingLoss is a different loss)", "optax": "optax.losses.hinge_loss",
                "keras": "keras.losses.Hinge"},
         torch_module="HingeLoss",
-        options=(OptionSpec("margin", "score margin to clear", "any finite real", -5.0, 5.0),),
+        options=(OptionSpec("margin", "score margin to clear", Interval(), -5.0, 5.0),),
         conventions="At the kink (t s = margin) the gradient is 0, as ReLU's and torch.multi_margin_loss's.",
     )
 
     def prepare(self, xp, scores, targets, *, margin=1.0):
-        check.option("margin", margin)
         st = self.elementwise_state(xp, scores, targets, None, name="scores", margin=margin)
         check.values_in("targets", st.t, (-1.0, 1.0), _HINGE_TARGET_FIX)
         return st
@@ -427,7 +414,7 @@ class SquaredHinge(Hinge):
         when_to_use="Margin classifiers that want a smooth gradient (L2-SVM); punishes violations quadratically.",
         peers={"pytorch": "none", "optax": "none", "keras": "keras.losses.SquaredHinge"},
         torch_module="SquaredHingeLoss",
-        options=(OptionSpec("margin", "score margin to clear", "any finite real", -5.0, 5.0),),
+        options=(OptionSpec("margin", "score margin to clear", Interval(), -5.0, 5.0),),
     )
 
 
@@ -458,8 +445,8 @@ class MulticlassHinge(Loss):
         peers={"pytorch": "torch.nn.functional.multi_margin_loss", "optax": "none",
                "keras": "keras.losses.CategoricalHinge (a different variant)"},
         torch_module="MultiMarginLoss",
-        options=(OptionSpec("margin", "score margin to clear", "any finite real", -5.0, 5.0),
-                 OptionSpec("p", "power of each violation", "1 or 2", 1.0, 2.0, integer=True)),
+        options=(OptionSpec("margin", "score margin to clear", Interval(), -5.0, 5.0),
+                 OptionSpec("p", "power of each violation", Choices((1, 2)), 1.0, 2.0, integer=True)),
         conventions="At a kink (h_j = 0) the gradient is 0, as PyTorch.",
     )
 
@@ -467,9 +454,6 @@ class MulticlassHinge(Loss):
         x, dtype = floating_input(xp, "scores", scores)
         if x.ndim > 2:
             raise ValueError(f"scores must have shape (N, C), (C,) or (), got {tuple(x.shape)}")
-        if p not in (1, 2) or isinstance(p, bool):
-            raise ValueError(f"p must be 1 or 2, got {p!r}")
-        check.option("margin", margin)
         t = _xp.as_array(targets, xp, x)
         out_shape = tuple(t.shape)
         allowed = [(x.shape[0],)] if x.ndim == 2 else [(), (1,)] if x.ndim == 1 else [()]
@@ -535,18 +519,14 @@ class Focal(Elementwise):
         peers={"pytorch": "torchvision.ops.sigmoid_focal_loss", "optax": "optax.losses.sigmoid_focal_loss",
                "keras": "keras.losses.BinaryFocalCrossentropy"},
         torch_module="FocalLoss",
-        options=(OptionSpec("alpha", "weight of the positive class (None: none)", "[0, 1] or None", 0.0, 1.0),
-                 OptionSpec("gamma", "focusing strength (0 gives BCE)", ">= 0", 0.0, 5.0)),
+        options=(OptionSpec("alpha", "weight of the positive class", Interval(0.0, 1.0), 0.0, 1.0, none_means="no weighting",
+                            negative_means="no weighting"),
+                 OptionSpec("gamma", "focusing strength (0 gives BCE)", Interval(0.0, None), 0.0, 5.0)),
         conventions="Not convex in the logit for gamma > 0. Computed with r = p(1-p)/(1-p_t), which lies in "
         "[0, 1], so gradients and Hessians stay finite for every finite logit.",
     )
 
     def prepare(self, xp, logits, targets, *, alpha=0.25, gamma=2.0):
-        if alpha is not None:
-            check.option("alpha", alpha)
-            if _xp.is_concrete(alpha) and float(alpha) >= 0:
-                check.option("alpha", alpha, low=0.0, high=1.0, hint=" (None or a negative value: no weighting)")
-        check.option("gamma", gamma, low=0.0)
         if alpha is not None and _xp.is_concrete(alpha) and float(alpha) < 0:
             alpha = None  # a negative alpha means no class weighting, as None
         st = self.elementwise_state(xp, logits, targets, None, name="logits", alpha=alpha, gamma=gamma)
@@ -581,12 +561,11 @@ class KLDiv(Loss):
         peers={"pytorch": "torch.nn.functional.kl_div", "optax": "optax.losses.kl_divergence",
                "keras": "keras.losses.KLDivergence"},
         torch_module="KLDivLoss",
+        options=(OptionSpec("log_target", "targets are log-probabilities", Choices((False, True))),),
         conventions="Per-element terms can be negative; the summed KL over a distribution is >= 0.",
     )
 
     def prepare(self, xp, log_probs, targets, *, log_target=False):
-        if not isinstance(log_target, bool):
-            raise TypeError(f"log_target must be True or False, got {log_target!r}")
         x, dtype = floating_input(xp, "log_probs", log_probs)
         t = _xp.as_array(targets, xp, x)
         check.floating(xp, "targets", t)

@@ -12,7 +12,7 @@ import math
 from .. import _checks as check
 from .. import _stable, _xp
 from .._loss import Loss, State, floating_input
-from .._spec import LossSpec, OptionSpec
+from .._spec import Choices, Interval, LossSpec, OptionSpec
 
 _PAIR_EPS = 1e-6  # torch.nn.functional.pairwise_distance adds it to the difference
 _NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's floor on the norm
@@ -78,13 +78,12 @@ class Contrastive(Loss):
         peers={"pytorch": "none (torch.nn.CosineEmbeddingLoss / HingeEmbeddingLoss are variants)",
                "optax": "none", "keras": "keras.losses (none built in; tfa.losses.ContrastiveLoss)"},
         torch_module="ContrastiveLoss",
-        options=(OptionSpec("margin", "distance dissimilar pairs must exceed", "any finite real", 0.0, 5.0),),
+        options=(OptionSpec("margin", "distance dissimilar pairs must exceed", Interval(), 0.0, 5.0),),
         conventions="Without the 1/2 of the paper. eps = 1e-6 is added to the difference (torch's "
         "pairwise_distance), so identical embeddings give finite gradients.",
     )
 
     def prepare(self, xp, x1, x2, same, *, margin=1.0):
-        check.option("margin", margin)
         (a, b), dtypes = _embeddings(xp, [("x1", x1), ("x2", x2)], allow_1d=True)
         s = _xp.as_array(same, xp, a)
         expected = tuple(a.shape[:-1])
@@ -137,17 +136,14 @@ class TripletMargin(Loss):
         peers={"pytorch": "torch.nn.functional.triplet_margin_loss", "optax": "optax.losses.triplet_margin_loss",
                "keras": "none (tfa.losses.TripletSemiHardLoss)"},
         torch_module="TripletMarginLoss",
-        options=(OptionSpec("margin", "required gap between the distances", "any finite real", 0.0, 5.0),
-                 OptionSpec("p", "norm degree", "> 0", 1.0, 3.0)),
+        options=(OptionSpec("margin", "required gap between the distances", Interval(), 0.0, 5.0),
+                 OptionSpec("p", "norm degree", Interval(0.0, None, closed="neither"), 1.0, 3.0),
+                 OptionSpec("eps", "added to the difference before the norm (pairwise_distance)", Interval()),
+                 OptionSpec("swap", "use the harder of the two negatives' distances (distance swap)", Choices((False, True)))),
         conventions="At the hinge (loss exactly 0) the gradient is 0. With swap, ties pick d(a, n).",
     )
 
     def prepare(self, xp, anchor, positive, negative, *, margin=1.0, p=2, eps=1e-6, swap=False):
-        check.option("margin", margin)
-        check.option("p", p, low=0.0, low_inclusive=False)
-        check.option("eps", eps)
-        if not isinstance(swap, bool):
-            raise TypeError(f"swap must be True or False, got {swap!r}")
         (a, pos, neg), dtypes = _embeddings(xp, [("anchor", anchor), ("positive", positive), ("negative", negative)], allow_1d=True)
         return State(a=a, pos=pos, neg=neg, margin=margin, p=float(p), eps=eps, swap=swap, input_dtypes=dtypes)
 
@@ -198,8 +194,6 @@ def _through_normalize(xp, g, x_hat, n, raw):
 
 
 def _pair_options(xp, a, b, normalize):
-    if not isinstance(normalize, bool):
-        raise TypeError(f"normalize must be True or False, got {normalize!r}")
     (x, y), dtypes = _embeddings(xp, [("a", a), ("b", b)], allow_1d=False)
     x_hat, nx = _normalized(xp, x, normalize)
     y_hat, ny = _normalized(xp, y, normalize)
@@ -241,12 +235,12 @@ class InfoNCE(Loss):
         peers={"pytorch": "none (cross_entropy on the similarity matrix, both ways)", "optax": "none",
                "keras": "none"},
         torch_module="InfoNCELoss",
-        options=(OptionSpec("temperature", "softmax temperature", "> 0", 0.01, 1.0),),
+        options=(OptionSpec("temperature", "softmax temperature", Interval(0.0, None, closed="neither"), 0.01, 1.0),
+                 OptionSpec("normalize", "L2-normalise the embeddings first", Choices((True, False))),),
         conventions="Rows are normalised as torch's F.normalize (norm floored at 1e-12).",
     )
 
     def prepare(self, xp, a, b, *, temperature=0.07, normalize=True):
-        check.option("temperature", temperature, low=0.0, low_inclusive=False)
         st = _pair_options(xp, a, b, normalize)
         st.temperature = temperature
         st.s = (st.x_hat @ xp.matrix_transpose(st.y_hat)) / temperature
@@ -292,13 +286,12 @@ class SigLIP(Loss):
         "each pair is an independent BCE).",
         peers={"pytorch": "none", "optax": "none", "keras": "none"},
         torch_module="SigLIPLoss",
-        options=(OptionSpec("t", "logit scale (multiplier)", "> 0", 0.1, 20.0),
-                 OptionSpec("bias", "logit bias (negative: most pairs do not match)", "any finite real", -20.0, 5.0)),
+        options=(OptionSpec("t", "logit scale (multiplier)", Interval(0.0, None, closed="neither"), 0.1, 20.0),
+                 OptionSpec("bias", "logit bias (negative: most pairs do not match)", Interval(), -20.0, 5.0),
+                 OptionSpec("normalize", "L2-normalise the embeddings first", Choices((True, False)))),
     )
 
     def prepare(self, xp, a, b, *, t=10.0, bias=-10.0, normalize=True):
-        check.option("t", t, low=0.0, low_inclusive=False)
-        check.option("bias", bias)
         st = _pair_options(xp, a, b, normalize)
         n = st.x.shape[0]
         st.t_scale = t

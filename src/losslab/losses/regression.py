@@ -6,8 +6,7 @@ sum(w * l) / sum(w), as torch's ``mse_loss``/``l1_loss`` and scikit-learn's ``sa
 
 from __future__ import annotations
 
-from .. import _checks as check
-from .._spec import LossSpec, OptionSpec
+from .._spec import Interval, LossSpec, OptionSpec
 from ..definitions import pointwise
 from ._elementwise import Elementwise
 
@@ -111,13 +110,13 @@ class Huber(Elementwise):
         peers={"pytorch": "torch.nn.functional.huber_loss", "optax": "optax.losses.huber_loss",
                "keras": "keras.losses.Huber"},
         torch_module="HuberLoss",
-        options=(OptionSpec("delta", "threshold between the quadratic and the linear part", "> 0", 0.05, 5.0),),
+        options=(OptionSpec("delta", "threshold between the quadratic and the linear part", Interval(0.0, None, closed="neither"),
+                            0.05, 5.0),),
         conventions="Huber(delta) = delta * SmoothL1(beta=delta). Weighted mean divides by sum(weight) "
         "(torch.nn.functional.huber_loss divides by the element count).",
     )
 
     def prepare(self, xp, predictions, targets, *, delta=1.0, weight=None):
-        check.option("delta", delta, low=0.0, low_inclusive=False)
         return self.elementwise_state(xp, predictions, targets, weight, delta=delta)
 
 
@@ -148,13 +147,12 @@ class SmoothL1(Elementwise):
         peers={"pytorch": "torch.nn.functional.smooth_l1_loss", "optax": "none (huber_loss / delta)",
                "keras": "none (keras.losses.Huber / delta)"},
         torch_module="SmoothL1Loss",
-        options=(OptionSpec("beta", "width of the quadratic zone (0 gives L1)", ">= 0", 0.0, 5.0),),
+        options=(OptionSpec("beta", "width of the quadratic zone (0 gives L1)", Interval(0.0, None), 0.0, 5.0),),
         conventions="SmoothL1(beta) = Huber(beta) / beta for beta > 0; beta = 0 is exactly L1 "
         "(not computed as Huber(0)/0). At beta = 0 the gradient at e = 0 is 0.",
     )
 
     def prepare(self, xp, predictions, targets, *, beta=1.0, weight=None):
-        check.option("beta", beta, low=0.0)
         return self.elementwise_state(xp, predictions, targets, weight, beta=beta)
 
 
@@ -218,12 +216,11 @@ class Quantile(Elementwise):
         "more than over-prediction. q = 0.5 is half the MAE.",
         peers={"pytorch": "none", "optax": "none", "keras": "none (keras.losses.Quantile in keras-hub)"},
         torch_module="QuantileLoss",
-        options=(OptionSpec("q", "the target quantile", "in (0, 1)", 0.01, 0.99),),
+        options=(OptionSpec("q", "the target quantile", Interval(0.0, 1.0, closed="neither"), 0.01, 0.99),),
         conventions="At p = t the gradient is 0 (a valid subgradient, as MAE's).",
     )
 
     def prepare(self, xp, predictions, targets, *, q=0.5, weight=None):
-        check.option("q", q, low=0.0, high=1.0, low_inclusive=False, high_inclusive=False)
         return self.elementwise_state(xp, predictions, targets, weight, q=q)
 
 
