@@ -27,19 +27,9 @@ import time
 import tracemalloc
 from pathlib import Path
 
+from _common import cpu_model, module_versions, set_threads
+
 THREADS_DEFAULT = os.cpu_count() or 1
-
-
-def _set_threads(n: int) -> None:
-    # must happen before numpy/torch/jax start their pools
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(n)
-    os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={n}"
-    # PyTorch's and Numba's OpenMP threads spin-wait after each parallel region by default; on a
-    # machine with few cores that spinning steals the next peer's cores. Passive waiting keeps the
-    # peers from timing each other.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 
 def main() -> None:
@@ -50,7 +40,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     parser.add_argument("--losses", nargs="*", help="only these losses")
     args = parser.parse_args()
-    _set_threads(args.threads)
+    set_threads(args.threads)  # before numpy/torch/jax start their pools
     run(args)
 
 
@@ -281,20 +271,11 @@ def _environment(threads: int) -> dict:
 
     import losslab
 
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-                "jax": jax.__version__, "losslab": losslab.__version__}
-    for mod in ("optax", "sklearn", "matplotlib"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except ImportError:
-            versions[mod] = "not installed"
-    cpu = platform.processor()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    versions = module_versions({"python": platform.python_version(), "numpy": np.__version__,
+                                "torch": torch.__version__, "jax": jax.__version__, "losslab": losslab.__version__},
+                               ("optax", "sklearn", "matplotlib"))
     return {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "machine": platform.machine(),
-            "cpu": cpu, "cores": os.cpu_count(), "threads": threads, "os": platform.platform(), "versions": versions,
+            "cpu": cpu_model(), "cores": os.cpu_count(), "threads": threads, "os": platform.platform(), "versions": versions,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "what": "mean loss + gradient w.r.t. predictions, float32, median of repeated runs"}
 

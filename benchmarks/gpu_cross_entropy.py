@@ -30,6 +30,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from _common import peak_extra_bytes
 
 DEV = "cuda"  # "cpu" with --smoke
 CE_SHAPES = [(8192, 32000), (8192, 50304), (8192, 128256), (8192, 151936), (16384, 256000)]
@@ -57,22 +58,10 @@ def bench(fn, iters=10, warm=3) -> float:
     return times[len(times) // 2]
 
 
-def peak_extra(fn) -> float | None:
-    if DEV == "cpu":
-        return None
-    torch.cuda.synchronize()
-    torch.cuda.empty_cache()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    fn()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2**30
-
-
 def record(case: str, impl: str, fn, limit_ms: float | None = None, limit_name: str = "") -> float | None:
     try:
         ms = bench(fn)
-        memory = peak_extra(fn)
+        memory = None if DEV == "cpu" else peak_extra_bytes(fn) / 2**30
         row = dict(case=case, impl=impl, ms=round(ms, 3), peak_extra_gib=None if memory is None else round(memory, 3))
         if limit_ms:
             row[limit_name] = round(100 * limit_ms / ms, 1)

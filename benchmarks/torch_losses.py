@@ -44,6 +44,8 @@ import time
 import traceback
 from pathlib import Path
 
+from _common import cpu_model, module_versions, peak_extra_bytes, set_threads
+
 THREADS_DEFAULT = 2
 RTOL = 1e-4  # float32: a pair that differs by more does not compute the same quantity
 UNCHECKED = ("bound",)  # timed as a reference point, computes something else
@@ -61,20 +63,6 @@ SIZES = {
 MEMORY_NOTE_CPU = ("peak memory: reported on CUDA only (torch.cuda.max_memory_allocated); on the CPU no "
                    "reliable measure of torch's allocations exists here (tracemalloc does not see them; RSS "
                    "and the profiler's memory events are not reliable), so none is reported")
-
-
-def _set_threads(n: int, device: str) -> None:
-    # must happen before numpy/torch/jax start their pools
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(n)
-    os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={n}"
-    # PyTorch's OpenMP threads spin-wait after each parallel region by default; on a machine with few
-    # cores that spinning steals the next peer's cores. Passive waiting keeps peers from timing each other.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    if device == "cpu":
-        os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    else:  # JAX on the GPU must not take 75 % of its memory before PyTorch runs
-        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
 
 def main() -> None:
@@ -101,7 +89,7 @@ def main() -> None:
         args.sizes = ["small", "large", "huge"] if args.device == "cuda" else ["small", "large"]
     if "huge" in args.sizes and args.device != "cuda":
         parser.error("--sizes huge is for --device cuda")
-    _set_threads(args.threads, args.device)
+    set_threads(args.threads, args.device)  # before numpy/torch/jax start their pools
     run(args)
 
 
@@ -246,16 +234,6 @@ def _as_numpy(res):
     value, grads = res
     to = (lambda a: a.detach().cpu().numpy()) if hasattr(value, "detach") else np.asarray
     return float(to(value).astype(np.float64)), [to(g).astype(np.float64) for g in grads]
-
-
-def peak_extra_mib(fn, torch) -> float:
-    torch.cuda.synchronize()
-    torch.cuda.empty_cache()
-    base = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    fn()
-    torch.cuda.synchronize()
-    return (torch.cuda.max_memory_allocated() - base) / 2**20
 
 
 # -- the torch section -----------------------------------------------------------------------------
@@ -455,7 +433,7 @@ def _torch_point(args, c: dict, size_name: str, timer: Timer, ratio_pairs: list)
                 for x in diff:
                     x.grad = None  # the gradient the call makes counts as extra memory
                 try:
-                    mem[name] = round(peak_extra_mib(peers[name], torch), 2)
+                    mem[name] = round(peak_extra_bytes(peers[name]) / 2**20, 2)
                 except Exception as ex:
                     mem[name] = _err(ex)
         point["peak_extra_mib"] = mem
@@ -660,21 +638,11 @@ def environment(args) -> dict:
 
     import losslab
 
-    versions = {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-                "losslab": losslab.__version__}
-    for mod in ("jax", "jaxlib", "optax", "numba", "triton"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except ImportError:
-            versions[mod] = "not installed"
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    versions = module_versions({"python": platform.python_version(), "numpy": np.__version__,
+                                "torch": torch.__version__, "losslab": losslab.__version__},
+                               ("jax", "jaxlib", "optax", "numba", "triton"))
     meta = {"date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), "device": args.device,
-            "cpu": cpu, "cores": os.cpu_count(), "threads": args.threads, "machine": platform.machine(),
+            "cpu": cpu_model(), "cores": os.cpu_count(), "threads": args.threads, "machine": platform.machine(),
             "os": platform.platform(), "versions": versions, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
             "sizes": {s: SIZES[s] for s in args.sizes}, "rounds": args.rounds,
             "target_ms": {s: args.target_ms or TARGET_MS[s] for s in args.sizes},
@@ -735,6 +703,34 @@ def _check_text(row: dict) -> str:
     return "; ".join(bad) if bad else "ok"
 
 
+def _table_body(align: str, rows: list, line) -> list[str]:
+    """A Markdown table's alignment line, then one line per point: ``line(r)`` where it was measured; where
+    it failed, its error in the first timing column and the other cells empty."""
+    empty = " |" * (align.count("|") - 5)  # the columns after the error's
+    return [align] + [f"| {r['case']} | {r['size']} | | error: {r['error']} |{empty}" if "error" in r else line(r)
+                      for r in rows]
+
+
+def _torch_table_line(r: dict) -> str:
+    p, q = r["peers"], r["ratios"]
+    mem = r.get("peak_extra_mib")
+    mem_text = " / ".join(_fmt(mem.get(n)) for n in ("losslab", "losslab value_and_grad", "torch eager",
+                                                        "torch.compile")) if mem else "n/a (CUDA only)"
+    return (f"| {r['case']} | {r['size']} | {'x'.join(map(str, r['shape']))} | {_ms(p['losslab'])} "
+            f"| {_ms(p['losslab value_and_grad'])} | {_ms(p['torch eager'])} | {_ms(p['torch.compile'])} "
+            f"| {_fmt(q.get('losslab / torch eager'))} | {_fmt(q.get('losslab / torch.compile'))} "
+            f"| {_fmt(q.get('losslab value_and_grad / torch eager'))} "
+            f"| {_fmt(q.get('losslab value_and_grad / torch.compile'))} | {_ms(p['bound'])} "
+            f"| {_fmt(q.get('losslab % of bound'))} | {mem_text} | {_check_text(r)} | {r['peer']} |")
+
+
+def _jax_table_line(r: dict) -> str:
+    p, q = r["peers"], r["ratios"]
+    return (f"| {r['case']} | {r['size']} | {'x'.join(map(str, r['shape']))} | {_ms(p['losslab'])} "
+            f"| {_ms(p['losslab value_and_grad'])} | {_ms(p['optax'])} | {_fmt(q.get('losslab / optax'))} "
+            f"| {_fmt(q.get('losslab value_and_grad / optax'))} | {_check_text(r)} | {r['peer']} |")
+
+
 def markdown(meta: dict, rows: list, notes: list) -> str:
     where = meta.get("gpu") or meta["cpu"]
     lines = [f"# losslab on framework arrays vs the frameworks' losses ({meta['device']}), {meta['date'][:10]}", "",
@@ -754,22 +750,8 @@ def markdown(meta: dict, rows: list, notes: list) -> str:
                   "| loss | size | shape | losslab ms | losslab value_and_grad ms | torch eager ms | torch.compile ms "
                   "| losslab / eager | losslab / compile | value_and_grad / eager | value_and_grad / compile "
                   "| bound ms | losslab % of bound | peak extra MiB (losslab / v&g / eager / compile) | check | torch peer |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|"]
-        for r in torch_rows:
-            if "error" in r:
-                lines.append(f"| {r['case']} | {r['size']} | | error: {r['error']} | | | | | | | | | | | | |")
-                continue
-            p, q = r["peers"], r["ratios"]
-            mem = r.get("peak_extra_mib")
-            mem_text = " / ".join(_fmt(mem.get(n)) for n in ("losslab", "losslab value_and_grad", "torch eager",
-                                                                "torch.compile")) if mem else "n/a (CUDA only)"
-            lines.append(
-                f"| {r['case']} | {r['size']} | {'x'.join(map(str, r['shape']))} | {_ms(p['losslab'])} "
-                f"| {_ms(p['losslab value_and_grad'])} | {_ms(p['torch eager'])} | {_ms(p['torch.compile'])} "
-                f"| {_fmt(q.get('losslab / torch eager'))} | {_fmt(q.get('losslab / torch.compile'))} "
-                f"| {_fmt(q.get('losslab value_and_grad / torch eager'))} "
-                f"| {_fmt(q.get('losslab value_and_grad / torch.compile'))} | {_ms(p['bound'])} "
-                f"| {_fmt(q.get('losslab % of bound'))} | {mem_text} | {_check_text(r)} | {r['peer']} |")
+                  *_table_body("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+                               torch_rows, _torch_table_line)]
         errors = {(r["case"], n, p["error"]) for r in torch_rows if "peers" in r for n, p in r["peers"].items()
                   if "error" in p and not p["error"].startswith("skipped")}
         if errors:
@@ -779,16 +761,7 @@ def markdown(meta: dict, rows: list, notes: list) -> str:
         lines += ["", "## JAX: `jax.jit(jax.value_and_grad(lambda x, t: ll.<name>(x, t)))` vs the same of Optax", "",
                   "| loss | size | shape | losslab ms | jit(ll.value_and_grad) ms | Optax ms | losslab / Optax "
                   "| value_and_grad / Optax | check | Optax peer |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---|---|"]
-        for r in jax_rows:
-            if "error" in r:
-                lines.append(f"| {r['case']} | {r['size']} | | error: {r['error']} | | | | | | |")
-                continue
-            p, q = r["peers"], r["ratios"]
-            lines.append(
-                f"| {r['case']} | {r['size']} | {'x'.join(map(str, r['shape']))} | {_ms(p['losslab'])} "
-                f"| {_ms(p['losslab value_and_grad'])} | {_ms(p['optax'])} | {_fmt(q.get('losslab / optax'))} "
-                f"| {_fmt(q.get('losslab value_and_grad / optax'))} | {_check_text(r)} | {r['peer']} |")
+                  *_table_body("|---|---|---|---:|---:|---:|---:|---:|---|---|", jax_rows, _jax_table_line)]
         case_notes = {r["case"]: r["note"] for r in jax_rows if r.get("note")}
         lines += [""] + [f"- {c}: {n}" for c, n in case_notes.items()]
     lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]

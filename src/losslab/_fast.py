@@ -255,6 +255,42 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
     return (value, grad) if with_grad else value
 
 
+def nll(args, options, reduction, normalizer, with_grad):
+    """log-probabilities (N, C) float32/64 with integer (N,) targets: a gather for the value and a
+    scatter into zeros for the gradient (-w_y at each target), not a dense pass over one-hot rows."""
+    if len(args) != 2 or not _reduction_ok(reduction, normalizer) or len(options.keys() - {"weight", "ignore_index"}):
+        return NotImplemented
+    x, targets = args
+    weight, ignore_index = options.get("weight"), options.get("ignore_index", -100)
+    if (not _float_array(x) or x.ndim != 2 or type(targets) is not np.ndarray or targets.shape != x.shape[:1]
+            or targets.dtype.kind not in "iu" or type(ignore_index) is not int or x.shape[0] == 0):
+        return NotImplemented
+    n, c = x.shape
+    valid = targets != ignore_index
+    picked = targets[valid]
+    if picked.size and (picked.min() < 0 or picked.max() >= c):
+        return NotImplemented  # the reference path raises the documented error
+    if weight is not None:
+        weight = np.asarray(weight)
+        if weight.shape != (c,) or weight.dtype.kind not in "fiu":
+            return NotImplemented
+    safe = np.where(valid, targets, 0)
+    rows = np.arange(n)
+    w_y = (weight.astype(x.dtype, copy=False)[safe] if weight is not None else np.ones(n, x.dtype)) * valid
+    w_y = w_y.astype(x.dtype, copy=False)
+    per_item = -w_y * x[rows, safe]
+    divisor = w_y.sum(dtype=np.float64) if weight is not None else int(valid.sum())
+    u = _coefficient(reduction, divisor, normalizer)
+    if not np.isfinite(per_item).all():
+        return NotImplemented  # infinite log-probabilities: the reference path defines the result
+    value = _finish(per_item.sum(), per_item, reduction, u, x.dtype)
+    if not with_grad:
+        return value
+    grad = np.zeros_like(x)
+    grad[rows, safe] = -u * w_y
+    return value, grad
+
+
 # -- elementwise losses: regression, BCE with logits, focal ----------------------------------------
 # A kernel fills l (the per-element loss) and, when g is given, g (dl/dx) for one block; the
 # driver handles weights, reductions and threads. Blocks of ELEMENT_BLOCK elements stay in L1/L2.
@@ -664,5 +700,5 @@ def siglip(args, options, reduction, normalizer, with_grad):
 # zero-copy views of large CPU tensors)
 for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth_l1, "log_cosh": log_cosh,
                      "quantile": quantile, "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
-                     "focal": focal, "cross_entropy": cross_entropy, "info_nce": info_nce, "siglip": siglip}.items():
+                     "focal": focal, "cross_entropy": cross_entropy, "nll": nll, "info_nce": info_nce, "siglip": siglip}.items():
     _engines.register_fast_path(_name, "numpy", _path)

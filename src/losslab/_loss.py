@@ -176,8 +176,7 @@ class Loss:
 
 
 def astype(x, dtype):
-    xp = _xp.namespace(x)
-    return x if x.dtype == dtype else xp.astype(x, dtype)
+    return x if x.dtype == dtype else _xp.namespace(x).astype(x, dtype)
 
 
 def floating_input(xp, name: str, x):

@@ -20,6 +20,8 @@ in ``losslab.gpu._kernels``, which the tests hold to this definition).
 
 from __future__ import annotations
 
+from .. import _xp
+
 
 def softcapped(ops, x, cap):
     """z = cap tanh(x / cap): finite for every x, exact at +-inf."""
@@ -38,9 +40,60 @@ def softcap_curvature(z, cap):
     return -2.0 * u * (1.0 - u * u) / cap
 
 
+class DenseTargets:
+    """q given as an array (probability targets, smoothed and weighted), class axis last."""
+
+    def __init__(self, q):
+        self.q = q
+
+    def total(self, ops):
+        return ops.sum(self.q, axis=-1)
+
+    def dot(self, ops, v):
+        return ops.sum(self.q * v, axis=-1)
+
+    def subtracted_from(self, ops, g):
+        return g - self.q
+
+
+class IndexTargets:
+    """q for class indices y, never materialised: q_k = (1 - e) w_y [k = y] + (e / C) valid w_k, with
+    w_y = 0 on ignored items (``y`` holds any valid class there). Only the target's entry is gathered,
+    so the loss reads one logit per item, not a one-hot row."""
+
+    def __init__(self, ops, y, valid, w_y, w, smoothing, n_classes):
+        self.y, self.valid, self.w_y, self.w = y, valid, w_y, w
+        self.hit = (1.0 - smoothing) * w_y  # q's extra mass on the target class
+        self.spread = smoothing / n_classes  # q = hit [k = y] + spread valid w
+        self.w_sum = n_classes if w is None else ops.sum(w)
+
+    def _picked(self, ops, v):
+        return ops.take_along_axis(v, self.y[..., None], axis=-1)[..., 0]
+
+    def total(self, ops):
+        out = self.hit
+        return out if not self.spread else out + self.spread * self.w_sum * self.valid
+
+    def dot(self, ops, v):
+        out = self.hit * self._picked(ops, v)
+        if self.spread:
+            wv = ops.sum(v, axis=-1) if self.w is None else ops.sum(v * self.w, axis=-1)
+            out = out + self.spread * self.valid * wv
+        return out
+
+    def subtracted_from(self, ops, g):
+        classes = ops.arange(g.shape[-1], device=_xp.device(g))
+        out = ops.where(classes == self.y[..., None], g - self.hit[..., None], g)
+        if self.spread:
+            w = 1.0 if self.w is None else self.w
+            out = out - (self.spread * self.valid)[..., None] * w
+        return out
+
+
 def loss(ops, log_p, q, lse, r, z_scale):
-    """sum_k q_k (lse - z_k) + s r lse^2 along the last axis (log_p = z - lse)."""
-    rows = -ops.sum(q * log_p, axis=-1)
+    """sum_k q_k (lse - z_k) + s r lse^2 along the last axis (log_p = z - lse); ``q`` a DenseTargets
+    or IndexTargets."""
+    rows = -q.dot(ops, log_p)
     return rows if z_scale is None else rows + z_scale * r * lse * lse
 
 
@@ -56,5 +109,4 @@ def grad_scale(q_total, lse, r, z_scale):
 
 def grad(ops, p, q, lse, r, z_scale):
     """dloss/dz = (Q + 2 s r lse) p - q along the last axis."""
-    q_total = ops.sum(q, axis=-1)
-    return grad_scale(q_total, lse, r, z_scale)[..., None] * p - q
+    return q.subtracted_from(ops, grad_scale(q.total(ops), lse, r, z_scale)[..., None] * p)

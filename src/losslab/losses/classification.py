@@ -40,9 +40,9 @@ def _class_weight(xp, weight, like, num_classes: int):
     return w
 
 
-def _index_targets(xp, x, targets, ignore_index: int | None, input_name: str):
-    """Integer class targets for class scores ``x`` (original layout): one-hot (zero on ignored
-    items) and the valid mask, both with the class axis last."""
+def _index_rows(xp, x, targets, ignore_index: int | None, input_name: str):
+    """Integer class targets for class scores ``x`` (original layout), checked: the indices with
+    ignored items set to class 0 (``safe``) and the valid mask."""
     num_classes = x.shape[_class_axis(x)]
     t = _xp.as_array(targets, xp, x)
     expected = tuple(s for i, s in enumerate(x.shape) if i != _class_axis(x))
@@ -61,10 +61,29 @@ def _index_targets(xp, x, targets, ignore_index: int | None, input_name: str):
         )
     check.class_indices("targets", t, num_classes, ignore_index)
     valid = (t != ignore_index) if ignore_index is not None else xp.ones(t.shape, dtype=xp.bool, device=_xp.device(t))
-    safe = xp.where(valid, t, xp.zeros_like(t))
-    classes = xp.arange(num_classes, device=_xp.device(t))
+    # ignored items pick class 0; an out-of-range index that could not be checked (jit, CUDA) is clipped
+    # into range, so it gives a meaningless but finite row and never an out-of-bounds read
+    safe = xp.clip(xp.where(valid, t, xp.zeros_like(t)), 0, num_classes - 1)
+    if "int64" not in str(safe.dtype):
+        safe = xp.astype(safe, xp.int64)  # take_along_axis wants int64 indices on torch
+    return safe, valid
+
+
+def _index_targets(xp, x, targets, ignore_index: int | None, input_name: str):
+    """One-hot targets (zero on ignored items) and the valid mask, class axis last."""
+    safe, valid = _index_rows(xp, x, targets, ignore_index, input_name)
+    classes = xp.arange(x.shape[_class_axis(x)], device=_xp.device(safe))
     onehot = xp.astype((safe[..., None] == classes) & valid[..., None], x.dtype)
     return onehot, valid
+
+
+def _index_distribution(xp, x, targets, ignore_index, w, smoothing, input_name):
+    """The target distribution of class indices (softmax_rows.IndexTargets), its divisor and w_y."""
+    safe, valid = _index_rows(xp, x, targets, ignore_index, input_name)
+    valid_f = xp.astype(valid, x.dtype)
+    w_y = valid_f if w is None else xp.reshape(xp.take(w, xp.reshape(safe, (-1,)), axis=0), safe.shape) * valid_f
+    q = softmax_rows.IndexTargets(xp, safe, valid_f, w_y, w, smoothing, x.shape[_class_axis(x)])
+    return q, xp.sum(w_y), w_y
 
 
 _LOGITS = "logits: raw scores, no softmax (softmax is applied inside, fused with the log)"
@@ -134,7 +153,6 @@ class CrossEntropy(Loss):
         w = _class_weight(xp, weight, x, num_classes)
         t = _xp.as_array(targets, xp, x)
         z = _class_last(xp, x)
-        w_vec = w if w is not None else xp.ones((num_classes,), dtype=z.dtype, device=_xp.device(z))
         eps = label_smoothing
         if _xp.is_floating(xp, t) and tuple(t.shape) == tuple(x.shape):
             if ignore_index != -100:
@@ -145,17 +163,12 @@ class CrossEntropy(Loss):
             # probability targets: smoothed as t (1 - eps) + eps / C, weighted per class, mean over items
             check.values_between("targets", t, 0.0, 1.0, "probability targets are class probabilities")
             tz = _class_last(xp, xp.astype(t, z.dtype))
-            q = (tz * (1.0 - eps) + eps / num_classes) * w_vec
+            w_vec = w if w is not None else xp.ones((num_classes,), dtype=z.dtype, device=_xp.device(z))
+            q = softmax_rows.DenseTargets((tz * (1.0 - eps) + eps / num_classes) * w_vec)
             divisor = math.prod(z.shape[:-1])
             row_weight = xp.ones(z.shape[:-1], dtype=z.dtype, device=_xp.device(z))  # of the z-loss: once per item
-        else:
-            onehot, valid = _index_targets(xp, x, t, ignore_index, "logits")
-            onehot = xp.astype(onehot, z.dtype)
-            # q_c = (1 - eps) w_y [c = y] + (eps / C) w_c, zero on ignored items
-            smooth = xp.astype(valid, z.dtype)[..., None] * w_vec * (eps / num_classes)
-            q = (1.0 - eps) * onehot * w_vec + smooth
-            divisor = xp.sum(onehot * w_vec) if w is not None else xp.sum(xp.astype(valid, z.dtype))
-            row_weight = xp.sum(onehot * w_vec, axis=-1)  # w_y, 0 on ignored items
+        else:  # q_c = (1 - eps) w_y [c = y] + (eps / C) w_c, zero on ignored items; the z-loss weighs by w_y
+            q, divisor, row_weight = _index_distribution(xp, x, t, ignore_index, w, eps, "logits")
         z_scale = None if _xp.is_concrete(lse_square_scale) and float(lse_square_scale) == 0 else lse_square_scale
         return State(z=z, q=q, divisor=divisor, ndim=x.ndim, input_dtypes=(dtype,), z_scale=z_scale, cap=softcap,
                      row_weight=row_weight)
@@ -191,7 +204,7 @@ class CrossEntropy(Loss):
         p = xp.exp(log_p)
         eye = xp.eye(p.shape[-1], dtype=p.dtype, device=_xp.device(p))
         outer = p[..., :, None] * p[..., None, :]
-        a = softmax_rows.grad_scale(xp.sum(st.q, axis=-1), lse[..., 0], st.row_weight, st.z_scale)
+        a = softmax_rows.grad_scale(st.q.total(xp), lse[..., 0], st.row_weight, st.z_scale)
         h = a[..., None, None] * (p[..., None] * eye - outer)
         if st.z_scale is not None:
             h = h + (2.0 * st.z_scale * st.row_weight)[..., None, None] * outer
@@ -241,16 +254,15 @@ class NLL(Loss):
         x, dtype = floating_input(xp, "log_probs", log_probs)
         check.ndim_at_least("log_probs", x, 1, "class scores")
         w = _class_weight(xp, weight, x, x.shape[_class_axis(x)])
-        onehot, valid = _index_targets(xp, x, targets, ignore_index, "log_probs")
-        q = onehot if w is None else onehot * w
-        divisor = xp.sum(q) if w is not None else xp.sum(xp.astype(valid, x.dtype))
+        q, divisor, _ = _index_distribution(xp, x, targets, ignore_index, w, 0.0, "log_probs")  # q = w_y onehot(y)
         return State(z=_class_last(xp, x), q=q, divisor=divisor, ndim=x.ndim, input_dtypes=(dtype,))
 
     def terms(self, xp, st):
-        return -xp.sum(st.q * st.z, axis=-1), st.divisor
+        return -st.q.dot(xp, st.z), st.divisor
 
     def grad_terms(self, xp, st, u):  # d/dx_c (-w_y x_y) = -w_y [c = y]
-        return (_class_back(xp, -xp.asarray(u)[..., None] * st.q, st.ndim),)
+        g = st.q.subtracted_from(xp, xp.zeros_like(st.z))
+        return (_class_back(xp, xp.asarray(u)[..., None] * g, st.ndim),)
 
     def hessian_terms(self, xp, st, u):
         c = st.z.shape[-1]

@@ -24,15 +24,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat.numpy as _NUMPY
 import numpy as np
 import torch
 
 from .. import _engines, _fast, _xp
 from .._loss import Loss, astype
 
-# Below this many elements the torch operations beat a hand-over to NumPy (measured on 2 cores:
-# the NumPy blocks pay ~20 us per call, torch ~3 us per operation).
-NUMPY_MIN_ELEMENTS = 1 << 15
 _NUMPY_DTYPES = (torch.float32, torch.float64)
 
 
@@ -50,8 +48,8 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
             return NotImplemented
         with torch.no_grad():
             if not with_grad:
-                return _value_only(loss, xp, bound, reduction, normalizer)
-            value, grads = _value_and_grads(loss, xp, bound, reduction, normalizer)
+                return _compute(loss, xp, bound, reduction, normalizer, False)[0]
+            value, grads = _compute(loss, xp, bound, reduction, normalizer, True)
         return value, grads[0] if len(grads) == 1 else grads
     if not fused or reduction == "none":
         return _reference_apply(loss, bound, reduction, normalizer)
@@ -59,6 +57,11 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
 
 
 # -- computing: value and gradient in one pass --------------------------------------------------------
+# CPU float32/float64 tensors are computed by losslab's NumPy engine on zero-copy views: the blocked
+# kernels where registered, else the same definitions evaluated with NumPy. Measured on 2 cores, a
+# NumPy operation on a small array costs about 1 us and a torch CPU operation 5-10 us, and at large
+# sizes the blocks (threads, cache-sized, gradient written while the block is in cache) beat torch
+# operations 2-5x. Everything else (CUDA, fp16/bf16) evaluates the definitions with torch itself.
 
 
 def _numpy_view(v: Any):
@@ -66,46 +69,55 @@ def _numpy_view(v: Any):
         if v.device.type != "cpu" or v.is_conj() or v.is_neg() or v.dtype == torch.bfloat16:
             raise TypeError
         return v.detach().numpy()
+    if _xp.is_array(v) and _xp.backend_of(v) not in ("numpy", "torch"):
+        raise TypeError  # another framework's array: the torch path gives its error
     return v
 
 
-def _numpy_engine(loss: Loss, bound: dict, reduction: str, normalizer: Any, with_grad: bool):
-    """The blocked NumPy engine on zero-copy views, for large float32/float64 CPU tensors."""
-    fast = _engines.fast_path_of(loss.name, "numpy")
+def _numpy_views(loss: Loss, bound: dict, normalizer: Any):
+    """Zero-copy NumPy views of every tensor of a CPU float32/float64 call, or None."""
     x = bound[loss.inputs[0]]
-    if fast is None or x.device.type != "cpu" or x.dtype not in _NUMPY_DTYPES or x.numel() < NUMPY_MIN_ELEMENTS:
-        return NotImplemented
+    if x.device.type != "cpu" or x.dtype not in _NUMPY_DTYPES:
+        return None
     try:
-        positional = tuple(_numpy_view(bound[n]) for n in loss._positional)
-        options = {k: _numpy_view(bound[k]) for k in loss._keyword_defaults}
-        k = _numpy_view(normalizer)
+        return {k: _numpy_view(v) for k, v in bound.items()}, _numpy_view(normalizer)
     except TypeError:
-        return NotImplemented
-    out = fast(positional, options, reduction, k, with_grad)
-    if out is NotImplemented:
-        return out
-    value, grads = out if with_grad else (out, None)
-    value = torch.from_numpy(value) if isinstance(value, np.ndarray) else torch.tensor(value)
-    if grads is not None:
-        grads = tuple(torch.from_numpy(g) for g in (grads if isinstance(grads, tuple) else (grads,)))
-    return value, grads
+        return None
 
 
-def _value_and_grads(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any):
-    out = _numpy_engine(loss, bound, reduction, normalizer, True)
-    if out is not NotImplemented:
-        return out
+def _as_tensor(a):
+    if isinstance(a, np.ndarray):
+        return torch.from_numpy(a if a.flags.writeable else a.copy())
+    return torch.tensor(a)  # a NumPy scalar keeps its dtype
+
+
+def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool):
+    """(value, gradients or None), the gradients in the inputs' dtypes."""
+    views = _numpy_views(loss, bound, normalizer)
+    if views is not None:
+        value, grads = _compute_numpy(loss, *views, reduction, with_grad)
+        return _as_tensor(value), (None if grads is None else tuple(_as_tensor(g) for g in grads))
     st = loss.prepare(xp, **bound)
+    if not with_grad:
+        return loss._value(xp, st, reduction, normalizer)[0], None
     value, grads = loss.value_and_grads(xp, st, reduction, normalizer, ops=torch)
     return value, tuple(astype(g, dt) for g, dt in zip(grads, st.input_dtypes))
 
 
-def _value_only(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any):
-    out = _numpy_engine(loss, bound, reduction, normalizer, False)
-    if out is not NotImplemented:
-        return out[0]
-    st = loss.prepare(xp, **bound)
-    return loss._value(xp, st, reduction, normalizer)[0]
+def _compute_numpy(loss: Loss, bound: dict, normalizer: Any, reduction: str, with_grad: bool):
+    fast = _engines.fast_path_of(loss.name, "numpy")
+    if fast is not None:
+        positional = tuple(bound[n] for n in loss._positional)
+        options = {k: bound[k] for k in loss._keyword_defaults}
+        out = fast(positional, options, reduction, normalizer, with_grad)
+        if out is not NotImplemented:
+            value, grads = out if with_grad else (out, None)
+            return value, (grads if isinstance(grads, tuple) or grads is None else (grads,))
+    st = loss.prepare(_NUMPY, **bound)
+    if not with_grad:
+        return loss._value(_NUMPY, st, reduction, normalizer)[0], None
+    value, grads = loss.value_and_grads(_NUMPY, st, reduction, normalizer, ops=np)
+    return value, tuple(astype(g, dt) for g, dt in zip(grads, st.input_dtypes))
 
 
 # -- autograd -----------------------------------------------------------------------------------------
@@ -168,7 +180,7 @@ class LosslabFusedFunction(torch.autograd.Function):
     def forward(ctx, loss, names, constants, *tensors):
         kwargs, normalizer, reduction = _unpack(names, constants, tensors)
         xp = _xp.namespace(*(kwargs[n] for n in loss.inputs))
-        value, grads = _value_and_grads(loss, xp, kwargs, reduction, normalizer)
+        value, grads = _compute(loss, xp, kwargs, reduction, normalizer, True)
         ctx.grads = dict(zip(loss.inputs, grads))
         ctx.save_for_backward(*tensors)
         ctx.meta = (loss, names, constants)

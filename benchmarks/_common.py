@@ -1,0 +1,62 @@
+"""What the benchmark scripts share: thread settings, the machine record, CUDA peak memory.
+
+The scripts run as ``python benchmarks/<script>.py``, so this folder is ``sys.path[0]`` and they
+``import _common``. Nothing here imports NumPy, torch or JAX at import time: the thread variables
+must be set before those start their pools.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Callable, Iterable
+
+
+def set_threads(n: int, device: str = "cpu") -> None:
+    """Every library's thread count to ``n``; call before NumPy, torch or JAX is imported."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    os.environ["XLA_FLAGS"] = f"--xla_cpu_multi_thread_eigen=true intra_op_parallelism_threads={n}"
+    # PyTorch's and Numba's OpenMP threads spin-wait after each parallel region by default; on a machine
+    # with few cores that spinning steals the next peer's cores. Passive waiting keeps peers from timing
+    # each other.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    if device == "cpu":
+        os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    else:  # JAX on the GPU must not take 75 % of its memory before PyTorch runs
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+def module_versions(known: dict[str, str], modules: Iterable[str]) -> dict[str, str]:
+    """``known``, then each module's ``__version__`` ("not installed" where it does not import)."""
+    versions = dict(known)
+    for mod in modules:
+        try:
+            versions[mod] = __import__(mod).__version__
+        except ImportError:
+            versions[mod] = "not installed"
+    return versions
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo, else what ``platform.processor()`` says."""
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return cpu
+
+
+def peak_extra_bytes(fn: Callable[[], object]) -> int:
+    """Bytes of CUDA memory ``fn()`` allocates at its peak beyond what was allocated before it."""
+    import torch
+
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return torch.cuda.max_memory_allocated() - base
