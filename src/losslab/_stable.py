@@ -26,8 +26,22 @@ def sigmoid(xp, x):
     return xp.where(x >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
 
 
+def _constant(m):
+    """``m`` with no gradient (JAX's stop_gradient, torch's detach); other arrays as they are."""
+    kind = type(m).__module__.partition(".")[0]
+    if kind == "torch":
+        return m.detach()
+    if kind in ("jax", "jaxlib"):
+        import jax
+
+        return jax.lax.stop_gradient(m)
+    return m
+
+
 def logsumexp(xp, x, axis: int = -1, keepdims: bool = False):
-    m = xp.max(x, axis=axis, keepdims=True)
+    # The shift m cancels in value and in every derivative, so autodiff need not trace it (as
+    # jax.nn.logsumexp): without that, jax.grad also differentiates the max, a second dense pass.
+    m = _constant(xp.max(x, axis=axis, keepdims=True))
     m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))  # an all -inf row must not give inf - inf
     out = m + xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
     return out if keepdims else xp.squeeze(out, axis=axis)
