@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import torch
 
+from .. import _xp
+from .._reduce import coefficient
 from ..definitions import softmax_rows
 
 
@@ -56,17 +58,16 @@ def logits_grad(z, lse, local_targets, r, w_sum, n_classes, smoothing: float, z_
 
 
 def mean_scale(targets, weight, ignore_index, reduction, normalizer, device, dtype=torch.float32) -> torch.Tensor:
-    """The factor of the per-row losses in the result (a 0-d device tensor: no sync)."""
-    if reduction != "mean":
-        return torch.ones((), dtype=dtype, device=device)
-    if isinstance(normalizer, (int, float)):  # a fill on the device, not a host-to-device copy (a sync)
-        return torch.full((), 1.0 / normalizer if normalizer > 0 else 0.0, dtype=dtype, device=device)
-    if normalizer is not None:
-        k = normalizer.to(device=device, dtype=dtype)
-    else:
+    """The factor of the per-row losses in the result (a 0-d device tensor: no sync), by the one
+    reduction rule of ``losslab._reduce`` (1/K for the mean, 0 when K = 0)."""
+    like = torch.empty((), dtype=dtype, device=device)
+    divisor = None
+    if reduction == "mean" and normalizer is None:
         valid = targets != ignore_index
         if weight is None:
-            k = valid.sum(dtype=dtype)
+            divisor = valid.sum(dtype=dtype)
         else:
-            k = (weight[torch.where(valid, targets, 0)] * valid).sum(dtype=dtype)
-    return torch.where(k > 0, 1.0 / k, torch.zeros_like(k))  # mean over no valid item: 0
+            divisor = (weight[torch.where(valid, targets, 0)] * valid).sum(dtype=dtype)
+    elif isinstance(normalizer, torch.Tensor):
+        normalizer = normalizer.to(device=device, dtype=dtype)
+    return coefficient(_xp.namespace(like), like, divisor, reduction, normalizer)
