@@ -33,7 +33,7 @@ import numpy as np
 from . import _engines, _numba
 from ._reduce import number_coefficient
 from ._xp import overriding
-from .definitions import softmax_rows
+from .definitions import pointwise, softmax_rows
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _REDUCTIONS = ("none", "mean", "sum")
@@ -480,7 +480,7 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         if type(t) is not np.ndarray or t.shape != x.shape or t.dtype.kind not in "fiub":
             return NotImplemented
         opts = {name: options.get(name, default) for name, default in option_names.items()}
-        if checks is not None and not checks(opts, t):
+        if checks is not None and not checks(opts, t, x):
             return NotImplemented
         x2 = _rows_view(x)
         t2 = t.astype(x.dtype, copy=False).reshape(x2.shape)
@@ -548,14 +548,14 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
 
 def _numbers(*names):
     # the options' ranges were checked against their declared domains (Loss._bind): only their kind here
-    return lambda o, t: all(_number(o[name]) for name in names)
+    return lambda o, t, x: all(_number(o[name]) for name in names)
 
 
 def _in_unit(t) -> bool:
     return bool(t.min() >= 0 and t.max() <= 1)
 
 
-def _focal_ok(o, t):
+def _focal_ok(o, t, x):
     alpha = o["alpha"]
     return (alpha is None or _number(alpha)) and _number(o["gamma"]) and _in_unit(t)
 
@@ -569,8 +569,32 @@ log_cosh = _elementwise(_log_cosh, {}, True, name="log_cosh")
 quantile = _elementwise(_quantile, {"q": 0.5}, True, checks=_numbers("q"),
                         name="quantile", param="q")
 binary_cross_entropy_with_logits = _elementwise(_bce_logits, {}, False, extra_arrays=("pos_weight",),
-                                                checks=lambda o, t: _in_unit(t), name="binary_cross_entropy_with_logits")
+                                                checks=lambda o, t, x: _in_unit(t), name="binary_cross_entropy_with_logits")
 focal = _elementwise(_focal, {"alpha": 0.25, "gamma": 2.0}, False, checks=_focal_ok)
+
+
+def _from_definition(definition):
+    """A block kernel that evaluates the loss's single definition (definitions/pointwise.py) with NumPy:
+    the blocks, threads and reductions of ``_elementwise`` for a loss with no hand-fused chain."""
+
+    def kernel(xb, tb, l, g, o):
+        options = {name: o[name] for name in definition.options}
+        if g is None:
+            l[...] = definition.value(np, xb, tb, **options)
+        else:
+            l[...], g[...] = definition.value_and_grad(np, xb, tb, **options)
+
+    return kernel
+
+
+def _signs(o, t, x):
+    return _number(o["margin"]) and bool(np.isin(t, (-1, 1)).all())
+
+
+binary_cross_entropy = _elementwise(_from_definition(pointwise.BinaryCrossEntropy), {}, False,
+                                    checks=lambda o, t, x: _in_unit(t) and _in_unit(x))
+hinge = _elementwise(_from_definition(pointwise.Hinge), {"margin": 1.0}, False, checks=_signs)
+squared_hinge = _elementwise(_from_definition(pointwise.SquaredHinge), {"margin": 1.0}, False, checks=_signs)
 
 
 # -- similarity losses on (N, D) embeddings: InfoNCE (CLIP) and SigLIP ----------------------------
@@ -700,5 +724,6 @@ def siglip(args, options, reduction, normalizer, with_grad):
 # zero-copy views of large CPU tensors)
 for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth_l1, "log_cosh": log_cosh,
                      "quantile": quantile, "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
-                     "focal": focal, "cross_entropy": cross_entropy, "nll": nll, "info_nce": info_nce, "siglip": siglip}.items():
+                     "focal": focal, "cross_entropy": cross_entropy, "nll": nll,
+                     "binary_cross_entropy": binary_cross_entropy, "hinge": hinge, "squared_hinge": squared_hinge, "info_nce": info_nce, "siglip": siglip}.items():
     _engines.register_fast_path(_name, "numpy", _path)
