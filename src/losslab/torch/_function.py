@@ -3,9 +3,9 @@
 Every ``ll.<loss>`` call on torch tensors comes here after it is bound and validated once (``run``):
 
 - **fused** (the default, eager mode): value and gradient are computed together in the forward
-  pass, from the loss's own definitions: the blocked NumPy engine on zero-copy views of large
-  float32/float64 CPU tensors, else the definitions evaluated with torch operations (CPU and CUDA;
-  fp16/bf16 computed in float32). The forward keeps the gradient (one buffer, the size of the
+  pass, from the loss's own definitions: the NumPy engine on zero-copy views of float32/float64 CPU
+  tensors (its blocked kernels, else the definitions in NumPy), else the definitions evaluated with
+  torch operations (CUDA; fp16/bf16 computed in float32). The forward keeps the gradient (one buffer, the size of the
   input) and the backward pass only rescales it by the upstream gradient, in place; on the CPU
   nothing at all when the upstream gradient is 1, as it is for ``loss.backward()``. A backward that
   builds a graph (``create_graph=True``: Hessian-vector products) or a second backward through the
@@ -59,7 +59,7 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
 # -- computing: value and gradient in one pass --------------------------------------------------------
 # CPU float32/float64 tensors are computed by losslab's NumPy engine on zero-copy views: the blocked
 # kernels where registered, else the same definitions evaluated with NumPy. Measured on 2 cores, a
-# NumPy operation on a small array costs about 1 us and a torch CPU operation 5-10 us, and at large
+# NumPy operation on a small array costs about 1 us and a torch CPU operation 4-10 us, and at large
 # sizes the blocks (threads, cache-sized, gradient written while the block is in cache) beat torch
 # operations 2-5x. Everything else (CUDA, fp16/bf16) evaluates the definitions with torch itself.
 
