@@ -131,3 +131,14 @@ def test_switches():
     with ll.reference_path():
         assert not _fast.enabled()
     assert _fast.enabled()
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.loss == "kl_div"], ids=lambda c: c.id)
+def test_kl_div_batchmean_fast_path_equals_reference(case):
+    fast = _engines.fast_path_of("kl_div", "numpy")
+    out = fast(case.args, dict(case.options), "batchmean", None, True)
+    assert out is not NotImplemented
+    with ll.reference_path():
+        ref = ll.kl_div.value_and_grad(*case.args, **case.options, reduction="batchmean")
+    np.testing.assert_allclose(out[0], ref[0], rtol=1e-12)
+    np.testing.assert_allclose(out[1], ref[1], rtol=1e-12, atol=1e-15)

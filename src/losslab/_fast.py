@@ -587,6 +587,38 @@ def _from_definition(definition):
     return kernel
 
 
+def _kl(xb, tb, l, g, o):
+    # t (log t - x), 0 where t = 0 (and its limit); with log targets e^t (t - x). dl/dx = -t (-e^t)
+    if o["log_target"]:
+        e = np.exp(tb)
+        np.subtract(tb, xb, out=l)
+        l *= e
+        if g is not None:
+            np.negative(e, out=g)
+        return
+    with np.errstate(divide="ignore"):
+        np.log(tb, out=l)  # -inf where t = 0: that term is taken as 0 below
+    l -= xb
+    l *= tb
+    l[tb == 0] = 0.0
+    if g is not None:
+        np.negative(tb, out=g)
+
+
+_kl_div_blocks = _elementwise(_kl, {"log_target": False}, False,
+                              checks=lambda o, t, x: t.dtype.kind == "f" and (o["log_target"] or _in_unit(t)))
+
+
+def kl_div(args, options, reduction, normalizer, with_grad):
+    """kl_div in blocks; "batchmean" is the mean with the first dimension as its normaliser."""
+    if reduction == "batchmean":
+        x = args[0] if args else None
+        if normalizer is not None or not _float_array(x) or x.ndim == 0:
+            return NotImplemented
+        reduction, normalizer = "mean", x.shape[0]
+    return _kl_div_blocks(args, options, reduction, normalizer, with_grad)
+
+
 def _signs(o, t, x):
     return _number(o["margin"]) and bool(np.isin(t, (-1, 1)).all())
 
@@ -725,5 +757,6 @@ def siglip(args, options, reduction, normalizer, with_grad):
 for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth_l1, "log_cosh": log_cosh,
                      "quantile": quantile, "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
                      "focal": focal, "cross_entropy": cross_entropy, "nll": nll,
-                     "binary_cross_entropy": binary_cross_entropy, "hinge": hinge, "squared_hinge": squared_hinge, "info_nce": info_nce, "siglip": siglip}.items():
+                     "binary_cross_entropy": binary_cross_entropy, "hinge": hinge, "squared_hinge": squared_hinge,
+                     "kl_div": kl_div, "info_nce": info_nce, "siglip": siglip}.items():
     _engines.register_fast_path(_name, "numpy", _path)
