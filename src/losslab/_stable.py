@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 
+from . import _xp
+
 
 def softplus(xp, x):
     # log(1 + e^x) = max(x, 0) + log1p(e^-|x|): never overflows
@@ -28,7 +30,7 @@ def sigmoid(xp, x):
 
 def _constant(m):
     """``m`` with no gradient (JAX's stop_gradient, torch's detach); other arrays as they are."""
-    kind = type(m).__module__.partition(".")[0]
+    kind = _xp.kind(m)
     if kind == "torch":
         return m.detach()
     if kind in ("jax", "jaxlib"):

@@ -60,9 +60,15 @@ def is_array(x: Any) -> bool:
     return array_api_compat.is_array_api_obj(x) and not isinstance(x, (int, float, bool))
 
 
+def kind(x: Any) -> str:
+    """The top-level module of ``x``'s type ("numpy", "torch", "jax", "jaxlib", "builtins", ...): a
+    framework's arrays told apart without importing any framework."""
+    return type(x).__module__.partition(".")[0]
+
+
 def backend_of(x: Any) -> str:
-    root = type(x).__module__.partition(".")[0]
-    if root in ("torch", "numpy"):  # the common cases, answered from the type alone (no framework import)
+    root = kind(x)
+    if root in ("torch", "numpy"):  # the common cases, answered from the type alone
         return root
     if array_api_compat.is_torch_array(x):
         return "torch"
@@ -174,17 +180,17 @@ def as_array(value: Any, xp, like, dtype=None):
     Option arrays (``weight``, ``pos_weight``) and targets given as lists or NumPy arrays are
     moved to the prediction's namespace and device. Arrays of another framework are refused.
     """
-    if type(value) is type(like) and kind_is_torch(like) and value.device == like.device and dtype is None:
+    if type(value) is type(like) and kind(like) == "torch" and value.device == like.device and dtype is None:
         return value  # the common case: a tensor beside tensors, on their device
-    kind = backend_of(like)
+    like_kind = backend_of(like)
     if is_array(value):
         value_kind = backend_of(value)
-        if value_kind != kind and value_kind != "numpy":
+        if value_kind != like_kind and value_kind != "numpy":
             raise TypeError(
-                f"got a {value_kind} array alongside {kind} predictions; pass it as a {kind} "
+                f"got a {value_kind} array alongside {like_kind} predictions; pass it as a {like_kind} "
                 "array, a NumPy array or a list"
             )
-        if value_kind == kind:
+        if value_kind == like_kind:
             if array_api_compat.device(value) != array_api_compat.device(like):  # e.g. CPU weight, CUDA logits
                 value = array_api_compat.to_device(value, array_api_compat.device(like))
             return value if dtype is None else xp.astype(value, dtype)
@@ -192,9 +198,5 @@ def as_array(value: Any, xp, like, dtype=None):
     return xp.asarray(value, dtype=dtype, device=array_api_compat.device(like))
 
 
-def kind_is_torch(x: Any) -> bool:
-    return type(x).__module__.partition(".")[0] == "torch"
-
-
 def device(x: Any):
-    return x.device if kind_is_torch(x) else array_api_compat.device(x)
+    return x.device if kind(x) == "torch" else array_api_compat.device(x)

@@ -64,7 +64,7 @@ def _index_rows(xp, x, targets, ignore_index: int | None, input_name: str):
     # ignored items pick class 0; an out-of-range index that could not be checked (jit, CUDA) is clipped
     # into range, so it gives a meaningless but finite row and never an out-of-bounds read
     safe = xp.clip(xp.where(valid, t, xp.zeros_like(t)), 0, num_classes - 1)
-    if _xp.kind_is_torch(safe) and safe.dtype != xp.int64:
+    if _xp.kind(safe) == "torch" and safe.dtype != xp.int64:
         safe = xp.astype(safe, xp.int64)  # torch's take_along_dim wants int64 indices
     return safe, valid
 
