@@ -21,13 +21,10 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
+from . import _xp
+
 _fast_paths: dict[tuple[str, str], Any] = {}
 _engines: dict[str, Any] = {}
-
-
-def _kind(x: Any) -> str:
-    # cheap: the module of the array's type, no framework import ("numpy", "torch", "jax", "jaxlib")
-    return type(x).__module__.split(".", 1)[0]
 
 
 def _resolve(entry: Any) -> Callable:
@@ -45,10 +42,6 @@ def register_engine(kind: str, fn: Callable | str) -> None:
     _engines[kind] = fn
 
 
-def fast_path(loss_name: str, first_input: Any) -> Callable | None:
-    return fast_path_of(loss_name, _kind(first_input))
-
-
 def fast_path_of(loss_name: str, kind: str) -> Callable | None:
     """The fast path registered for ``kind`` arrays (the torch engine runs NumPy's on CPU views)."""
     entry = _fast_paths.get((loss_name, kind))
@@ -58,7 +51,7 @@ def fast_path_of(loss_name: str, kind: str) -> Callable | None:
 
 
 def engine_for(first_input: Any) -> Callable | None:
-    kind = _kind(first_input)
+    kind = _xp.kind(first_input)
     entry = _engines.get(kind)
     if isinstance(entry, str):
         entry = _engines[kind] = _resolve(entry)

@@ -100,22 +100,35 @@ class Loss:
         reference path below. Array checks (shapes, dtypes, values) are the loss's ``prepare``; a fast
         path declines what it does not handle exactly like it."""
         xp, bound = self._bind(args, options, reduction, normalizer)
-        if args and _fast.enabled():
-            fast = _engines.fast_path(self.name, args[0])
-            if fast is not None:
-                out = fast(args, options, reduction, normalizer, with_grad)
-                if out is not NotImplemented:
-                    return out
+        if args:
+            out = self._fast_path(_xp.kind(args[0]), args, options, reduction, normalizer, with_grad)
+            if out is not NotImplemented:
+                return out
         engine = _engines.engine_for(bound[self.inputs[0]])
         if engine is not None:
             out = engine(self, xp, bound, reduction, normalizer, with_grad)
             if out is not NotImplemented:
                 return out
+        out = self._reference(xp, bound, reduction, normalizer, with_grad)
+        if not with_grad:
+            return out
+        value, grads = out
+        return value, grads[0] if len(grads) == 1 else grads
+
+    def _fast_path(self, kind: str, args, options, reduction, normalizer, with_grad: bool):
+        """The fast path registered for this loss and array kind, on raw arguments; NotImplemented when
+        there is none, it is switched off, or it declines the call."""
+        fast = _engines.fast_path_of(self.name, kind) if _fast.enabled() else None
+        return NotImplemented if fast is None else fast(args, options, reduction, normalizer, with_grad)
+
+    def _reference(self, xp, bound: dict, reduction, normalizer, with_grad: bool, ops=None):
+        """The reference path on bound arguments: the value, or (value, gradients as a tuple in the
+        inputs' dtypes). ``ops``: the namespace the formulas run in (see ``value_and_grads``)."""
         st = self.prepare(xp, **bound)
         if not with_grad:
             return self._value(xp, st, reduction, normalizer)[0]
-        value, grads = self.value_and_grads(xp, st, reduction, normalizer)
-        return value, self._as_input_dtypes(st, grads)
+        value, grads = self.value_and_grads(xp, st, reduction, normalizer, ops)
+        return value, tuple(astype(g, dt) for g, dt in zip(grads, st.input_dtypes))
 
     def value_and_grads(self, xp, st: State, reduction: str, normalizer: Any, ops=None):
         """The reduced value and the gradients (a tuple, compute dtype) of a prepared call; ``ops``
@@ -169,10 +182,6 @@ class Loss:
             normalizer = _xp.as_array(normalizer, xp, terms)
         value = reduce(xp, terms, divisor, reduction, normalizer)
         return value, coefficient(xp, terms, divisor, reduction, normalizer)
-
-    def _as_input_dtypes(self, st: State, grads: tuple):
-        grads = tuple(astype(g, dt) for g, dt in zip(grads, st.input_dtypes))
-        return grads[0] if len(grads) == 1 else grads
 
 
 def astype(x, dtype):

@@ -28,7 +28,7 @@ import array_api_compat.numpy as _NUMPY
 import numpy as np
 import torch
 
-from .. import _engines, _fast, _xp
+from .. import _fast, _xp
 from .._loss import Loss, astype
 
 _NUMPY_DTYPES = (torch.float32, torch.float64)
@@ -92,32 +92,21 @@ def _as_tensor(a):
 
 
 def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool):
-    """(value, gradients or None), the gradients in the inputs' dtypes."""
+    """(value, gradients as a tuple in the inputs' dtypes, or None)."""
     views = _numpy_views(loss, bound, normalizer)
-    if views is not None:
-        value, grads = _compute_numpy(loss, *views, reduction, with_grad)
-        return _as_tensor(value), (None if grads is None else tuple(_as_tensor(g) for g in grads))
-    st = loss.prepare(xp, **bound)
-    if not with_grad:
-        return loss._value(xp, st, reduction, normalizer)[0], None
-    value, grads = loss.value_and_grads(xp, st, reduction, normalizer, ops=torch)
-    return value, tuple(astype(g, dt) for g, dt in zip(grads, st.input_dtypes))
-
-
-def _compute_numpy(loss: Loss, bound: dict, normalizer: Any, reduction: str, with_grad: bool):
-    fast = _engines.fast_path_of(loss.name, "numpy")
-    if fast is not None:
-        positional = tuple(bound[n] for n in loss._positional)
-        options = {k: bound[k] for k in loss._keyword_defaults}
-        out = fast(positional, options, reduction, normalizer, with_grad)
-        if out is not NotImplemented:
-            value, grads = out if with_grad else (out, None)
-            return value, (grads if isinstance(grads, tuple) or grads is None else (grads,))
-    st = loss.prepare(_NUMPY, **bound)
-    if not with_grad:
-        return loss._value(_NUMPY, st, reduction, normalizer)[0], None
-    value, grads = loss.value_and_grads(_NUMPY, st, reduction, normalizer, ops=np)
-    return value, tuple(astype(g, dt) for g, dt in zip(grads, st.input_dtypes))
+    if views is None:
+        out = loss._reference(xp, bound, reduction, normalizer, with_grad, ops=torch)
+        return out if with_grad else (out, None)
+    np_bound, np_normalizer = views  # the NumPy engine's own order: its fast path, else the reference
+    positional = tuple(np_bound[n] for n in loss._positional)
+    options = {k: np_bound[k] for k in loss._keyword_defaults}
+    out = loss._fast_path("numpy", positional, options, reduction, np_normalizer, with_grad)
+    if out is NotImplemented:
+        out = loss._reference(_NUMPY, np_bound, reduction, np_normalizer, with_grad, ops=np)
+    value, grads = out if with_grad else (out, None)
+    if grads is not None:
+        grads = tuple(_as_tensor(g) for g in (grads if isinstance(grads, tuple) else (grads,)))
+    return _as_tensor(value), grads
 
 
 # -- autograd -----------------------------------------------------------------------------------------
@@ -192,9 +181,10 @@ class LosslabFusedFunction(torch.autograd.Function):
         loss, names, constants = ctx.meta
         if grads is None or torch.is_grad_enabled():  # a second backward, or create_graph=True
             return _differentiable_backward(loss, names, constants, ctx.saved_tensors, upstream)
-        # the gradient is ours alone: scale it in place (the reduction is mean or sum, so upstream is 0-d)
+        # the gradient is ours alone: scale it in place (the reduction is mean or sum, so upstream is 0-d
+        # and, as a 0-d tensor, keeps each gradient's dtype)
         unit = upstream.device.type == "cpu" and upstream.item() == 1.0  # no sync on the CPU
         if not unit:
             for g in grads.values():
-                g.mul_(upstream.to(g.dtype) if g.dtype != upstream.dtype and g.is_floating_point() else upstream)
+                g.mul_(upstream)
         return (None, None, None, *(grads.get(n) if ctx.needs_input_grad[3 + i] else None for i, n in enumerate(names)))
