@@ -98,6 +98,13 @@ def option_in(spec, value: Any) -> None:
         raise ValueError(f"{spec.name} must be {spec.valid}, got {value!r}")
 
 
+def options_in(spec, **values: Any) -> None:
+    """Each named option of loss spec ``spec`` (a LossSpec) against its declared domain, for code that
+    takes a loss's options outside the loss itself (losslab.gpu, losslab.torch.distributed)."""
+    for name, value in values.items():
+        option_in(spec.option(name), value)
+
+
 def values_between(name: str, x: Any, low: float, high: float, fix: str) -> None:
     if not is_concrete(x):
         return

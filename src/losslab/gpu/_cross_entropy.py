@@ -31,13 +31,6 @@ def _on_kernel_device(name: str, x: torch.Tensor) -> None:
                          "to run them on the CPU for testing). ll.cross_entropy works on any device")
 
 
-def check_options(**options) -> None:
-    """Options against the domains ll.cross_entropy's spec declares (one declaration for every engine)."""
-    spec = get("cross_entropy")
-    for name, value in options.items():
-        check.option_in(spec.option(name), value)
-
-
 def check_arguments(logits, targets, weight, label_smoothing, reduction, normalizer, lse_square_scale, softcap):
     """Shape, dtype and option checks (always); class-index values only when checkable without a sync."""
     if not isinstance(logits, torch.Tensor) or not isinstance(targets, torch.Tensor):
@@ -59,7 +52,8 @@ def check_arguments(logits, targets, weight, label_smoothing, reduction, normali
         if not isinstance(weight, torch.Tensor) or weight.shape != logits.shape[1:]:
             raise ValueError(f"weight must be a tensor of shape ({logits.shape[1]},), one weight per class, "
                              f"got {getattr(weight, 'shape', type(weight).__name__)}")
-    check_options(label_smoothing=label_smoothing, lse_square_scale=lse_square_scale, softcap=softcap)
+    check.options_in(get("cross_entropy"), label_smoothing=label_smoothing, lse_square_scale=lse_square_scale,
+                     softcap=softcap)
     check.reduction(reduction, normalizer, ("none", "mean", "sum"))
     if logits.shape[1] == 0:
         raise ValueError("logits have no classes (shape (N, 0))")

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 
 from .. import _checks as check
+from ..registry import get
 from ..torch._softmax_ce import accumulate_in, logits_grad, mean_scale, row_losses, target_logit
-from ._cross_entropy import check_options
 
 CHUNK_BYTES = 32 << 20  # float32 bytes of one logits chunk
 
@@ -41,7 +41,8 @@ def _check(hidden, weight, targets, bias, class_weight, label_smoothing, reducti
     devices = {x.device for x in (hidden, weight, targets, bias) if x is not None}
     if len(devices) > 1:
         raise ValueError(f"hidden, weight, targets and bias must be on one device, got {sorted(map(str, devices))}")
-    check_options(label_smoothing=label_smoothing, lse_square_scale=lse_square_scale, softcap=softcap)
+    check.options_in(get("cross_entropy"), label_smoothing=label_smoothing, lse_square_scale=lse_square_scale,
+                     softcap=softcap)
     check.reduction(reduction, normalizer, ("none", "mean", "sum"))
 
 

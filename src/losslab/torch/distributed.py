@@ -26,13 +26,6 @@ from ..registry import get
 from ._softmax_ce import accumulate_in, logits_grad, mean_scale, row_losses, target_logit
 
 
-def _check_options(loss_name: str, **options) -> None:
-    """Options against the domains the single-process loss declares (its spec)."""
-    spec = get(loss_name)
-    for name, value in options.items():
-        check.option_in(spec.option(name), value)
-
-
 def _group_size(group) -> tuple[int, int]:
     if not dist.is_available() or not dist.is_initialized():
         raise RuntimeError("torch.distributed is not initialised: call torch.distributed.init_process_group first")
@@ -141,7 +134,7 @@ def vocab_parallel_cross_entropy(logits, targets, *, vocab_start=None, group=Non
     if weight is not None and (not isinstance(weight, torch.Tensor) or weight.shape != logits.shape[1:]):
         raise ValueError(f"weight must be this rank's slice of the class weights, shape ({logits.shape[1]},), "
                          f"got {getattr(weight, 'shape', type(weight).__name__)}")
-    _check_options("cross_entropy", label_smoothing=label_smoothing, lse_square_scale=lse_square_scale)
+    check.options_in(get("cross_entropy"), label_smoothing=label_smoothing, lse_square_scale=lse_square_scale)
     check.reduction(reduction, normalizer, ("none", "mean", "sum"))
     sizes = _sizes(logits.shape[1], logits.device, group)  # every shard's width: the vocabulary size, the offsets
     n_classes = sizes.sum().to(accumulate_in(logits.dtype))
@@ -216,7 +209,7 @@ def info_nce(a, b, *, temperature: float = 0.07, normalize: bool = True, reducti
     global mean), ``"sum"`` the sum, ``"none"`` its n per-pair losses. Memory: the gathered (N, D)
     embeddings and an (n, N) block of similarities.
     """
-    _check_options("info_nce", temperature=temperature, normalize=normalize)
+    check.options_in(get("info_nce"), temperature=temperature, normalize=normalize)
     check.reduction(reduction, None, ("none", "mean", "sum"))
     sizes, rank = _row_sizes(a, group)
     a_hat, b_hat = _pairs(a, b, normalize)
@@ -275,7 +268,7 @@ def siglip(a, b, *, t: float = 10.0, bias: float = -10.0, normalize: bool = True
     The b gradients gather every rank's contribution, so every rank must backpropagate its share with
     the same upstream gradient (``loss.backward()`` on each rank, or the same scaling everywhere).
     """
-    _check_options("siglip", t=t, bias=bias, normalize=normalize)
+    check.options_in(get("siglip"), t=t, bias=bias, normalize=normalize)
     check.reduction(reduction, None, ("mean", "sum"))
     sizes, rank = _row_sizes(a, group)
     if len(set(sizes)) != 1:
