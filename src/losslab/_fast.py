@@ -136,6 +136,31 @@ def _finish(total, per_item, reduction: str, u: float, dtype):
 _CE_OPTIONS = {"weight", "ignore_index", "label_smoothing", "lse_square_scale", "softcap"}
 
 
+def _class_weight(weight, c: int, dtype):
+    """A per-class weight as a (C,) array of ``dtype``; None without one; NotImplemented otherwise."""
+    if weight is None:
+        return None
+    weight = np.asarray(weight)
+    if weight.shape != (c,) or weight.dtype.kind not in "fiu":
+        return NotImplemented
+    return weight.astype(dtype, copy=False)
+
+
+def _class_indices(targets, ignore_index: int, weight, n: int, c: int, dtype):
+    """Integer (N,) class targets: (safe indices, valid mask, w_y, the mean's divisor), w_y being the target
+    class's weight (1 without weights) and 0 on ignored rows; None for what the reference must handle."""
+    if targets.dtype.kind not in "iu" or targets.shape != (n,):
+        return None
+    valid = targets != ignore_index
+    picked = targets[valid]
+    if picked.size and (picked.min() < 0 or picked.max() >= c):
+        return None  # the reference path raises the documented error
+    safe = np.where(valid, targets, 0)
+    w_y = ((weight[safe] if weight is not None else np.ones(n, dtype)) * valid).astype(dtype, copy=False)
+    divisor = w_y.sum(dtype=np.float64) if weight is not None else int(valid.sum())
+    return safe, valid, w_y, divisor
+
+
 def cross_entropy(args, options, reduction, normalizer, with_grad):
     """logits (N, C) float32/64 with integer (N,) or probability (N, C) targets; every option."""
     if len(args) != 2 or not _reduction_ok(reduction, normalizer):
@@ -153,11 +178,9 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
     n, c = z.shape
     if n == 0 or c == 0:
         return NotImplemented
-    if weight is not None:
-        weight = np.asarray(weight)
-        if weight.shape != (c,) or weight.dtype.kind not in "fiu":
-            return NotImplemented
-        weight = weight.astype(z.dtype, copy=False)
+    weight = _class_weight(weight, c, z.dtype)
+    if weight is NotImplemented:
+        return NotImplemented
     prob_targets = targets.dtype.kind == "f"
     if prob_targets:
         if targets.shape != z.shape or ignore_index != -100 or not (targets.min() >= 0 and targets.max() <= 1):
@@ -165,16 +188,10 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
         targets = targets.astype(z.dtype, copy=False)
         divisor = n
     else:
-        if targets.dtype.kind not in "iu" or targets.shape != (n,):
+        index = _class_indices(targets, ignore_index, weight, n, c, z.dtype)
+        if index is None:
             return NotImplemented
-        valid = targets != ignore_index
-        picked = targets[valid]
-        if picked.size and (picked.min() < 0 or picked.max() >= c):
-            return NotImplemented  # the reference path raises the documented error
-        safe = np.where(valid, targets, 0)
-        w_y = (weight[safe] if weight is not None else np.ones(n, z.dtype)) * valid
-        w_y = w_y.astype(z.dtype, copy=False)
-        divisor = w_y.sum(dtype=np.float64) if weight is not None else int(valid.sum())
+        safe, valid, w_y, divisor = index
     u = _coefficient(reduction, divisor, normalizer)
     dt = z.dtype
     per_item = np.empty(n, dt)
@@ -262,24 +279,16 @@ def nll(args, options, reduction, normalizer, with_grad):
         return NotImplemented
     x, targets = args
     weight, ignore_index = options.get("weight"), options.get("ignore_index", -100)
-    if (not _float_array(x) or x.ndim != 2 or type(targets) is not np.ndarray or targets.shape != x.shape[:1]
-            or targets.dtype.kind not in "iu" or type(ignore_index) is not int or x.shape[0] == 0):
+    if not _float_array(x) or x.ndim != 2 or type(targets) is not np.ndarray or type(ignore_index) is not int:
         return NotImplemented
     n, c = x.shape
-    valid = targets != ignore_index
-    picked = targets[valid]
-    if picked.size and (picked.min() < 0 or picked.max() >= c):
-        return NotImplemented  # the reference path raises the documented error
-    if weight is not None:
-        weight = np.asarray(weight)
-        if weight.shape != (c,) or weight.dtype.kind not in "fiu":
-            return NotImplemented
-    safe = np.where(valid, targets, 0)
+    weight = _class_weight(weight, c, x.dtype)
+    index = None if n == 0 or weight is NotImplemented else _class_indices(targets, ignore_index, weight, n, c, x.dtype)
+    if index is None:
+        return NotImplemented
+    safe, _, w_y, divisor = index
     rows = np.arange(n)
-    w_y = (weight.astype(x.dtype, copy=False)[safe] if weight is not None else np.ones(n, x.dtype)) * valid
-    w_y = w_y.astype(x.dtype, copy=False)
     per_item = -w_y * x[rows, safe]
-    divisor = w_y.sum(dtype=np.float64) if weight is not None else int(valid.sum())
     u = _coefficient(reduction, divisor, normalizer)
     if not np.isfinite(per_item).all():
         return NotImplemented  # infinite log-probabilities: the reference path defines the result
