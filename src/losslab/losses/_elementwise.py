@@ -12,7 +12,7 @@ import math
 from .. import _checks as check
 from .. import _xp
 from .._loss import Loss, State, floating_input, option_array
-from .._reduce import number_coefficient
+from .._reduce import number_coefficient, reduce
 from ..definitions.pointwise import Pointwise
 
 
@@ -67,8 +67,8 @@ class Elementwise(Loss):
         u = number_coefficient(reduction, divisor, normalizer) if ops is not None else None
         if u is None:
             value, u = self._reduced(xp, terms, divisor, st, reduction, normalizer)
-        else:  # an engine's call with a Python-number divisor: no array op for the coefficient
-            value = terms if reduction == "none" else terms.sum() * u
+        else:  # an engine's call with a Python-number divisor: the coefficient stays a number
+            value = reduce(xp, terms, divisor, reduction, normalizer)
         return value, (self._weighted(st, g, u),)
 
     def _weighted(self, st: State, g, u):
