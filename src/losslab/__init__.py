@@ -28,6 +28,9 @@ from .registry import get, get_loss, losses
 # _fast register themselves on import).
 _engines.register_engine("torch", "losslab.torch._function:run")
 _engines.register_fast_path("cross_entropy", "torch", "losslab.gpu.dispatch:cross_entropy")
+for _loss in (binary_cross_entropy, binary_cross_entropy_with_logits, focal, hinge, squared_hinge,
+              huber, log_cosh, mae, mse, quantile, smooth_l1):
+    _engines.register_kernel(_loss.name, "torch", "losslab.gpu.pointwise:run")  # generated Triton kernels
 
 __version__ = "0.1.0"
 __all__ = [

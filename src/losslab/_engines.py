@@ -8,7 +8,10 @@ Two kinds of entries:
   (the blocked NumPy paths of ``_fast``, the CUDA cross-entropy kernel of ``losslab.gpu``);
 - an **engine** for one array kind, run after the call is bound and validated once:
   ``(loss, xp, bound, reduction, normalizer, with_grad)`` -> result or ``NotImplemented``
-  (torch: ``losslab.torch._function.run``, fused value and gradient plus the autograd bridge).
+  (torch: ``losslab.torch._function.run``, fused value and gradient plus the autograd bridge);
+- a **kernel** an engine may run on a prepared call (the loss's ``prepare`` has checked and
+  converted the arrays): ``(loss, xp, state, reduction, normalizer, with_grad)`` -> result or
+  ``NotImplemented`` (the generated Triton kernels of the elementwise losses, ``losslab.gpu.pointwise``).
 
 An entry may be given as ``"module:attribute"``; the module is imported the first time an array of
 that kind arrives, so ``import losslab`` imports neither torch nor Triton. The wiring itself is
@@ -25,6 +28,7 @@ from . import _xp
 
 _fast_paths: dict[tuple[str, str], Any] = {}
 _engines: dict[str, Any] = {}
+_kernels: dict[tuple[str, str], Any] = {}
 
 
 def _resolve(entry: Any) -> Callable:
@@ -40,6 +44,18 @@ def register_fast_path(loss_name: str, kind: str, fn: Callable | str) -> None:
 
 def register_engine(kind: str, fn: Callable | str) -> None:
     _engines[kind] = fn
+
+
+def register_kernel(loss_name: str, kind: str, fn: Callable | str) -> None:
+    _kernels[(loss_name, kind)] = fn
+
+
+def kernel_of(loss_name: str, kind: str) -> Callable | None:
+    """The kernel registered for a prepared call of this loss on ``kind`` arrays, or None."""
+    entry = _kernels.get((loss_name, kind))
+    if isinstance(entry, str):
+        entry = _kernels[(loss_name, kind)] = _resolve(entry)
+    return entry
 
 
 def fast_path_of(loss_name: str, kind: str) -> Callable | None:

@@ -456,7 +456,7 @@ def _focal(xb, tb, l, g, o):
         g *= a_t
 
 
-def _compiled(name, x, t, w, p, u, keep, with_grad):
+def _compiled(name, x, t, w, options: tuple, u, keep, with_grad):
     """Run the fused Numba kernel on flat contiguous arrays; None where it does not apply."""
     if not _settings.compiled or x.size < PARALLEL_MIN_ELEMENTS:
         return None
@@ -470,14 +470,14 @@ def _compiled(name, x, t, w, p, u, keep, with_grad):
     per_item = np.empty(x.size, x.dtype) if keep else empty
     grad = np.empty(x.size, x.dtype) if with_grad else empty
     scalar = x.dtype.type  # float32 options keep float32 arithmetic (and SIMD width)
-    total = kernel(x.reshape(-1), t.reshape(-1), flat_w, scalar(p), scalar(u), per_item, grad)
+    total = kernel(x.reshape(-1), t.reshape(-1), flat_w, scalar(u), per_item, grad, *(scalar(o) for o in options))
     return total, (per_item.reshape(x.shape) if keep else None), (grad.reshape(x.shape) if with_grad else None)
 
 
-def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), checks=None, name=None, param=None):
+def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), checks=None, name=None):
     """A fast path for an elementwise loss: ``kernel`` plus the options it reads.
 
-    ``name``/``param`` select the fused Numba kernel (``_numba.kernel``) and its scalar option."""
+    ``name`` selects the fused Numba kernel generated from the loss's definition (``_numba.kernel``)."""
 
     def fast(args, options, reduction, normalizer, with_grad):
         if len(args) != 2 or not _reduction_ok(reduction, normalizer):
@@ -507,12 +507,13 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         else:
             divisor = float(np.broadcast_to(w, x2.shape).sum(dtype=np.float64))
         u = _coefficient(reduction, divisor, normalizer)
-        p = float(opts[param]) if param else 0.0
         w_full = None if w is None else (w.reshape(x.shape) if w.shape == x2.shape else w)
         compiled = None
         if not any(opts.get(e) is not None for e in extra_arrays):
-            kernel_name = "mae" if name == "smooth_l1" and p == 0 else name  # smooth L1 with beta = 0 is L1
-            compiled = _compiled(kernel_name, x, t2.reshape(x.shape), w_full, p, u, keep, with_grad)
+            kernel_name = "mae" if name == "smooth_l1" and opts["beta"] == 0 else name  # smooth L1 with beta = 0 is L1
+            if _numba.kernel(kernel_name) is not None:
+                params = tuple(opts[o] for o in _numba.options_of(kernel_name))
+                compiled = _compiled(kernel_name, x, t2.reshape(x.shape), w_full, params, u, keep, with_grad)
         if compiled is not None:
             total, items, grad = compiled
             if not np.isfinite(total):
@@ -571,12 +572,12 @@ def _focal_ok(o, t, x):
 
 mse = _elementwise(_mse, {}, True, name="mse")
 mae = _elementwise(_mae, {}, True, name="mae")
-huber = _elementwise(_huber, {"delta": 1.0}, True, checks=_numbers("delta"), name="huber", param="delta")
+huber = _elementwise(_huber, {"delta": 1.0}, True, checks=_numbers("delta"), name="huber")
 smooth_l1 = _elementwise(_smooth_l1, {"beta": 1.0}, True, checks=_numbers("beta"),
-                         name="smooth_l1", param="beta")
+                         name="smooth_l1")
 log_cosh = _elementwise(_log_cosh, {}, True, name="log_cosh")
 quantile = _elementwise(_quantile, {"q": 0.5}, True, checks=_numbers("q"),
-                        name="quantile", param="q")
+                        name="quantile")
 binary_cross_entropy_with_logits = _elementwise(_bce_logits, {}, False, extra_arrays=("pos_weight",),
                                                 checks=lambda o, t, x: _in_unit(t), name="binary_cross_entropy_with_logits")
 focal = _elementwise(_focal, {"alpha": 0.25, "gamma": 2.0}, False, checks=_focal_ok)
@@ -634,8 +635,9 @@ def _signs(o, t, x):
 
 binary_cross_entropy = _elementwise(_from_definition(pointwise.BinaryCrossEntropy), {}, False,
                                     checks=lambda o, t, x: _in_unit(t) and _in_unit(x))
-hinge = _elementwise(_from_definition(pointwise.Hinge), {"margin": 1.0}, False, checks=_signs)
-squared_hinge = _elementwise(_from_definition(pointwise.SquaredHinge), {"margin": 1.0}, False, checks=_signs)
+hinge = _elementwise(_from_definition(pointwise.Hinge), {"margin": 1.0}, False, checks=_signs, name="hinge")
+squared_hinge = _elementwise(_from_definition(pointwise.SquaredHinge), {"margin": 1.0}, False, checks=_signs,
+                              name="squared_hinge")
 
 
 # -- similarity losses on (N, D) embeddings: InfoNCE (CLIP) and SigLIP ----------------------------

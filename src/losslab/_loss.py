@@ -124,7 +124,10 @@ class Loss:
     def _reference(self, xp, bound: dict, reduction, normalizer, with_grad: bool, ops=None):
         """The reference path on bound arguments: the value, or (value, gradients as a tuple in the
         inputs' dtypes). ``ops``: the namespace the formulas run in (see ``value_and_grads``)."""
-        st = self.prepare(xp, **bound)
+        return self._reference_state(xp, self.prepare(xp, **bound), reduction, normalizer, with_grad, ops)
+
+    def _reference_state(self, xp, st: State, reduction, normalizer, with_grad: bool, ops=None):
+        """``_reference`` on a prepared call."""
         if not with_grad:
             return self._value(xp, st, reduction, normalizer)[0]
         value, grads = self.value_and_grads(xp, st, reduction, normalizer, ops)

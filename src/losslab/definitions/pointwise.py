@@ -2,8 +2,8 @@
 of the per-element loss l(x, t) with respect to the prediction x.
 
 Every function takes an array namespace ``ops`` first and uses only functions that the Array API,
-NumPy, ``torch`` and ``jax.numpy`` share (abs, exp, log1p, tanh, sign, where, clip, maximum,
-minimum, zeros_like, ones_like, full_like). So one definition serves every engine: the reference
+NumPy, ``torch`` and ``jax.numpy`` share (abs, exp, log, log1p, tanh, sign, isnan, where, clip,
+maximum, minimum, zeros_like, ones_like, full_like). So one definition serves every engine: the reference
 path calls it with array-api-compat's namespace for NumPy, torch or JAX arrays (traced values
 included); the torch engine calls it with ``torch`` itself, value and gradient in one pass.
 Weights, reductions and the mean's divisor are not here: they are the same for every loss
@@ -97,6 +97,12 @@ def _huber(ops, e, delta):
     a = ops.abs(e)
     m = ops.minimum(a, _full(ops, a, delta))
     return m * (a - 0.5 * m)
+
+
+def _nan_where(ops, z, value):
+    """``value``, and NaN where ``z`` is NaN: a ``where`` on a comparison with NaN would pick a number
+    (a NaN input must reach the loss and its gradient, never turn into 0)."""
+    return ops.where(ops.isnan(z), z, value)
 
 
 def _clip(ops, e, limit):
@@ -202,7 +208,7 @@ class Pinball(Pointwise):
     def grad(cls, ops, x, t, q):  # -q below the target, 1 - q above it, 0 on it
         r = t - x
         zero = ops.zeros_like(r)
-        return ops.where(r > 0, zero - q, ops.where(r < 0, zero + (1.0 - q), zero))
+        return _nan_where(ops, r, ops.where(r > 0, zero - q, ops.where(r < 0, zero + (1.0 - q), zero)))
 
     @classmethod
     def second(cls, ops, x, t, q):
@@ -247,7 +253,7 @@ class BinaryCrossEntropyWithLogits(Pointwise):
         # the guards keep 0 * inf out when a logit is infinite and its target agrees
         negative = ops.where(t < 1.0, (1.0 - t) * _stable.softplus(ops, x), zero)
         positive = ops.where(t > 0.0, cls._positive(t, pos_weight) * _stable.softplus(ops, -x), zero)
-        return negative + positive
+        return _nan_where(ops, t, negative + positive)
 
     @classmethod
     def grad(cls, ops, x, t, pos_weight=None):  # softplus' = sigmoid: (1 - t) s(x) - w+ t s(-x)
@@ -267,18 +273,19 @@ class Hinge(Pointwise):
     @classmethod
     def value(cls, ops, x, t, margin):
         z = margin - t * x
-        return ops.where(z > 0, z, ops.zeros_like(z))
+        return _nan_where(ops, z, ops.where(z > 0, z, ops.zeros_like(z)))
 
     @classmethod
     def grad(cls, ops, x, t, margin):  # -t inside the margin, 0 outside and on it
-        return ops.where(margin - t * x > 0, -t, ops.zeros_like(x))
+        z = margin - t * x
+        return _nan_where(ops, z, ops.where(z > 0, -t, ops.zeros_like(x)))
 
     @classmethod
     def value_and_grad(cls, ops, x, t, margin):
         z = margin - t * x
         inside = z > 0
         zero = ops.zeros_like(z)
-        return ops.where(inside, z, zero), ops.where(inside, -t, zero)
+        return _nan_where(ops, z, ops.where(inside, z, zero)), _nan_where(ops, z, ops.where(inside, -t, zero))
 
 
 class SquaredHinge(Pointwise):

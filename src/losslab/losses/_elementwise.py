@@ -54,11 +54,14 @@ class Elementwise(Loss):
     def terms(self, xp, st: State):
         return self._weighted_terms(xp, st, self.f(xp, st))
 
+    def divisor(self, xp, st: State):
+        """The mean's divisor: the element count, or the weights' sum (``mean_divides_by_weight_sum``)."""
+        if st.w is None or not self.mean_divides_by_weight_sum:
+            return math.prod(st.x.shape)
+        return xp.sum(st.w)
+
     def _weighted_terms(self, xp, st: State, f):
-        count = math.prod(f.shape)
-        if st.w is None:
-            return f, count
-        return st.w * f, (xp.sum(st.w) if self.mean_divides_by_weight_sum else count)
+        return (f if st.w is None else st.w * f), self.divisor(xp, st)
 
     def value_and_grads(self, xp, st: State, reduction: str, normalizer, ops=None):
         # the definition's value_and_grad shares its intermediates (the error, the sigmoids)

@@ -4,8 +4,9 @@ Every ``ll.<loss>`` call on torch tensors comes here after it is bound and valid
 
 - **fused** (the default, eager mode): value and gradient are computed together in the forward
   pass, from the loss's own definitions: the NumPy engine on zero-copy views of float32/float64 CPU
-  tensors (its blocked kernels, else the definitions in NumPy), else the definitions evaluated with
-  torch operations (CUDA; fp16/bf16 computed in float32). The forward keeps the gradient (one buffer, the size of the
+  tensors (its blocked kernels, else the definitions in NumPy); on CUDA the Triton kernel generated
+  from the loss's definition where one is registered (``losslab.gpu.pointwise``); else the
+  definitions evaluated with torch operations (fp16/bf16 computed in float32). The forward keeps the gradient (one buffer, the size of the
   input) and the backward pass only rescales it by the upstream gradient, in place; on the CPU
   nothing at all when the upstream gradient is 1, as it is for ``loss.backward()``. A backward that
   builds a graph (``create_graph=True``: Hessian-vector products) or a second backward through the
@@ -28,7 +29,7 @@ import array_api_compat.numpy as _NUMPY
 import numpy as np
 import torch
 
-from .. import _fast, _xp
+from .. import _engines, _fast, _xp
 from .._loss import Loss, astype
 
 _NUMPY_DTYPES = (torch.float32, torch.float64)
@@ -94,8 +95,12 @@ def _as_tensor(a):
 def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool):
     """(value, gradients as a tuple in the inputs' dtypes, or None)."""
     views = _numpy_views(loss, bound, normalizer)
-    if views is None:
-        out = loss._reference(xp, bound, reduction, normalizer, with_grad, ops=torch)
+    if views is None:  # CUDA, fp16/bf16: a registered kernel (generated Triton), else the definitions in torch
+        st = loss.prepare(xp, **bound)
+        kernel = _engines.kernel_of(loss.name, "torch")
+        out = NotImplemented if kernel is None else kernel(loss, xp, st, reduction, normalizer, with_grad)
+        if out is NotImplemented:
+            out = loss._reference_state(xp, st, reduction, normalizer, with_grad, ops=torch)
         return out if with_grad else (out, None)
     np_bound, np_normalizer = views  # the NumPy engine's own order: its fast path, else the reference
     positional = tuple(np_bound[n] for n in loss._positional)

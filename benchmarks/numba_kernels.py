@@ -1,0 +1,108 @@
+"""Which elementwise losses should run as the generated Numba loops: each loop against the NumPy blocks.
+
+    python benchmarks/numba_kernels.py [--elements 4194304] [--rounds 5] [--threads 2] [--out benchmarks/results]
+
+For every elementwise loss that has a generated kernel (losslab/definitions/codegen.py), value and
+gradient of the mean loss on float32 NumPy arrays (``ll.<loss>.value_and_grad``, its checks included),
+with the generated Numba loop against the NumPy block path (``_fast.numpy_only()``), interleaved in one process; ratios per round, then the median (below 1: the
+loop is faster). ``losslab._numba.NAMES`` lists the losses this measurement favours. Writes
+``numba_kernels-DATE.md`` with the machine and versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import _common
+
+LOSSES = ("mse", "mae", "huber", "smooth_l1", "quantile", "hinge", "squared_hinge", "log_cosh",
+          "binary_cross_entropy_with_logits", "focal", "binary_cross_entropy")
+
+
+def _data(name, n, rng, np):
+    x = rng.uniform(0, 1, n) if name == "binary_cross_entropy" else rng.standard_normal(n)
+    if "hinge" in name:
+        t = np.sign(rng.standard_normal(n))
+    elif name in ("binary_cross_entropy", "binary_cross_entropy_with_logits", "focal"):
+        t = rng.uniform(0, 1, n)
+    else:
+        t = rng.standard_normal(n)
+    return x.astype(np.float32), t.astype(np.float32)
+
+
+def _timed(fn, calls):
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls * 1e3
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--elements", type=int, default=1 << 22)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--calls", type=int, default=5, help="calls per timed loop")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None, help="folder for the .md record (default: print only)")
+    args = parser.parse_args(argv)
+    _common.set_threads(args.threads)
+    import numba
+    import numpy as np
+
+    import losslab as ll
+    from losslab import _fast, _numba
+
+    if not _numba.AVAILABLE:
+        print("Numba is not installed (pip install 'losslab[fast]')", file=sys.stderr)
+        return 1
+    ll.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    rows = []
+    chosen = _numba.NAMES
+    _numba.NAMES = LOSSES  # every loop may run: the public call with the loop, then with NumPy alone
+    for name in LOSSES:
+        x, t = _data(name, args.elements, rng, np)
+        fn = ll.get_loss(name)
+
+        def compiled(x=x, t=t, fn=fn):
+            return fn.value_and_grad(x, t)
+
+        def blocks(x=x, t=t, fn=fn):
+            with _fast.numpy_only():
+                return fn.value_and_grad(x, t)
+
+        (v1, g1), (v2, g2) = compiled(), blocks()
+        np.testing.assert_allclose(v1, v2, rtol=1e-4)
+        np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-9)
+        times = [(_timed(compiled, args.calls), _timed(blocks, args.calls)) for _ in range(args.rounds)]
+        ratio = statistics.median(a / b for a, b in times)
+        rows.append((name, statistics.median(a for a, _ in times), statistics.median(b for _, b in times), ratio))
+        print(f"{name:34s} numba {rows[-1][1]:8.2f} ms   numpy blocks {rows[-1][2]:8.2f} ms   ratio {ratio:5.2f}",
+              flush=True)
+    _numba.NAMES = chosen
+    today = dt.date.today().isoformat()
+    lines = [f"# Generated Numba loops vs NumPy blocks, {today}", "",
+             f"{_common.cpu_model()}, {args.threads} threads; python {platform.python_version()}, numpy {np.__version__}, "
+             f"numba {numba.__version__}, losslab {ll.__version__}; {args.elements} float32 elements, value and gradient "
+             f"of the mean; median of {args.rounds} interleaved rounds of {args.calls} calls. Ratio < 1: the loop is faster.",
+             "", "| loss | Numba loop ms | NumPy blocks ms | ratio | in _numba.NAMES |", "|---|---:|---:|---:|---|"]
+    lines += [f"| {n} | {a:.2f} | {b:.2f} | {r:.2f} | {'yes' if n in _numba.NAMES else 'no'} |" for n, a, b, r in rows]
+    text = "\n".join(lines) + "\n"
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        path = args.out / f"numba_kernels-{today}.md"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

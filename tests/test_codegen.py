@@ -1,0 +1,219 @@
+"""The kernels generated from the elementwise definitions (losslab/definitions/codegen.py): current with
+the definitions, and equal to them on every engine that runs them (Numba on the CPU; Triton on CUDA, or
+in Triton's CPU interpreter here), NaN and infinities included."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+import losslab as ll
+from losslab import _numba, gpu
+from losslab.definitions import codegen, pointwise
+
+VARIANTS = codegen.VARIANTS
+IDS = [v.name for v in VARIANTS]
+OPTION_VALUES = {"delta": 0.7, "beta": 0.4, "q": 0.8, "margin": 1.0, "alpha": 0.3, "gamma": 1.5}
+
+
+def test_generated_files_are_current():
+    assert codegen.stale() == [], "a definition changed: run python -m losslab.definitions.codegen"
+    assert codegen.main(["--check"]) == 0
+
+
+def test_every_elementwise_definition_has_a_kernel():
+    assert {v.definition for v in VARIANTS} == set(pointwise.DEFINITIONS.values())
+
+
+def test_tracing_refuses_a_python_branch_on_an_array_value():
+    graph = codegen.Graph()
+    x = graph.node("input", "x")
+    with pytest.raises(TypeError, match=r"ops\.where"):
+        bool(x > 0)
+
+
+def test_tracing_merges_and_folds():
+    graph = codegen.trace(next(v for v in VARIANTS if v.name == "binary_cross_entropy_with_logits"))[0]
+    exps = [n for n in graph.nodes if n.op == "exp"]
+    assert len(exps) == 1  # softplus(x), softplus(-x), sigmoid(x), sigmoid(-x) share e^-|x|
+    smooth = codegen.trace(next(v for v in VARIANTS if v.name == "smooth_l1"))[0]
+    assert not [n for n in smooth.nodes if n.op == "where"]  # beta > 0 is declared: the L1 branch folds away
+
+
+def _inputs(variant, n, rng, specials=True):
+    """Predictions and targets in the loss's domain, with its edge values."""
+    name = variant.definition.name
+    x = rng.standard_normal(n) * 4
+    if name == "binary_cross_entropy":
+        x = rng.uniform(0, 1, n)
+        edges = [0.0, 1.0, 1e-30, 1 - 1e-16, 0.5]
+    else:
+        edges = [0.0, 1e-30, -1e-30, 40.0, -40.0, 800.0, -800.0, 0.7, -0.7]  # kinks at the options' values
+    if name in ("hinge", "squared_hinge"):
+        t = np.where(rng.standard_normal(n) > 0, 1.0, -1.0)
+    elif name in ("binary_cross_entropy", "binary_cross_entropy_with_logits", "focal"):
+        t = rng.uniform(0, 1, n)
+        t[: n // 4] = np.round(t[: n // 4])
+    else:
+        t = rng.standard_normal(n) * 4
+        t[:5] = x[:5]  # errors of exactly 0
+    if specials:
+        x[5:5 + len(edges)] = edges
+    return x, t
+
+
+def _expected(variant, x, t, w=None):
+    options = {**variant.fixed, **{p: OPTION_VALUES[p] for p in variant.params}}
+    value, grad = variant.definition.value_and_grad(np, x, t, **options)
+    if w is not None:
+        value, grad = value * w, grad * w
+    return value, grad, tuple(OPTION_VALUES[p] for p in variant.params)
+
+
+needs_numba = pytest.mark.skipif(not _numba.AVAILABLE, reason="Numba not installed")
+
+
+@needs_numba
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_numba_kernel_equals_definition(variant):
+    from losslab import _numba_kernels
+
+    rng = np.random.default_rng(3)
+    n = 4001
+    x, t = _inputs(variant, n, rng)
+    w = rng.uniform(0.5, 2.0, n)
+    kernel = _numba_kernels.KERNELS[variant.name]
+    for weight in (None, w):
+        with np.errstate(all="ignore"):
+            value, grad, options = _expected(variant, x, t, weight)
+        items, g = np.empty(n), np.empty(n)
+        total = kernel(x, t, weight if weight is not None else np.empty(0), 0.25, items, g, *options)
+        np.testing.assert_allclose(items, value, rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(g, 0.25 * grad, rtol=1e-12, atol=1e-300)
+        np.testing.assert_allclose(total, value.sum(), rtol=1e-9)
+    # a NaN anywhere reaches the total and its own gradient (never a swallowed NaN)
+    x[7], t[9] = np.nan, np.nan
+    items, g = np.empty(n), np.empty(n)
+    assert np.isnan(kernel(x, t, np.empty(0), 1.0, items, g, *options))
+    assert np.isnan(items[7]) and np.isnan(items[9]) and np.isnan(g[7]) and np.isnan(g[9])
+
+
+@needs_numba
+def test_numba_kernels_are_cached_across_processes(tmp_path):
+    code = ("import numpy as np; from losslab import _numba; k = _numba.kernel('huber'); "
+            "k(np.ones(8), np.zeros(8), np.empty(0), 1.0, np.empty(0), np.empty(8), 0.5); "
+            "print(sum(k.stats.cache_hits.values()), sum(k.stats.cache_misses.values()))")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    runs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout.split()
+            for _ in range(2)]
+    assert runs[0] == ["0", "1"]  # the first process compiles ...
+    assert runs[1] == ["1", "0"]  # ... and the next loads the machine code from disk
+
+
+# -- Triton ------------------------------------------------------------------------------------------
+
+torch = pytest.importorskip("torch")
+CUDA = torch.cuda.is_available()
+HAS_TRITON = gpu.triton_available() and (CUDA or os.environ.get("TRITON_INTERPRET") == "1")
+needs_triton = pytest.mark.skipif(not HAS_TRITON, reason="needs Triton on a GPU or in its interpreter")
+DEVICE = "cuda" if CUDA else "cpu"
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_triton_kernel_equals_definition(variant, dtype):
+    from losslab.gpu import pointwise as gpu_pointwise
+
+    rng = np.random.default_rng(4)
+    n = 3001  # not a multiple of the block: a masked tail
+    x, t = _inputs(variant, n, rng)
+    w = rng.uniform(0.5, 2.0, n)
+    torch_dtype = getattr(torch, dtype)
+    xt, tt = (torch.tensor(a, device=DEVICE).to(torch_dtype) for a in (x, t))
+    x, t = (a.double().cpu().numpy() for a in (xt, tt))  # what the kernel reads, rounded to its dtype
+    scale = torch.full((1,), 0.25, device=DEVICE)
+    tol = dict(rtol=2e-5, atol=2e-6)  # float32 arithmetic (also for bfloat16 inputs)
+    for weight in (None, w):
+        wt = None if weight is None else torch.tensor(weight, device=DEVICE, dtype=torch.float32)
+        with np.errstate(all="ignore"):
+            value, grad, options = _expected(variant, x, t, weight)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # the interpreter evaluates both sides of a where
+            total, items, g = gpu_pointwise.launch(variant.name, xt, tt, wt, options, scale, with_grad=True, keep=True,
+                                                   grad_dtype=torch.float32)
+        items, g = items.double().cpu().numpy(), g.double().cpu().numpy()
+        scale_of = np.maximum(np.abs(value), 1.0)
+        np.testing.assert_allclose(items / scale_of, value / scale_of, **tol) if dtype == "float32" else None
+        np.testing.assert_allclose(g / np.maximum(np.abs(grad), 1.0), 0.25 * grad / np.maximum(np.abs(grad), 1.0), **tol)
+        np.testing.assert_allclose(float(total), value.sum(), rtol=1e-4, atol=1e-4)
+    xt[7], tt[9] = float("nan"), float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        total, items, g = gpu_pointwise.launch(variant.name, xt, tt, None, options, scale, with_grad=True, keep=True)
+    assert torch.isnan(total) and torch.isnan(items[[7, 9]]).all() and torch.isnan(g[[7, 9]]).all()
+
+
+CASES = [("mse", {}), ("huber", {"delta": 0.5}), ("smooth_l1", {"beta": 0.0}), ("smooth_l1", {"beta": 2.0}),
+         ("quantile", {"q": 0.2}), ("log_cosh", {}), ("binary_cross_entropy_with_logits", {}),
+         ("focal", {"alpha": -1.0, "gamma": 2.0}), ("hinge", {"margin": 0.5})]
+
+
+@needs_triton
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(("name", "options"), CASES, ids=[f"{n}-{o}" for n, o in CASES])
+def test_torch_engine_runs_the_generated_kernel(name, options, reduction, monkeypatch):
+    """bf16 CPU tensors under the interpreter (and any CUDA tensor) reach the kernel through ll.<loss>."""
+    from losslab.gpu import pointwise as gpu_pointwise
+
+    monkeypatch.setenv("LOSSLAB_TRITON", "1")
+    launched = []
+    real = gpu_pointwise.launch
+    monkeypatch.setattr(gpu_pointwise, "launch", lambda *a, **k: launched.append(a[0]) or real(*a, **k))
+    g = torch.Generator().manual_seed(1)
+    x = (torch.randn(37, 11, generator=g) * 2).to(DEVICE, torch.bfloat16)
+    t = torch.rand(37, 11, generator=g).to(DEVICE)
+    if name == "hinge":
+        t = torch.where(t > 0.5, 1.0, -1.0)
+    weight = torch.rand(37, 1, generator=g).to(DEVICE) + 0.5
+    fn = ll.get_loss(name)
+    options = {**options, **({"weight": weight} if "weight" in fn._keyword_defaults else {})}
+    xg = x.clone().requires_grad_()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        value = fn(xg, t, reduction=reduction, **options)
+        value.sum().backward() if reduction == "none" else (value * 3).backward()
+        v_and_g = fn.value_and_grad(x, t, reduction=reduction, **options)
+    assert launched, "the generated kernel did not run"
+    with ll.reference_path():
+        ref = fn.value_and_grad(x, t, reduction=reduction, **options)
+    tol = dict(rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(v_and_g[0].float(), ref[0].float(), **tol)
+    torch.testing.assert_close(v_and_g[1].float(), ref[1].float(), rtol=1e-2, atol=1e-3)  # bf16 gradient
+    torch.testing.assert_close(value.float(), ref[0].float(), **tol)
+    upstream = 1.0 if reduction == "none" else 3.0
+    torch.testing.assert_close(xg.grad.float(), upstream * ref[1].float(), rtol=2e-2, atol=2e-3)
+
+
+@needs_triton
+def test_kernel_declines_what_it_does_not_take(monkeypatch):
+    from losslab.gpu import pointwise as gpu_pointwise
+
+    monkeypatch.setenv("LOSSLAB_TRITON", "1")
+    launched = []
+    real = gpu_pointwise.launch
+    monkeypatch.setattr(gpu_pointwise, "launch", lambda *a, **k: launched.append(a[0]) or real(*a, **k))
+    x = torch.randn(8, dtype=torch.bfloat16, device=DEVICE)
+    t = torch.rand(8, device=DEVICE)
+    ll.binary_cross_entropy_with_logits(x, t, pos_weight=torch.full((8,), 2.0, device=DEVICE))  # pos_weight
+    ll.huber(x, t, delta=torch.tensor(0.5))  # a tensor option
+    ll.mse(x.double(), t)  # float64
+    assert launched == []
+    monkeypatch.setenv("LOSSLAB_TRITON", "0")
+    ll.mse(x, t)
+    assert launched == []
