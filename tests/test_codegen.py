@@ -217,3 +217,35 @@ def test_kernel_declines_what_it_does_not_take(monkeypatch):
     monkeypatch.setenv("LOSSLAB_TRITON", "0")
     ll.mse(x, t)
     assert launched == []
+
+
+REFUSE_NAN_TARGETS = {"binary_cross_entropy", "binary_cross_entropy_with_logits", "focal", "hinge", "squared_hinge"}
+
+
+@pytest.mark.parametrize("where", ["predictions", "targets"])
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+@pytest.mark.parametrize("name", sorted(pointwise.DEFINITIONS))
+def test_a_nan_input_reaches_the_loss_and_gradient(name, backend, where):
+    """Every engine: a NaN prediction or target gives NaN in its element's loss and gradient (losses with
+    label targets refuse a NaN target instead, and BCE a NaN probability, with their ValueError; under
+    jax.jit, where values are not checked, the definitions give NaN there too)."""
+    x = np.array([0.3, 0.9, 0.6, 0.2]) if name == "binary_cross_entropy" else np.array([0.3, 4.0, -2.0, 1.5])
+    t = np.array([1.0, 1.0, -1.0 if "hinge" in name else 0.0, -1.0 if "hinge" in name else 0.0])
+    (x if where == "predictions" else t)[[1, 2]] = np.nan
+    if backend == "torch":
+        x, t = torch.tensor(x), torch.tensor(t)
+    elif backend == "jax":
+        import jax.numpy as jnp
+
+        x, t = jnp.asarray(x), jnp.asarray(t)
+    fn = ll.get_loss(name)
+    if (where == "targets" and name in REFUSE_NAN_TARGETS) or name == "binary_cross_entropy":  # as PyTorch
+        with pytest.raises(ValueError, match="targets|probs"):
+            fn(x, t, reduction="none")
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        items = np.asarray(fn(x, t, reduction="none"))
+        grad = np.asarray(fn.grad(x, t, reduction="none"))
+    assert np.isnan(items[[1, 2]]).all() and np.isnan(grad[[1, 2]]).all(), (items, grad)
+    assert np.isfinite(items[[0, 3]]).all() and np.isfinite(grad[[0, 3]]).all()
