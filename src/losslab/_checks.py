@@ -123,9 +123,11 @@ def values_in(name: str, x: Any, allowed: tuple[float, ...], fix: str) -> None:
         raise ValueError(f"{name} must only contain {allowed}, got values {_preview(v[bad])}; {fix}")
 
 
-def class_indices(name: str, targets: Any, num_classes: int, ignore_index: int | None = None) -> None:
+def class_indices(name: str, targets: Any, num_classes: int, ignore_index: int | None = None) -> bool:
+    """Raise if a (non-ignored) class index is out of range; True when checked, False when the values
+    cannot be read now (traced, or on a GPU without strict checks)."""
     if not is_concrete(targets):
-        return
+        return False
     v = to_numpy(targets)
     valid = v != ignore_index if ignore_index is not None else np.ones(v.shape, bool)
     bad = valid & ((v < 0) | (v >= num_classes))
@@ -135,3 +137,4 @@ def class_indices(name: str, targets: Any, num_classes: int, ignore_index: int |
             f"{name} holds class indices out of range [0, {num_classes - 1}]{ignored}: "
             f"{_preview(v[bad])}; the class axis of the input has size {num_classes}"
         )
+    return True

@@ -479,27 +479,31 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
 
     ``name`` selects the fused Numba kernel generated from the loss's definition (``_numba.kernel``)."""
 
+    known = frozenset(option_names) | {"weight", *extra_arrays}
+    defaults = tuple(option_names.items())
+
     def fast(args, options, reduction, normalizer, with_grad):
         if len(args) != 2 or not _reduction_ok(reduction, normalizer):
             return NotImplemented
         x, t = args
-        known = set(option_names) | {"weight", *extra_arrays}
-        if len(options.keys() - known) or not _float_array(x) or x.ndim == 0 or x.size == 0:
+        if not known.issuperset(options) or not _float_array(x) or x.ndim == 0 or x.size == 0:
             return NotImplemented
         if type(t) is not np.ndarray or t.shape != x.shape or t.dtype.kind not in "fiub":
             return NotImplemented
-        opts = {name: options.get(name, default) for name, default in option_names.items()}
+        opts = {name: options.get(name, default) for name, default in defaults}
         if checks is not None and not checks(opts, t, x):
             return NotImplemented
         x2 = _rows_view(x)
         t2 = t.astype(x.dtype, copy=False).reshape(x2.shape)
-        arrays = {}
+        w = None
         for option in ("weight", *extra_arrays):
-            arrays[option] = _option_rows(options.get(option), x, x2)
-            if arrays[option] is NotImplemented:
-                return NotImplemented
-        opts.update(arrays)
-        w = arrays["weight"]
+            value = options.get(option)
+            if value is not None:
+                value = _option_rows(value, x, x2)
+                if value is NotImplemented:
+                    return NotImplemented
+            opts[option] = value
+        w = opts["weight"]
         dt = x.dtype
         keep = reduction == "none"  # otherwise only block partial sums: no full-size loss buffer
         if w is None or not weighted_mean:
@@ -507,34 +511,25 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         else:
             divisor = float(np.broadcast_to(w, x2.shape).sum(dtype=np.float64))
         u = _coefficient(reduction, divisor, normalizer)
-        w_full = None if w is None else (w.reshape(x.shape) if w.shape == x2.shape else w)
-        compiled = None
-        if not any(opts.get(e) is not None for e in extra_arrays):
+        if x.size >= PARALLEL_MIN_ELEMENTS and name is not None and not any(opts.get(e) is not None for e in extra_arrays):
             kernel_name = "mae" if name == "smooth_l1" and opts["beta"] == 0 else name  # smooth L1 with beta = 0 is L1
             if _numba.kernel(kernel_name) is not None:
+                w_full = None if w is None else (w.reshape(x.shape) if w.shape == x2.shape else w)
                 params = tuple(opts[o] for o in _numba.options_of(kernel_name))
                 compiled = _compiled(kernel_name, x, t2.reshape(x.shape), w_full, params, u, keep, with_grad)
-        if compiled is not None:
-            total, items, grad = compiled
-            if not np.isfinite(total):
-                return NotImplemented
-            value = _finish(total, items, reduction, u, dt)
-            return (value, grad) if with_grad else value
-        per_item = np.empty(x2.shape, dt) if keep else None
-        grad = np.empty(x2.shape, dt) if with_grad else None
+                if compiled is not None:
+                    total, items, grad = compiled
+                    if not np.isfinite(total):
+                        return NotImplemented
+                    value = _finish(total, items, reduction, u, dt)
+                    return (value, grad) if with_grad else value
         rows = max(1, ELEMENT_BLOCK // x2.shape[1])
-        partial = {}
-        scratch = threading.local()
+        single = x2.shape[0] <= rows  # one block (small inputs): no threads, no scratch buffers
+        per_item = np.empty(x2.shape, dt) if keep or single else None
+        grad = np.empty(x2.shape, dt) if with_grad else None
 
-        def work(lo, hi):
+        def block(lo, hi, lb):  # one block's losses into lb (weighted), its gradient scaled; its sum
             sub = {k: (v[lo:hi] if isinstance(v, np.ndarray) and v.shape == x2.shape else v) for k, v in opts.items()}
-            if keep:
-                lb = per_item[lo:hi]
-            else:
-                buf = getattr(scratch, "buf", None)
-                if buf is None:
-                    buf = scratch.buf = np.empty((rows, x2.shape[1]), dt)
-                lb = buf[: hi - lo]
             gb = grad[lo:hi] if with_grad else None
             kernel(x2[lo:hi], t2[lo:hi], lb, gb, sub)
             if w is not None:
@@ -544,10 +539,26 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
                     gb *= wb
             if gb is not None and u != 1.0:
                 gb *= u  # while the block is in cache
-            partial[lo] = lb.sum()
+            return lb.sum()
 
-        _run_blocks(x2.shape[0], rows, x.size, work)
-        total = dt.type(sum(partial[k] for k in sorted(partial)))  # a fixed order: same result on any thread count
+        if single:
+            total = block(0, x2.shape[0], per_item)
+        else:
+            partial = {}
+            scratch = threading.local()
+
+            def work(lo, hi):
+                if keep:
+                    lb = per_item[lo:hi]
+                else:
+                    buf = getattr(scratch, "buf", None)
+                    if buf is None:
+                        buf = scratch.buf = np.empty((rows, x2.shape[1]), dt)
+                    lb = buf[: hi - lo]
+                partial[lo] = block(lo, hi, lb)
+
+            _run_blocks(x2.shape[0], rows, x.size, work)
+            total = dt.type(sum(partial[k] for k in sorted(partial)))  # a fixed order: same result on any thread count
         if not np.isfinite(total):
             return NotImplemented  # infinite inputs: the reference path defines the result
         value = _finish(total, per_item.reshape(x.shape) if keep else None, reduction, u, dt)

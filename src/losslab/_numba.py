@@ -19,6 +19,7 @@ log1p are faster as NumPy's vectorised ufuncs, which Numba's scalar libm calls (
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 
@@ -46,6 +47,7 @@ def kernel(name: str):
     return _module().KERNELS[name]
 
 
+@functools.cache
 def options_of(name: str) -> tuple[str, ...]:
     """The options a kernel takes after its arrays, in order (without importing Numba)."""
     from .definitions import codegen

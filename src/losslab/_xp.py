@@ -99,6 +99,9 @@ def namespace(*arrays: Any):
     return array_api_compat.array_namespace(*arrays)
 
 
+TRACED_TORCH_TYPES = ("FakeTensor", "FunctionalTensor")  # torch.compile's stand-ins for tensors
+
+
 def is_traced(x: Any) -> bool:
     """True for values whose content is not known now (jax tracers, torch.compile fakes)."""
     if array_api_compat.is_jax_array(x):
@@ -110,7 +113,7 @@ def is_traced(x: Any) -> bool:
 
         if torch.compiler.is_compiling():
             return True
-        return type(x).__name__ in ("FakeTensor", "FunctionalTensor")
+        return type(x).__name__ in TRACED_TORCH_TYPES
     return False
 
 

@@ -59,11 +59,13 @@ def _index_rows(xp, x, targets, ignore_index: int | None, input_name: str):
             f"targets must have shape {expected} ({input_name} {tuple(x.shape)} without its class axis "
             f"{_class_axis(x)}), got {tuple(t.shape)}"
         )
-    check.class_indices("targets", t, num_classes, ignore_index)
+    checked = check.class_indices("targets", t, num_classes, ignore_index)
     valid = (t != ignore_index) if ignore_index is not None else xp.ones(t.shape, dtype=xp.bool, device=_xp.device(t))
     # ignored items pick class 0; an out-of-range index that could not be checked (jit, CUDA) is clipped
     # into range, so it gives a meaningless but finite row and never an out-of-bounds read
-    safe = xp.clip(xp.where(valid, t, xp.zeros_like(t)), 0, num_classes - 1)
+    safe = xp.where(valid, t, xp.zeros_like(t)) if ignore_index is not None else t
+    if not checked:
+        safe = xp.minimum(xp.maximum(safe, xp.zeros_like(safe)), xp.full_like(safe, num_classes - 1))
     if _xp.kind(safe) == "torch" and safe.dtype != xp.int64:
         safe = xp.astype(safe, xp.int64)  # torch's take_along_dim wants int64 indices
     return safe, valid
@@ -474,28 +476,46 @@ class MulticlassHinge(Loss):
         if out_shape not in allowed:
             raise ValueError(f"targets for scores of shape {tuple(x.shape)} must have shape {' or '.join(map(str, allowed))}, got {out_shape}")
         x2 = xp.reshape(x, (-1, x.shape[-1]) if x.ndim else (1, 1))
-        onehot, _ = _index_targets(xp, x2, xp.reshape(t, (-1,)), None, "scores")
+        y, _ = _index_rows(xp, x2, xp.reshape(t, (-1,)), None, "scores")
         w = _class_weight(xp, weight, x2, x2.shape[1])
-        w_y = xp.sum(onehot * w, axis=-1) if w is not None else xp.ones((x2.shape[0],), dtype=x2.dtype, device=_xp.device(x2))
-        return State(x=x2, onehot=onehot, w_y=w_y, p=p, margin=margin, out_shape=out_shape,
+        w_y = xp.take(w, y, axis=0) if w is not None else None
+        return State(x=x2, y=y, w_y=w_y, p=p, margin=margin, out_shape=out_shape,
                      in_shape=tuple(x.shape), input_dtypes=(dtype,))
 
     def _violations(self, xp, st):
-        s_y = xp.sum(st.onehot * st.x, axis=-1, keepdims=True)
+        """h_j = margin - s_y + s_j where positive and j is not the target (0 elsewhere), and the
+        target mask; s_y is gathered, no one-hot rows."""
+        s_y = xp.take_along_axis(st.x, st.y[:, None], axis=-1)
         h = st.margin - s_y + st.x
-        return xp.where((h > 0) & (st.onehot == 0), h, xp.zeros_like(h))
+        is_target = st.y[:, None] == xp.arange(st.x.shape[1], device=_xp.device(st.y))
+        return xp.where((h > 0) & ~is_target, h, xp.zeros_like(h)), is_target
 
-    def terms(self, xp, st):
-        h = self._violations(xp, st)
-        per_item = st.w_y * xp.sum(h if st.p == 1 else h * h, axis=-1) / st.x.shape[1]
+    def _terms_of(self, xp, st, h):
+        per_item = xp.sum(h if st.p == 1 else h * h, axis=-1) / st.x.shape[1]
+        if st.w_y is not None:
+            per_item = st.w_y * per_item
         return xp.reshape(per_item, st.out_shape), st.x.shape[0]
 
+    def terms(self, xp, st):
+        return self._terms_of(xp, st, self._violations(xp, st)[0])
+
     def grad_terms(self, xp, st, u):
-        h = self._violations(xp, st)
+        return self._grads(xp, st, *self._violations(xp, st), u)
+
+    def value_and_grads(self, xp, st, reduction, normalizer, ops=None):
+        h, is_target = self._violations(xp, st)  # once for value and gradient
+        terms, divisor = self._terms_of(xp, st, h)
+        value, u = self._reduced(xp, terms, divisor, st, reduction, normalizer)
+        return value, self._grads(xp, st, h, is_target, u)
+
+    def _grads(self, xp, st, h, is_target, u):
         slope = xp.astype(h > 0, h.dtype) if st.p == 1 else 2.0 * h  # d h^p / dh
-        u_item = xp.reshape(xp.broadcast_to(xp.asarray(u), st.out_shape), (-1,))
-        a = (u_item * st.w_y / st.x.shape[1])[:, None] * slope
-        g = a - st.onehot * xp.sum(a, axis=-1, keepdims=True)  # s_y enters every h_j with sign -1
+        u_item = xp.reshape(xp.broadcast_to(xp.asarray(u), st.out_shape), (-1,)) / st.x.shape[1]
+        if st.w_y is not None:
+            u_item = u_item * st.w_y
+        a = u_item[:, None] * slope
+        # s_y enters every h_j with sign -1: its gradient is minus the row's sum
+        g = xp.where(is_target, -xp.sum(a, axis=-1, keepdims=True), a)
         return (xp.reshape(g, st.in_shape),)
 
 

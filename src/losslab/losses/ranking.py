@@ -38,18 +38,25 @@ def _embeddings(xp, names_values, allow_1d: bool):
 
 
 def _pnorm(xp, v, p):
-    """||v||_p along the last axis with its gradient factor d||v||/dv (finite at v = 0)."""
-    a = xp.abs(v)
+    """||v||_p along the last axis, and its gradient d||v||/dv as ``direction * scale[..., None]``
+    (a per-row scale, so a caller folds its own per-row factors in before the one full-size multiply);
+    finite at v = 0."""
     if p == 2:
         d = _stable.safe_norm(xp, v)
-        return d, v / d[..., None]
+        return d, v, 1.0 / d
     if p == 1:
-        return xp.sum(a, axis=-1), xp.sign(v)
+        return xp.sum(xp.abs(v), axis=-1), xp.sign(v), None
+    a = xp.abs(v)
     d = xp.sum(a**p, axis=-1) ** (1.0 / p)
     safe_d = xp.maximum(d, xp.full_like(d, 1e-30))
     safe_a = xp.maximum(a, xp.full_like(a, 1e-30)) if p < 1 else a
     # d/dv_k (sum |v|^p)^(1/p) = sign(v_k) |v_k|^(p-1) / ||v||^(p-1)
-    return d, xp.sign(v) * safe_a ** (p - 1.0) / safe_d[..., None] ** (p - 1.0)
+    return d, xp.sign(v) * safe_a ** (p - 1.0), 1.0 / safe_d ** (p - 1.0)
+
+
+def _scaled(direction, scale, factor):
+    """direction * (factor * scale)[..., None]: one full-size multiply (scale None means 1)."""
+    return direction * (factor if scale is None else factor * scale)[..., None]
 
 
 class Contrastive(Loss):
@@ -148,33 +155,42 @@ class TripletMargin(Loss):
         return State(a=a, pos=pos, neg=neg, margin=margin, p=float(p), eps=eps, swap=swap, input_dtypes=dtypes)
 
     def _parts(self, xp, st):
-        d_ap, g_ap = _pnorm(xp, st.a - st.pos + st.eps, st.p)
-        d_an, g_an = _pnorm(xp, st.a - st.neg + st.eps, st.p)
-        use_pn = None
+        d_ap, *g_ap = _pnorm(xp, st.a - st.pos + st.eps, st.p)
+        d_an, *g_an = _pnorm(xp, st.a - st.neg + st.eps, st.p)
+        use_pn = g_pn = None
         if st.swap:
-            d_pn, g_pn = _pnorm(xp, st.pos - st.neg + st.eps, st.p)
+            d_pn, *g_pn = _pnorm(xp, st.pos - st.neg + st.eps, st.p)
             use_pn = d_pn < d_an
             d_an = xp.where(use_pn, d_pn, d_an)
         z = d_ap - d_an + st.margin
-        return z, g_ap, g_an, (g_pn if st.swap else None), use_pn
+        return z, g_ap, g_an, g_pn, use_pn
 
     def terms(self, xp, st):
         z = self._parts(xp, st)[0]
         return xp.where(z > 0, z, xp.zeros_like(z)), math.prod(z.shape)
 
     def grad_terms(self, xp, st, u):
-        z, g_ap, g_an, g_pn, use_pn = self._parts(xp, st)
-        active = (xp.astype(z > 0, z.dtype) * u)[..., None]
-        ga, gp, gn = active * g_ap, -active * g_ap, xp.zeros_like(st.neg)
+        return self._grads(xp, st, self._parts(xp, st), u)
+
+    def value_and_grads(self, xp, st, reduction, normalizer, ops=None):
+        parts = self._parts(xp, st)  # the distances and their gradients, once for value and gradient
+        z = parts[0]
+        value, u = self._reduced(xp, xp.where(z > 0, z, xp.zeros_like(z)), math.prod(z.shape), st, reduction, normalizer)
+        return value, self._grads(xp, st, parts, u)
+
+    def _grads(self, xp, st, parts, u):
+        # dz/da = g(a - p) - g(a - n), dz/dp = -g(a - p), dz/dn = g(a - n): each gradient of a distance
+        # is a direction times a per-row scale, into which the hinge's [z > 0] u is folded first
+        z, g_ap, g_an, g_pn, use_pn = parts
+        active = xp.astype(z > 0, z.dtype) * u
+        gp = -_scaled(*g_ap, active)
         if st.swap:  # the negative's distance came from d(a, n) or from d(p, n)
-            from_pn = xp.astype(use_pn, z.dtype)[..., None]
-            ga = ga - active * (1.0 - from_pn) * g_an
-            gp = gp - active * from_pn * g_pn
-            gn = active * ((1.0 - from_pn) * g_an + from_pn * g_pn)
-        else:
-            ga = ga - active * g_an
-            gn = active * g_an
-        return ga, gp, gn
+            from_pn = xp.astype(use_pn, z.dtype)
+            g_neg_a = _scaled(*g_an, active * (1.0 - from_pn))
+            g_neg_p = _scaled(*g_pn, active * from_pn)
+            return -gp - g_neg_a, gp - g_neg_p, g_neg_a + g_neg_p
+        gn = _scaled(*g_an, active)
+        return -gp - gn, gp, gn
 
 
 def _normalized(xp, x, normalize: bool):

@@ -43,7 +43,8 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
         isinstance(v, torch.Tensor) and v.requires_grad for k, v in bound.items() if k not in loss.inputs)
     if others_track and not with_grad:
         return NotImplemented  # targets or weights with gradients: autograd traces the reference forward
-    fused = _fast.enabled() and not torch.compiler.is_compiling() and not _xp.is_traced(bound[loss.inputs[0]])
+    fused = (_fast.enabled() and not torch.compiler.is_compiling()
+             and type(bound[loss.inputs[0]]).__name__ not in _xp.TRACED_TORCH_TYPES)
     if with_grad or not tracks:
         if not fused:
             return NotImplemented
@@ -54,7 +55,7 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
         return value, grads[0] if len(grads) == 1 else grads
     if not fused or reduction == "none":
         return _reference_apply(loss, bound, reduction, normalizer)
-    return _apply(LosslabFusedFunction, loss, bound, reduction, normalizer)
+    return _apply(LosslabFusedFunction, loss, bound, reduction, normalizer, xp)
 
 
 # -- computing: value and gradient in one pass --------------------------------------------------------
@@ -66,6 +67,8 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
 
 
 def _numpy_view(v: Any):
+    if v is None or type(v) in (int, float, bool, str):
+        return v
     if isinstance(v, torch.Tensor):
         if v.device.type != "cpu" or v.is_conj() or v.is_neg() or v.dtype == torch.bfloat16:
             raise TypeError
@@ -89,7 +92,9 @@ def _numpy_views(loss: Loss, bound: dict, normalizer: Any):
 def _as_tensor(a):
     if isinstance(a, np.ndarray):
         return torch.from_numpy(a if a.flags.writeable else a.copy())
-    return torch.tensor(a)  # a NumPy scalar keeps its dtype
+    if isinstance(a, np.generic):  # a NumPy scalar keeps its dtype (a 0-d array: 3x cheaper than torch.tensor)
+        return torch.from_numpy(np.asarray(a))
+    return torch.tensor(a)
 
 
 def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool):
@@ -117,13 +122,13 @@ def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_
 # -- autograd -----------------------------------------------------------------------------------------
 
 
-def _apply(function, loss: Loss, bound: dict, reduction: str, normalizer: Any):
+def _apply(function, loss: Loss, bound: dict, reduction: str, normalizer: Any, xp=None):
     items = dict(bound)
     items["_normalizer"] = normalizer
     items["_reduction"] = reduction
     names = tuple(k for k, v in items.items() if isinstance(v, torch.Tensor))
     constants = {k: v for k, v in items.items() if k not in names}
-    return function.apply(loss, names, constants, *(items[k] for k in names))
+    return function.apply(loss, names, constants, xp, *(items[k] for k in names))
 
 
 def _reference_apply(loss: Loss, bound: dict, reduction: str, normalizer: Any):
@@ -144,16 +149,16 @@ def _differentiable_backward(loss: Loss, names, constants, tensors, upstream, u=
         u = loss._value(xp, st, reduction, normalizer)[1]
     grads = loss.grad_terms(xp, st, xp.astype(upstream, u.dtype) * u)
     by_name = dict(zip(loss.inputs, (astype(g, dt) for g, dt in zip(grads, st.input_dtypes))))
-    return (None, None, None, *(by_name.get(n) for n in names))
+    return (None, None, None, None, *(by_name.get(n) for n in names))
 
 
 class LosslabFunction(torch.autograd.Function):
     """The reference bridge: value in the forward, the analytic gradient in the backward."""
 
     @staticmethod
-    def forward(ctx, loss, names, constants, *tensors):
+    def forward(ctx, loss, names, constants, xp, *tensors):
         kwargs, normalizer, reduction = _unpack(names, constants, tensors)
-        xp = _xp.namespace(*(kwargs[n] for n in loss.inputs))
+        xp = xp or _xp.namespace(*(kwargs[n] for n in loss.inputs))
         st = loss.prepare(xp, **kwargs)
         value, u = loss._value(xp, st, reduction, normalizer)
         ctx.save_for_backward(u, *tensors)
@@ -171,9 +176,8 @@ class LosslabFusedFunction(torch.autograd.Function):
     """The fused engine: value and gradient in the forward; the backward rescales the gradient."""
 
     @staticmethod
-    def forward(ctx, loss, names, constants, *tensors):
+    def forward(ctx, loss, names, constants, xp, *tensors):
         kwargs, normalizer, reduction = _unpack(names, constants, tensors)
-        xp = _xp.namespace(*(kwargs[n] for n in loss.inputs))
         value, grads = _compute(loss, xp, kwargs, reduction, normalizer, True)
         ctx.grads = dict(zip(loss.inputs, grads))
         ctx.save_for_backward(*tensors)
@@ -192,4 +196,5 @@ class LosslabFusedFunction(torch.autograd.Function):
         if not unit:
             for g in grads.values():
                 g.mul_(upstream)
-        return (None, None, None, *(grads.get(n) if ctx.needs_input_grad[3 + i] else None for i, n in enumerate(names)))
+        return (None, None, None, None,
+                *(grads.get(n) if ctx.needs_input_grad[4 + i] else None for i, n in enumerate(names)))
