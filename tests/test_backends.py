@@ -3,6 +3,8 @@ jit / vmap / hessian, torch.compile, fp16/bf16 -> fp32, and CUDA when present.""
 
 from __future__ import annotations
 
+import contextlib
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -35,8 +37,9 @@ def test_torch_backward_equals_grad_and_jax_vjp(case, reduction):
     value.backward(upstream)
     jargs, joptions = convert_case(case, "jax")
     f = lambda *xs: case.fn(*xs, *jargs[case.n_inputs:], **joptions, reduction=reduction)  # noqa: E731
-    _, vjp = jax.vjp(f, *jargs[: case.n_inputs])
-    expected = vjp(jnp.asarray(upstream.numpy()))
+    with ll.reference_path():  # JAX differentiates the formula itself (not losslab's JAX engine)
+        _, vjp = jax.vjp(f, *jargs[: case.n_inputs])
+        expected = vjp(jnp.asarray(upstream.numpy()))
     for x, e in zip(inputs, expected):
         np.testing.assert_allclose(x.grad.numpy(), np.asarray(e), rtol=1e-9, atol=1e-12)
     if reduction == "mean":
@@ -44,12 +47,18 @@ def test_torch_backward_equals_grad_and_jax_vjp(case, reduction):
             np.testing.assert_allclose(x.grad.numpy() / 1.0, to_numpy(g) * float(upstream), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("engine", ["autodiff", "jax-engine"])
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_jax_grad_and_jit_match_analytic(case):
+def test_jax_grad_and_jit_match_analytic(case, engine):
+    """autodiff: jax.grad differentiates the formula (ll.reference_path()); jax-engine: jax.grad takes
+    losslab's analytic gradient through its custom_jvp rule (losslab/_jax.py)."""
     args, options = convert_case(case, "jax")
     rest = args[case.n_inputs:]
     f = lambda *xs: case.fn(*xs, *rest, **options)  # noqa: E731
-    auto = jax.grad(f, argnums=tuple(range(case.n_inputs)))(*args[: case.n_inputs])
+    with ll.reference_path() if engine == "autodiff" else contextlib.nullcontext():
+        auto = jax.grad(f, argnums=tuple(range(case.n_inputs)))(*args[: case.n_inputs])
+        jaxpr = str(jax.make_jaxpr(f)(*args[: case.n_inputs]))
+    assert ("custom_jvp_call" in jaxpr) == (engine == "jax-engine")
     for a, b in zip(auto, _tuple(case.fn.grad(*args, **options))):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(jax.jit(f)(*args[: case.n_inputs]), f(*args[: case.n_inputs]), rtol=1e-12)
@@ -75,6 +84,21 @@ def test_jax_hessian_equals_analytic_hessian(case):
     full = jax.hessian(f)(args[0]).reshape(args[0].size, args[0].size)
     np.testing.assert_allclose(np.diag(full).reshape(args[0].shape), case.fn.hessian(*args, **options, reduction="sum"), rtol=1e-8, atol=1e-12)
     assert np.allclose(full - np.diag(np.diag(full)), 0)  # elementwise: the Hessian is diagonal
+
+
+def test_jax_engine_differentiates_targets_and_options_by_autodiff():
+    """Tangents for anything but the loss's inputs fall back to JAX's autodiff of the formula."""
+    x, t = jnp.array([0.5, -1.0, 2.0]), jnp.array([0.0, 1.0, 1.5])
+    np.testing.assert_allclose(jax.grad(lambda v: ll.mse(x, v))(t), -2.0 * (x - t) / 3, rtol=1e-12)
+    both = jax.grad(lambda a, b: ll.huber(a, b, delta=0.5), argnums=(0, 1))(x, t)
+    np.testing.assert_allclose(both[0], -both[1], rtol=1e-12)
+    with ll.reference_path():
+        expected = jax.grad(lambda d: ll.huber(x, t, delta=d))(0.5)
+    np.testing.assert_allclose(jax.grad(lambda d: ll.huber(x, t, delta=d))(0.5), expected, rtol=1e-12)
+    w = jnp.array([1.0, 2.0, 0.5])
+    with ll.reference_path():
+        expected_w = jax.grad(lambda v: ll.mse(x, t, weight=v))(w)
+    np.testing.assert_allclose(jax.grad(lambda v: ll.mse(x, t, weight=v))(w), expected_w, rtol=1e-12)
 
 
 def test_cross_entropy_hessian_equals_jax_hessian():

@@ -176,25 +176,26 @@ class CrossEntropy(Loss):
                      row_weight=row_weight)
 
     def _rows(self, xp, st):
-        """Capped logits, lse and log-probabilities of every row (class axis last)."""
+        """Capped logits, lse, log-probabilities and probabilities of every row (class axis last)."""
         z = st.z if st.cap is None else softmax_rows.softcapped(xp, st.z, st.cap)
-        lse = _stable.logsumexp(xp, z, axis=-1, keepdims=True)
-        return z, lse, z - lse
+        lse, p = _stable.logsumexp_and_softmax(xp, z, axis=-1)
+        return z, lse, z - lse, p
 
     def terms(self, xp, st):
-        _, lse, log_p = self._rows(xp, st)
-        return softmax_rows.loss(xp, log_p, st.q, lse[..., 0], st.row_weight, st.z_scale), st.divisor
+        z = st.z if st.cap is None else softmax_rows.softcapped(xp, st.z, st.cap)
+        lse = _stable.logsumexp(xp, z, axis=-1, keepdims=True)  # the value alone needs no probabilities
+        return softmax_rows.loss(xp, z - lse, st.q, lse[..., 0], st.row_weight, st.z_scale), st.divisor
 
     def grad_terms(self, xp, st, u, rows=None):
-        z, lse, log_p = rows or self._rows(xp, st)
-        g = softmax_rows.grad(xp, xp.exp(log_p), st.q, lse[..., 0], st.row_weight, st.z_scale)
+        z, lse, _, p = rows or self._rows(xp, st)
+        g = softmax_rows.grad(xp, p, st.q, lse[..., 0], st.row_weight, st.z_scale)
         if st.cap is not None:
             g = g * softmax_rows.softcap_slope(z, st.cap)
         return (_class_back(xp, xp.asarray(u)[..., None] * g, st.ndim),)
 
     def value_and_grads(self, xp, st, reduction, normalizer, ops=None):
         rows = self._rows(xp, st)  # once for the value and the gradient
-        _, lse, log_p = rows
+        _, lse, log_p, _ = rows
         terms = softmax_rows.loss(xp, log_p, st.q, lse[..., 0], st.row_weight, st.z_scale)
         value, u = self._reduced(xp, terms, st.divisor, st, reduction, normalizer)
         return value, self.grad_terms(xp, st, u, rows)
@@ -202,8 +203,7 @@ class CrossEntropy(Loss):
     def hessian_terms(self, xp, st, u):
         # per item, in the capped logits: a (diag(p) - p p^T) + 2 s r p p^T with a = Q + 2 s r lse; then
         # through the cap: d H d^T + diag(dloss/dz * d2z/dx2), d = dz/dx. Blocks laid out (N, C, C, d1, ...)
-        z, lse, log_p = self._rows(xp, st)
-        p = xp.exp(log_p)
+        z, lse, _, p = self._rows(xp, st)
         eye = xp.eye(p.shape[-1], dtype=p.dtype, device=_xp.device(p))
         outer = p[..., :, None] * p[..., None, :]
         a = softmax_rows.grad_scale(st.q.total(xp), lse[..., 0], st.row_weight, st.z_scale)
