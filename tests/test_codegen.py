@@ -75,6 +75,30 @@ def _expected(variant, x, t, w=None):
     return value, grad, tuple(OPTION_VALUES[p] for p in variant.params)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_numpy_block_kernel_equals_definition(variant, dtype):
+    from losslab import _numpy_kernels
+
+    rng = np.random.default_rng(2)
+    n = 3001
+    x, t = (a.astype(dtype) for a in _inputs(variant, n, rng))
+    with np.errstate(all="ignore"):
+        value, grad, options = _expected(variant, x, t)
+    kernel = _numpy_kernels.KERNELS[variant.name]
+    o = dict(zip(variant.params, options))
+    items, g, only = np.empty(n, dtype), np.empty(n, dtype), np.empty(n, dtype)
+    kernel(x, t, items, g, o)
+    kernel(x, t, only, None, o)  # the value alone: its own, shorter chain
+    tol = dict(rtol=1e-12, atol=1e-300) if dtype == np.float64 else dict(rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(items, value, **tol)
+    np.testing.assert_allclose(g, grad, **tol)
+    np.testing.assert_array_equal(only, items)
+    x[7], t[9] = np.nan, np.nan
+    kernel(x, t, items, g, o)
+    assert np.isnan(items[[7, 9]]).all() and np.isnan(g[[7, 9]]).all()
+
+
 needs_numba = pytest.mark.skipif(not _numba.AVAILABLE, reason="Numba not installed")
 
 

@@ -30,10 +30,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import _engines, _numba
+from . import _engines, _numba, _numpy_kernels
 from ._reduce import number_coefficient
 from ._xp import overriding
-from .definitions import pointwise, softmax_rows
+from .definitions import softmax_rows
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _REDUCTIONS = ("none", "mean", "sum")
@@ -594,20 +594,6 @@ binary_cross_entropy_with_logits = _elementwise(_bce_logits, {}, False, extra_ar
 focal = _elementwise(_focal, {"alpha": 0.25, "gamma": 2.0}, False, checks=_focal_ok)
 
 
-def _from_definition(definition):
-    """A block kernel that evaluates the loss's single definition (definitions/pointwise.py) with NumPy:
-    the blocks, threads and reductions of ``_elementwise`` for a loss with no hand-fused chain."""
-
-    def kernel(xb, tb, l, g, o):
-        options = {name: o[name] for name in definition.options}
-        if g is None:
-            l[...] = definition.value(np, xb, tb, **options)
-        else:
-            l[...], g[...] = definition.value_and_grad(np, xb, tb, **options)
-
-    return kernel
-
-
 def _kl(xb, tb, l, g, o):
     # t (log t - x), 0 where t = 0 (and its limit); with log targets e^t (t - x). dl/dx = -t (-e^t)
     if o["log_target"]:
@@ -644,10 +630,10 @@ def _signs(o, t, x):
     return _number(o["margin"]) and bool(np.isin(t, (-1, 1)).all())
 
 
-binary_cross_entropy = _elementwise(_from_definition(pointwise.BinaryCrossEntropy), {}, False,
+binary_cross_entropy = _elementwise(_numpy_kernels.binary_cross_entropy, {}, False,
                                     checks=lambda o, t, x: _in_unit(t) and _in_unit(x))
-hinge = _elementwise(_from_definition(pointwise.Hinge), {"margin": 1.0}, False, checks=_signs, name="hinge")
-squared_hinge = _elementwise(_from_definition(pointwise.SquaredHinge), {"margin": 1.0}, False, checks=_signs,
+hinge = _elementwise(_numpy_kernels.hinge, {"margin": 1.0}, False, checks=_signs, name="hinge")
+squared_hinge = _elementwise(_numpy_kernels.squared_hinge, {"margin": 1.0}, False, checks=_signs,
                               name="squared_hinge")
 
 

@@ -36,6 +36,54 @@ def _data(name, n, rng, np):
     return x.astype(np.float32), t.astype(np.float32)
 
 
+HAND_CHAINS = {"mse": "_mse", "mae": "_mae", "huber": "_huber", "smooth_l1": "_smooth_l1", "log_cosh": "_log_cosh",
+               "quantile": "_quantile", "binary_cross_entropy_with_logits": "_bce_logits", "focal": "_focal"}
+OPTIONS = {"delta": 1.0, "beta": 1.0, "q": 0.5, "margin": 1.0, "alpha": 0.25, "gamma": 2.0, "pos_weight": None}
+
+
+def _ratio_rounds(first, second, rounds, calls):
+    times = [(_timed(first, calls), _timed(second, calls)) for _ in range(rounds)]
+    return (statistics.median(a for a, _ in times), statistics.median(b for _, b in times),
+            statistics.median(a / b for a, b in times))
+
+
+def _numpy_blocks(np, rng, rounds):
+    """Per loss: (generated ms, hand chain ms or None, definition ms, generated/hand, generated/definition)."""
+    from losslab import _fast, _numpy_kernels
+    from losslab.definitions import pointwise
+
+    n = _fast.ELEMENT_BLOCK
+    rows = []
+    for name in LOSSES:
+        x, t = _data(name, n, rng, np)
+        l, g = np.empty_like(x), np.empty_like(x)
+        definition = pointwise.DEFINITIONS[name]
+        o = {k: OPTIONS[k] for k in definition.options}
+        generated = _numpy_kernels.KERNELS[name]
+
+        def run_generated(x=x, t=t, l=l, g=g, o=o, generated=generated):
+            generated(x, t, l, g, o)
+
+        def run_definition(x=x, t=t, o=o, definition=definition):
+            with np.errstate(all="ignore"):
+                definition.value_and_grad(np, x, t, **o)
+
+        hand = getattr(_fast, HAND_CHAINS[name]) if name in HAND_CHAINS else None
+        if hand is not None:
+            def run_hand(x=x, t=t, l=l, g=g, o=o, hand=hand):
+                hand(x, t, l, g, o)
+
+            gen_ms, hand_ms, vs_hand = _ratio_rounds(run_generated, run_hand, rounds, 20)
+        else:
+            gen_ms, hand_ms, vs_hand = _timed(run_generated, 20), None, None
+        _, def_ms, vs_def = _ratio_rounds(run_generated, run_definition, rounds, 20)
+        rows.append((name, gen_ms, hand_ms, def_ms, vs_hand, vs_def))
+        hand_text = f"hand {hand_ms:7.3f} ms (generated/hand {vs_hand:5.2f})" if hand is not None else "no hand chain"
+        print(f"{name:34s} generated {gen_ms:7.3f} ms   {hand_text}   definition {def_ms:7.3f} ms "
+              f"(generated/definition {vs_def:5.2f})", flush=True)
+    return rows
+
+
 def _timed(fn, calls):
     start = time.perf_counter()
     for _ in range(calls):
@@ -63,6 +111,9 @@ def main(argv=None) -> int:
         return 1
     ll.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
+    print("NumPy block kernels (one block, value and gradient):")
+    block_rows = _numpy_blocks(np, rng, args.rounds)
+    print("Numba loops vs NumPy blocks (the public call):")
     rows = []
     chosen = _numba.NAMES
     _numba.NAMES = LOSSES  # every loop may run: the public call with the loop, then with NumPy alone
@@ -87,16 +138,24 @@ def main(argv=None) -> int:
               flush=True)
     _numba.NAMES = chosen
     today = dt.date.today().isoformat()
-    lines = [f"# Generated Numba loops vs NumPy blocks, {today}", "",
+    lines = [f"# Generated kernels on the CPU, {today}", "",
              f"{_common.cpu_model()}, {args.threads} threads; python {platform.python_version()}, numpy {np.__version__}, "
-             f"numba {numba.__version__}, losslab {ll.__version__}; {args.elements} float32 elements, value and gradient "
-             f"of the mean; median of {args.rounds} interleaved rounds of {args.calls} calls. Ratio < 1: the loop is faster.",
-             "", "| loss | Numba loop ms | NumPy blocks ms | ratio | in _numba.NAMES |", "|---|---:|---:|---:|---|"]
+             f"numba {numba.__version__}, losslab {ll.__version__}; value and gradient, float32; NumPy blocks of "
+             f"{_fast.ELEMENT_BLOCK} elements (20 calls a round), the public call on {args.elements} elements ({args.calls} "
+             f"calls a round); median of {args.rounds} interleaved rounds. Ratio < 1: the first kernel named is faster.",
+             "", "## NumPy block kernels: one block, value and gradient", "",
+             "| loss | generated ms | hand chain ms | definition as written ms | generated / hand | generated / definition | _fast uses |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for n, gen_ms, hand_ms, def_ms, vs_hand, vs_def in block_rows:
+        hand_cells = f"{hand_ms:.3f} | {def_ms:.3f} | {vs_hand:.2f}" if hand_ms is not None else f"– | {def_ms:.3f} | –"
+        lines.append(f"| {n} | {gen_ms:.3f} | {hand_cells} | {vs_def:.2f} | {'hand chain' if n in HAND_CHAINS else 'generated'} |")
+    lines += ["", "## Numba loops vs NumPy blocks: the public call", "",
+              "| loss | Numba loop ms | NumPy blocks ms | ratio | in _numba.NAMES |", "|---|---:|---:|---:|---|"]
     lines += [f"| {n} | {a:.2f} | {b:.2f} | {r:.2f} | {'yes' if n in _numba.NAMES else 'no'} |" for n, a, b, r in rows]
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
-        path = args.out / f"numba_kernels-{today}.md"
+        path = args.out / f"generated_kernels-{today}.md"
         tmp = path.with_suffix(".tmp")
         tmp.write_text(text)
         tmp.replace(path)
