@@ -1,12 +1,17 @@
-"""Which elementwise losses should run as the generated Numba loops: each loop against the NumPy blocks.
+"""Which generated kernel each elementwise loss should run on the CPU, measured.
 
-    python benchmarks/numba_kernels.py [--elements 4194304] [--rounds 5] [--threads 2] [--out benchmarks/results]
+    python benchmarks/generated_kernels.py [--elements 4194304] [--rounds 5] [--threads 2] [--out benchmarks/results]
 
-For every elementwise loss that has a generated kernel (losslab/definitions/codegen.py), value and
-gradient of the mean loss on float32 NumPy arrays (``ll.<loss>.value_and_grad``, its checks included),
-with the generated Numba loop against the NumPy block path (``_fast.numpy_only()``), interleaved in one process; ratios per round, then the median (below 1: the
-loop is faster). ``losslab._numba.NAMES`` lists the losses this measurement favours. Writes
-``numba_kernels-DATE.md`` with the machine and versions.
+1. NumPy blocks: on one block (``_fast.ELEMENT_BLOCK`` float32 elements, value and gradient), the kernel
+   generated from the definition (``_numpy_kernels.py``), the hand-fused ufunc chain of ``_fast`` where one
+   exists, and the definition evaluated with NumPy as written (temporaries allocated). ``_fast`` uses a
+   hand chain only where this shows it faster than the generated kernel.
+2. Numba: for every elementwise loss, value and gradient of the mean on ``--elements`` float32 elements
+   (``ll.<loss>.value_and_grad``, its checks included), the generated Numba loop against the NumPy block
+   path (``_fast.numpy_only()``). ``losslab._numba.NAMES`` lists the losses where the loop wins.
+
+Interleaved in one process; ratios per round, then the median (below 1: the first named is faster).
+Writes ``generated_kernels-DATE.md`` with the machine and versions.
 """
 
 from __future__ import annotations
