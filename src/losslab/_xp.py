@@ -156,12 +156,16 @@ def host_numbers(name: str, x: Any, needed_by: str) -> np.ndarray:
 
 
 def is_floating(xp, x) -> bool:
-    if type(x.dtype).__module__ == "torch":  # torch.dtype answers directly (isdtype costs microseconds)
+    if type(x) is np.ndarray:  # NumPy's and torch's dtypes answer directly (isdtype costs microseconds)
+        return x.dtype.kind == "f"
+    if type(x.dtype).__module__ == "torch":
         return x.dtype.is_floating_point
     return xp.isdtype(x.dtype, "real floating")
 
 
 def is_integral(xp, x) -> bool:
+    if type(x) is np.ndarray:
+        return x.dtype.kind in "iu"
     if type(x.dtype).__module__ == "torch":
         return not x.dtype.is_floating_point and not x.dtype.is_complex and x.dtype != xp.bool
     return xp.isdtype(x.dtype, "integral")
