@@ -235,7 +235,7 @@ def test_kernel_declines_what_it_does_not_take(monkeypatch):
     x = torch.randn(8, dtype=torch.bfloat16, device=DEVICE)
     t = torch.rand(8, device=DEVICE)
     ll.binary_cross_entropy_with_logits(x, t, pos_weight=torch.full((8,), 2.0, device=DEVICE))  # pos_weight
-    ll.huber(x, t, delta=torch.tensor(0.5))  # a tensor option
+    ll.huber(x, t, delta=torch.tensor(0.5, requires_grad=True))  # an option to differentiate: autograd's
     ll.mse(x.double(), t)  # float64
     assert launched == []
     monkeypatch.setenv("LOSSLAB_TRITON", "0")

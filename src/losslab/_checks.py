@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._xp import is_concrete, is_floating, to_numpy
+from ._xp import is_array, is_concrete, is_floating, to_numpy
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -22,7 +22,9 @@ def _preview(values: np.ndarray, limit: int = 5) -> str:
     return f"[{shown}{', ...' if flat.size > limit else ''}]"
 
 
-def reduction(value: Any, normalizer: Any, allowed: tuple[str, ...] = REDUCTIONS) -> None:
+def reduction(value: Any, normalizer: Any, allowed: tuple[str, ...] = REDUCTIONS) -> Any:
+    """Check the reduction and the normalizer; return the normalizer to compute with (a concrete 0-d
+    array becomes a Python number, so any backend's may go with any inputs)."""
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"reduction must be one of {allowed}, got {value!r}")
     if normalizer is not None and value != "mean":
@@ -30,12 +32,19 @@ def reduction(value: Any, normalizer: Any, allowed: tuple[str, ...] = REDUCTIONS
             f"normalizer= divides the weighted sum of a 'mean' reduction; it cannot be combined "
             f"with reduction={value!r}. Use reduction='mean' with normalizer=K, or drop normalizer"
         )
-    if normalizer is not None and is_concrete(normalizer):
-        k = float(to_numpy(normalizer)) if not isinstance(normalizer, (int, float)) else normalizer
-        if isinstance(normalizer, bool) or not math.isfinite(k) or k < 0:
+    if normalizer is not None:
+        try:
+            k, _ = _real_scalar(normalizer)
+        except TypeError:
+            raise TypeError(f"normalizer must be a number or a 0-d array (the global item count or weight sum), "
+                            f"got {type(normalizer).__name__} {shown(normalizer)}") from None
+        if k is not None and not (math.isfinite(_as_float(k)) and k >= 0):
             raise ValueError(
-                f"normalizer must be a finite number >= 0 (the global item count or weight sum), got {normalizer!r}"
+                f"normalizer must be a finite number >= 0 (the global item count or weight sum), got {shown(normalizer)}"
             )
+        if k is not None and not getattr(normalizer, "requires_grad", False):
+            return float(k)
+    return normalizer
 
 
 def floating(xp, name: str, x: Any) -> None:
@@ -70,39 +79,81 @@ def broadcastable_to(name: str, w: Any, shape: tuple[int, ...], target_name: str
         )
 
 
-def option_in(spec, value: Any) -> None:
+def shown(value: Any, limit: int = 60) -> str:
+    """repr(value), cut to ``limit`` characters (a 400-digit int must not fill the message)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 20]}...({len(text)} characters)"
+
+
+def _real_scalar(value: Any):
+    """``value`` as a number an option or a normalizer may be: a Python int/float (not bool), a NumPy
+    real scalar, or a 0-d real array of NumPy, torch or JAX. Returns (number, is_array); the number is
+    None for a 0-d array whose value cannot be read now (traced). Raises TypeError for anything else."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError
+    if isinstance(value, numbers.Real):  # Python int/float and NumPy real scalars
+        return value, False
+    if not is_array(value) or tuple(value.shape) != ():
+        raise TypeError
+    dtype = value.dtype
+    if type(dtype).__module__ == "torch":
+        real = not dtype.is_complex and str(dtype) != "torch.bool"
+    else:
+        real = str(dtype) == "bfloat16" or np.dtype(dtype).kind in "iuf"
+    if not real:
+        raise TypeError
+    if not is_concrete(value):
+        return None, True
+    return to_numpy(value).item(), True
+
+
+def _as_float(v) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # an int beyond float range
+        return math.inf if v > 0 else -math.inf
+
+
+def option_in(spec, value: Any) -> Any:
     """``value`` of option ``spec`` (an OptionSpec) lies in its declared domain: the one check of every
-    option (``Loss._bind`` runs it for every call). Values are checked when concrete."""
+    option (``Loss._bind`` runs it for every call). Returns the value to compute with: a concrete 0-d
+    array becomes a Python number unless it requires a gradient (JAX tracers and torch tensors that
+    require grad are kept, so derivatives with respect to an option still work)."""
     from ._spec import Choices
 
     domain = spec.domain
     if domain is None or (value is None and spec.none_means):
-        return
+        return value
     if isinstance(domain, Choices):
         # bools only match bools (True == 1 in Python)
         if not any(isinstance(value, bool) == isinstance(v, bool) and value == v for v in domain.values):
             raise (TypeError if isinstance(value, bool) or value is None else ValueError)(
-                f"{spec.name} must be {domain.describe()}, got {value!r}")
-        return
-    if isinstance(value, bool) or value is None or (domain.integer and not isinstance(value, numbers.Integral)):
-        raise TypeError(f"{spec.name} must be {spec.valid}, got {value!r}")
-    if not is_concrete(value):
-        return
+                f"{spec.name} must be {domain.describe()}, got {shown(value)}")
+        return value
     try:
-        v = float(to_numpy(value)) if not isinstance(value, (int, float)) else float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise TypeError(f"{spec.name} must be {spec.valid}, got {value!r}") from None
-    if spec.negative_means and v < 0:
-        return
-    if not domain.contains(v):
-        raise ValueError(f"{spec.name} must be {spec.valid}, got {value!r}")
+        number, is_array = _real_scalar(value)
+    except TypeError:
+        raise TypeError(f"{spec.name} must be {spec.valid} (a Python number, a NumPy scalar or a 0-d array), "
+                        f"got {type(value).__name__} {shown(value)}") from None
+    if number is None:
+        return value  # traced: checked where it is concrete
+    if domain.integer and not isinstance(number, numbers.Integral):
+        raise TypeError(f"{spec.name} must be {spec.valid}, got {shown(value)}")
+    v = _as_float(number)
+    if not (spec.negative_means and v < 0) and not domain.contains(v):
+        raise ValueError(f"{spec.name} must be {spec.valid}, got {shown(value)}")
+    if is_array and getattr(value, "requires_grad", False):
+        return value  # a torch option to differentiate with respect to
+    if is_array or isinstance(value, np.generic):
+        return int(number) if domain.integer else float(number)
+    return value
 
 
-def options_in(spec, **values: Any) -> None:
+def options_in(spec, **values: Any) -> dict:
     """Each named option of loss spec ``spec`` (a LossSpec) against its declared domain, for code that
-    takes a loss's options outside the loss itself (losslab.gpu, losslab.torch.distributed)."""
-    for name, value in values.items():
-        option_in(spec.option(name), value)
+    takes a loss's options outside the loss itself (losslab.gpu, losslab.torch.distributed); returns
+    the values to compute with (see ``option_in``)."""
+    return {name: option_in(spec.option(name), value) for name, value in values.items()}
 
 
 def values_between(name: str, x: Any, low: float, high: float, fix: str) -> None:

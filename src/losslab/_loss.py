@@ -86,7 +86,7 @@ class Loss:
 
     def hessian(self, *args, reduction: str = "mean", normalizer: Any = None, **options):
         """Analytic second derivative, scaled like the gradient (see the loss's docs for its shape)."""
-        xp, bound = self._bind(args, options, reduction, normalizer)
+        xp, bound, normalizer = self._bind(args, options, reduction, normalizer)
         st = self.prepare(xp, **bound)
         _, u = self._value(xp, st, reduction, normalizer)
         h = self.hessian_terms(xp, st, u)
@@ -99,7 +99,7 @@ class Loss:
         kernel), else the engine of the arrays' kind (torch: losslab.torch._function), else the
         reference path below. Array checks (shapes, dtypes, values) are the loss's ``prepare``; a fast
         path declines what it does not handle exactly like it."""
-        xp, bound = self._bind(args, options, reduction, normalizer)
+        xp, bound, normalizer = self._bind(args, options, reduction, normalizer)
         if args:
             out = self._fast_path(_xp.kind(args[0]), args, options, reduction, normalizer, with_grad)
             if out is not NotImplemented:
@@ -140,7 +140,7 @@ class Loss:
         return value, self.grad_terms(xp, st, u)
 
     def _bind(self, args, options, reduction, normalizer):
-        check.reduction(reduction, normalizer, self.reductions)
+        normalizer = check.reduction(reduction, normalizer, self.reductions)
         arguments = self._quick_bind(args, options)
         if arguments is None:
             try:
@@ -150,7 +150,7 @@ class Loss:
             bound.apply_defaults()
             arguments = dict(bound.arguments)
         for option in self.spec.options:  # each option against the domain its spec declares: the one check
-            check.option_in(option, arguments[option.name])
+            arguments[option.name] = check.option_in(option, arguments[option.name])
         for name in self.inputs:
             value = arguments[name]
             if not _xp.is_array(value):  # lists and scalars become NumPy float64 arrays
@@ -159,7 +159,7 @@ class Loss:
                 except (TypeError, ValueError):
                     raise TypeError(f"{name} must be an array or a list of numbers, got {type(value).__name__}") from None
         xp = _xp.namespace(*(arguments[n] for n in self.inputs))
-        return xp, arguments
+        return xp, arguments, normalizer
 
     def _quick_bind(self, args, options) -> dict | None:
         """The usual call (every positional argument given by position, only known keyword options),

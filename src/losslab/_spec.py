@@ -34,8 +34,9 @@ class Interval:
         kind = "an int" if self.integer else "a finite number"
         if self.low is None and self.high is None:
             return kind
-        left = "(-inf" if self.low is None else ("[" if self.closed in ("both", "left") else "(") + f"{self.low:g}"
-        right = "inf)" if self.high is None else f"{self.high:g}" + ("]" if self.closed in ("both", "right") else ")")
+        bound = (lambda v: str(int(v))) if self.integer else (lambda v: f"{v:g}")
+        left = "(-inf" if self.low is None else ("[" if self.closed in ("both", "left") else "(") + bound(self.low)
+        right = "inf)" if self.high is None else bound(self.high) + ("]" if self.closed in ("both", "right") else ")")
         return f"{kind} in {left}, {right}"
 
 

@@ -22,6 +22,12 @@ def log_sigmoid(xp, x):
     return -softplus(xp, -x)
 
 
+def keep_nan(xp, z, value):
+    """``value``, and NaN where ``z`` is NaN: a ``where`` on a comparison with NaN would pick a number
+    (a NaN input must reach the loss and its gradient, never turn into 0)."""
+    return xp.where(xp.isnan(z), z, value)
+
+
 def sigmoid(xp, x):
     # both branches use e^-|x| <= 1, so neither overflows
     e = xp.exp(-xp.abs(x))

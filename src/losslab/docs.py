@@ -3,6 +3,7 @@ disagree. ``python -m losslab.docs [PATH]`` writes it; the test suite checks it 
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import sys
 from pathlib import Path
@@ -87,9 +88,12 @@ def render() -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    argv = sys.argv[1:] if argv is None else argv
-    path = Path(argv[0]) if argv else Path("docs/losses.md")
-    path.write_text(render(), encoding="utf-8")
+    parser = argparse.ArgumentParser(prog="python -m losslab.docs", description="Write the loss reference (docs/losses.md).")
+    parser.add_argument("path", nargs="?", default="docs/losses.md", type=Path, help="where to write (default: %(default)s)")
+    path = parser.parse_args(sys.argv[1:] if argv is None else argv).path
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(render(), encoding="utf-8")
+    tmp.replace(path)  # atomic: never half a file
     print(f"wrote {path}")
 
 

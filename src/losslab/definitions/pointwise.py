@@ -99,12 +99,6 @@ def _huber(ops, e, delta):
     return m * (a - 0.5 * m)
 
 
-def _nan_where(ops, z, value):
-    """``value``, and NaN where ``z`` is NaN: a ``where`` on a comparison with NaN would pick a number
-    (a NaN input must reach the loss and its gradient, never turn into 0)."""
-    return ops.where(ops.isnan(z), z, value)
-
-
 def _clip(ops, e, limit):
     if not hasattr(limit, "shape"):
         return ops.clip(e, -limit, limit)
@@ -208,7 +202,7 @@ class Pinball(Pointwise):
     def grad(cls, ops, x, t, q):  # -q below the target, 1 - q above it, 0 on it
         r = t - x
         zero = ops.zeros_like(r)
-        return _nan_where(ops, r, ops.where(r > 0, zero - q, ops.where(r < 0, zero + (1.0 - q), zero)))
+        return _stable.keep_nan(ops, r, ops.where(r > 0, zero - q, ops.where(r < 0, zero + (1.0 - q), zero)))
 
     @classmethod
     def second(cls, ops, x, t, q):
@@ -253,7 +247,7 @@ class BinaryCrossEntropyWithLogits(Pointwise):
         # the guards keep 0 * inf out when a logit is infinite and its target agrees
         negative = ops.where(t < 1.0, (1.0 - t) * _stable.softplus(ops, x), zero)
         positive = ops.where(t > 0.0, cls._positive(t, pos_weight) * _stable.softplus(ops, -x), zero)
-        return _nan_where(ops, t, negative + positive)
+        return _stable.keep_nan(ops, t, negative + positive)
 
     @classmethod
     def grad(cls, ops, x, t, pos_weight=None):  # softplus' = sigmoid: (1 - t) s(x) - w+ t s(-x)
@@ -273,19 +267,19 @@ class Hinge(Pointwise):
     @classmethod
     def value(cls, ops, x, t, margin):
         z = margin - t * x
-        return _nan_where(ops, z, ops.where(z > 0, z, ops.zeros_like(z)))
+        return _stable.keep_nan(ops, z, ops.where(z > 0, z, ops.zeros_like(z)))
 
     @classmethod
     def grad(cls, ops, x, t, margin):  # -t inside the margin, 0 outside and on it
         z = margin - t * x
-        return _nan_where(ops, z, ops.where(z > 0, -t, ops.zeros_like(x)))
+        return _stable.keep_nan(ops, z, ops.where(z > 0, -t, ops.zeros_like(x)))
 
     @classmethod
     def value_and_grad(cls, ops, x, t, margin):
         z = margin - t * x
         inside = z > 0
         zero = ops.zeros_like(z)
-        return _nan_where(ops, z, ops.where(inside, z, zero)), _nan_where(ops, z, ops.where(inside, -t, zero))
+        return _stable.keep_nan(ops, z, ops.where(inside, z, zero)), _stable.keep_nan(ops, z, ops.where(inside, -t, zero))
 
 
 class SquaredHinge(Pointwise):

@@ -88,6 +88,7 @@ def _index_distribution(xp, x, targets, ignore_index, w, smoothing, input_name):
     return q, xp.sum(w_y), w_y
 
 
+_INT64 = Interval(-(2**63), 2**63 - 1, integer=True)  # what an index array can hold on every backend
 _LOGITS = "logits: raw scores, no softmax (softmax is applied inside, fused with the log)"
 
 
@@ -132,7 +133,7 @@ class CrossEntropy(Loss):
         torch_module="CrossEntropyLoss",
         options=(
             OptionSpec("label_smoothing", "mix the target with the uniform distribution", Interval(0.0, 1.0), 0.0, 1.0),
-            OptionSpec("ignore_index", "targets equal to it contribute nothing", Interval(integer=True)),
+            OptionSpec("ignore_index", "targets equal to it contribute nothing", _INT64),
             OptionSpec("weight", "one weight per class (rebalance rare classes)", None, array_shape="C reals"),
             OptionSpec("lse_square_scale", "z-loss weight s: adds s w_y logsumexp(z)^2 per item (PaLM; keeps logits "
                        "from drifting)", Interval(0.0, None), 0.0, 0.1),
@@ -248,7 +249,7 @@ class NLL(Loss):
         when_to_use="After an explicit log_softmax layer; log_softmax + nll equals cross_entropy on logits.",
         peers={"pytorch": "torch.nn.functional.nll_loss", "optax": "none", "keras": "none"},
         torch_module="NLLLoss",
-        options=(OptionSpec("ignore_index", "targets equal to it contribute nothing", Interval(integer=True)),),
+        options=(OptionSpec("ignore_index", "targets equal to it contribute nothing", _INT64),),
         conventions="Lower bound 0 holds for log-probabilities (x <= 0). A mean over no valid item is 0.",
     )
 
@@ -475,6 +476,8 @@ class MulticlassHinge(Loss):
             raise TypeError(f"targets must be integer class indices, got dtype {t.dtype}; convert them (torch: .long())")
         if out_shape not in allowed:
             raise ValueError(f"targets for scores of shape {tuple(x.shape)} must have shape {' or '.join(map(str, allowed))}, got {out_shape}")
+        if x.ndim and x.shape[-1] == 0:
+            raise ValueError(f"scores of shape {tuple(x.shape)} have no classes (C = 0): give one score per class")
         x2 = xp.reshape(x, (-1, x.shape[-1]) if x.ndim else (1, 1))
         y, _ = _index_rows(xp, x2, xp.reshape(t, (-1,)), None, "scores")
         w = _class_weight(xp, weight, x2, x2.shape[1])
@@ -488,7 +491,9 @@ class MulticlassHinge(Loss):
         s_y = xp.take_along_axis(st.x, st.y[:, None], axis=-1)
         h = st.margin - s_y + st.x
         is_target = st.y[:, None] == xp.arange(st.x.shape[1], device=_xp.device(st.y))
-        return xp.where((h > 0) & ~is_target, h, xp.zeros_like(h)), is_target
+        zero = xp.zeros_like(h)
+        # a NaN score stays NaN (PyTorch's multi_margin_loss skips it: a deliberate difference)
+        return xp.where(is_target, zero, _stable.keep_nan(xp, h, xp.where(h > 0, h, zero))), is_target
 
     def _terms_of(self, xp, st, h):
         per_item = xp.sum(h if st.p == 1 else h * h, axis=-1) / st.x.shape[1]
@@ -509,7 +514,7 @@ class MulticlassHinge(Loss):
         return value, self._grads(xp, st, h, is_target, u)
 
     def _grads(self, xp, st, h, is_target, u):
-        slope = xp.astype(h > 0, h.dtype) if st.p == 1 else 2.0 * h  # d h^p / dh
+        slope = _stable.keep_nan(xp, h, xp.astype(h > 0, h.dtype)) if st.p == 1 else 2.0 * h  # d h^p / dh
         u_item = xp.reshape(xp.broadcast_to(xp.asarray(u), st.out_shape), (-1,)) / st.x.shape[1]
         if st.w_y is not None:
             u_item = u_item * st.w_y

@@ -93,6 +93,8 @@ class Contrastive(Loss):
     def prepare(self, xp, x1, x2, same, *, margin=1.0):
         (a, b), dtypes = _embeddings(xp, [("x1", x1), ("x2", x2)], allow_1d=True)
         s = _xp.as_array(same, xp, a)
+        if not (_xp.is_floating(xp, s) or _xp.is_integral(xp, s) or s.dtype == xp.bool):
+            raise TypeError(f"same must hold 1 (similar) or 0 (dissimilar) as numbers or bools, got dtype {s.dtype}")
         expected = tuple(a.shape[:-1])
         if tuple(s.shape) != expected:
             raise ValueError(f"same must have shape {expected} (one label per pair), got {tuple(s.shape)}")
@@ -107,7 +109,9 @@ class Contrastive(Loss):
 
     def terms(self, xp, st):
         h = self._push(xp, st)
-        return st.s * st.d * st.d + (1.0 - st.s) * h * h, math.prod(st.d.shape)
+        # s d^2 is exactly 0 for a dissimilar pair, even where d^2 overflows (0 * inf would be NaN)
+        pull = xp.where(st.s == 0, xp.zeros_like(st.d), st.s * st.d * st.d)
+        return pull + (1.0 - st.s) * h * h, math.prod(st.d.shape)
 
     def grad_terms(self, xp, st, u):
         # d(d^2)/dv = 2 v;  d(h^2)/dv = -2 h v / d
@@ -165,9 +169,12 @@ class TripletMargin(Loss):
         z = d_ap - d_an + st.margin
         return z, g_ap, g_an, g_pn, use_pn
 
+    def _hinged(self, xp, z):
+        return _stable.keep_nan(xp, z, xp.where(z > 0, z, xp.zeros_like(z)))
+
     def terms(self, xp, st):
         z = self._parts(xp, st)[0]
-        return xp.where(z > 0, z, xp.zeros_like(z)), math.prod(z.shape)
+        return self._hinged(xp, z), math.prod(z.shape)
 
     def grad_terms(self, xp, st, u):
         return self._grads(xp, st, self._parts(xp, st), u)
@@ -175,14 +182,14 @@ class TripletMargin(Loss):
     def value_and_grads(self, xp, st, reduction, normalizer, ops=None):
         parts = self._parts(xp, st)  # the distances and their gradients, once for value and gradient
         z = parts[0]
-        value, u = self._reduced(xp, xp.where(z > 0, z, xp.zeros_like(z)), math.prod(z.shape), st, reduction, normalizer)
+        value, u = self._reduced(xp, self._hinged(xp, z), math.prod(z.shape), st, reduction, normalizer)
         return value, self._grads(xp, st, parts, u)
 
     def _grads(self, xp, st, parts, u):
         # dz/da = g(a - p) - g(a - n), dz/dp = -g(a - p), dz/dn = g(a - n): each gradient of a distance
         # is a direction times a per-row scale, into which the hinge's [z > 0] u is folded first
         z, g_ap, g_an, g_pn, use_pn = parts
-        active = xp.astype(z > 0, z.dtype) * u
+        active = _stable.keep_nan(xp, z, xp.astype(z > 0, z.dtype)) * u
         gp = -_scaled(*g_ap, active)
         if st.swap:  # the negative's distance came from d(a, n) or from d(p, n)
             from_pn = xp.astype(use_pn, z.dtype)
@@ -211,6 +218,8 @@ def _through_normalize(xp, g, x_hat, n, raw):
 
 def _pair_options(xp, a, b, normalize):
     (x, y), dtypes = _embeddings(xp, [("a", a), ("b", b)], allow_1d=False)
+    if x.shape[0] == 0:
+        raise ValueError(f"a and b hold no pairs (shape {tuple(x.shape)}): the batch needs at least one pair")
     x_hat, nx = _normalized(xp, x, normalize)
     y_hat, ny = _normalized(xp, y, normalize)
     return State(x=x, y=y, x_hat=x_hat, y_hat=y_hat, nx=nx, ny=ny, input_dtypes=dtypes)
