@@ -59,8 +59,8 @@ BAD = [
     (lambda: ll.info_nce(EMB, EMB, temperature=0.0), ValueError, r"temperature must be a finite number in \(0, inf\), got 0.0"),
     (lambda: ll.info_nce(np.ones(3), np.ones(3)), ValueError, r"a must be embeddings of shape \(N, D\), got \(3,\)"),
     (lambda: ll.siglip(EMB, EMB, t=-1.0), ValueError, r"t must be a finite number in \(0, inf\)"),
-    (lambda: ll.mse(torch.ones(3), jnp.ones(3)), TypeError, r"got a jax array alongside torch predictions"),
-    (lambda: ll.contrastive(torch.ones(2, 2), jnp.ones((2, 2)), np.ones(2)), TypeError, r"inputs mix array kinds"),
+    (lambda: ll.mse(torch.ones(3), jnp.ones(3)), TypeError, r"targets must be an array or a list of numbers, got ArrayImpl: a jax array alongside torch predictions"),
+    (lambda: ll.contrastive(torch.ones(2, 2), jnp.ones((2, 2)), np.ones(2)), TypeError, r"x1 is a torch array, x2 is a jax array: pass x1, x2 as one kind"),
     (lambda: ll.get("hubber"), KeyError, r"no loss named 'hubber'; did you mean huber"),
 ]
 

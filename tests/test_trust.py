@@ -62,7 +62,7 @@ def test_nan_reaches_value_and_gradient_of_the_margin_losses():
 
 @pytest.mark.parametrize("same", [np.array(["1", "0"]), np.array([1 + 1j, 0])])
 def test_contrastive_refuses_labels_that_are_not_numbers(same):
-    with pytest.raises(TypeError, match="same must hold 1"):
+    with pytest.raises(TypeError, match="same must "):
         ll.contrastive(np.ones((2, 2)), np.zeros((2, 2)), same)
 
 
@@ -99,7 +99,7 @@ def test_options_of_the_wrong_kind_are_refused_by_every_method(fn, options, erro
 
 
 def test_a_400_digit_option_is_shown_short():
-    with pytest.raises(ValueError) as err:
+    with pytest.raises(ValueError, match="delta must be") as err:
         ll.huber([1.0], [0.0], delta=10**400)
     assert len(str(err.value)) < 200
 

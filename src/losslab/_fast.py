@@ -136,12 +136,21 @@ def _finish(total, per_item, reduction: str, u: float, dtype):
 _CE_OPTIONS = {"weight", "ignore_index", "label_smoothing", "lse_square_scale", "softcap"}
 
 
+def _real_array(value):
+    """``value`` as a NumPy array of real numbers, or None (ragged, strings, ...: the reference path names it)."""
+    try:
+        value = np.asarray(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return value if value.dtype.kind in "fiu" else None
+
+
 def _class_weight(weight, c: int, dtype):
     """A per-class weight as a (C,) array of ``dtype``; None without one; NotImplemented otherwise."""
     if weight is None:
         return None
-    weight = np.asarray(weight)
-    if weight.shape != (c,) or weight.dtype.kind not in "fiu":
+    weight = _real_array(weight)
+    if weight is None or weight.shape != (c,):
         return NotImplemented
     return weight.astype(dtype, copy=False)
 
@@ -319,8 +328,8 @@ def _option_rows(o, x: np.ndarray, x2: np.ndarray):
     """An option array aligned with the (R, K) view, or NotImplemented if it needs a full broadcast copy."""
     if o is None:
         return None
-    o = np.asarray(o)
-    if o.dtype.kind not in "fiu":
+    o = _real_array(o)
+    if o is None:
         return NotImplemented
     o = o.astype(x.dtype, copy=False)
     if o.shape == x.shape:

@@ -156,8 +156,14 @@ class Loss:
             if not _xp.is_array(value):  # lists and scalars become NumPy float64 arrays
                 try:
                     arguments[name] = np.asarray(value, dtype=np.float64)
-                except (TypeError, ValueError):
-                    raise TypeError(f"{name} must be an array or a list of numbers, got {type(value).__name__}") from None
+                except (TypeError, ValueError, OverflowError) as err:
+                    what = "a ragged nested list (rows of different lengths)" if "inhomogeneous" in str(err) else type(value).__name__
+                    raise TypeError(f"{name} must be an array or a list of numbers, got {what}") from None
+        kinds = {name: _xp.backend_of(arguments[name]) for name in self.inputs}
+        if len(set(kinds.values())) > 1:
+            seen = ", ".join(f"{name} is a {k} array" for name, k in kinds.items())
+            raise TypeError(f"{seen}: pass {', '.join(self.inputs)} as one kind of array "
+                            "(e.g. convert with torch.as_tensor or jax.numpy.asarray)")
         xp = _xp.namespace(*(arguments[n] for n in self.inputs))
         return xp, arguments, normalizer
 
@@ -182,7 +188,7 @@ class Loss:
             divisor = st.batch_size
             reduction = "mean"
         if normalizer is not None and _xp.is_array(normalizer):
-            normalizer = _xp.as_array(normalizer, xp, terms)
+            normalizer = _xp.as_array(normalizer, xp, terms, name="normalizer")
         value = reduce(xp, terms, divisor, reduction, normalizer)
         return value, coefficient(xp, terms, divisor, reduction, normalizer)
 
@@ -202,12 +208,7 @@ def option_array(xp, name: str, value, like, shape_hint: str):
     """An option array (``weight``, ``pos_weight``): any array kind or a list, in ``like``'s dtype."""
     if value is None:
         return None
-    try:
-        arr = _xp.as_array(value, xp, like)
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{name} must be an array or a list of numbers ({shape_hint}): {err}") from None
-    if not _xp.is_floating(xp, arr) and not _xp.is_integral(xp, arr):
-        raise TypeError(f"{name} must hold numbers, got dtype {arr.dtype}")
+    arr = _xp.as_array(value, xp, like, name=name, hint=f"an array or a list of numbers ({shape_hint})")
     return xp.astype(arr, like.dtype)
 
 

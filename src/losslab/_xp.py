@@ -181,12 +181,25 @@ def compute_dtype(xp, dtype):
     return xp.float32 if is_half(xp, dtype) else dtype
 
 
-def as_array(value: Any, xp, like, dtype=None):
+def as_array(value: Any, xp, like, dtype=None, name: str = "targets", hint: str = "an array or a list of numbers"):
     """``value`` (a list, a scalar, a NumPy array or an array of ``like``'s kind) as an array of ``like``'s kind.
 
-    Option arrays (``weight``, ``pos_weight``) and targets given as lists or NumPy arrays are
-    moved to the prediction's namespace and device. Arrays of another framework are refused.
-    """
+    Targets and option arrays (``weight``, ``pos_weight``) given as lists or NumPy arrays are moved to
+    the prediction's namespace and device. Anything that is not real numbers (strings, complex, ragged
+    lists, another framework's array, values beyond the dtype's range) is a TypeError naming ``name``."""
+    try:
+        out = _converted(value, xp, like, dtype)
+    except (TypeError, ValueError, OverflowError) as err:
+        text = str(err)
+        what = "a ragged nested list (rows of different lengths)" if "inhomogeneous" in text else (
+            f"{type(value).__name__}: {text if len(text) <= 120 else text[:100] + '...'}")
+        raise TypeError(f"{name} must be {hint}, got {what}") from None
+    if not (is_floating(xp, out) or is_integral(xp, out) or out.dtype == xp.bool):
+        raise TypeError(f"{name} must hold real numbers, got dtype {out.dtype}")
+    return out
+
+
+def _converted(value: Any, xp, like, dtype):
     if type(value) is type(like) and kind(like) == "torch" and value.device == like.device and dtype is None:
         return value  # the common case: a tensor beside tensors, on their device
     like_kind = backend_of(like)
@@ -194,7 +207,7 @@ def as_array(value: Any, xp, like, dtype=None):
         value_kind = backend_of(value)
         if value_kind != like_kind and value_kind != "numpy":
             raise TypeError(
-                f"got a {value_kind} array alongside {like_kind} predictions; pass it as a {like_kind} "
+                f"a {value_kind} array alongside {like_kind} predictions; pass it as a {like_kind} "
                 "array, a NumPy array or a list"
             )
         if value_kind == like_kind:
@@ -202,6 +215,12 @@ def as_array(value: Any, xp, like, dtype=None):
                 value = array_api_compat.to_device(value, array_api_compat.device(like))
             return value if dtype is None else xp.astype(value, dtype)
         value = np.asarray(value)
+    elif not isinstance(value, (list, tuple, int, float, bool, np.generic)):
+        raise TypeError("not an array, a list or a number")
+    else:
+        value = np.asarray(value)
+    if value.dtype.kind not in "biuf":
+        raise TypeError(f"dtype {value.dtype}")
     return xp.asarray(value, dtype=dtype, device=array_api_compat.device(like))
 
 

@@ -92,9 +92,7 @@ class Contrastive(Loss):
 
     def prepare(self, xp, x1, x2, same, *, margin=1.0):
         (a, b), dtypes = _embeddings(xp, [("x1", x1), ("x2", x2)], allow_1d=True)
-        s = _xp.as_array(same, xp, a)
-        if not (_xp.is_floating(xp, s) or _xp.is_integral(xp, s) or s.dtype == xp.bool):
-            raise TypeError(f"same must hold 1 (similar) or 0 (dissimilar) as numbers or bools, got dtype {s.dtype}")
+        s = _xp.as_array(same, xp, a, name="same", hint="1 (similar) or 0 (dissimilar) per pair, as numbers or bools")
         expected = tuple(a.shape[:-1])
         if tuple(s.shape) != expected:
             raise ValueError(f"same must have shape {expected} (one label per pair), got {tuple(s.shape)}")
