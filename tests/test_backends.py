@@ -47,8 +47,10 @@ def test_torch_backward_equals_grad_and_jax_vjp(case, reduction):
             np.testing.assert_allclose(x.grad.numpy() / 1.0, to_numpy(g) * float(upstream), rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("engine", ["autodiff", "jax-engine"])
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+ENGINE_CASES = [("autodiff", c) for c in CASES] + [("jax-engine", c) for c in ONE_PER_LOSS]
+
+
+@pytest.mark.parametrize(("engine", "case"), ENGINE_CASES, ids=[f"{e}-{c.id}" for e, c in ENGINE_CASES])
 def test_jax_grad_and_jit_match_analytic(case, engine):
     """autodiff: jax.grad differentiates the formula (ll.reference_path()); jax-engine: jax.grad takes
     losslab's analytic gradient through its custom_jvp rule (losslab/_jax.py)."""
