@@ -98,3 +98,16 @@ def test_quiz_in_the_terminal_grades_piped_answers():
     one = run("quiz", "--id", "design-a-loss")
     assert one.returncode == 0 and "model answer" in one.stdout.lower()
     assert "no question 'nope'" in run("quiz", "--id", "nope").stderr
+
+
+def test_version():
+    import losslab
+
+    out = run("--version")
+    assert out.returncode == 0 and out.stdout.strip() == f"losslab {losslab.__version__}"
+
+
+def test_a_reader_that_goes_away_gets_no_traceback():
+    out = subprocess.run(f"{sys.executable} -m losslab.cli list --json | true", shell=True, capture_output=True,
+                         text=True, timeout=120)
+    assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr, out.stderr

@@ -113,7 +113,19 @@ def test_cli_check(tmp_path, capsys):
 
     path = tmp_path / "out.csv"
     path.write_text("p0,p1,p2,y\n0.2,0.5,0.3,1\n0.1,0.1,0.8,2\n0.6,0.3,0.1,0\n")
-    main(["check", "cross_entropy", str(path), "--inputs", "p0", "p1", "p2", "--targets", "y"])
+    with pytest.raises(SystemExit) as found:  # a problem found: exit status 1, so a script can act on it
+        main(["check", "cross_entropy", str(path), "--inputs", "p0", "p1", "p2", "--targets", "y"])
+    assert found.value.code == 1
     assert "[probabilities-as-logits]" in capsys.readouterr().out
-    main(["check", "nll", str(path), "--inputs", "p0", "p1", "p2", "--json"])
+    with pytest.raises(SystemExit) as found:
+        main(["check", "nll", str(path), "--inputs", "p0", "p1", "p2", "--json"])
+    assert found.value.code == 1
     assert "softmax-into-nll" in capsys.readouterr().out
+    fine = tmp_path / "fine.csv"
+    fine.write_text("z0,z1,z2,y\n2.0,-1.0,0.5,0\n-0.3,1.2,0.1,1\n0.4,-2.0,3.0,2\n")
+    main(["check", "cross_entropy", str(fine), "--inputs", "z0", "z1", "z2", "--targets", "y"])  # no exit: status 0
+    assert "no problem found" in capsys.readouterr().out
+    fractional = tmp_path / "fractional.csv"
+    fractional.write_text("z0,z1,z2,y\n2.0,-1.0,0.5,1.7\n-0.3,1.2,0.1,-0.4\n")
+    with pytest.raises(SystemExit, match=r"error: column 'y' holds values that are not class indices: \[-0.4, 1.7\]"):
+        main(["check", "cross_entropy", str(fractional), "--inputs", "z0", "z1", "z2", "--targets", "y"])

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import numpy as np
 
+from . import __version__
 from .playground import compare, cross_entropy_report
 from .registry import get, losses
 
@@ -210,6 +212,10 @@ def _cmd_check(args) -> None:
     if x.shape[1] == 1:
         x = x[:, 0]
     if targets is not None and args.loss in ("cross_entropy", "nll"):
+        fractional = targets[targets != np.round(targets)]
+        if fractional.size:  # never truncate 1.7 to class 1 in silence
+            sys.exit(f"error: column {args.targets!r} holds values that are not class indices: "
+                     f"{sorted(set(fractional.tolist()))[:5]}; {args.loss} targets are whole numbers 0..C-1")
         targets = targets.astype(int)
     try:
         findings = check_inputs(args.loss, x, targets)
@@ -222,6 +228,8 @@ def _cmd_check(args) -> None:
     else:
         for f in findings:
             print(f"{f}\n")
+    if findings:
+        sys.exit(1)  # a script can act on it: 0 means the inputs fit the loss
 
 
 def _cmd_examples(args) -> None:
@@ -332,6 +340,7 @@ def _cmd_explore(args) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="losslab", description="Loss functions: values, gradients and what they mean.")
+    parser.add_argument("--version", action="version", version=f"losslab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list every loss of the registry")
@@ -427,6 +436,9 @@ def main(argv: list[str] | None = None) -> None:
         args.run(args)
     except KeyError as err:  # an unknown loss name
         sys.exit(f"error: {err.args[0]}")
+    except BrokenPipeError:  # the reader went away (losslab list --json | head): no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the final flush cannot fail again
+        sys.exit(1)
 
 
 if __name__ == "__main__":
