@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -111,3 +112,37 @@ def test_a_reader_that_goes_away_gets_no_traceback():
     out = subprocess.run(f"{sys.executable} -m losslab.cli list --json | true", shell=True, capture_output=True,
                          text=True, timeout=120)
     assert "Traceback" not in out.stderr and "BrokenPipeError" not in out.stderr, out.stderr
+
+
+CSV_PROBLEMS = [
+    (b"id,y\n1,0.5\n2,1.5\n3,9.0\n", ["--column", "y"], None),  # fine with --column
+    (b"id,y\n1,0.5\n2,1.5\n3,9.0\n", [], r"has columns \['id', 'y'\]: name the targets' column with --column"),
+    (b"y,y\n1,2\n3,4\n", ["--column", "y"], r"names column\(s\) \['y'\] more than once"),
+    (b"y,z\n1,2\n3\n", ["--column", "y"], r"line 3 of .* has 1 values but the header names 2 columns"),
+    (b"y\n\xff\xfe1\n", ["--column", "y"], r"is not UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize(("content", "extra", "error"), CSV_PROBLEMS)
+def test_csv_problems_are_named_never_guessed(tmp_path, content, extra, error):
+    path = tmp_path / "data.csv"
+    path.write_bytes(content)
+    out = run("recommend", "--targets", str(path), *extra)
+    if error is None:
+        assert out.returncode == 0, out.stderr
+    else:
+        assert out.returncode != 0 and re.search(error, out.stderr), out.stderr
+    assert "Traceback" not in out.stderr
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_name(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes("\ufeffy\n0.5\n1.5\n9.0\n".encode())
+    out = run("recommend", "--targets", str(path), "--column", "y")
+    assert out.returncode == 0, out.stderr
+
+
+def test_the_smoothed_loss_is_labelled_as_such():
+    out = run("ce", "--logits", "2", "1", "0.1", "--target", "0", "--label-smoothing", "0.1")
+    assert "(1 - 0.1) (-log p[0]) + 0.1 mean_k(-log p[k])" in out.stdout
+    assert "loss = -log p[0] =" in run("ce", "--logits", "2", "1", "0.1", "--target", "0").stdout

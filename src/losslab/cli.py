@@ -110,25 +110,47 @@ def _cmd_ce(args) -> None:
         table.add_row(f"{k}{marker}", f"{z:.4f}", f"{p:.4f}", f"{g:+.4f}")
     console = _console()
     console.print(table)
-    console.print(f"loss = -log p[{args.target}] = [bold]{report['loss']:.4f}[/bold]"
-                  + (f"  (label_smoothing={args.label_smoothing:g})" if args.label_smoothing else ""))
+    e = args.label_smoothing
+    what = (f"(1 - {e:g}) (-log p[{args.target}]) + {e:g} mean_k(-log p[k])" if e else f"-log p[{args.target}]")
+    from rich.markup import escape  # "[k]" is text here, not a style
+
+    console.print(f"loss = {escape(what)} = [bold]{report['loss']:.4f}[/bold]"
+                  + (f"  (label_smoothing={e:g})" if e else ""))
+
+
+def _read_csv(path: str) -> tuple[list[str], list[dict]]:
+    """A CSV file with a header row: (column names, rows as dicts), every problem an error naming the file."""
+    import csv
+
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a byte-order mark is not part of a name
+            reader = csv.reader(f)
+            header = next(reader, [])
+            body = list(reader)
+    except OSError as err:
+        sys.exit(f"error: cannot read {path}: {err.strerror}")
+    except UnicodeDecodeError as err:
+        sys.exit(f"error: {path} is not UTF-8 text (byte {err.start}): save it as UTF-8 CSV")
+    except csv.Error as err:
+        sys.exit(f"error: {path} is not a CSV file: {err}")
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        sys.exit(f"error: {path} names column(s) {duplicated} more than once; give every column its own name")
+    for line, row in enumerate(body, start=2):
+        if len(row) != len(header):
+            sys.exit(f"error: line {line} of {path} has {len(row)} values but the header names {len(header)} columns")
+    return header, [dict(zip(header, row)) for row in body]
 
 
 def _read_columns(path: str, columns: list[str] | None) -> np.ndarray:
     """Numeric columns of a CSV file with a header row (all numeric columns when none are named)."""
-    import csv
-
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except OSError as err:
-        sys.exit(f"error: cannot read {path}: {err.strerror}")
+    header, rows = _read_csv(path)
     if not rows:
         sys.exit(f"error: {path} has no data rows")
-    names = columns or list(rows[0].keys())
-    missing = [c for c in names if c not in rows[0]]
+    names = columns or header
+    missing = [c for c in names if c not in header]
     if missing:
-        sys.exit(f"error: {path} has no column {missing[0]!r}; its columns are {list(rows[0].keys())}")
+        sys.exit(f"error: {path} has no column {missing[0]!r}; its columns are {header}")
     try:
         data = np.array([[float(r[c]) for c in names] for r in rows])
     except ValueError as err:
@@ -141,6 +163,10 @@ def _cmd_recommend(args) -> None:
 
     if args.task is None and args.targets is None:
         sys.exit("error: give --task or --targets FILE.csv (with --column NAME)")
+    if args.targets and not args.column:
+        names = _read_csv(args.targets)[0]
+        if len(names) > 1:  # never mix an id column into the targets in silence
+            sys.exit(f"error: {args.targets} has columns {names}: name the targets' column with --column NAME")
     targets = _read_columns(args.targets, args.column) if args.targets else None
     try:
         rec = recommend(args.task, targets=targets)
