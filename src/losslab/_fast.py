@@ -465,11 +465,15 @@ def _focal(xb, tb, l, g, o):
         g *= a_t
 
 
-def _compiled(name, x, t, w, options: tuple, u, keep, with_grad):
-    """Run the fused Numba kernel on flat contiguous arrays; None where it does not apply."""
+def _compiled(name, opts: dict, x, t, w, u, keep, with_grad):
+    """Run the Numba kernel generated for loss ``name`` with options ``opts`` on flat contiguous arrays;
+    None where none applies (small input, no kernel for the loss or these options, Numba off or missing)."""
     if not _settings.compiled or x.size < PARALLEL_MIN_ELEMENTS:
         return None
-    kernel = _numba.kernel(name)
+    from .definitions import codegen  # imported here: `python -m losslab.definitions.codegen` imports losslab first
+
+    variant = codegen.variant_for(name, opts)
+    kernel = _numba.kernel(variant.name) if variant is not None else None
     if kernel is None:
         return None
     if not (x.flags.c_contiguous and t.flags.c_contiguous) or (w is not None and w.shape != x.shape):
@@ -479,7 +483,7 @@ def _compiled(name, x, t, w, options: tuple, u, keep, with_grad):
     per_item = np.empty(x.size, x.dtype) if keep else empty
     grad = np.empty(x.size, x.dtype) if with_grad else empty
     scalar = x.dtype.type  # float32 options keep float32 arithmetic (and SIMD width)
-    total = kernel(x.reshape(-1), t.reshape(-1), flat_w, scalar(u), per_item, grad, *(scalar(o) for o in options))
+    total = kernel(x.reshape(-1), t.reshape(-1), flat_w, scalar(u), per_item, grad, *(scalar(opts[o]) for o in variant.params))
     return total, (per_item.reshape(x.shape) if keep else None), (grad.reshape(x.shape) if with_grad else None)
 
 
@@ -504,7 +508,6 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
             return NotImplemented
         x2 = _rows_view(x)
         t2 = t.astype(x.dtype, copy=False).reshape(x2.shape)
-        w = None
         for option in ("weight", *extra_arrays):
             value = options.get(option)
             if value is not None:
@@ -520,18 +523,15 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         else:
             divisor = float(np.broadcast_to(w, x2.shape).sum(dtype=np.float64))
         u = _coefficient(reduction, divisor, normalizer)
-        if x.size >= PARALLEL_MIN_ELEMENTS and name is not None and not any(opts.get(e) is not None for e in extra_arrays):
-            kernel_name = "mae" if name == "smooth_l1" and opts["beta"] == 0 else name  # smooth L1 with beta = 0 is L1
-            if _numba.kernel(kernel_name) is not None:
-                w_full = None if w is None else (w.reshape(x.shape) if w.shape == x2.shape else w)
-                params = tuple(opts[o] for o in _numba.options_of(kernel_name))
-                compiled = _compiled(kernel_name, x, t2.reshape(x.shape), w_full, params, u, keep, with_grad)
-                if compiled is not None:
-                    total, items, grad = compiled
-                    if not np.isfinite(total):
-                        return NotImplemented
-                    value = _finish(total, items, reduction, u, dt)
-                    return (value, grad) if with_grad else value
+        if name is not None:
+            w_full = None if w is None else (w.reshape(x.shape) if w.shape == x2.shape else w)
+            compiled = _compiled(name, opts, x, t2.reshape(x.shape), w_full, u, keep, with_grad)
+            if compiled is not None:
+                total, items, grad = compiled
+                if not np.isfinite(total):
+                    return NotImplemented
+                value = _finish(total, items, reduction, u, dt)
+                return (value, grad) if with_grad else value
         rows = max(1, ELEMENT_BLOCK // x2.shape[1])
         single = x2.shape[0] <= rows  # one block (small inputs): no threads, no scratch buffers
         per_item = np.empty(x2.shape, dt) if keep or single else None

@@ -10,7 +10,7 @@ first process on a machine compiles them. Used by ``_fast`` for inputs of at lea
 and not disabled (``LOSSLAB_NUMBA=0``); otherwise the NumPy blocked path runs. Both are held to
 the reference path by the tests. Numba is imported on first use, so ``import losslab`` stays light.
 
-Each kernel: kernel(x, t, w, u, l, g, *options) -> sum of the (weighted) losses, for 1-D contiguous
+Each kernel: kernel(x, t, w, u, l, g, *options) (``codegen.Variant.params`` in order) -> sum of the (weighted) losses, for 1-D contiguous
 x, t; w, l, g are empty arrays when absent (no weight, per-item losses or gradient not wanted).
 
 Which losses use them (``NAMES``) is measured (benchmarks/README.md): the losses that need exp or
@@ -19,7 +19,6 @@ log1p are faster as NumPy's vectorised ufuncs, which Numba's scalar libm calls (
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 import os
 
@@ -45,14 +44,6 @@ def kernel(name: str):
     if not AVAILABLE or name not in NAMES:
         return None
     return _module().KERNELS[name]
-
-
-@functools.cache
-def options_of(name: str) -> tuple[str, ...]:
-    """The options a kernel takes after its arrays, in order (without importing Numba)."""
-    from .definitions import codegen
-
-    return next(v.params for v in codegen.VARIANTS if v.name == name)
 
 
 def set_threads(n: int) -> None:

@@ -548,4 +548,3 @@ def focal_unweighted(x, t, w, u, l, g, gamma):
 
 
 KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted}
-PARAMS = {'mse': (), 'mae': (), 'huber': ('delta',), 'smooth_l1': ('beta',), 'log_cosh': (), 'quantile': ('q',), 'binary_cross_entropy': (), 'binary_cross_entropy_with_logits': (), 'hinge': ('margin',), 'squared_hinge': ('margin',), 'focal': ('alpha', 'gamma'), 'focal_unweighted': ('gamma',)}

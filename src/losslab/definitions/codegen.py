@@ -197,6 +197,19 @@ VARIANTS = (
 )
 
 
+def variant_for(loss_name: str, options: dict) -> Variant | None:
+    """The generated kernel computing loss ``loss_name`` with these option values (as the loss prepared
+    them: None where absent), or None: every option the variant fixes (to None) must be None and every
+    other one given. Smooth L1 with beta = 0 is exactly L1, so it runs mae's kernel."""
+    if loss_name == "smooth_l1" and options.get("beta") == 0:
+        loss_name, options = "mae", {}
+    for variant in VARIANTS:
+        if (variant.definition.name == loss_name and all(options.get(k) is v for k, v in variant.fixed.items())
+                and all(options.get(p) is not None for p in variant.params)):
+            return variant
+    return None
+
+
 def trace(variant: Variant):
     """(graph, value, gradient): the variant's value_and_grad recorded on symbols x, t and its options."""
     graph = Graph()
@@ -490,8 +503,7 @@ def numba_source() -> str:
         lines, value, grad = language.body(variant, "    ")
         parts.append(_NUMBA_LOSS.format(name=variant.name, params=_params(variant), body="\n".join(lines) or "    pass",
                                         value=value, grad=grad))
-    parts.append(f"\n\nKERNELS = {{{', '.join(f'{v.name!r}: {v.name}' for v in VARIANTS)}}}\n"
-                 f"PARAMS = {{{', '.join(f'{v.name!r}: {v.params!r}' for v in VARIANTS)}}}\n")
+    parts.append(f"\n\nKERNELS = {{{', '.join(f'{v.name!r}: {v.name}' for v in VARIANTS)}}}\n")
     return "".join(parts)
 
 
@@ -504,8 +516,7 @@ def triton_source() -> str:
         head = f"def {variant.name}_kernel("
         parts.append(_TRITON_LOSS.format(name=variant.name, params=_params(variant), body="\n".join(lines) or "    pass",
                                          value=value, grad=grad, pad=" " * len(head)))
-    parts.append(f"\n\nKERNELS = {{{', '.join(f'{v.name!r}: {v.name}_kernel' for v in VARIANTS)}}}\n"
-                 f"PARAMS = {{{', '.join(f'{v.name!r}: {v.params!r}' for v in VARIANTS)}}}\n")
+    parts.append(f"\n\nKERNELS = {{{', '.join(f'{v.name!r}: {v.name}_kernel' for v in VARIANTS)}}}\n")
     return "".join(parts)
 
 

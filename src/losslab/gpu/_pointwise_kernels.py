@@ -539,4 +539,3 @@ def focal_unweighted_kernel(X, T, W, G, L, PARTIAL, SCALE, n, gamma, HAS_WEIGHT:
 
 
 KERNELS = {'mse': mse_kernel, 'mae': mae_kernel, 'huber': huber_kernel, 'smooth_l1': smooth_l1_kernel, 'log_cosh': log_cosh_kernel, 'quantile': quantile_kernel, 'binary_cross_entropy': binary_cross_entropy_kernel, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits_kernel, 'hinge': hinge_kernel, 'squared_hinge': squared_hinge_kernel, 'focal': focal_kernel, 'focal_unweighted': focal_unweighted_kernel}
-PARAMS = {'mse': (), 'mae': (), 'huber': ('delta',), 'smooth_l1': ('beta',), 'log_cosh': (), 'quantile': ('q',), 'binary_cross_entropy': (), 'binary_cross_entropy_with_logits': (), 'hinge': ('margin',), 'squared_hinge': ('margin',), 'focal': ('alpha', 'gamma'), 'focal_unweighted': ('gamma',)}

@@ -22,34 +22,25 @@ from typing import Any
 import torch
 
 from .. import _reduce
+from ..definitions import codegen
 from .dispatch import _kernel_device, kernels_enabled
 
 BLOCK = 1024  # elements per program (4 warps: 8 float32 per thread); not tuned on a GPU yet
 _DTYPES = (torch.float16, torch.bfloat16, torch.float32)
 
 
-def variant_of(definition, options: dict) -> str | None:
-    """The generated kernel for a definition and its option values, or None if there is none."""
-    name = definition.name
-    if name == "smooth_l1" and options["beta"] == 0:
-        return "mae"  # smooth L1 with beta = 0 is exactly L1
-    if name == "focal" and options["alpha"] is None:
-        return "focal_unweighted"
-    if name == "binary_cross_entropy_with_logits" and options["pos_weight"] is not None:
-        return None
-    return name
-
-
 def launch(variant: str, x, t, w, options: tuple, scale, *, with_grad: bool, keep: bool, grad_dtype=None):
     """Run one generated kernel on same-shaped tensors: (sum of the weighted losses as a float32 0-d
     tensor, per-item losses or None, gradient times ``scale`` or None). ``scale``: a float32 tensor
     of one element on the device (no host sync, whatever computed it)."""
+    import triton
+
     from . import _pointwise_kernels
 
     n = x.numel()
     x, t = x.contiguous(), t.contiguous()
     w = w.contiguous() if w is not None else None
-    blocks = max(1, triton_cdiv(n, BLOCK))
+    blocks = max(1, triton.cdiv(n, BLOCK))
     partial = torch.empty(blocks, dtype=torch.float32, device=x.device)
     grad = torch.empty(x.shape, dtype=grad_dtype or x.dtype, device=x.device) if with_grad else None
     items = torch.empty(x.shape, dtype=x.dtype, device=x.device) if keep else None
@@ -62,10 +53,6 @@ def launch(variant: str, x, t, w, options: tuple, scale, *, with_grad: bool, kee
     return partial.sum(), items, grad
 
 
-def triton_cdiv(a: int, b: int) -> int:
-    return -(-a // b)
-
-
 def run(loss, xp, st, reduction: str, normalizer: Any, with_grad: bool):
     """The prepared call ``st`` of an elementwise loss: (value, (gradient,)) or value; NotImplemented
     when a kernel does not apply (see the module docstring)."""
@@ -74,12 +61,10 @@ def run(loss, xp, st, reduction: str, normalizer: Any, with_grad: bool):
             or (st.w is not None and not isinstance(st.w, torch.Tensor))):
         return NotImplemented
     options = loss.definition_options(st)
-    variant = variant_of(loss.definition, options)
+    variant = codegen.variant_for(loss.definition.name, options)
     if variant is None:
-        return NotImplemented
-    from . import _pointwise_kernels
-
-    params = tuple(options[p] for p in _pointwise_kernels.PARAMS[variant])
+        return NotImplemented  # e.g. BCE with logits with pos_weight
+    params = tuple(options[p] for p in variant.params)
     if not all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in params):
         return NotImplemented  # a 0-d tensor option: the torch operations take it as it is
     divisor = loss.divisor(xp, st)
@@ -89,7 +74,7 @@ def run(loss, xp, st, reduction: str, normalizer: Any, with_grad: bool):
         scale = _reduce.coefficient(xp, ones, divisor, reduction, normalizer).to(torch.float32).reshape(1)
     else:
         scale = torch.full((1,), u, dtype=torch.float32, device=x.device)
-    total, items, grad = launch(variant, x, st.t, st.w, tuple(float(p) for p in params), scale,
+    total, items, grad = launch(variant.name, x, st.t, st.w, tuple(float(p) for p in params), scale,
                                 with_grad=with_grad, keep=reduction == "none", grad_dtype=st.input_dtypes[0])
     if reduction == "none":
         value = items
