@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ._xp import is_array, is_concrete, is_floating, to_numpy
+from ._xp import is_array, is_concrete, is_floating, is_integral, namespace, to_numpy
 
 REDUCTIONS = ("none", "mean", "sum")
 
@@ -95,12 +95,8 @@ def _real_scalar(value: Any):
         return value, False
     if not is_array(value) or tuple(value.shape) != ():
         raise TypeError
-    dtype = value.dtype
-    if type(dtype).__module__ == "torch":
-        real = not dtype.is_complex and str(dtype) != "torch.bool"
-    else:
-        real = str(dtype) == "bfloat16" or np.dtype(dtype).kind in "iuf"
-    if not real:
+    xp = namespace(value)
+    if not (is_floating(xp, value) or is_integral(xp, value)):
         raise TypeError
     if not is_concrete(value):
         return None, True

@@ -157,14 +157,9 @@ class Loss:
                 try:
                     arguments[name] = np.asarray(value, dtype=np.float64)
                 except (TypeError, ValueError, OverflowError) as err:
-                    what = "a ragged nested list (rows of different lengths)" if "inhomogeneous" in str(err) else type(value).__name__
-                    raise TypeError(f"{name} must be an array or a list of numbers, got {what}") from None
-        kinds = {name: _xp.backend_of(arguments[name]) for name in self.inputs}
-        if len(set(kinds.values())) > 1:
-            seen = ", ".join(f"{name} is a {k} array" for name, k in kinds.items())
-            raise TypeError(f"{seen}: pass {', '.join(self.inputs)} as one kind of array "
-                            "(e.g. convert with torch.as_tensor or jax.numpy.asarray)")
-        xp = _xp.namespace(*(arguments[n] for n in self.inputs))
+                    raise TypeError(f"{name} must be an array or a list of numbers, "
+                                    f"got {_xp.ragged(err) or type(value).__name__}") from None
+        xp = _xp.namespace(*(arguments[n] for n in self.inputs), names=self.inputs)
         return xp, arguments, normalizer
 
     def _quick_bind(self, args, options) -> dict | None:

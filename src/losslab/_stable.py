@@ -89,7 +89,7 @@ def clamped_log(xp, x, floor: float = -100.0):
     """log(x) clamped below at ``floor`` (PyTorch's BCE convention), finite at x = 0."""
     tiny = math.exp(floor)
     safe = xp.where(x > tiny, x, xp.ones_like(x))
-    return xp.where(x > tiny, xp.log(safe), xp.where(xp.isnan(x), x, xp.full_like(x, floor)))  # NaN stays NaN
+    return xp.where(x > tiny, xp.log(safe), keep_nan(xp, x, xp.full_like(x, floor)))
 
 
 def safe_norm(xp, v, axis: int = -1, floor: float = 0.0):

@@ -82,15 +82,20 @@ def backend_of(x: Any) -> str:
 _NAMESPACES: dict[str, Any] = {}  # array-api-compat's namespace per kind, looked up once
 
 
-def namespace(*arrays: Any):
-    """The Array API namespace shared by ``arrays`` (all must be of one kind)."""
-    kinds = {backend_of(a) for a in arrays}
-    if len(kinds) > 1:
+def namespace(*arrays: Any, names: tuple[str, ...] = ()):
+    """The Array API namespace shared by ``arrays`` (all must be of one kind; ``names``, the arrays'
+    argument names, go into the error when they are not)."""
+    kinds = [backend_of(a) for a in arrays]
+    if len(set(kinds)) > 1:
+        if names:
+            seen = ", ".join(f"{n} is a {k} array" for n, k in zip(names, kinds))
+            raise TypeError(f"{seen}: pass {', '.join(names)} as one kind of array "
+                            "(e.g. convert with torch.as_tensor or jax.numpy.asarray)")
         raise TypeError(
-            f"inputs mix array kinds {sorted(kinds)}; pass all prediction inputs as one kind "
+            f"inputs mix array kinds {sorted(set(kinds))}; pass all prediction inputs as one kind "
             "(e.g. convert with torch.as_tensor or jax.numpy.asarray)"
         )
-    (kind,) = kinds
+    kind = kinds[0]
     if kind in ("torch", "numpy"):
         xp = _NAMESPACES.get(kind)
         if xp is None:
@@ -181,6 +186,12 @@ def compute_dtype(xp, dtype):
     return xp.float32 if is_half(xp, dtype) else dtype
 
 
+def ragged(err: Exception) -> str:
+    """For NumPy's error on a nested list whose rows differ in length, the words an error message uses
+    for it; "" for any other error."""
+    return "a ragged nested list (rows of different lengths)" if "inhomogeneous" in str(err) else ""
+
+
 def as_array(value: Any, xp, like, dtype=None, name: str = "targets", hint: str = "an array or a list of numbers"):
     """``value`` (a list, a scalar, a NumPy array or an array of ``like``'s kind) as an array of ``like``'s kind.
 
@@ -191,8 +202,7 @@ def as_array(value: Any, xp, like, dtype=None, name: str = "targets", hint: str 
         out = _converted(value, xp, like, dtype)
     except (TypeError, ValueError, OverflowError) as err:
         text = str(err)
-        what = "a ragged nested list (rows of different lengths)" if "inhomogeneous" in text else (
-            f"{type(value).__name__}: {text if len(text) <= 120 else text[:100] + '...'}")
+        what = ragged(err) or f"{type(value).__name__}: {text if len(text) <= 120 else text[:100] + '...'}"
         raise TypeError(f"{name} must be {hint}, got {what}") from None
     if not (is_floating(xp, out) or is_integral(xp, out) or out.dtype == xp.bool):
         raise TypeError(f"{name} must hold real numbers, got dtype {out.dtype}")
