@@ -71,14 +71,6 @@ def _index_rows(xp, x, targets, ignore_index: int | None, input_name: str):
     return safe, valid
 
 
-def _index_targets(xp, x, targets, ignore_index: int | None, input_name: str):
-    """One-hot targets (zero on ignored items) and the valid mask, class axis last."""
-    safe, valid = _index_rows(xp, x, targets, ignore_index, input_name)
-    classes = xp.arange(x.shape[_class_axis(x)], device=_xp.device(safe))
-    onehot = xp.astype((safe[..., None] == classes) & valid[..., None], x.dtype)
-    return onehot, valid
-
-
 def _index_distribution(xp, x, targets, ignore_index, w, smoothing, input_name):
     """The target distribution of class indices (softmax_rows.IndexTargets), its divisor and w_y."""
     safe, valid = _index_rows(xp, x, targets, ignore_index, input_name)
@@ -176,14 +168,17 @@ class CrossEntropy(Loss):
         return State(z=z, q=q, divisor=divisor, ndim=x.ndim, input_dtypes=(dtype,), z_scale=z_scale, cap=softcap,
                      row_weight=row_weight)
 
+    def _capped(self, xp, st):
+        return st.z if st.cap is None else softmax_rows.softcapped(xp, st.z, st.cap)
+
     def _rows(self, xp, st):
         """Capped logits, lse, log-probabilities and probabilities of every row (class axis last)."""
-        z = st.z if st.cap is None else softmax_rows.softcapped(xp, st.z, st.cap)
+        z = self._capped(xp, st)
         lse, p = _stable.logsumexp_and_softmax(xp, z, axis=-1)
         return z, lse, z - lse, p
 
     def terms(self, xp, st):
-        z = st.z if st.cap is None else softmax_rows.softcapped(xp, st.z, st.cap)
+        z = self._capped(xp, st)
         lse = _stable.logsumexp(xp, z, axis=-1, keepdims=True)  # the value alone needs no probabilities
         return softmax_rows.loss(xp, z - lse, st.q, lse[..., 0], st.row_weight, st.z_scale), st.divisor
 

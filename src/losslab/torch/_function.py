@@ -63,7 +63,9 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
 # kernels where registered, else the same definitions evaluated with NumPy. Measured on 2 cores, a
 # NumPy operation on a small array costs about 1 us and a torch CPU operation 4-10 us, and at large
 # sizes the blocks (threads, cache-sized, gradient written while the block is in cache) beat torch
-# operations 2-5x. Everything else (CUDA, fp16/bf16) evaluates the definitions with torch itself.
+# operations 2-5x. On CUDA a registered kernel runs on the prepared call (the generated Triton kernels
+# of the elementwise losses); everything else (other CUDA losses, fp16/bf16) evaluates the definitions
+# with torch itself.
 
 
 def _numpy_view(v: Any):
