@@ -102,6 +102,8 @@ class LossSpec:
     options: tuple[OptionSpec, ...] = ()
     hessian_text: str | None = None
     conventions: str = ""  # kinks, clamps, deliberate differences from PyTorch
+    # compares every item of the batch with every other (InfoNCE, SigLIP): work and memory grow as N²
+    pairwise_batch: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

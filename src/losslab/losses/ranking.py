@@ -261,6 +261,7 @@ class InfoNCE(Loss):
         options=(OptionSpec("temperature", "softmax temperature", Interval(0.0, None, closed="neither"), 0.01, 1.0),
                  OptionSpec("normalize", "L2-normalise the embeddings first", Choices((True, False))),),
         conventions="Rows are normalised as torch's F.normalize (norm floored at 1e-12).",
+        pairwise_batch=True,
     )
 
     def prepare(self, xp, a, b, *, temperature=0.07, normalize=True):
@@ -312,6 +313,7 @@ class SigLIP(Loss):
         options=(OptionSpec("t", "logit scale (multiplier)", Interval(0.0, None, closed="neither"), 0.1, 20.0),
                  OptionSpec("bias", "logit bias (negative: most pairs do not match)", Interval(), -20.0, 5.0),
                  OptionSpec("normalize", "L2-normalise the embeddings first", Choices((True, False)))),
+        pairwise_batch=True,
     )
 
     def prepare(self, xp, a, b, *, t=10.0, bias=-10.0, normalize=True):

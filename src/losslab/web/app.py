@@ -16,33 +16,41 @@
     GET  /api/quiz              the self-check questions, without their answers
     POST /api/quiz/answer       {"id", "choice"} -> {"correct", "answer", "explanation"}
 
-Requests are data only: JSON numbers, lists and a few names, checked against limits; nothing a
-client sends is evaluated as code. Bad requests get a 4xx with a message, never a 500.
+Requests are data only: standard JSON numbers (float64, int64), lists and a few names, checked
+against limits; nothing a client sends is evaluated as code. Bad requests get a 4xx with a message,
+never a 500. Large bodies and large work run on the app's bounded WorkPool, off the event loop.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import playground, quiz
 from .._spec import LossSpec
 from ..registry import get, get_loss, losses
+from .work import Busy, WorkPool
 
 MAX_BODY_BYTES = 1 << 20  # 1 MiB
 MAX_ELEMENTS = 100_000  # per array
 MAX_CLASSES = 1_000  # logits of the confidence explorer and the class playground
 MAX_COMPARED = 8  # losses on one comparison chart
+MAX_PAIRS = 2_000 ** 2  # a batch-pairwise loss's N x N similarities (InfoNCE, SigLIP): about 0.2 s, 32 MB each
+INLINE_BYTES = 64 << 10  # larger bodies are parsed on the pool, not on the event loop
+INLINE_WORK = 200_000  # numbers touched: more than this is computed on the pool
 STATIC = Path(__file__).parent / "static"
 CLASS_INDEX_LOSSES = ("cross_entropy", "nll", "multiclass_hinge")
 
@@ -98,9 +106,13 @@ def _array(field: str, value: Any, *, integers: bool = False) -> np.ndarray:
     if not isinstance(value, (list, int, float)) or isinstance(value, bool):
         raise BadRequest(f"{field} must be a number or a (nested) list of numbers")
     try:
-        arr = np.asarray(value, dtype=np.int64 if integers else np.float64)
+        arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
         raise BadRequest(f"{field} must be a number or a rectangular (nested) list of numbers") from None
+    if integers:  # whole numbers, possibly written 3.0 or 1e30: int64 must hold them exactly
+        if arr.size and np.abs(arr).max() >= 2.0 ** 63:
+            raise BadRequest(f"{field} holds {np.abs(arr).max():g}, beyond int64's range: class indices are small whole numbers")
+        arr = np.asarray(value, dtype=np.int64)
     if arr.size > MAX_ELEMENTS:
         raise BadRequest(f"{field} has {arr.size} numbers; the limit is {MAX_ELEMENTS}", 413)
     return arr
@@ -125,20 +137,101 @@ def _options(loss_name: str, value: Any) -> dict[str, Any]:
     return out
 
 
-async def _body(request: Request) -> dict[str, Any]:
+async def _read_body(request: Request) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
         raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes", 413)
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes", 413)
+    raw = bytearray()
     try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise BadRequest("the request body must be JSON") from None
+        async for chunk in request.stream():  # counted as it arrives: a chunked body has no declared length
+            raw += chunk
+            if len(raw) > MAX_BODY_BYTES:
+                raise BadRequest(f"request body over {MAX_BODY_BYTES} bytes", 413)
+    except ClientDisconnect:
+        raise BadRequest("the client went away before its request was complete", 408) from None
+    return bytes(raw)
+
+
+def _json_constant(name: str) -> None:
+    raise BadRequest(f"{name} is not a JSON number; send finite numbers only")
+
+
+def _json_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise BadRequest(f"the number {_short(text)} is beyond float64's range (about 1.8e308)")
+    return value
+
+
+def _json_int(text: str) -> int:
+    if len(text) > 20:  # before int(): a 5,000-digit number is refused, not converted
+        raise BadRequest(f"the integer {_short(text)} is beyond int64's range (19 digits at most)")
+    value = int(text)
+    if not -(1 << 63) <= value < 1 << 63:
+        raise BadRequest(f"the integer {text} is beyond int64's range [-2**63, 2**63)")
+    return value
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:12]}...({len(text)} characters)"
+
+
+def _parse(raw: bytes) -> dict[str, Any]:
+    """The body as a JSON object: standard JSON only (no NaN/Infinity), numbers in float64/int64 range."""
+    try:
+        data = json.loads(raw, parse_constant=_json_constant, parse_float=_json_float, parse_int=_json_int)
+    except RecursionError:
+        raise BadRequest("the request body's JSON is nested too deeply") from None
+    except UnicodeDecodeError:
+        raise BadRequest("the request body must be JSON in UTF-8") from None
+    except ValueError as err:
+        raise BadRequest(f"the request body must be JSON: {err}") from None
     if not isinstance(data, dict):
         raise BadRequest("the request body must be a JSON object")
     return data
+
+
+def _render(answer: Any) -> bytes:
+    return json.dumps(_finite(answer), allow_nan=False, separators=(",", ":")).encode()
+
+
+@dataclass(frozen=True)
+class Job:
+    """Work that a handler has checked and sized, to run where its size says (the loop or the pool)."""
+
+    work: int  # about how many numbers it touches
+    compute: Callable[[], Any]
+
+
+def _answer(outcome: Any) -> bytes:
+    return _render(outcome.compute() if isinstance(outcome, Job) else outcome)
+
+
+def _post(handler: Callable[[dict[str, Any]], Any]) -> Callable[[Request], Awaitable[Response]]:
+    """A POST route: handler(data) returns the answer, or a Job. A small body and small work are
+    handled on the event loop; a large body, or work over INLINE_WORK, on the app's pool."""
+
+    async def endpoint(request: Request) -> Response:
+        raw = await _read_body(request)
+        pool: WorkPool = request.app.state.pool
+        if len(raw) > INLINE_BYTES:
+            body = await _on(pool, lambda: _answer(handler(_parse(raw))))
+        else:
+            outcome = handler(_parse(raw))
+            if isinstance(outcome, Job) and outcome.work > INLINE_WORK:
+                body = await _on(pool, lambda: _answer(outcome))
+            else:
+                body = _answer(outcome)
+        return Response(body, media_type="application/json")
+
+    return endpoint
+
+
+async def _on(pool: WorkPool, job: Callable[[], bytes]) -> bytes:
+    try:
+        return await pool.run(job)
+    except Busy as err:
+        raise BadRequest(str(err), 503) from None
 
 
 def _loss_name(data: dict[str, Any]) -> str:
@@ -163,8 +256,7 @@ async def one_loss(request: Request) -> JSONResponse:
         raise BadRequest(err.args[0], 404) from None
 
 
-async def compute_loss(request: Request) -> JSONResponse:
-    data = await _body(request)
+def compute_loss(data: dict[str, Any]) -> Job:
     name = _loss_name(data)
     spec = get(name)
     if len(spec.inputs) > 2 or name in ("info_nce", "siglip", "contrastive", "triplet_margin"):
@@ -184,12 +276,28 @@ async def compute_loss(request: Request) -> JSONResponse:
     if not isinstance(reduction, str):
         raise BadRequest('"reduction" must be a string')
     options = _options(name, data.get("options"))
-    try:
-        value, grad = get_loss(name).value_and_grad(*args, reduction=reduction, **options)
-    except (ValueError, TypeError) as err:
-        raise BadRequest(str(err)) from None
-    grads = [g.tolist() for g in grad] if isinstance(grad, tuple) else np.asarray(grad).tolist()
-    return JSONResponse({"loss": name, "value": _finite(np.asarray(value).tolist()), "grad": _finite(grads)})
+
+    def compute() -> dict[str, Any]:
+        try:
+            value, grad = get_loss(name).value_and_grad(*args, reduction=reduction, **options)
+        except (ValueError, TypeError) as err:
+            raise BadRequest(str(err)) from None
+        grads = [g.tolist() for g in grad] if isinstance(grad, tuple) else np.asarray(grad).tolist()
+        return {"loss": name, "value": np.asarray(value).tolist(), "grad": grads}
+
+    return Job(_work(spec, inputs, args), compute)
+
+
+def _work(spec: LossSpec, inputs: list[np.ndarray], args: list[np.ndarray]) -> int:
+    """About how many numbers a loss call touches; a batch-pairwise loss is refused beyond MAX_PAIRS."""
+    work = sum(a.size for a in args)
+    if spec.pairwise_batch and inputs[0].ndim >= 1:
+        n = inputs[0].shape[0]
+        if n * n > MAX_PAIRS:
+            raise BadRequest(f"{spec.name} compares all N x N = {n * n:,} pairs of a batch of N = {n:,}; the limit is "
+                             f"{MAX_PAIRS:,} pairs (N <= {math.isqrt(MAX_PAIRS):,}): send a smaller batch", 413)
+        work += n * n
+    return work
 
 
 def _whole(value: Any) -> bool:
@@ -200,18 +308,17 @@ def _whole(value: Any) -> bool:
     return bool(np.all(arr == np.round(arr)))
 
 
-async def curve(request: Request) -> JSONResponse:
+def curve(data: dict[str, Any]) -> dict[str, Any]:
     from ..plots import _axis
 
-    data = await _body(request)
     name = _loss_name(data)
     target = _number(data, "target")
     try:
         axis = _axis(name, target, _options(name, data.get("options")), n=201)
     except (ValueError, TypeError) as err:
         raise BadRequest(str(err)) from None
-    return JSONResponse({"loss": name, "label": axis.label, "x": axis.x.tolist(),
-                         "values": _finite(axis.values.tolist()), "grads": _finite(axis.grads.tolist())})
+    return {"loss": name, "label": axis.label, "x": axis.x.tolist(), "values": axis.values.tolist(),
+            "grads": axis.grads.tolist()}
 
 
 def _number(data: dict[str, Any], key: str, default: float | None = None, range_hint: str = "") -> float | None:
@@ -222,9 +329,11 @@ def _number(data: dict[str, Any], key: str, default: float | None = None, range_
     return value
 
 
-def _class_index(value: Any, field: str = "target") -> int:
+def _class_index(value: Any, classes: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadRequest(f'"{field}" must be a class index (a whole number), got {json.dumps(value)}')
+        raise BadRequest(f'"target" must be a class index (a whole number), got {json.dumps(value)}')
+    if not 0 <= value < classes:
+        raise BadRequest(f'"target" is out of range: {value} is not a class index in [0, {classes - 1}]')
     return value
 
 
@@ -235,8 +344,7 @@ def _logits(data: dict[str, Any]) -> np.ndarray:
     return z
 
 
-async def compare_losses(request: Request) -> JSONResponse:
-    data = await _body(request)
+def compare_losses(data: dict[str, Any]) -> Job:
     options = data.get("options") or {}
     if not isinstance(options, dict) or not all(
             isinstance(v, (int, float)) and not isinstance(v, bool) for v in options.values()):
@@ -245,26 +353,32 @@ async def compare_losses(request: Request) -> JSONResponse:
     unknown = sorted(set(options) - known)
     if unknown:
         raise BadRequest(f"no loss has the option {unknown[0]!r}; options are {sorted(known)}")
-    try:
-        if "logits" in data:
-            board = playground.compare_classes(_logits(data), _class_index(data.get("target")), **options)
-        else:
-            if "predictions" not in data or "targets" not in data:
-                raise BadRequest('give "predictions" and "targets" (or "logits" and a class "target")')
-            board = playground.compare(_array("predictions", data["predictions"]), _array("targets", data["targets"]), **options)
-    except (ValueError, TypeError) as err:
-        raise BadRequest(str(err)) from None
-    return JSONResponse(_finite(board.to_dict()))
+    if "logits" in data:
+        logits = _logits(data)
+        target = _class_index(data.get("target"), logits.size)
+        job = Job(logits.size, lambda: playground.compare_classes(logits, target, **options))
+    else:
+        if "predictions" not in data or "targets" not in data:
+            raise BadRequest('give "predictions" and "targets" (or "logits" and a class "target")')
+        predictions, targets = _array("predictions", data["predictions"]), _array("targets", data["targets"])
+        job = Job(predictions.size + targets.size, lambda: playground.compare(predictions, targets, **options))
+
+    def compute() -> dict[str, Any]:
+        try:
+            return job.compute().to_dict()
+        except (ValueError, TypeError) as err:
+            raise BadRequest(str(err)) from None
+
+    return Job(job.work * len(losses()), compute)  # every loss that applies
 
 
-async def cross_entropy(request: Request) -> JSONResponse:
-    data = await _body(request)
+def cross_entropy(data: dict[str, Any]) -> dict[str, Any]:
     smoothing = _number(data, "label_smoothing", 0.0, " in [0, 1]")
     try:
-        report = playground.cross_entropy_report(_logits(data), _class_index(data.get("target")), float(smoothing))
+        logits = _logits(data)
+        return playground.cross_entropy_report(logits, _class_index(data.get("target"), logits.size), float(smoothing))
     except (ValueError, TypeError) as err:
         raise BadRequest(str(err)) from None
-    return JSONResponse(_finite(report))
 
 
 async def scenarios(request: Request) -> JSONResponse:
@@ -277,12 +391,11 @@ async def quiz_questions(request: Request) -> JSONResponse:
     return JSONResponse([q.public() for q in quiz.questions()])
 
 
-async def quiz_answer(request: Request) -> JSONResponse:
-    data = await _body(request)
+def quiz_answer(data: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(data.get("id"), str):
         raise BadRequest('"id" must name a question (GET /api/quiz lists them)')
     try:
-        return JSONResponse(quiz.grade(data["id"], data.get("choice")))
+        return quiz.grade(data["id"], data.get("choice"))
     except KeyError as err:
         raise BadRequest(err.args[0], 404) from None
     except ValueError as err:
@@ -300,10 +413,9 @@ async def comparisons(request: Request) -> JSONResponse:
     return JSONResponse({label: list(names) for label, names in COMPARISONS.items()})
 
 
-async def compare_curves(request: Request) -> JSONResponse:
+def compare_curves(data: dict[str, Any]) -> dict[str, Any]:
     from ..plots import shared_axis
 
-    data = await _body(request)
     names, target = data.get("losses"), _number(data, "target")
     if not isinstance(names, list) or not 1 <= len(names) <= MAX_COMPARED or not all(isinstance(n, str) for n in names):
         raise BadRequest(f'"losses" must be a list of 1 to {MAX_COMPARED} loss names (a name may end in ":sigmoid")')
@@ -313,8 +425,8 @@ async def compare_curves(request: Request) -> JSONResponse:
         raise BadRequest(err.args[0], 404) from None
     except (ValueError, TypeError) as err:
         raise BadRequest(str(err)) from None
-    return JSONResponse({"label": label, "x": axes[0][1].x.tolist(), "curves": [
-        {"loss": name, "values": _finite(a.values.tolist()), "grads": _finite(a.grads.tolist())} for name, a in axes]})
+    return {"label": label, "x": axes[0][1].x.tolist(), "curves": [
+        {"loss": name, "values": a.values.tolist(), "grads": a.grads.tolist()} for name, a in axes]}
 
 
 async def worked_examples(request: Request) -> JSONResponse:
@@ -325,16 +437,28 @@ async def worked_examples(request: Request) -> JSONResponse:
 
 async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BadRequest)
-    return JSONResponse({"error": str(exc)}, status_code=exc.status)
+    headers = {"Retry-After": "1"} if exc.status == 503 else None
+    return JSONResponse({"error": str(exc)}, status_code=exc.status, headers=headers)
 
 
-def create_app() -> Starlette:
+def create_app(pool: WorkPool | None = None) -> Starlette:
+    """The explorer's app. ``pool`` runs its heavy work (default: 2 workers, 8 waiting)."""
+    pool = pool or WorkPool()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        pool.close()
+
     routes = [Route("/", page), Mount("/static", StaticFiles(directory=STATIC), name="static"),
               Route("/api/losses", list_losses), Route("/api/losses/{name}", one_loss),
-              Route("/api/loss", compute_loss, methods=["POST"]), Route("/api/curve", curve, methods=["POST"]),
-              Route("/api/compare", compare_curves, methods=["POST"]), Route("/api/comparisons", comparisons),
-              Route("/api/playground", compare_losses, methods=["POST"]),
-              Route("/api/cross_entropy", cross_entropy, methods=["POST"]), Route("/api/scenarios", scenarios),
+              Route("/api/loss", _post(compute_loss), methods=["POST"]),
+              Route("/api/curve", _post(curve), methods=["POST"]),
+              Route("/api/compare", _post(compare_curves), methods=["POST"]), Route("/api/comparisons", comparisons),
+              Route("/api/playground", _post(compare_losses), methods=["POST"]),
+              Route("/api/cross_entropy", _post(cross_entropy), methods=["POST"]), Route("/api/scenarios", scenarios),
               Route("/api/examples", worked_examples), Route("/api/quiz", quiz_questions),
-              Route("/api/quiz/answer", quiz_answer, methods=["POST"])]
-    return Starlette(routes=routes, exception_handlers={BadRequest: _bad_request})
+              Route("/api/quiz/answer", _post(quiz_answer), methods=["POST"])]
+    app = Starlette(routes=routes, exception_handlers={BadRequest: _bad_request}, lifespan=lifespan)
+    app.state.pool = pool
+    return app

@@ -3,9 +3,13 @@ the address is known before the server starts."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import webbrowser
+
+REQUEST_SECONDS = 10.0  # a client's time to send a whole request (headers and body)
+MAX_CONNECTIONS = 256  # beyond this uvicorn answers 503
 
 
 def bind(host: str = "127.0.0.1", port: int = 0) -> socket.socket:
@@ -32,7 +36,46 @@ def url_of(sock: socket.socket) -> str:
     return f"http://{f'[{host}]' if ':' in host else host}:{port}/"
 
 
-def serve(sock: socket.socket, *, open_browser: bool = False) -> None:
+def deadline_protocol(seconds: float = REQUEST_SECONDS) -> type[asyncio.Protocol]:
+    """uvicorn's h11 protocol, plus a deadline: a connection that has not sent a complete request
+    within ``seconds`` of opening (or of its previous response) is closed. uvicorn alone waits
+    forever for slow headers or a partial body, so a few stalled clients could hold every socket."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class DeadlineH11Protocol(H11Protocol):
+        _deadline: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._deadline = asyncio.get_running_loop().call_later(seconds, self._expire)
+
+        def _disarm(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+                self._deadline = None
+
+        def _expire(self) -> None:
+            # DONE: the request is in and the answer is being computed; that is ours to finish
+            if self.conn.their_state is not h11.DONE and not self.transport.is_closing():
+                self.transport.close()
+
+    return DeadlineH11Protocol
+
+
+def serve(sock: socket.socket, *, open_browser: bool = False, request_seconds: float = REQUEST_SECONDS) -> None:
     """Serve the explorer on sock until interrupted; open the system's browser on it if asked."""
     import uvicorn
 
@@ -40,4 +83,6 @@ def serve(sock: socket.socket, *, open_browser: bool = False) -> None:
 
     if open_browser:
         threading.Timer(0.5, webbrowser.open, [url_of(sock)]).start()
-    uvicorn.Server(uvicorn.Config(create_app(), log_level="warning")).run(sockets=[sock])
+    config = uvicorn.Config(create_app(), log_level="warning", http=deadline_protocol(request_seconds),
+                            limit_concurrency=MAX_CONNECTIONS)
+    uvicorn.Server(config).run(sockets=[sock])
