@@ -2,7 +2,8 @@
 errors (the seeds' playground), and take a softmax cross-entropy apart.
 
 argparse (standard library) parses, because options take space-separated number lists
-(``--pred 1.5 2.5 3.0``), which click/typer options cannot; rich draws the tables.
+(``--pred 1.5 2.5 3.0``), which click/typer options cannot; rich draws the tables when the 'cli'
+extra is installed, and plain aligned text does without it (the core install).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -19,23 +22,63 @@ from .playground import compare, cross_entropy_report
 from .registry import get, losses
 
 COMPARE_OPTIONS = ("delta", "beta", "q", "margin")
+_MARKUP = re.compile(r"(?<!\\)\[/?bold\]")  # the only style this module's own text uses
 
 
-def _console():
+def _has_rich() -> bool:
     try:
-        from rich.console import Console
-    except ImportError:  # pragma: no cover - the cli extra is missing
-        sys.exit("the losslab command needs the 'cli' extra: pip install 'losslab[cli]'")
-    return Console(highlight=False, width=None if sys.stdout.isatty() else 120)  # pipes: no 80-column squeeze
+        import rich  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
-def _table(title: str, columns: list[str]):
-    from rich.table import Table
+def _escape(text: object) -> str:
+    """Data (formulas such as "-log softmax(z)[y]") printed as it is: rich would take "[y]" for a style."""
+    return str(text).replace("[", "\\[")
 
-    table = Table(title=title, title_justify="left")
-    for i, name in enumerate(columns):
-        table.add_column(name, justify="left" if i == 0 or name in ("tasks", "family") else "right", no_wrap=i == 0 or name.startswith("gradient"))
-    return table
+
+class _Table:
+    """Rows of text (never markup); drawn by rich when the 'cli' extra is installed, else as aligned
+    plain text (the core install has no rich). ``alert`` rows are drawn in bold red."""
+
+    def __init__(self, title: str, columns: list[str]) -> None:
+        self.title, self.columns, self.rows = title, columns, []
+
+    def add_row(self, *cells: object, alert: bool = False) -> None:
+        self.rows.append(([str(c) for c in cells], alert))
+
+    def _left(self, i: int) -> bool:
+        return i == 0 or self.columns[i] in ("tasks", "family")
+
+    def rich(self):
+        from rich.table import Table
+
+        table = Table(title=_escape(self.title), title_justify="left")
+        for i, name in enumerate(self.columns):
+            table.add_column(name, justify="left" if self._left(i) else "right",
+                             no_wrap=i == 0 or name.startswith("gradient"))
+        for cells, alert in self.rows:
+            table.add_row(*map(_escape, cells), style="bold red" if alert else None)
+        return table
+
+    def __str__(self) -> str:
+        lines = [self.columns, *(cells for cells, _ in self.rows)]
+        widths = [max(len(line[i]) for line in lines) for i in range(len(self.columns))]
+        text = ["  ".join(c.ljust(w) if self._left(i) else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
+                for line in lines]
+        return "\n".join([self.title, text[0], "  ".join("-" * w for w in widths), *text[1:]])
+
+
+def _say(item: _Table | str = "") -> None:
+    """Print a table, or a line of text in which [bold]...[/bold] marks emphasis and data went through _escape."""
+    if not _has_rich():
+        print(item if isinstance(item, _Table) else _MARKUP.sub("", item).replace("\\[", "["))
+        return
+    from rich.console import Console
+
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 120)  # pipes: no 80-column squeeze
+    console.print(item.rich() if isinstance(item, _Table) else item)
 
 
 def _numbers(values: list[float]) -> str:
@@ -47,11 +90,11 @@ def _cmd_list(args) -> None:
     if args.json:
         print(json.dumps([s.to_dict() for s in specs], indent=2))
         return
-    table = _table("losslab losses (losslab show NAME for formulas)", ["name", "family", "tasks", "convex", "smooth", "robust", "hessian"])
+    table = _Table("losslab losses (losslab show NAME for formulas)", ["name", "family", "tasks", "convex", "smooth", "robust", "hessian"])
     for s in specs:
         flags = (s.convex, s.smooth, s.robust_to_outliers, s.has_hessian)
         table.add_row(s.name, s.family, ", ".join(s.tasks), *("yes" if f else "no" for f in flags))
-    _console().print(table)
+    _say(table)
 
 
 def _cmd_show(args) -> None:
@@ -59,17 +102,17 @@ def _cmd_show(args) -> None:
     if args.json:
         print(json.dumps(spec.to_dict(), indent=2))
         return
-    console = _console()
-    console.print(f"[bold]{spec.name}[/bold] ({spec.family}; {', '.join(spec.tasks)}): {spec.summary}\n")
-    console.print(f"[bold]loss[/bold]\n{spec.formula_text}\n\n[bold]gradient[/bold]\n{spec.gradient_text}")
+    e = _escape
+    _say(f"[bold]{spec.name}[/bold] ({spec.family}; {', '.join(spec.tasks)}): {e(spec.summary)}\n")
+    _say(f"[bold]loss[/bold]\n{e(spec.formula_text)}\n\n[bold]gradient[/bold]\n{e(spec.gradient_text)}")
     if spec.hessian_text:
-        console.print(f"\n[bold]hessian[/bold]\n{spec.hessian_text}")
-    console.print(f"\n[bold]output layer[/bold]: {spec.output_layer}\n[bold]use it for[/bold]: {spec.when_to_use}")
+        _say(f"\n[bold]hessian[/bold]\n{e(spec.hessian_text)}")
+    _say(f"\n[bold]output layer[/bold]: {e(spec.output_layer)}\n[bold]use it for[/bold]: {e(spec.when_to_use)}")
     for option in spec.options:
-        console.print(f"[bold]option[/bold] {option.name} ({option.valid}): {option.description}")
+        _say(f"[bold]option[/bold] {option.name} ({e(option.valid)}): {e(option.description)}")
     if spec.conventions:
-        console.print(f"[bold]conventions[/bold]: {spec.conventions}")
-    console.print("[bold]equivalents[/bold]: " + "; ".join(f"{k}: {v}" for k, v in spec.peers.items()))
+        _say(f"[bold]conventions[/bold]: {e(spec.conventions)}")
+    _say("[bold]equivalents[/bold]: " + e("; ".join(f"{k}: {v}" for k, v in spec.peers.items())))
 
 
 def _cmd_compare(args) -> None:
@@ -84,15 +127,14 @@ def _cmd_compare(args) -> None:
         return
     if not board.results:
         sys.exit("error: no loss applies to these numbers:\n" + "\n".join(f"  {k}: {v}" for k, v in board.not_applicable.items()))
-    table = _table(f"Losses for predictions {_numbers(args.pred)}, targets {_numbers(args.target)} (mean over {len(args.pred)})",
+    table = _Table(f"Losses for predictions {_numbers(args.pred)}, targets {_numbers(args.target)} (mean over {len(args.pred)})",
                    ["loss", "value", "gradient d loss / d pred"])
     for name, r in board.results.items():
         label = name + "".join(f" ({k}={v:g})" for k, v in r["options"].items())
         table.add_row(label, f"{r['value']:.4f}", _numbers(r["grad"]))
-    console = _console()
-    console.print(table)
+    _say(table)
     if board.not_applicable:
-        console.print("not applicable to these numbers: " + ", ".join(board.not_applicable)
+        _say("not applicable to these numbers: " + ", ".join(board.not_applicable)
                       + " (0/1 targets add the binary losses, -1/+1 targets the hinge losses)")
 
 
@@ -104,17 +146,14 @@ def _cmd_ce(args) -> None:
     if args.json:
         print(json.dumps(report))
         return
-    table = _table(f"Softmax cross-entropy, true class {args.target}", ["class", "logit", "softmax p", "gradient p - y"])
+    table = _Table(f"Softmax cross-entropy, true class {args.target}", ["class", "logit", "softmax p", "gradient p - y"])
     for k, (z, p, g) in enumerate(zip(report["logits"], report["probabilities"], report["grad"])):
         marker = " <- true" if k == args.target else ""
         table.add_row(f"{k}{marker}", f"{z:.4f}", f"{p:.4f}", f"{g:+.4f}")
-    console = _console()
-    console.print(table)
+    _say(table)
     e = args.label_smoothing
     what = (f"(1 - {e:g}) (-log p[{args.target}]) + {e:g} mean_k(-log p[k])" if e else f"-log p[{args.target}]")
-    from rich.markup import escape  # "[k]" is text here, not a style
-
-    console.print(f"loss = {escape(what)} = [bold]{report['loss']:.4f}[/bold]"
+    _say(f"loss = {_escape(what)} = [bold]{report['loss']:.4f}[/bold]"
                   + (f"  (label_smoothing={e:g})" if e else ""))
 
 
@@ -177,26 +216,34 @@ def _cmd_recommend(args) -> None:
 
 def _cmd_experiment(args) -> None:
     from .experiments import EXPERIMENTS, run
+    from .experiments._core import check_name
 
     if args.name is None:
         for name, what in EXPERIMENTS.items():
             print(f"{name:14s} {what}")
         return
-    try:
-        result = run(args.name, progress=not args.json and sys.stderr.isatty(), seed=args.seed)
-    except KeyError as err:
-        sys.exit(f"error: {err.args[0]}")
+    check_name(args.name)  # a KeyError: main() prints it
+    existed: list[Path] = []
+    if args.out:  # checked before the run, which can take a while, not after it
+        from ._files import output_folder
+        from .plots import _pyplot
+
+        try:
+            _pyplot()
+            folder = output_folder(args.out)
+        except (ImportError, ValueError) as err:
+            sys.exit(f"error: {err}")
+        existed = list(folder.glob(f"{args.name}-*.png"))
+    result = run(args.name, progress=not args.json and sys.stderr.isatty(), seed=args.seed)
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
         print(result)
     if args.out:
-        try:
-            paths = result.save_plots(args.out)
-        except ImportError as err:
-            sys.exit(f"error: {err}")
-        if not args.json:
-            print("\nplots: " + ", ".join(str(p) for p in paths))
+        from ._files import wrote
+
+        paths = result.save_plots(args.out)
+        print(("\n" if not args.json else "") + wrote(paths, existed), file=sys.stderr if args.json else sys.stdout)
 
 
 def _cmd_metrics(args) -> None:
@@ -220,13 +267,12 @@ def _cmd_metrics(args) -> None:
     if args.json:
         print(json.dumps({**report, "threshold_for": None if choice is None else choice.__dict__}))
         return
-    table = _table(f"Binary metrics ({y.size} items, threshold {args.threshold:g} for the label metrics)", ["metric", "value"])
+    table = _Table(f"Binary metrics ({y.size} items, threshold {args.threshold:g} for the label metrics)", ["metric", "value"])
     for name, value in report.items():
         table.add_row(name, f"{value:.4f}")
-    console = _console()
-    console.print(table)
+    _say(table)
     if choice is not None:
-        console.print(str(choice))
+        _say(_escape(choice))
 
 
 def _cmd_check(args) -> None:
@@ -265,21 +311,31 @@ def _cmd_examples(args) -> None:
     if args.json:
         print(json.dumps([r.to_dict() for r in results]))
         return
-    table = _table("The seed documents' worked examples, recomputed", ["seed", "example", "formula", "printed", "computed", "verdict"])
+    table = _Table("The seed documents' worked examples, recomputed", ["seed", "example", "formula", "printed", "computed", "verdict"])
     for r in results:
         e = r.example
-        verdict = "-" if r.agrees is None else ("matches" if r.agrees else "[bold red]DIFFERS[/bold red]")
-        table.add_row(e.seed, e.title, e.formula, "-" if e.printed is None else f"{e.printed:.10g}", f"{r.computed:.4f}", verdict)
-    _console().print(table)
+        verdict = "-" if r.agrees is None else ("matches" if r.agrees else "DIFFERS")
+        table.add_row(e.seed, e.title, e.formula, "-" if e.printed is None else f"{e.printed:.10g}", f"{r.computed:.4f}", verdict,
+                      alert=r.agrees is False)
+    _say(table)
     wrong = sum(r.agrees is False for r in results)
     if wrong:
         numbers = "number differs" if wrong == 1 else "numbers differ"
-        _console().print(f"{wrong} printed {numbers} from what their own inputs give (see docs/seed-numbers.md).")
+        _say(f"{wrong} printed {numbers} from what their own inputs give (see docs/seed-numbers.md).")
 
 
 def _cmd_plot(args) -> None:
-    from .plots import PLOTS
+    from ._files import output_file, wrote
 
+    try:
+        from .plots import PLOTS, check_dpi, formats, save
+
+        check_dpi(args.dpi)
+        default_name = "-".join([args.name, *(args.loss or [])]).replace(":", "_") + ".png"
+        path = output_file(args.out, default_name, formats())  # before drawing: the mistake is told first
+    except (ImportError, ValueError) as err:
+        sys.exit(f"error: {err}")
+    existed = [path] if path.exists() else []
     options = {}
     for item in args.option or []:
         key, sep, value = item.partition("=")
@@ -299,12 +355,13 @@ def _cmd_plot(args) -> None:
             fig = kind(tuple(args.loss))
         else:
             fig = kind()
-        fig.savefig(args.out, dpi=args.dpi)
     except (KeyError, ValueError, TypeError) as err:
         sys.exit(f"error: {err.args[0] if isinstance(err, KeyError) else err}")
-    except ImportError as err:
-        sys.exit(f"error: {err}")
-    print(f"wrote {args.out}")
+    try:
+        save(fig, path, dpi=args.dpi)
+    except OSError as err:
+        sys.exit(f"error: cannot write {path}: {err.strerror or err}; nothing was written")
+    print(wrote([path], existed))
 
 
 def _cmd_quiz(args) -> None:
@@ -402,8 +459,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loss", nargs="+", metavar="NAME", help="the loss(es): one for landscape, several for compare ('mse:sigmoid' allowed)")
     p.add_argument("--target", type=float, help="the target for regression landscapes (default 3)")
     p.add_argument("--option", nargs="+", metavar="KEY=VALUE", help="loss options, e.g. delta=0.5")
-    p.add_argument("--out", required=True, metavar="FILE.png|svg")
-    p.add_argument("--dpi", type=int, default=110)
+    p.add_argument("--out", required=True, metavar="FILE.png|svg|pdf",
+                   help="the file (no extension: .png), or an existing folder (the figure's own name inside it)")
+    p.add_argument("--dpi", type=int, default=110, help="resolution of PNG files, 10 to 600 (default 110)")
     p.set_defaults(run=_cmd_plot)
 
     p = sub.add_parser("examples", help="every worked example of the seed documents, recomputed, with the printed number")
@@ -431,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("experiment", help="run a small training experiment that tests a seed claim (no NAME: list them)")
     p.add_argument("name", nargs="?")
-    p.add_argument("--out", metavar="DIR", help="save the experiment's plots (PNG) here")
+    p.add_argument("--out", metavar="DIR", help="save the experiment's plots (PNG) in this folder (created if needed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the table, histories and claims as JSON")
     p.set_defaults(run=_cmd_experiment)

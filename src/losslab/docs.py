@@ -8,6 +8,7 @@ import inspect
 import sys
 from pathlib import Path
 
+from ._files import atomic_write
 from .registry import FAMILIES, get_loss, losses
 
 
@@ -91,9 +92,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m losslab.docs", description="Write the loss reference (docs/losses.md).")
     parser.add_argument("path", nargs="?", default="docs/losses.md", type=Path, help="where to write (default: %(default)s)")
     path = parser.parse_args(sys.argv[1:] if argv is None else argv).path
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(render(), encoding="utf-8")
-    tmp.replace(path)  # atomic: never half a file
+    text = render()
+    try:
+        atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))  # never half a file
+    except OSError as err:
+        sys.exit(f"error: cannot write {path}: {err.strerror or err}")
     print(f"wrote {path}")
 
 

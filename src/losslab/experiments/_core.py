@@ -35,26 +35,20 @@ class ExperimentResult:
         return {"name": self.name, "title": self.title, "table": self.table, "histories": self.histories,
                 "claims": self.claims, "notes": self.notes}
 
-    def save_plots(self, directory: str | Path) -> list[Path]:
-        """Draw each plot into DIRECTORY/NAME-k.png (matplotlib, headless); returns the paths."""
-        try:
-            import matplotlib
+    def save_plots(self, directory: str | Path, *, dpi: int = 110) -> list[Path]:
+        """Draw each plot into DIRECTORY/NAME-k.png (matplotlib, headless; each file written atomically);
+        the folder is created if needed. Returns the paths."""
+        from .._files import output_folder
+        from ..plots import _pyplot, save
 
-            matplotlib.use("Agg")
-            import matplotlib.pyplot as plt
-        except ImportError as err:  # pragma: no cover - the plots extra is missing
-            raise ImportError("saving plots needs matplotlib: pip install 'losslab[plots]'") from err
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
+        plt = _pyplot()
+        out = output_folder(directory)
         paths = []
         for k, draw in enumerate(self.plots, start=1):
             fig, ax = plt.subplots(figsize=(6.4, 4.0))
             draw(ax)
             fig.tight_layout()
-            path = out / f"{self.name}-{k}.png"
-            fig.savefig(path, dpi=110)
-            plt.close(fig)
-            paths.append(path)
+            paths.append(save(fig, out / f"{self.name}-{k}.png", dpi=dpi))
         return paths
 
 
@@ -93,12 +87,18 @@ class Progress:
             self._bar.stop()
 
 
+def check_name(name: str) -> str:
+    """``name`` if it names an experiment, else a KeyError that lists them."""
+    if name not in EXPERIMENTS:
+        raise KeyError(f"no experiment named {name!r}; choose one of {', '.join(EXPERIMENTS)}")
+    return name
+
+
 def run(name: str, *, progress: bool = False, seed: int = 0) -> ExperimentResult:
     """Run one experiment by name (see ``EXPERIMENTS``); deterministic for a given ``seed``."""
     from . import runs
 
-    if name not in EXPERIMENTS:
-        raise KeyError(f"no experiment named {name!r}; choose one of {', '.join(EXPERIMENTS)}")
+    check_name(name)
     with Progress(progress) as report:
         return getattr(runs, name.replace("-", "_"))(seed=seed, progress=report)
 
