@@ -148,3 +148,18 @@ def test_output_paths(tmp_path):
     assert output_folder(tmp_path / "a" / "b").is_dir()
     assert wrote([tmp_path / "a.png", tmp_path / "b.png"], [tmp_path / "b.png"]) == (
         f"wrote {tmp_path / 'a.png'}, {tmp_path / 'b.png'} (replaced the previous file)")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (("compare", "--pred", "1e400", "--target", "1"), "argument --pred: '1e400' is not a finite number (beyond float64's range)"),
+    (("compare", "--pred", "1", "--target", "1", "--delta", "nan"), "argument --delta: 'nan' is not a finite number"),
+    (("ce", "--logits", "inf", "1", "--target", "0"), "argument --logits: 'inf' is not a finite number"),
+    (("ce", "--logits", "1", "2", "--target", "99999999999999999999999"), "an integer beyond int64's range"),
+    (("plot", "landscape", "--target", "nan", "--out", "x.png"), "argument --target: 'nan' is not a finite number"),
+    (("plot", "landscape", "--option", "delta=-inf", "--out", "x.png"), "--option delta: '-inf' is not a finite number"),
+])
+def test_numbers_the_command_line_cannot_use_are_refused(tmp_path, args, message):
+    out = run(*args, cwd=tmp_path)
+    assert out.returncode == 2 if "argument" in message else out.returncode == 1
+    assert message in out.stderr and "Traceback" not in out.stderr and out.stdout == ""
+    assert list(tmp_path.iterdir()) == []

@@ -205,8 +205,17 @@ def as_array(value: Any, xp, like, dtype=None, name: str = "targets", hint: str 
         what = ragged(err) or f"{type(value).__name__}: {text if len(text) <= 120 else text[:100] + '...'}"
         raise TypeError(f"{name} must be {hint}, got {what}") from None
     if not (is_floating(xp, out) or is_integral(xp, out) or out.dtype == xp.bool):
-        raise TypeError(f"{name} must hold real numbers, got dtype {out.dtype}")
+        raise TypeError(f"{name} must hold real numbers, got {_beyond_int64(out) or f'dtype {out.dtype}'}")
     return out
+
+
+def _beyond_int64(value: Any) -> str | None:
+    """NumPy keeps Python ints beyond int64 as objects: say so, rather than 'dtype object'."""
+    if isinstance(value, np.ndarray) and value.dtype == object and value.size and all(
+            isinstance(v, int) for v in value.flat):
+        widest = max(value.flat, key=abs)
+        return f"an integer beyond int64's range ({str(widest)[:12]}..., {len(str(abs(widest)))} digits)"
+    return None
 
 
 def _converted(value: Any, xp, like, dtype):
@@ -230,7 +239,7 @@ def _converted(value: Any, xp, like, dtype):
     else:
         value = np.asarray(value)
     if value.dtype.kind not in "biuf":
-        raise TypeError(f"dtype {value.dtype}")
+        raise TypeError(_beyond_int64(value) or f"dtype {value.dtype}")
     return xp.asarray(value, dtype=dtype, device=array_api_compat.device(like))
 
 

@@ -81,6 +81,17 @@ def _say(item: _Table | str = "") -> None:
     console.print(item.rich() if isinstance(item, _Table) else item)
 
 
+def _finite(text: str) -> float:
+    """An argparse type: a finite number ("1e400" would be inf, "nan" no number at all)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not np.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number" + (" (beyond float64's range)" if "e" in text.lower() or len(text) > 300 else ""))
+    return value
+
+
 def _numbers(values: list[float]) -> str:
     return "[" + ", ".join(f"{v + 0.0:.4f}" for v in values) + "]"  # + 0.0: no "-0.0000"
 
@@ -342,9 +353,9 @@ def _cmd_plot(args) -> None:
         if not sep:
             sys.exit(f"error: --option takes KEY=VALUE, got {item!r}")
         try:
-            options[key] = float(value)
-        except ValueError:
-            sys.exit(f"error: --option {key} must be a number, got {value!r}")
+            options[key] = _finite(value)
+        except argparse.ArgumentTypeError as err:
+            sys.exit(f"error: --option {key}: {err}")
     kind = PLOTS[args.name]
     try:
         if args.name == "landscape":
@@ -438,12 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_show)
 
     p = sub.add_parser("compare", help="every loss that applies to the same predictions and targets, with gradients (the playground)")
-    p.add_argument("--pred", type=float, nargs="+", required=True, help="predictions, separated by spaces")
-    p.add_argument("--target", type=float, nargs="+", required=True, help="targets, one per prediction")
-    p.add_argument("--delta", type=float, default=1.0, help="Huber's delta (default 1.0)")
-    p.add_argument("--beta", type=float, default=1.0, help="smooth L1's beta (default 1.0)")
-    p.add_argument("--q", type=float, default=0.5, help="the quantile loss's q (default 0.5)")
-    p.add_argument("--margin", type=float, default=1.0, help="the hinge losses' margin (default 1.0)")
+    p.add_argument("--pred", type=_finite, nargs="+", required=True, help="predictions, separated by spaces")
+    p.add_argument("--target", type=_finite, nargs="+", required=True, help="targets, one per prediction")
+    p.add_argument("--delta", type=_finite, default=1.0, help="Huber's delta (default 1.0)")
+    p.add_argument("--beta", type=_finite, default=1.0, help="smooth L1's beta (default 1.0)")
+    p.add_argument("--q", type=_finite, default=0.5, help="the quantile loss's q (default 0.5)")
+    p.add_argument("--margin", type=_finite, default=1.0, help="the hinge losses' margin (default 1.0)")
     p.add_argument("--json", action="store_true", help='print {"loss": {"value": ..., "grad": [...]}}')
     p.set_defaults(run=_cmd_compare)
 
@@ -457,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("plot", help="draw a figure: landscape, compare, confidence, outlier, gradient, parameter-landscape, accuracy-vs-loss")
     p.add_argument("name", choices=("landscape", "compare", "confidence", "outlier", "gradient", "parameter-landscape", "accuracy-vs-loss"))
     p.add_argument("--loss", nargs="+", metavar="NAME", help="the loss(es): one for landscape, several for compare ('mse:sigmoid' allowed)")
-    p.add_argument("--target", type=float, help="the target for regression landscapes (default 3)")
+    p.add_argument("--target", type=_finite, help="the target for regression landscapes (default 3)")
     p.add_argument("--option", nargs="+", metavar="KEY=VALUE", help="loss options, e.g. delta=0.5")
     p.add_argument("--out", required=True, metavar="FILE.png|svg|pdf",
                    help="the file (no extension: .png), or an existing folder (the figure's own name inside it)")
@@ -473,9 +484,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("csv", metavar="FILE.csv")
     p.add_argument("--labels", required=True, metavar="COLUMN", help="the 0/1 labels")
     p.add_argument("--scores", required=True, metavar="COLUMN", help="the model's scores or probabilities")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--recall", type=float, help="also find the threshold reaching this recall (e.g. 0.99)")
-    p.add_argument("--precision", type=float, help="also find the threshold reaching this precision")
+    p.add_argument("--threshold", type=_finite, default=0.5)
+    p.add_argument("--recall", type=_finite, help="also find the threshold reaching this recall (e.g. 0.99)")
+    p.add_argument("--precision", type=_finite, help="also find the threshold reaching this precision")
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_metrics)
 
@@ -506,9 +517,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_explore)
 
     p = sub.add_parser("ce", help="softmax probabilities, cross-entropy and its gradient for one row of logits")
-    p.add_argument("--logits", type=float, nargs="+", required=True)
+    p.add_argument("--logits", type=_finite, nargs="+", required=True)
     p.add_argument("--target", type=int, required=True, help="the true class index")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--label-smoothing", type=_finite, default=0.0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(run=_cmd_ce)
     return parser
