@@ -28,9 +28,8 @@ import time
 from datetime import date
 from pathlib import Path
 
-import numpy as np
-
 import _common
+import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
 SERVER = ("from losslab.web.server import bind, serve; s = bind(); print(s.getsockname()[1], flush=True); "

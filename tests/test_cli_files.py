@@ -143,7 +143,7 @@ def test_output_paths(tmp_path):
     assert output_file(tmp_path / "X.SVG", "d.png", ["png", "svg"]) == tmp_path / "X.SVG"
     (tmp_path / "dir.png").mkdir()
     assert output_file(tmp_path / "dir.png", "d.png", ["png"]) == tmp_path / "dir.png" / "d.png"
-    with pytest.raises(ValueError, match="use one of: .png, .svg"):
+    with pytest.raises(ValueError, match=r"use one of: \.png, \.svg"):
         output_file(tmp_path / "x.gif", "d.png", ["svg", "png"])
     assert output_folder(tmp_path / "a" / "b").is_dir()
     assert wrote([tmp_path / "a.png", tmp_path / "b.png"], [tmp_path / "b.png"]) == (

@@ -35,31 +35,35 @@ def _embeddings(n: int, d: int = 1) -> list:
 
 
 HUGE = str(10**400)
+
+
+def _put(template: str, value: object) -> str:
+    return template.replace("$", str(value))
 NESTED = "[" * 5000 + "1" + "]" * 5000
 
 
 @pytest.mark.parametrize(("route", "body", "message"), [
     ("/api/loss", '{"loss": "cross_entropy", "predictions": [[1, 2, 3]], "targets": [1e30]}', "beyond int64"),
-    ("/api/loss", '{"loss": "cross_entropy", "predictions": [[1, 2, 3]], "targets": [%d]}' % 2**63, "beyond int64"),
-    ("/api/loss", '{"loss": "mse", "predictions": [%s], "targets": [1]}' % HUGE, "beyond int64"),
-    ("/api/loss", '{"loss": "mse", "predictions": [%s], "targets": [1]}' % ("9" * 5000), "(5000 characters)"),
+    ("/api/loss", _put('{"loss": "cross_entropy", "predictions": [[1, 2, 3]], "targets": [$]}', 2**63), "beyond int64"),
+    ("/api/loss", _put('{"loss": "mse", "predictions": [$], "targets": [1]}', HUGE), "beyond int64"),
+    ("/api/loss", _put('{"loss": "mse", "predictions": [$], "targets": [1]}', ("9" * 5000)), "(5000 characters)"),
     ("/api/loss", '{"loss": "mse", "predictions": [1e400], "targets": [1]}', "beyond float64"),
     ("/api/loss", '{"loss": "mse", "predictions": [NaN], "targets": [1]}', "NaN is not a JSON number"),
-    ("/api/loss", '{"loss": "huber", "predictions": [1], "targets": [1], "options": {"delta": %s}}' % HUGE, "beyond int64"),
+    ("/api/loss", _put('{"loss": "huber", "predictions": [1], "targets": [1], "options": {"delta": $}}', HUGE), "beyond int64"),
     ("/api/loss", NESTED, "nested too deeply"),
-    ("/api/loss", '{"loss": "mse", "predictions": %s, "targets": 1}' % NESTED, "nested too deeply"),
-    ("/api/loss", '{"loss": "mse", "predictions": %s, "targets": 1}' % ("[" * 200 + "1" + "]" * 200), "rectangular"),
+    ("/api/loss", _put('{"loss": "mse", "predictions": $, "targets": 1}', NESTED), "nested too deeply"),
+    ("/api/loss", _put('{"loss": "mse", "predictions": $, "targets": 1}', ("[" * 200 + "1" + "]" * 200)), "rectangular"),
     ("/api/curve", '{"loss": "huber", "target": NaN}', "NaN is not a JSON number"),
     ("/api/curve", '{"loss": "huber", "target": Infinity}', "Infinity is not a JSON number"),
     ("/api/curve", '{"loss": "huber", "target": -Infinity}', "-Infinity is not a JSON number"),
-    ("/api/curve", '{"loss": "huber", "target": %s}' % HUGE, "beyond int64"),
-    ("/api/compare", '{"losses": ["mse"], "target": %s}' % HUGE, "beyond int64"),
+    ("/api/curve", _put('{"loss": "huber", "target": $}', HUGE), "beyond int64"),
+    ("/api/compare", _put('{"losses": ["mse"], "target": $}', HUGE), "beyond int64"),
     ("/api/compare", '{"losses": ["mse"], "target": NaN}', "NaN"),
-    ("/api/playground", '{"logits": [1, 2], "target": %s}' % HUGE, "beyond int64"),
-    ("/api/playground", '{"logits": [1, 2], "target": %d}' % 2**62, "out of range"),
-    ("/api/cross_entropy", '{"logits": [1, 2], "target": %d}' % 2**70, "beyond int64"),
+    ("/api/playground", _put('{"logits": [1, 2], "target": $}', HUGE), "beyond int64"),
+    ("/api/playground", _put('{"logits": [1, 2], "target": $}', 2**62), "out of range"),
+    ("/api/cross_entropy", _put('{"logits": [1, 2], "target": $}', 2**70), "beyond int64"),
     ("/api/cross_entropy", '{"logits": [1, 2], "target": 0, "label_smoothing": NaN}', "NaN"),
-    ("/api/quiz/answer", '{"id": "bce-p-0.05", "choice": %s}' % HUGE, "beyond int64"),
+    ("/api/quiz/answer", _put('{"id": "bce-p-0.05", "choice": $}', HUGE), "beyond int64"),
 ])
 def test_numbers_json_cannot_hold_and_deep_nesting_get_400(client, route, body, message):
     response = client.post(route, content=body.encode(), headers={"content-type": "application/json"})
@@ -78,9 +82,9 @@ class CountingPool(WorkPool):
         super().__init__(**kw)
         self.jobs = 0
 
-    async def run(self, job):
+    def submit(self, job):
         self.jobs += 1
-        return await super().run(job)
+        return super().submit(job)
 
 
 def test_heavy_work_runs_on_the_pool_and_small_work_on_the_loop():

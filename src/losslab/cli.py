@@ -245,7 +245,12 @@ def _cmd_experiment(args) -> None:
         except (ImportError, ValueError) as err:
             sys.exit(f"error: {err}")
         existed = list(folder.glob(f"{args.name}-*.png"))
-    result = run(args.name, progress=not args.json and sys.stderr.isatty(), seed=args.seed)
+    settings = {"losses": args.losses, "lr": args.lr, "epochs": args.epochs, **_key_values(args.option)}
+    try:
+        result = run(args.name, progress=not args.json and sys.stderr.isatty(), seed=args.seed,
+                     **{k: v for k, v in settings.items() if v is not None})
+    except (ValueError, TypeError) as err:
+        sys.exit(f"error: {err}")
     if args.json:
         print(json.dumps(result.to_dict()))
     else:
@@ -335,6 +340,20 @@ def _cmd_examples(args) -> None:
         _say(f"{wrong} printed {numbers} from what their own inputs give (see docs/seed-numbers.md).")
 
 
+def _key_values(items: list[str] | None) -> dict[str, float]:
+    """--option KEY=VALUE ... as {KEY: a finite number}."""
+    options = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            sys.exit(f"error: --option takes KEY=VALUE, got {item!r}")
+        try:
+            options[key] = _finite(value)
+        except argparse.ArgumentTypeError as err:
+            sys.exit(f"error: --option {key}: {err}")
+    return options
+
+
 def _cmd_plot(args) -> None:
     from ._files import output_file, wrote
 
@@ -347,15 +366,7 @@ def _cmd_plot(args) -> None:
     except (ImportError, ValueError) as err:
         sys.exit(f"error: {err}")
     existed = [path] if path.exists() else []
-    options = {}
-    for item in args.option or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            sys.exit(f"error: --option takes KEY=VALUE, got {item!r}")
-        try:
-            options[key] = _finite(value)
-        except argparse.ArgumentTypeError as err:
-            sys.exit(f"error: --option {key}: {err}")
+    options = _key_values(args.option)
     kind = PLOTS[args.name]
     try:
         if args.name == "landscape":
@@ -502,6 +513,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?")
     p.add_argument("--out", metavar="DIR", help="save the experiment's plots (PNG) in this folder (created if needed)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--losses", nargs="+", metavar="NAME", help="the losses to race (training experiments; quote names "
+                   "with spaces: 'bce + pos_weight')")
+    p.add_argument("--lr", type=_finite, help="learning rate (default: the experiment's)")
+    p.add_argument("--epochs", type=int, help="epochs of gradient descent (default: the experiment's)")
+    p.add_argument("--option", nargs="+", metavar="KEY=VALUE", help="loss options: delta, beta, pos_weight, alpha, "
+                   "gamma, label_smoothing (python -c \"import losslab.experiments as lx; print(lx.describe('outliers'))\")")
     p.add_argument("--json", action="store_true", help="print the table, histories and claims as JSON")
     p.set_defaults(run=_cmd_experiment)
 

@@ -9,8 +9,11 @@ the command line with a progress bar.
     >>> result = lx.run("outliers")
     >>> print(result)                  # the summary table and the checked claims
     >>> result.save_plots("plots/")    # PNG files (needs matplotlib)
+    >>> lx.run("outliers", losses=["mse", "huber"], delta=0.5, lr=0.3, epochs=2000, seed=1)  # the Train tab's settings
+    >>> lx.describe("imbalance")       # its racers and settings, with ranges and defaults
 """
 
 from ._core import EXPERIMENTS, ExperimentResult, run
+from .training import TRAININGS, describe, prepare, race
 
-__all__ = ["EXPERIMENTS", "ExperimentResult", "run"]
+__all__ = ["EXPERIMENTS", "TRAININGS", "ExperimentResult", "describe", "prepare", "race", "run"]

@@ -94,13 +94,30 @@ def check_name(name: str) -> str:
     return name
 
 
-def run(name: str, *, progress: bool = False, seed: int = 0) -> ExperimentResult:
-    """Run one experiment by name (see ``EXPERIMENTS``); deterministic for a given ``seed``."""
-    from . import runs
+def run(name: str, *, progress: bool = False, seed: int = 0, **settings: Any) -> ExperimentResult:
+    """Run one experiment by name (see ``EXPERIMENTS``); deterministic for given settings.
+
+    The training experiments (``TRAININGS``: outliers, sigmoid-trap, imbalance, overfitting) take the
+    settings of the explorer's Train tab: ``losses`` (the racers, a list of names), ``lr``, ``epochs``
+    and their loss options (``delta``, ``pos_weight``, ``alpha``, ``gamma``, ``label_smoothing``, ...);
+    ``describe(name)`` lists them with their ranges and defaults."""
+    from . import runs, training
 
     check_name(name)
+    if name not in training.TRAININGS:
+        if settings:
+            raise TypeError(f"{name} does not train; it takes only seed, got {sorted(settings)}")
+        with Progress(progress) as report:
+            return getattr(runs, name.replace("-", "_"))(seed=seed, progress=report)
+    race = training.race(training.prepare(name, seed=seed, **settings))
+    epochs = settings.get("epochs") or training.TRAININGS[name].defaults["epochs"]
     with Progress(progress) as report:
-        return getattr(runs, name.replace("-", "_"))(seed=seed, progress=report)
+        for step in race:
+            if isinstance(step, ExperimentResult):
+                return step
+            if step.epoch % 50 == 0 or step.epoch == epochs - 1:
+                report(step.epoch + 1, epochs, name)
+    raise AssertionError("a race ends with its result")  # pragma: no cover
 
 
 EXPERIMENTS = {

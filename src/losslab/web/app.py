@@ -15,6 +15,8 @@
     GET  /api/examples          the seed documents' worked examples, recomputed
     GET  /api/quiz              the self-check questions, without their answers
     POST /api/quiz/answer       {"id", "choice"} -> {"correct", "answer", "explanation"}
+    GET  /api/experiments       the training experiments of the Train tab: racers, settings, claim
+    GET  /api/train?experiment=...&losses=...&lr=...   a race streamed as server-sent events (train.py)
 
 Requests are data only: standard JSON numbers (float64, int64), lists and a few names, checked
 against limits; nothing a client sends is evaluated as code. Bad requests get a 4xx with a message,
@@ -23,6 +25,7 @@ never a 500. Large bodies and large work run on the app's bounded WorkPool, off 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -228,8 +231,13 @@ def _post(handler: Callable[[dict[str, Any]], Any]) -> Callable[[Request], Await
 
 
 async def _on(pool: WorkPool, job: Callable[[], bytes]) -> bytes:
+    return await _on_pool_now(pool, job)
+
+
+def _on_pool_now(pool: WorkPool, job: Callable[[], Any]) -> asyncio.Future:
+    """job started on the pool (a future), or 503 when the pool is full."""
     try:
-        return await pool.run(job)
+        return pool.submit(job)
     except Busy as err:
         raise BadRequest(str(err), 503) from None
 
@@ -443,6 +451,8 @@ async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
 
 def create_app(pool: WorkPool | None = None) -> Starlette:
     """The explorer's app. ``pool`` runs its heavy work (default: 2 workers, 8 waiting)."""
+    from . import train as train_routes
+
     pool = pool or WorkPool()
 
     @asynccontextmanager
@@ -458,7 +468,8 @@ def create_app(pool: WorkPool | None = None) -> Starlette:
               Route("/api/playground", _post(compare_losses), methods=["POST"]),
               Route("/api/cross_entropy", _post(cross_entropy), methods=["POST"]), Route("/api/scenarios", scenarios),
               Route("/api/examples", worked_examples), Route("/api/quiz", quiz_questions),
-              Route("/api/quiz/answer", _post(quiz_answer), methods=["POST"])]
+              Route("/api/quiz/answer", _post(quiz_answer), methods=["POST"]),
+              Route("/api/experiments", train_routes.experiments), Route("/api/train", train_routes.train)]
     app = Starlette(routes=routes, exception_handlers={BadRequest: _bad_request}, lifespan=lifespan)
     app.state.pool = pool
     return app

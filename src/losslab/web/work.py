@@ -34,16 +34,23 @@ class WorkPool:
     def held(self) -> int:
         return self._held
 
-    async def run(self, job: Callable[[], T]) -> T:
-        """job() on a worker thread; raises Busy when workers + waiting jobs are already held."""
+    def submit(self, job: Callable[[], T]) -> asyncio.Future[T]:
+        """Start job() on a worker thread now; raises Busy when workers + waiting jobs are already held."""
         if self._held >= self.workers + self.waiting:
             raise Busy(f"the server is busy with {self._held} large computations; retry in a moment")
         loop = asyncio.get_running_loop()
+        try:
+            future = self._executor.submit(job)
+        except RuntimeError:  # shut down: the server is stopping
+            raise Busy("the server is stopping") from None
         self._held += 1
-        future = self._executor.submit(job)
         # released when the job ends, not when its caller stops waiting: a thread cannot be interrupted
         future.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
-        return await asyncio.wrap_future(future)
+        return asyncio.wrap_future(future)
+
+    async def run(self, job: Callable[[], T]) -> T:
+        """job() on a worker thread, awaited; raises Busy as submit does."""
+        return await self.submit(job)
 
     def _release(self) -> None:
         self._held -= 1
