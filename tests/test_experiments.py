@@ -68,3 +68,53 @@ def test_cli(capsys, tmp_path):
     assert "[ok] the log loss Hessian is positive semi-definite" in out and (tmp_path / "convexity-1.png").exists()
     with pytest.raises(SystemExit, match="no experiment named"):
         main(["experiment", "nope"])
+
+
+def test_training_settings_are_checked_and_named():
+    with pytest.raises(TypeError, match="outliers has no setting 'gamma'"):
+        lx.run("outliers", gamma=1.0)
+    with pytest.raises(ValueError, match=r"lr must be a finite number in \(0, 100\], got -1"):
+        lx.run("sigmoid-trap", lr=-1)
+    with pytest.raises(ValueError, match=r"epochs must be an int in \[1, 100000\], got 0"):
+        lx.run("overfitting", epochs=0)
+    with pytest.raises(ValueError, match="epochs must be an int"):
+        lx.run("overfitting", epochs=2.5)
+    with pytest.raises(ValueError, match=r"losses must be 1 to 3 different names from \['bce'"):
+        lx.run("imbalance", losses=["bce", "bce"])
+    with pytest.raises(TypeError, match="losses must be a list of names"):
+        lx.run("imbalance", losses="bce")
+    with pytest.raises(TypeError, match="mle does not train; it takes only seed"):
+        lx.run("mle", lr=0.1)
+    with pytest.raises(KeyError, match="no training experiment named 'mle'"):
+        lx.describe("mle")
+
+
+def test_describe_lists_what_the_train_tab_offers():
+    info = lx.describe("imbalance")
+    assert info["default_racers"] == ["bce", "bce + pos_weight", "focal"] and info["metric"] == "recall"
+    settings = {s["name"]: s for s in info["settings"]}
+    assert list(settings) == ["lr", "epochs", "seed", "pos_weight", "alpha", "gamma"]
+    assert settings["pos_weight"]["default"] == 499.0 and settings["epochs"]["integer"]
+    assert lx.describe("overfitting")["settings"][0]["default"] is None  # auto: 1 / L
+
+
+def test_a_race_streams_what_run_returns_and_stops_when_asked():
+    whole = lx.run("outliers", losses=["mae", "huber"], delta=0.5, epochs=300, seed=2)
+    steps = list(lx.race(lx.prepare("outliers", losses=["mae", "huber"], delta=0.5, epochs=300, seed=2)))
+    assert [s.epoch for s in steps[:-1]] == list(range(300)) and steps[-1].to_dict() == whole.to_dict()
+    assert [s.metrics["huber"]["loss"] for s in steps[:-1]] == whole.histories["huber"]["loss"]
+    count = iter(range(10**6))
+    stopped = list(lx.race(lx.prepare("overfitting", epochs=50_000), stop=lambda: next(count) >= 40))
+    assert len(stopped) == 41 and len(stopped[-1].histories["mse"]["loss"]) == 40  # the result covers the epochs run
+    smoothed = lx.run("sigmoid-trap", label_smoothing=0.2, epochs=200)
+    assert smoothed.histories["bce with logits"]["loss"][-1] > lx.run("sigmoid-trap", epochs=200).histories[
+        "bce with logits"]["loss"][-1]  # smoothed targets cannot be fitted to zero loss
+
+
+def test_cli_takes_the_train_tabs_settings(capsys):
+    main(["experiment", "imbalance", "--losses", "bce + pos_weight", "--epochs", "100", "--option", "pos_weight=50",
+          "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert list(data["histories"]) == ["bce + pos_weight"] and len(data["histories"]["bce + pos_weight"]["loss"]) == 100
+    with pytest.raises(SystemExit, match="imbalance has no setting 'delta'"):
+        main(["experiment", "imbalance", "--option", "delta=1"])

@@ -171,8 +171,8 @@ def test_compare_overlays_the_seeds_comparisons(page):
     assert [c["loss"] for c in curves["curves"]] == ["binary_cross_entropy_with_logits", "mse:sigmoid"]
     for curve, (_, axis) in zip(curves["curves"], axes):
         np.testing.assert_allclose(curve["grads"], axis.grads)
-    drawn = page.evaluate("window.explorer.compare && document.querySelectorAll('#cmp-grads .u-series').length")
-    assert drawn >= 3  # x plus one legend row per loss
+    legend = page.text_content("#cmp-grads .u-legend")  # one entry per loss, named, without a hover value
+    assert "binary_cross_entropy_with_logits" in legend and "mse:sigmoid" in legend and "--" not in legend
     assert page.is_hidden("#cmp-target-box")  # logits have no target to slide
 
     page.click("#cmp-presets button[data-preset='MSE vs MAE vs Huber']")
@@ -273,6 +273,97 @@ def test_screenshot(page):
     path = ARTIFACTS / "explorer.png"
     page.screenshot(path=str(path), full_page=False)
     assert path.stat().st_size > 20_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _open(page, server: str, query: str) -> None:
+    page.goto(server + query)
+    page.wait_for_selector("body[data-ready=true]", timeout=30_000)
+
+
+def _train_run_ended(page, timeout: float = 120_000) -> dict:
+    page.wait_for_function("window.explorer.train && window.explorer.train.ended", timeout=timeout)
+    return page.evaluate("window.explorer.train")
+
+
+@pytest.mark.parametrize("tab", ["losses", "compare", "playground", "confidence", "examples", "quiz", "train"])
+def test_every_tab_is_reachable_by_its_url(page, server, tab):
+    _open(page, server, f"?tab={tab}")
+    visible = page.eval_on_selector_all("section.tab", "els => els.filter(e => !e.hidden).map(e => e.id)")
+    assert visible == [tab]
+    assert page.get_attribute(f"#tabs button[data-tab={tab}]", "class") == "active"
+    page.click("#tabs button[data-tab=quiz]")
+    assert page.evaluate("location.search") == "?tab=quiz"  # clicking a tab gives a link to it
+
+
+def test_opening_the_page_opens_no_stream_and_start_opens_one(page, server):
+    streams = []
+    page.on("request", lambda r: streams.append(r.url) if "/api/train" in r.url else None)
+    _open(page, server, "?tab=train&experiment=sigmoid-trap&epochs=50")  # settings, but no run=1: nothing starts
+    page.wait_for_timeout(300)
+    assert streams == [] and page.evaluate("window.explorer.train") is None
+    assert page.input_value("#train-set-epochs") == "50" and page.input_value("#train-experiment") == "sigmoid-trap"
+    page.click("#train-start")
+    state = _train_run_ended(page)
+    assert len(streams) == 1 and len(state["epochs"]) == 50 and state["stopped"] is None
+
+
+def test_a_streamed_run_is_the_terminals_run(page, server, capsys):
+    from losslab.cli import main
+
+    _open(page, server, "?tab=train&experiment=outliers&losses=mse&losses=huber&epochs=400&delta=0.5&seed=3&run=1")
+    state = _train_run_ended(page)
+    main(["experiment", "outliers", "--losses", "mse", "huber", "--epochs", "400", "--option", "delta=0.5", "--seed", "3",
+          "--json"])
+    cli = json.loads(capsys.readouterr().out)
+    assert state["epochs"] == list(range(400)) and state["firstEpochMs"] is not None
+    for racer in ("mse", "huber"):  # every streamed epoch, bit for bit
+        assert state["metrics"][racer] == cli["histories"][racer]
+    assert state["result"]["claims"] == cli["claims"] and state["result"]["table"] == cli["table"]
+    verdicts = page.eval_on_selector_all("#train-verdicts li", "els => els.map(e => [e.className, e.textContent])")
+    assert verdicts == [["ok" if held else "not-met", f"{'holds' if held else 'not met'}: {claim}"]
+                        for claim, held in cli["claims"].items()]
+    assert page.text_content("#train-status").startswith("finished: 400 epochs")
+    assert page.text_content("#train-cli") == ("losslab experiment outliers --losses mse huber --lr 0.5 --epochs 400 "
+                                               "--seed 3 --option delta=0.5 beta=1 --json")
+    assert len(_table(page, "#train-table")) == 2
+
+
+def test_a_run_can_be_stopped_and_restarted(page, server):
+    _open(page, server, "?tab=train&experiment=overfitting&epochs=100000&run=1")
+    page.wait_for_function("window.explorer.train && window.explorer.train.epochs.length > 200", timeout=30_000)
+    page.click("#train-stop")
+    state = _train_run_ended(page)
+    assert state["stopped"] == "stopped" and state["result"] is None and 200 < len(state["epochs"]) < 100_000
+    page.wait_for_timeout(300)
+    assert len(page.evaluate("window.explorer.train.epochs")) == len(state["epochs"])  # nothing arrives after Stop
+    assert "stopped after" in page.text_content("#train-status") and page.is_enabled("#train-start")
+    page.fill("#train-set-epochs", "120")
+    page.click("#train-start")
+    again = _train_run_ended(page)
+    assert again["stopped"] is None and len(again["epochs"]) == 120 and again["result"]["claims"]
+    assert "epochs=120" in page.evaluate("location.search")  # the address is the run's link
+
+
+def test_bad_settings_are_refused_before_a_run(page, server):
+    _open(page, server, "?tab=train&experiment=imbalance")
+    page.fill("#train-set-lr", "-1")
+    page.click("#train-start")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "lr must be a finite number in (0, 100], got -1" in page.text_content("#error")
+    assert page.text_content("#train-status") == "not started"
+    expected = [p for p in page.problems if "status of 400" in p]
+    assert len(expected) == 1
+    page.problems.remove(expected[0])
+
+
+def test_train_screenshot(page, server):
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    _open(page, server, "?tab=train&experiment=sigmoid-trap&run=1")
+    _train_run_ended(page)
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    path = ARTIFACTS / "explorer-train.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.stat().st_size > 20_000
 
 
 def test_the_page_needs_nothing_from_the_internet():

@@ -148,6 +148,7 @@ def test_the_pool_refuses_what_it_cannot_hold():
 
 
 DEADLINE = 0.3  # seconds
+LIVE_POOL = WorkPool(workers=1, waiting=0)  # the live server's: one training run at a time
 
 
 @pytest.fixture(scope="module")
@@ -168,7 +169,7 @@ def live_server():
         await asyncio.sleep(2 * DEADLINE)
         return PlainTextResponse("done")
 
-    app = Starlette(routes=[Route("/slow", slow, methods=["POST"]), Mount("/", create_app())])
+    app = Starlette(routes=[Route("/slow", slow, methods=["POST"]), Mount("/", create_app(LIVE_POOL))])
     errors: list[str] = []
     handler = logging.Handler()
     handler.emit = lambda record: errors.append(record.getMessage())
@@ -237,3 +238,68 @@ def test_load_thousands_of_requests_at_concurrency_16_without_an_error(tmp_path)
     for phase in (mixed, beside):  # figures are reported, not judged: they depend on the machine
         assert 0 < phase["p50_ms"] <= phase["p99_ms"] <= phase["max_ms"]
     print("\n" + (tmp_path / f"web_load-{result['meta']['date']}.md").read_text())
+
+
+def _events(lines) -> list[tuple[str, dict]]:
+    events, kind = [], None
+    for line in lines:
+        if line.startswith("event: "):
+            kind = line[7:]
+        elif line.startswith("data: "):
+            events.append((kind, json.loads(line[6:])))
+    return events
+
+
+def test_a_training_run_streams_every_epoch_then_its_result(live_server):
+    import losslab.experiments as lx
+
+    url = f"http://127.0.0.1:{live_server}/api/train?experiment=sigmoid-trap&epochs=120&label_smoothing=0.1&seed=4"
+    with httpx.stream("GET", url, timeout=60) as answer:
+        assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/event-stream")
+        events = _events(answer.iter_lines())
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and set(kinds[1:-1]) == {"epochs"}
+    start, end = events[0][1], events[-1][1]
+    assert start["settings"]["label_smoothing"] == 0.1 and len(start["scene"]["points"]["x"]) == 400
+    streamed = {}
+    for _, batch in events[1:-1]:
+        for racer, values in batch["metrics"].items():
+            for key, series in values.items():
+                streamed.setdefault(racer, {}).setdefault(key, []).extend(series)
+    expected = lx.run("sigmoid-trap", epochs=120, label_smoothing=0.1, seed=4)
+    assert streamed == expected.histories and end["result"]["claims"] == expected.claims
+    assert end["stopped"] is None and end["epochs_run"] == 120
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("experiment=nope", '"experiment" must be one of'),
+    ("experiment=outliers&gamma=2", "outliers has no setting 'gamma'"),
+    ("experiment=outliers&lr=abc", "lr must be a number, got 'abc'"),
+    ("experiment=outliers&lr=nan", "lr must be a finite number"),
+    ("experiment=outliers&epochs=1000000", "epochs must be an int in [1, 100000]"),
+    ("experiment=outliers&losses=mse&losses=hinge", "losses must be 1 to 5 different names"),
+])
+def test_bad_training_settings_get_400_before_any_stream(client, query, message):
+    answer = client.get(f"/api/train?{query}")
+    assert answer.status_code == 400 and message in answer.json()["error"], answer.text
+
+
+def test_closing_the_stream_stops_the_run_and_frees_its_worker(live_server):
+    url = f"http://127.0.0.1:{live_server}/api/train?experiment=overfitting&epochs=100000"
+    start = time.perf_counter()
+    with httpx.stream("GET", url, timeout=60) as answer:
+        for line in answer.iter_lines():
+            if line.startswith("event: epochs"):
+                break  # the first epoch arrived: leave
+    first = time.perf_counter() - start
+    assert first < 10  # streamed as computed, not after the 100,000 epochs
+    with httpx.stream("GET", url, timeout=30) as busy:  # the only worker may still be stopping the first run
+        status = busy.status_code
+        if status == 503:
+            busy.read()
+            assert "busy" in busy.json()["error"] and busy.headers["retry-after"] == "1"
+    assert status in (200, 503)
+    deadline = time.perf_counter() + 10
+    while LIVE_POOL.held and time.perf_counter() < deadline:  # closed streams stop their runs
+        time.sleep(0.05)
+    assert LIVE_POOL.held == 0, "a run went on after its client left"

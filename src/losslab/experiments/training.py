@@ -285,7 +285,7 @@ class SigmoidTrap(Training):
                 return {"loss": float(value), "gradient": math.hypot(gw, gb), "accuracy": accuracy}
 
             def curve():
-                grid = np.linspace(-3, 3, 61)
+                grid = np.linspace(x.min(), x.max(), 61)
                 return {"x": grid.tolist(), "y": sigmoid(model["w"] * grid + model["b"]).tolist()}
 
             return Racer(name, step, curve)

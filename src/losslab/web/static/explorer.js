@@ -53,11 +53,22 @@ function latestOnly(fn) {
   };
 }
 
-// ---- tabs ---------------------------------------------------------------------------------
+// ---- tabs (?tab=NAME opens one) ----------------------------------------------------------------
+function showTab(name) {
+  const button = document.querySelector(`#tabs button[data-tab="${CSS.escape(name)}"]`);
+  if (!button) return;
+  for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b === button);
+  for (const section of document.querySelectorAll("section.tab")) section.hidden = section.id !== name;
+}
+
 for (const button of document.querySelectorAll("#tabs button")) {
   button.addEventListener("click", () => {
-    for (const b of document.querySelectorAll("#tabs button")) b.classList.toggle("active", b === button);
-    for (const section of document.querySelectorAll("section.tab")) section.hidden = section.id !== button.dataset.tab;
+    showTab(button.dataset.tab);
+    const url = new URL(location.href);
+    if (url.searchParams.get("tab") !== button.dataset.tab) {
+      url.search = button.dataset.tab === "losses" ? "" : `?tab=${button.dataset.tab}`;
+      history.replaceState(null, "", url);
+    }
   });
 }
 
@@ -134,7 +145,8 @@ const updateCurve = latestOnly(async () => {
   if (!explorer.chart) {
     const box = $("#landscape");
     explorer.chart = new uPlot({
-      width: Math.max(320, box.clientWidth), height: 300, pxAlign: false, // smooth curves, not pixel steps
+      width: Math.max(280, box.clientWidth), height: 300, pxAlign: false, // smooth curves, not pixel steps
+      legend: { live: false }, // the series' names, not "--" until hovered
       scales: { x: { time: false } },
       axes: [{ label: curve.label }, { scale: "loss", label: "loss" },
         { scale: "grad", side: 1, label: "gradient", grid: { show: false } }],
@@ -150,9 +162,10 @@ const updateCurve = latestOnly(async () => {
 const PALETTE = ["#2563eb", "#dc2626", "#16a34a", "#9333ea", "#ea580c", "#0891b2", "#be185d", "#4b5563"];
 const cmp = { target: 3, charts: [] };
 
-function lineChart(box, label, names, yLabel, data) {
+function lineChart(box, label, names, yLabel, data, logY = false) {
   return new uPlot({
-    width: Math.max(320, box.clientWidth || 900), height: 260, pxAlign: false, scales: { x: { time: false } },
+    width: Math.max(280, box.clientWidth || 900), height: 260, pxAlign: false, legend: { live: false }, // names, not "--"
+    scales: { x: { time: false }, y: logY ? { distr: 3 } : {} },
     axes: [{ label }, { label: yLabel }],
     series: [{ label }, ...names.map((name, i) => ({ label: name, stroke: PALETTE[i % PALETTE.length], width: 2 }))],
   }, data, box);
@@ -195,6 +208,7 @@ async function loadCompare() {
   document.querySelector("#tabs button[data-tab=compare]").addEventListener("click", () => {
     if (!cmp.charts.length) choose(Object.values(presets)[0]);
   });
+  if (!$("#compare").hidden) choose(Object.values(presets)[0]); // opened by ?tab=compare
 }
 
 // ---- playground -------------------------------------------------------------------------------
@@ -325,9 +339,260 @@ async function loadQuiz() {
   }));
 }
 
+// ---- train: losses race on one model, streamed epoch by epoch ----------------------------------------
+const train = { experiments: [], experiment: null, controller: null, charts: [], state: null };
+explorer.train = null; // what the running or last run has received (tests read it)
+
+async function loadTrain() {
+  train.experiments = await api("/api/experiments");
+  const select = $("#train-experiment");
+  select.replaceChildren(...train.experiments.map((e) => el("option", { value: e.name }, e.name)));
+  select.addEventListener("change", () => buildTrain(select.value));
+  $("#train-start").addEventListener("click", () => startRun());
+  $("#train-stop").addEventListener("click", () => stopRun("stopped"));
+  const params = new URLSearchParams(location.search);
+  const wanted = params.get("tab") === "train" && train.experiments.some((e) => e.name === params.get("experiment"));
+  buildTrain(wanted ? params.get("experiment") : train.experiments[0].name, wanted ? params : null);
+  if (wanted && params.get("run") === "1") startRun();
+}
+
+function buildTrain(name, params = null) {
+  const exp = (train.experiment = train.experiments.find((e) => e.name === name));
+  $("#train-experiment").value = name;
+  const chosen = params?.getAll("losses").length ? params.getAll("losses") : exp.default_racers;
+  $("#train-racers").replaceChildren(...Object.entries(exp.racers).map(([racer, what]) => {
+    const box = el("input", { type: "checkbox", value: racer });
+    box.checked = chosen.includes(racer);
+    box.addEventListener("change", updateTrainLink);
+    return el("label", { title: what }, box, " ", racer);
+  }));
+  $("#train-settings").replaceChildren(...exp.settings.map((s) => {
+    const given = params?.get(s.name);
+    const input = el("input", { type: "number", id: `train-set-${s.name}`, "data-setting": s.name, step: "any",
+      placeholder: s.default === null ? "auto" : String(s.default), title: `${s.description}: ${s.valid}${s.none_means ? `; empty: ${s.none_means}` : ""}` });
+    input.value = given ?? (s.default === null ? "" : String(s.default));
+    input.addEventListener("input", updateTrainLink);
+    return el("label", { title: input.title }, s.name, " ", input);
+  }));
+  $("#train-claim").textContent = `The claim: ${exp.claim}.`;
+  $("#train-metric-title").textContent = `${exp.metric}, per epoch`;
+  updateTrainLink();
+}
+
+function trainQuery() {
+  const query = new URLSearchParams({ experiment: train.experiment.name });
+  for (const box of document.querySelectorAll("#train-racers input:checked")) query.append("losses", box.value);
+  for (const input of document.querySelectorAll("#train-settings input")) {
+    if (input.value.trim() !== "") query.append(input.dataset.setting, input.value.trim());
+  }
+  return query;
+}
+
+function updateTrainLink() {
+  const query = trainQuery();
+  $("#train-link").href = `?tab=train&${query}&run=1`;
+  const flags = [...query.getAll("losses").length ? ["--losses", ...query.getAll("losses").map((n) => (/\s|\+/.test(n) ? `'${n}'` : n))] : []];
+  const options = [];
+  for (const [key, value] of query) {
+    if (key === "lr" || key === "epochs" || key === "seed") flags.push(`--${key}`, value);
+    else if (key !== "experiment" && key !== "losses") options.push(`${key}=${value}`);
+  }
+  if (options.length) flags.push("--option", ...options);
+  $("#train-cli").textContent = `losslab experiment ${train.experiment.name} ${flags.join(" ")} --json`;
+}
+
+function stopRun(reason) {
+  if (train.controller) train.controller.abort(reason);
+  train.controller = null;
+  $("#train-start").disabled = false;
+  $("#train-stop").disabled = true;
+}
+
+async function startRun() {
+  stopRun("restarted");
+  const query = trainQuery();
+  const controller = (train.controller = new AbortController());
+  const state = (explorer.train = train.state = { query: query.toString(), started: performance.now(), firstEpochMs: null,
+    epochs: [], metrics: {}, curves: {}, scene: null, result: null, ended: false, stopped: null });
+  $("#train-verdicts").replaceChildren();
+  $("#train-table thead").replaceChildren();
+  $("#train-table tbody").replaceChildren();
+  $("#train-status").textContent = "starting…";
+  $("#train-start").disabled = true;
+  $("#train-stop").disabled = false;
+  history.replaceState(null, "", `?tab=train&${query}&run=1`);
+  let response;
+  try {
+    response = await fetch(`/api/train?${query}`, { signal: controller.signal });
+  } catch (err) { return endRun(state, "stopped"); }
+  if (!response.ok) {
+    const data = await response.json().catch(() => ({}));
+    showError(data.error || `${response.status} ${response.statusText}`);
+    $("#train-status").textContent = "not started";
+    return stopRun();
+  }
+  showError(null);
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = "";
+  try {
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffer += value;
+      let cut;
+      while ((cut = buffer.indexOf("\n\n")) >= 0) { // one server-sent event: "event: KIND\ndata: JSON"
+        const lines = buffer.slice(0, cut).split("\n");
+        buffer = buffer.slice(cut + 2);
+        const kind = lines.find((l) => l.startsWith("event: "))?.slice(7);
+        const data = JSON.parse(lines.find((l) => l.startsWith("data: ")).slice(6));
+        onTrainEvent(state, kind, data);
+      }
+    }
+  } catch (err) {
+    if (!controller.signal.aborted) showError(`the run's stream broke: ${err.message}`);
+  }
+  if (!state.ended) endRun(state, controller.signal.aborted ? controller.signal.reason || "stopped" : "the stream ended early");
+}
+
+function endRun(state, stopped) {
+  state.ended = true;
+  state.stopped = state.stopped ?? stopped;
+  if (train.state === state) {
+    if (stopped && !state.result) $("#train-status").textContent = `${stopped} after ${state.epochs.length} epochs`;
+    stopRun();
+  }
+}
+
+function onTrainEvent(state, kind, data) {
+  if (train.state !== state) return; // an older run still draining
+  if (kind === "start") {
+    state.scene = data.scene;
+    state.settings = data.settings;
+    state.curves = data.curves;
+    state.racers = Object.keys(data.curves);
+    for (const r of state.racers) state.metrics[r] = {};
+    for (const chart of train.charts) chart.destroy();
+    const metric = train.experiment.metric;
+    train.charts = [
+      lineChart($("#train-loss"), "epoch", state.racers, "loss (log scale)", [[], ...state.racers.map(() => [])], true),
+      lineChart($("#train-metric"), "epoch", state.racers, metric, [[], ...state.racers.map(() => [])]),
+    ];
+    drawModel(state);
+  } else if (kind === "epochs") {
+    if (state.firstEpochMs === null) state.firstEpochMs = performance.now() - state.started;
+    for (let e = data.first; e <= data.last; e++) state.epochs.push(e);
+    for (const [racer, values] of Object.entries(data.metrics)) {
+      for (const [key, list] of Object.entries(values)) (state.metrics[racer][key] ??= []).push(...list);
+    }
+    state.curves = data.curves;
+    $("#train-status").textContent = `epoch ${data.last + 1} of ${state.settings.epochs} · ${(data.seconds).toFixed(1)} s`;
+    scheduleTrainDraw(state);
+  } else if (kind === "end") {
+    state.result = data.result;
+    state.stopped = data.stopped;
+    state.seconds = data.seconds;
+    drawTrain(state);
+    showVerdicts(state, data);
+    endRun(state, data.stopped);
+  } else if (kind === "error") {
+    showError(data.error);
+  }
+}
+
+function scheduleTrainDraw(state) {
+  if (state.drawPending) return;
+  state.drawPending = true;
+  requestAnimationFrame(() => { state.drawPending = false; drawTrain(state); });
+}
+
+function drawTrain(state) {
+  const metric = train.experiment.metric;
+  const series = (key) => state.racers.map((r) => state.metrics[r][key] ?? []);
+  const positive = (values) => values.map((v) => (typeof v === "number" && v > 0 ? v : null)); // log scale
+  train.charts[0]?.setData([state.epochs, ...series("loss").map(positive)]);
+  train.charts[1]?.setData([state.epochs, ...series(metric)]);
+  drawModel(state);
+}
+
+function showVerdicts(state, end) {
+  const result = end.result;
+  const how = end.stopped ? `${end.stopped} after ${end.epochs_run} epochs` : `finished: ${end.epochs_run} epochs`;
+  $("#train-status").textContent = `${how} in ${end.seconds.toFixed(1)} s`;
+  $("#train-verdicts").replaceChildren(...Object.entries(result.claims).map(([claim, held]) =>
+    el("li", { class: held ? "ok" : "not-met" }, el("b", {}, held ? "holds: " : "not met: "), claim)));
+  for (const note of result.notes) $("#train-verdicts").append(el("li", { class: "note" }, note));
+  const columns = result.table.length ? Object.keys(result.table[0]) : [];
+  $("#train-table thead").replaceChildren(el("tr", {}, ...columns.map((c) => el("th", {}, c))));
+  $("#train-table tbody").replaceChildren(...result.table.map((row) => el("tr", {}, ...columns.map((c) =>
+    el("td", { class: typeof row[c] === "number" ? "num" : "" }, typeof row[c] === "number" && !Number.isInteger(row[c]) ? row[c].toPrecision(4) : String(row[c] ?? "—"))))));
+}
+
+// The model view: the data, the reference (truth) and each racer's current model, in data coordinates.
+function drawModel(state) {
+  const canvas = $("#train-model");
+  const scene = state.scene;
+  if (!scene) return;
+  const ratio = window.devicePixelRatio || 1;
+  const width = canvas.clientWidth || 600, height = 360;
+  canvas.width = width * ratio;
+  canvas.height = height * ratio;
+  const ctx = canvas.getContext("2d");
+  ctx.scale(ratio, ratio);
+  ctx.clearRect(0, 0, width, height);
+  const xs = [...scene.points.x, ...(scene.reference?.x ?? [])], ys = [...scene.points.y, ...(scene.reference?.y ?? [])];
+  const [x0, x1] = [Math.min(...xs), Math.max(...xs)], [y0, y1] = [Math.min(...ys), Math.max(...ys)];
+  const padX = (x1 - x0) * 0.05 || 1, padY = (y1 - y0) * 0.08 || 1;
+  const left = 48, right = 12, top = 12, bottom = 36;
+  const X = (x) => left + ((x - x0 + padX) / (x1 - x0 + 2 * padX)) * (width - left - right);
+  const Y = (y) => top + (1 - (y - y0 + padY) / (y1 - y0 + 2 * padY)) * (height - top - bottom);
+  ctx.strokeStyle = "#9ca3af";
+  ctx.strokeRect(left, top, width - left - right, height - top - bottom);
+  ctx.fillStyle = "#6b7280";
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.fillText(scene.x_label, left + 4, height - 8);
+  ctx.save();
+  ctx.translate(12, top + (height - top - bottom) / 2);
+  ctx.rotate(-Math.PI / 2);
+  ctx.textAlign = "center";
+  ctx.fillText(scene.y_label, 0, 0);
+  ctx.restore();
+  for (const [v, edge] of [[x0, "start"], [x1, "end"]]) { ctx.textAlign = edge; ctx.fillText(v.toPrecision(3), X(v), height - 22); }
+  ctx.textAlign = "right";
+  for (const v of [y0, y1]) ctx.fillText(v.toPrecision(3), left - 4, Y(v) + 4);
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(left, top, width - left - right, height - top - bottom);
+  ctx.clip();
+  const flags = scene.points.flag ?? [];
+  scene.points.x.forEach((x, i) => {
+    ctx.fillStyle = flags[i] ? "rgba(217,119,6,0.85)" : "rgba(107,114,128,0.45)";
+    ctx.beginPath();
+    ctx.arc(X(x), Y(scene.points.y[i]), flags[i] ? 3 : 2.2, 0, 2 * Math.PI);
+    ctx.fill();
+  });
+  const line = (curve, color, dash = []) => {
+    if (!curve?.x.length) return;
+    ctx.strokeStyle = color;
+    ctx.lineWidth = 2;
+    ctx.setLineDash(dash);
+    ctx.beginPath();
+    curve.x.forEach((x, i) => (i ? ctx.lineTo(X(x), Y(curve.y[i])) : ctx.moveTo(X(x), Y(curve.y[i]))));
+    ctx.stroke();
+    ctx.setLineDash([]);
+  };
+  if (scene.reference) line(scene.reference, "#111827", [6, 4]);
+  state.racers.forEach((r, i) => line(state.curves[r], PALETTE[i % PALETTE.length]));
+  ctx.restore();
+  const legend = [...(scene.reference ? [[scene.reference.label, "#111827"]] : []), ...(flags.length ? [[scene.points.flag_label, "#d97706"]] : []),
+    ...state.racers.map((r, i) => [r, PALETTE[i % PALETTE.length]])];
+  ctx.textAlign = "left";
+  legend.forEach(([label, color], i) => { ctx.fillStyle = color; ctx.fillText(label, left + 8, top + 16 + 15 * i); });
+}
+
 // ---- start ----------------------------------------------------------------------------------------
 for (const input of document.querySelectorAll("#playground .controls input")) input.addEventListener("input", () => updatePlayground());
 for (const radio of document.querySelectorAll("input[name=pg-mode]")) radio.addEventListener("change", setPlaygroundMode);
-Promise.all([loadLosses().then(loadCompare), loadConfidence(), loadExamples(), loadQuiz(), updatePlayground()])
+showTab(new URLSearchParams(location.search).get("tab") || "losses");
+Promise.all([loadLosses().then(loadCompare), loadConfidence(), loadExamples(), loadQuiz(), updatePlayground(), loadTrain()])
   .then(() => { explorer.ready = true; document.body.dataset.ready = "true"; })
   .catch(() => { /* shown by api() */ });
