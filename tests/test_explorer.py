@@ -275,6 +275,51 @@ def test_screenshot(page):
     assert path.stat().st_size > 20_000 and path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize("width", [1400, 420])
+def test_no_loss_and_no_tab_makes_the_page_wider_than_the_window(page, server, width):
+    page.set_viewport_size({"width": width, "height": 900})
+    wider = {}
+    for spec in ll.losses():  # focal's formula made the page 1619 px wide at 1400
+        page.click(f"#picker button[data-loss={spec.name}]")
+        settle(page)
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        if scroll > width:
+            wider[spec.name] = scroll
+    for tab in ("compare", "playground", "confidence", "examples", "quiz", "train"):
+        page.click(f"#tabs button[data-tab={tab}]")
+        settle(page)
+        scroll = page.evaluate("document.documentElement.scrollWidth")
+        if scroll > width:
+            wider[tab] = scroll
+    assert wider == {}
+
+
+@pytest.mark.parametrize(("loss", "target"), [("binary_cross_entropy_with_logits", 0.3), ("kl_div", 0.5),
+                                              ("cross_entropy", 0.6), ("binary_cross_entropy", 0.0)])
+def test_classification_losses_have_a_target_slider(page, loss, target):
+    page.click(f"#picker button[data-loss={loss}]")
+    settle(page)
+    move_slider(page, "#slider-target", target)
+    x, values, grads = plotted(page)
+    np.testing.assert_allclose(x, _axis(loss, target, {}, n=201).x)
+    expected = _axis(loss, target, {}, n=201)
+    np.testing.assert_allclose(values, expected.values)
+    np.testing.assert_allclose(grads, expected.grads)
+    assert page.text_content("#grad-legend").startswith(expected.grad_label)
+
+
+def test_what_the_gradient_curve_is_is_labelled(page):
+    page.click("#picker button[data-loss=info_nce]")
+    settle(page)
+    assert "norm of the gradient" in page.text_content("#grad-legend")  # not dL/dS, which the formula shows
+    page.click("#picker button[data-loss=nll]")
+    settle(page)
+    assert "nothing to slide" in page.text_content("#landscape-controls")
+    page.click("#picker button[data-loss=siglip]")
+    settle(page)  # accents are drawn as accents: the modifier circumflex, not a full-size '^'
+    assert "\u02c6" in page.inner_html("#loss-formula") and ">^<" not in page.inner_html("#loss-formula")
+
+
 def _open(page, server: str, query: str) -> None:
     page.goto(server + query)
     page.wait_for_selector("body[data-ready=true]", timeout=30_000)

@@ -86,7 +86,18 @@ def test_oversized_requests_are_refused(client):
 def test_specs_carry_mathml_and_slider_ranges_the_losses_accept(client):
     for spec in client.get("/api/losses").json():
         assert spec["formula_mathml"].startswith("<math") and spec["gradient_mathml"].startswith("<math")
-        assert spec["target_slider"] == (spec["family"] == "regression")
+        target = spec["target_slider"]
+        if spec["family"] == "regression" or spec["name"] in ("binary_cross_entropy", "binary_cross_entropy_with_logits",
+                                                               "focal", "kl_div", "cross_entropy"):
+            for value in (target["low"], target["default"], target["high"]):  # every target position draws
+                r = client.post("/api/curve", json={"loss": spec["name"], "target": value})
+                assert r.status_code == 200 and f"{value:g})" in r.json()["label"], (spec["name"], r.json()["label"])
+            outside = client.post("/api/curve", json={"loss": spec["name"], "target": target["high"] + 1})
+            assert outside.status_code == 400 and "target must be in" in outside.json()["error"]
+        else:  # class indices, -1/+1 labels, pairs: no target to move, and the server says so
+            assert target is None
+            r = client.post("/api/curve", json={"loss": spec["name"], "target": 0.5})
+            assert r.status_code == 400 and "has no target to set" in r.json()["error"]
         for s in spec["sliders"]:
             positions = [s["low"], s["high"]] + ([s["default"]] if s["default"] is not None else [])
             assert s["low"] <= min(positions) and max(positions) <= s["high"] and 0 < s["step"] <= s["high"] - s["low"]
@@ -164,13 +175,15 @@ def test_the_page_and_its_static_files_are_served(client):
 
 
 def test_compare_gives_the_plots_curves_and_every_preset_shares_an_axis(client):
-    from losslab.plots import COMPARISONS, shared_axis
+    from losslab.plots import COMPARISONS, shared_axis, target_range
 
     presets = client.get("/api/comparisons").json()
     assert presets == {k: list(v) for k, v in COMPARISONS.items()}
     for names in presets.values():
-        data = client.post("/api/compare", json={"losses": names, "target": 1.0}).json()
-        label, axes = shared_axis(names, 1.0 if all(ll.get(n.split(":")[0]).family == "regression" for n in names) else None)
+        target = target_range(names[0])  # the first entry's target (mse:sigmoid follows BCE's labels)
+        value = None if target is None else (target.low + target.high) / 2
+        data = client.post("/api/compare", json={"losses": names, **({} if value is None else {"target": value})}).json()
+        label, axes = shared_axis(names, value)
         assert data["label"] == label and [c["loss"] for c in data["curves"]] == names
         for curve, (_, axis) in zip(data["curves"], axes):
             np.testing.assert_allclose(curve["values"], axis.values)
@@ -187,6 +200,8 @@ def test_compare_gives_the_plots_curves_and_every_preset_shares_an_axis(client):
     ({"losses": []}, 400, "list of 1 to 8"),
     ({"losses": "mse"}, 400, "list of 1 to 8"),
     ({"losses": ["mse"], "target": "3"}, 400, '"target" must be a number'),
+    ({"losses": ["hinge", "squared_hinge"], "target": 1}, 400, "has no target to set"),
+    ({"losses": ["binary_cross_entropy_with_logits", "mse:sigmoid"], "target": 3}, 400, "target must be in [0, 1]"),
 ])
 def test_compare_refuses_bad_requests(client, body, status, message):
     response = client.post("/api/compare", json=body)

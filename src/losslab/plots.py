@@ -17,6 +17,7 @@ per-loss plotting code. ``losslab plot NAME --out file.png`` writes any of them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -83,51 +84,104 @@ class Axis:
     x: np.ndarray
     values: np.ndarray
     grads: np.ndarray
+    grad_label: str = "gradient"  # what ``grads`` is: a derivative along x, or a gradient's norm
+
+
+@dataclass(frozen=True)
+class TargetRange:
+    """What the target of a loss's landscape can be: the explorer's target slider and ``landscape(target=)``."""
+
+    low: float
+    high: float
+    default: float
+    meaning: str
+
+
+def target_range(name: str) -> TargetRange | None:
+    """The range of ``target`` that ``_axis`` (and so ``landscape``) takes for this loss; None when its
+    landscape has no target to move (class indices, -1/+1 labels that only flip the margin, embeddings)."""
+    spec = get(name)
+    first = next(iter(spec.inputs))
+    if spec.family == "regression":
+        return TargetRange(-5.0, 5.0, 3.0, "the target value")
+    if first == "probs" or (first == "logits" and spec.task in ("binary", "multilabel")):
+        return TargetRange(0.0, 1.0, 1.0, "the label y: 1 or 0, or a soft label between")
+    if spec.task == "distribution":
+        return TargetRange(0.05, 0.95, 0.8, "the target probability of class 0 (the other two share the rest)")
+    if first == "logits" and "label_smoothing" in {o.name for o in spec.options}:  # cross-entropy takes probabilities
+        return TargetRange(0.0, 1.0, 1.0, "the target probability of the true class (1: a class index; below 1: "
+                           "probability targets, the other two classes share the rest)")
+    return None
+
+
+def _target(name: str, target: float | None) -> float | None:
+    allowed = target_range(name)
+    if allowed is None:
+        if target is not None:
+            raise ValueError(f"{name}'s landscape has no target to set (its targets are class indices, -1/+1 labels or "
+                             "pairs); leave target out")
+        return None
+    if target is None:
+        return allowed.default
+    if not (math.isfinite(target) and allowed.low <= target <= allowed.high):
+        raise ValueError(f"target must be in [{allowed.low:g}, {allowed.high:g}] for {name} ({allowed.meaning}), "
+                         f"got {target!r}")
+    return float(target)
 
 
 def _axis(name: str, target: float | None, options: dict[str, Any], n: int = 401) -> Axis:
     """The natural x-axis of a loss, derived from its spec: regression -> prediction around the target;
     probabilities -> p of the true class; binary logits -> logit; class scores -> the true class's
-    score; -1/+1 scores -> the margin y s; embeddings -> distance or cosine similarity."""
+    score; -1/+1 scores -> the margin y s; embeddings -> distance or cosine similarity.
+    ``target`` moves the target where the loss has one to move (``target_range``)."""
     spec, loss = get(name), get_loss(name)
     first, task = next(iter(spec.inputs)), spec.task
+    t = _target(name, target)
     if spec.family == "regression":
-        t = 3.0 if target is None else float(target)
         x = np.linspace(t - 4, t + 4, n)
         v, g = loss.value_and_grad(x, np.full(n, t), reduction="none", **options)
-        return Axis(f"prediction (target {t:g})", x, v, g)
+        return Axis(f"prediction (target {t:g})", x, v, g, "dL/d prediction")
     if first == "probs":
         x = np.linspace(0.001, 0.999, n)
-        v, g = loss.value_and_grad(x, np.ones(n), reduction="none", **options)
-        return Axis("predicted probability of the true class", x, v, g)
+        v, g = loss.value_and_grad(x, np.full(n, t), reduction="none", **options)
+        return Axis(f"predicted probability p (label {t:g})", x, v, g, "dL/dp")
     if first == "logits" and task in ("binary", "multilabel"):
         x = np.linspace(-8, 8, n)
-        v, g = loss.value_and_grad(x, np.ones(n), reduction="none", **options)
-        return Axis("logit (target 1)", x, v, g)
+        v, g = loss.value_and_grad(x, np.full(n, t), reduction="none", **options)
+        return Axis(f"logit z (label {t:g})", x, v, g, "dL/dz")
     if first == "scores" and task == "binary":
         x = np.linspace(-3, 3, n)
         v, g = loss.value_and_grad(x, np.ones(n), reduction="none", **options)
-        return Axis("margin y s (target +1)", x, v, g)
+        return Axis("margin y s (target +1)", x, v, g, "dL/ds")
     if first in ("logits", "scores", "log_probs"):  # class scores: sweep the true class's entry, others 0
         x = np.linspace(-8, 8, n) if first != "log_probs" else np.linspace(-8, -0.01, n)  # p < 1: the others keep some mass
         rows = np.zeros((n, 3))
         rows[:, 0] = x
         if first == "log_probs":
             rows[:, 1:] = np.log((1 - np.exp(x)) / 2)[:, None]  # a proper distribution over 3 classes
-        targets = np.zeros(n, dtype=np.int64) if name != "kl_div" else np.tile([0.8, 0.1, 0.1], (n, 1))
+        if t is None:
+            targets = np.zeros(n, dtype=np.int64)
+        else:  # a distribution: t on class 0, the rest split evenly
+            targets = np.tile([t, (1 - t) / 2, (1 - t) / 2], (n, 1))
         v, g = loss.value_and_grad(rows, targets, reduction="none", **options)
         v = v if v.ndim == 1 else v.sum(axis=1)
         label = {"logits": "logit of the true class (others 0)", "scores": "score of the true class (others 0)",
                  "log_probs": "log-probability of the true class"}[first]
-        return Axis(label, x, v, g[:, 0])
+        if t is not None:
+            label = (f"log-probability of class 0 (target q0 = {t:g})" if task == "distribution"
+                     else f"{label[:-1]}; target probability {t:g})")
+        return Axis(label, x, v, g[:, 0], {"logits": "dL/dz (true class)", "scores": "dL/ds (true class)",
+                                           "log_probs": "dL/d log p (class 0)" if t is not None else "dL/d log p (true class)"}[first])
     if first in ("x1", "anchor"):  # distance between embeddings
         d = np.linspace(0, 3, n)
         a, b = np.c_[d, np.zeros(n)], np.zeros((n, 2))
         if name == "contrastive":
             v, (g, _) = loss.value_and_grad(a, b, np.zeros(n), reduction="none", **options)
-            return Axis("distance of a dissimilar pair", d, v, np.linalg.norm(g, axis=1))
+            return Axis("distance of a dissimilar pair", d, v, np.linalg.norm(g, axis=1),
+                        "|dL/dx1| (norm of the gradient for the first embedding)")
         v, grads = loss.value_and_grad(b, np.c_[np.ones(n), np.zeros(n)], a, reduction="none", **options)
-        return Axis("anchor-negative distance (anchor-positive 1)", d, v, np.linalg.norm(grads[2], axis=1))
+        return Axis("anchor-negative distance (anchor-positive 1)", d, v, np.linalg.norm(grads[2], axis=1),
+                    "|dL/d negative| (norm of the gradient for the negative)")
     # paired embeddings: cosine similarity of the matching pair within a batch of 2
     c = np.linspace(-1, 1, n)
     values, grads = [], []
@@ -137,7 +191,8 @@ def _axis(name: str, target: float | None, options: dict[str, Any], n: int = 401
         v, (ga, _) = loss.value_and_grad(a, b, **options)
         values.append(float(v))
         grads.append(float(np.linalg.norm(ga)))
-    return Axis("cosine similarity of a matching pair", c, np.array(values), np.array(grads))
+    return Axis("cosine similarity of a matching pair", c, np.array(values), np.array(grads),
+                "|dL/da| (norm of the gradient for the first batch's embeddings)")
 
 
 def landscape(name: str, *, target: float | None = None, **options):
@@ -151,7 +206,7 @@ def landscape(name: str, *, target: float | None = None, **options):
     twin.axhline(0, color="#ef4444", lw=0.5, ls=":")
     ax.set_xlabel(ax_data.label)
     ax.set_ylabel("loss", color="#3b82f6")
-    twin.set_ylabel("gradient", color="#ef4444")
+    twin.set_ylabel(ax_data.grad_label, color="#ef4444")
     opts = ", ".join(f"{k}={v:g}" for k, v in options.items() if isinstance(v, (int, float)))
     formula = " ".join(" ".join(get(name).formula_text.split()).split("  "))
     ax.set_title(f"{name}{f' ({opts})' if opts else ''}\n{formula}", fontsize=8)
@@ -167,10 +222,11 @@ def _composed(entry: str, target: float | None) -> Axis:
         return _axis(name, target, {})
     if link != "sigmoid":
         raise ValueError(f"unknown link {link!r} in {entry!r}: only 'name:sigmoid' is supported")
+    t = _target("binary_cross_entropy", target)  # the target of a sigmoid output is a label in [0, 1]
     z = np.linspace(-8, 8, 401)
     p = sigmoid(z)
-    v, g = get_loss(name).value_and_grad(p, np.ones_like(p), reduction="none")
-    return Axis("logit (target 1)", z, v, g * p * (1 - p))
+    v, g = get_loss(name).value_and_grad(p, np.full_like(p, t), reduction="none")
+    return Axis(f"logit z (label {t:g})", z, v, g * p * (1 - p), "dL/dz")
 
 
 def shared_axis(names, target: float | None = None) -> tuple[str, list[tuple[str, Axis]]]:

@@ -77,10 +77,14 @@ def _finite(value: Any) -> Any:
 
 @cache
 def _mathml(latex: str) -> str:
-    """LaTeX -> MathML on the server (Chromium, Firefox and Safari render MathML natively: no JS math library)."""
+    """LaTeX -> MathML on the server (Chromium, Firefox and Safari render MathML natively: no JS math library).
+    Accents get the modifier letters browsers draw as accents (U+02C6, U+02DC): latex2mathml writes the
+    ASCII '^' and '~', which Chromium sets as full-size characters beside the letter."""
     from latex2mathml.converter import convert
 
-    return convert(latex, display="block")
+    return (convert(latex, display="block")
+            .replace("<mo>&#x0005E;</mo></mover>", '<mo stretchy="false">&#x002C6;</mo></mover>')
+            .replace("<mo>&#x0007E;</mo></mover>", '<mo stretchy="false">&#x002DC;</mo></mover>'))
 
 
 def _sliders(spec: LossSpec) -> list[dict[str, Any]]:
@@ -102,7 +106,16 @@ def _explorer_spec(name: str) -> dict[str, Any]:
     spec = get(name)
     return _finite({**spec.to_dict(), "formula_mathml": _mathml(spec.formula_latex),
                     "gradient_mathml": _mathml(spec.gradient_latex), "sliders": _sliders(spec),
-                    "target_slider": spec.family == "regression"})
+                    "target_slider": _target_slider(spec.name)})
+
+
+def _target_slider(name: str) -> dict[str, Any] | None:
+    """The landscape's target, where the loss has one to move: range, default and what it means (plots)."""
+    from ..plots import target_range
+
+    allowed = target_range(name)
+    return None if allowed is None else {"low": allowed.low, "high": allowed.high, "default": allowed.default,
+                                         "meaning": allowed.meaning}
 
 
 def _array(field: str, value: Any, *, integers: bool = False) -> np.ndarray:
@@ -325,8 +338,8 @@ def curve(data: dict[str, Any]) -> dict[str, Any]:
         axis = _axis(name, target, _options(name, data.get("options")), n=201)
     except (ValueError, TypeError) as err:
         raise BadRequest(str(err)) from None
-    return {"loss": name, "label": axis.label, "x": axis.x.tolist(), "values": axis.values.tolist(),
-            "grads": axis.grads.tolist()}
+    return {"loss": name, "label": axis.label, "grad_label": axis.grad_label, "x": axis.x.tolist(),
+            "values": axis.values.tolist(), "grads": axis.grads.tolist()}
 
 
 def _number(data: dict[str, Any], key: str, default: float | None = None, range_hint: str = "") -> float | None:

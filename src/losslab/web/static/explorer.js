@@ -93,7 +93,7 @@ function selectLoss(name) {
   const spec = explorer.specs.find((s) => s.name === name) || explorer.specs[0];
   explorer.loss = spec.name;
   explorer.options = {};
-  explorer.target = spec.target_slider ? 3 : null;
+  explorer.target = spec.target_slider ? spec.target_slider.default : null;
   for (const b of document.querySelectorAll("#picker button")) b.classList.toggle("active", b.dataset.loss === spec.name);
   $("#loss-name").textContent = spec.name;
   $("#loss-summary").textContent = spec.summary;
@@ -125,14 +125,20 @@ function slider(name, low, high, step, value, onInput, label = name) {
 function buildSliders(spec) {
   const controls = $("#landscape-controls");
   controls.replaceChildren();
-  if (spec.target_slider) {
-    controls.append(slider("target", -5, 5, 0.1, explorer.target, (v) => { explorer.target = v; updateCurve(); }, "target"));
+  const t = spec.target_slider;
+  if (t) {
+    const box = slider("target", t.low, t.high, t.high - t.low > 2 ? 0.1 : 0.01, explorer.target,
+      (v) => { explorer.target = v; updateCurve(); }, "target");
+    box.title = t.meaning;
+    controls.append(box);
   }
   for (const s of spec.sliders) {
     if (s.default !== null) explorer.options[s.name] = s.default;
     controls.append(slider(s.name, s.low, s.high, s.step, s.default, (v) => { explorer.options[s.name] = v; updateCurve(); }));
   }
-  if (!controls.children.length) controls.append(el("span", { class: "muted" }, "this loss has no numeric option"));
+  if (!controls.children.length) {
+    controls.append(el("span", { class: "muted" }, "nothing to slide: this loss has no numeric option, and its target is a class index"));
+  }
 }
 
 const updateCurve = latestOnly(async () => {
@@ -142,6 +148,8 @@ const updateCurve = latestOnly(async () => {
   if (curve.loss !== explorer.loss) return; // the user picked another loss meanwhile
   explorer.curve = { ...curve, request };
   const data = [curve.x, finiteOrNull(curve.values), finiteOrNull(curve.grads)];
+  if (explorer.chart && explorer.chart.series[2].label !== curve.grad_label) { explorer.chart.destroy(); explorer.chart = null; }
+  $("#grad-legend").textContent = `${curve.grad_label} (right axis)`;
   if (!explorer.chart) {
     const box = $("#landscape");
     explorer.chart = new uPlot({
@@ -149,9 +157,9 @@ const updateCurve = latestOnly(async () => {
       legend: { live: false }, // the series' names, not "--" until hovered
       scales: { x: { time: false } },
       axes: [{ label: curve.label }, { scale: "loss", label: "loss" },
-        { scale: "grad", side: 1, label: "gradient", grid: { show: false } }],
+        { scale: "grad", side: 1, label: curve.grad_label.split(" (")[0], grid: { show: false } }], // the legend says the rest
       series: [{ label: curve.label }, { label: "loss", scale: "loss", stroke: "#2563eb", width: 2 },
-        { label: "gradient", scale: "grad", stroke: "#dc2626", width: 2 }],
+        { label: curve.grad_label, scale: "grad", stroke: "#dc2626", width: 2 }],
     }, data, box);
   } else {
     explorer.chart.setData(data);
@@ -175,7 +183,7 @@ const updateCompare = latestOnly(async () => {
   const checked = [...document.querySelectorAll("#cmp-choices input:checked")].map((c) => c.value);
   if (!checked.length) return;
   const request = { losses: checked };
-  if (checked.every((n) => explorer.specs.find((s) => s.name === n)?.target_slider)) request.target = cmp.target;
+  if (checked.every((n) => explorer.specs.find((s) => s.name === n)?.family === "regression")) request.target = cmp.target;
   const result = await api("/api/compare", request);
   explorer.compare = { ...result, request };
   for (const chart of cmp.charts) chart.destroy();
@@ -188,7 +196,7 @@ const updateCompare = latestOnly(async () => {
 
 function choose(names) {
   for (const box of document.querySelectorAll("#cmp-choices input")) box.checked = names.includes(box.value);
-  const regression = names.every((n) => explorer.specs.find((s) => s.name === n)?.target_slider);
+  const regression = names.every((n) => explorer.specs.find((s) => s.name === n)?.family === "regression");
   $("#cmp-target-box").hidden = !regression;
   updateCompare();
 }
