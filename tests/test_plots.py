@@ -80,3 +80,43 @@ def test_cli_plot_errors(tmp_path):
         main(["plot", "landscape", "--loss", "hubr", "--out", str(tmp_path / "x.png")])
     with pytest.raises(SystemExit, match="KEY=VALUE"):
         main(["plot", "landscape", "--option", "delta", "--out", str(tmp_path / "x.png")])
+
+
+def _texts_inside_and_legend_clear(fig) -> None:
+    """Every text inside the figure (no title cut on both sides), the legend on neither a curve nor a label."""
+    from matplotlib.legend import Legend
+    from matplotlib.text import Text
+
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    frame = fig.bbox
+    ticks = {id(t) for ax in fig.axes for t in (*ax.get_xticklabels(), *ax.get_yticklabels())}  # off-view ticks exist
+    for text in fig.findobj(Text):
+        if text.get_text().strip() and text.get_visible() and id(text) not in ticks:
+            box = text.get_window_extent(renderer)
+            assert frame.x0 - 1 <= box.x0 and box.x1 <= frame.x1 + 1 and frame.y0 - 1 <= box.y0 and box.y1 <= frame.y1 + 1, (
+                f"{text.get_text()[:40]!r} is cut: {box} outside {frame}")
+    legends = fig.findobj(Legend)
+    assert legends
+    for legend in legends:
+        area = legend.get_window_extent(renderer)
+        for ax in fig.axes:
+            assert not area.overlaps(ax.get_window_extent(renderer)), "the legend sits on the curves"
+            for label in (ax.xaxis.label, ax.yaxis.label):
+                if label.get_text():
+                    assert not area.overlaps(label.get_window_extent(renderer)), f"the legend covers {label.get_text()!r}"
+
+
+@pytest.mark.parametrize("name", [s.name for s in ll.losses()])
+def test_landscape_titles_fit_and_legends_cover_nothing(name):
+    fig = lp.landscape(name)
+    _texts_inside_and_legend_clear(fig)
+    title = fig.axes[0].get_title(loc="left")
+    assert len(title.splitlines()) >= 1 + len(ll.get(name).formula_text.splitlines())  # piecewise stays piecewise
+    lp._pyplot().close(fig)
+
+
+def test_accuracy_vs_loss_legend_leaves_the_axis_labels_alone():
+    fig = lp.accuracy_vs_loss()
+    _texts_inside_and_legend_clear(fig)
+    lp._pyplot().close(fig)

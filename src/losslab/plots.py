@@ -206,13 +206,30 @@ def landscape(name: str, *, target: float | None = None, **options):
     twin.axhline(0, color="#ef4444", lw=0.5, ls=":")
     ax.set_xlabel(ax_data.label)
     ax.set_ylabel("loss", color="#3b82f6")
-    twin.set_ylabel(ax_data.grad_label, color="#ef4444")
+    twin.set_ylabel(ax_data.grad_label.split(" (")[0], color="#ef4444")
     opts = ", ".join(f"{k}={v:g}" for k, v in options.items() if isinstance(v, (int, float)))
-    formula = " ".join(" ".join(get(name).formula_text.split()).split("  "))
-    ax.set_title(f"{name}{f' ({opts})' if opts else ''}\n{formula}", fontsize=8)
-    fig.legend(loc="upper center", bbox_to_anchor=(0.5, 0.9), fontsize=8)
-    fig.tight_layout()
+    ax.set_title(f"{name}{f' ({opts})' if opts else ''}\n{_title_formula(get(name).formula_text)}", fontsize=8,
+                 family="monospace", loc="left")
+    _legend_below(fig, ax, twin, f"{name} loss", ax_data.grad_label)
     return fig
+
+
+def _title_formula(text: str, width: int = 78) -> str:
+    """A formula for a title: its own lines kept (a piecewise definition stays piecewise), long lines wrapped
+    at spaces, so the title fits the figure instead of being cut on both sides."""
+    import textwrap
+
+    lines = []
+    for line in text.splitlines():
+        lines += textwrap.wrap(line, width, subsequent_indent="    ", drop_whitespace=False) or [""]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _legend_below(fig, ax, twin, *labels: str) -> None:
+    """One legend for a plot and its twin axis, under the axes: it covers neither a curve nor an axis label."""
+    handles = ax.get_lines()[:1] + twin.get_lines()[:1]
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
 
 
 def _composed(entry: str, target: float | None) -> Axis:
@@ -383,9 +400,8 @@ def accuracy_vs_loss(*, seed: int = 0):
     ax.set_xlabel("weight w")
     ax.set_ylabel("accuracy", color="#2dc653")
     twin.set_ylabel("cross-entropy", color="#8b5cf6")
-    ax.set_title("Accuracy is piecewise constant; the loss gives a gradient everywhere")
-    fig.legend(loc="center right", fontsize=8)
-    fig.tight_layout()
+    ax.set_title("Accuracy is piecewise constant; the loss gives a gradient everywhere", fontsize=10)
+    _legend_below(fig, ax, twin, "accuracy", "cross-entropy")
     return fig
 
 
