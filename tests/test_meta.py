@@ -6,6 +6,8 @@ import ast
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -45,3 +47,53 @@ def test_every_test_asserts_something():
             if isinstance(node, ast.FunctionDef) and node.name.startswith("test_") and not _asserts_something(node):
                 silent.append(f"{path.name}::{node.name}")
     assert not silent, f"tests that assert nothing: {silent}"
+
+
+def test_every_command_of_the_readmes_command_line_block_runs_as_written(tmp_path):
+    """From a copy of the repository's examples/: the CSV files the lines read are shipped."""
+    import json
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"## The command line\n\n```bash\n(.*?)```", text, re.S).group(1)
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    ran = []
+    for line in block.splitlines():
+        command = re.sub(r"\s+# .*$", "", line).strip()
+        if not command.startswith("losslab ") or command.split()[1] in ("explore", "quiz"):  # interactive
+            continue
+        plain, with_options = re.sub(r"\s*\[[^]]*\]", "", command), command.replace("[", "").replace("]", "")
+        for variant in dict.fromkeys((plain, with_options)):
+            args = shlex.split(variant)[1:]
+            out = subprocess.run([sys.executable, "-m", "losslab.cli", *args], cwd=tmp_path, capture_output=True,
+                                 text=True, timeout=300, stdin=subprocess.DEVNULL)
+            expected = 1 if "exit 1" in line and "exit 1 if not" not in line else 0
+            assert out.returncode == expected, (variant, out.stdout[-500:], out.stderr[-1500:])
+            assert "Traceback" not in out.stderr, variant
+            if "--json" in args:
+                json.loads(out.stdout, parse_constant=lambda c, v=variant: pytest.fail(f"{v}: {c} is not JSON"))
+            ran.append(args[0])
+    assert {"list", "compare", "ce", "recommend", "check", "metrics", "experiment", "plot", "examples"} <= set(ran)
+    assert (tmp_path / "focal.png").exists() and list((tmp_path / "plots").glob("sigmoid-trap-*.png"))
+
+
+def test_every_json_output_of_the_command_line_is_standard_and_alike():
+    import json
+    import subprocess
+    import sys
+
+    commands = [["list", "--json"], ["show", "mse", "--json"], ["compare", "--pred", "1", "--target", "3", "--json"],
+                ["ce", "--logits", "2", "1", "--target", "0", "--json"], ["recommend", "--task", "binary", "--json"],
+                ["examples", "--seed", "002", "--json"], ["quiz", "--id", "bce-p-0.05", "--json"],
+                ["experiment", "mle", "--json"]]
+    for args in commands:
+        out = subprocess.run([sys.executable, "-m", "losslab.cli", *args], capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, (args, out.stderr[-1000:])
+        data = json.loads(out.stdout, parse_constant=lambda c, a=args: pytest.fail(f"{a}: {c} is not JSON"))
+        assert out.stdout == json.dumps(data, indent=2) + "\n", args  # one style: indented, standard
+    compared = json.loads(subprocess.run([sys.executable, "-m", "losslab.cli", *commands[2]], capture_output=True,
+                                         text=True, timeout=120).stdout)
+    assert set(compared["mse"]) == {"value", "grad"}  # compare keeps its {loss: {value, grad}} shape

@@ -82,7 +82,7 @@ def test_cli_plot_errors(tmp_path):
         main(["plot", "landscape", "--option", "delta", "--out", str(tmp_path / "x.png")])
 
 
-def _texts_inside_and_legend_clear(fig) -> None:
+def _assert_texts_inside_and_legend_clear(fig) -> None:
     """Every text inside the figure (no title cut on both sides), the legend on neither a curve nor a label."""
     from matplotlib.legend import Legend
     from matplotlib.text import Text
@@ -110,7 +110,7 @@ def _texts_inside_and_legend_clear(fig) -> None:
 @pytest.mark.parametrize("name", [s.name for s in ll.losses()])
 def test_landscape_titles_fit_and_legends_cover_nothing(name):
     fig = lp.landscape(name)
-    _texts_inside_and_legend_clear(fig)
+    _assert_texts_inside_and_legend_clear(fig)
     title = fig.axes[0].get_title(loc="left")
     assert len(title.splitlines()) >= 1 + len(ll.get(name).formula_text.splitlines())  # piecewise stays piecewise
     lp._pyplot().close(fig)
@@ -118,5 +118,5 @@ def test_landscape_titles_fit_and_legends_cover_nothing(name):
 
 def test_accuracy_vs_loss_legend_leaves_the_axis_labels_alone():
     fig = lp.accuracy_vs_loss()
-    _texts_inside_and_legend_clear(fig)
+    _assert_texts_inside_and_legend_clear(fig)
     lp._pyplot().close(fig)

@@ -9,7 +9,6 @@ extra is installed, and plain aligned text does without it (the core install).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from ._json import dumps
 from .playground import compare, cross_entropy_report
 from .registry import get, losses
 
@@ -99,7 +99,7 @@ def _numbers(values: list[float]) -> str:
 def _cmd_list(args) -> None:
     specs = losses(family=args.family, task=args.task)
     if args.json:
-        print(json.dumps([s.to_dict() for s in specs], indent=2))
+        print(dumps([s.to_dict() for s in specs]))
         return
     table = _Table("losslab losses (losslab show NAME for formulas)", ["name", "family", "tasks", "convex", "smooth", "robust", "hessian"])
     for s in specs:
@@ -111,7 +111,7 @@ def _cmd_list(args) -> None:
 def _cmd_show(args) -> None:
     spec = get(args.name)
     if args.json:
-        print(json.dumps(spec.to_dict(), indent=2))
+        print(dumps(spec.to_dict()))
         return
     e = _escape
     _say(f"[bold]{spec.name}[/bold] ({spec.family}; {', '.join(spec.tasks)}): {e(spec.summary)}\n")
@@ -134,7 +134,7 @@ def _cmd_compare(args) -> None:
     except (ValueError, TypeError) as err:
         sys.exit(f"error: {err}")
     if args.json:
-        print(json.dumps({name: {"value": r["value"], "grad": r["grad"]} for name, r in board.results.items()}))
+        print(dumps({name: {"value": r["value"], "grad": r["grad"]} for name, r in board.results.items()}))
         return
     if not board.results:
         sys.exit("error: no loss applies to these numbers:\n" + "\n".join(f"  {k}: {v}" for k, v in board.not_applicable.items()))
@@ -155,7 +155,7 @@ def _cmd_ce(args) -> None:
     except (ValueError, TypeError) as err:
         sys.exit(f"error: {err}")
     if args.json:
-        print(json.dumps(report))
+        print(dumps(report))
         return
     table = _Table(f"Softmax cross-entropy, true class {args.target}", ["class", "logit", "softmax p", "gradient p - y"])
     for k, (z, p, g) in enumerate(zip(report["logits"], report["probabilities"], report["grad"])):
@@ -222,7 +222,7 @@ def _cmd_recommend(args) -> None:
         rec = recommend(args.task, targets=targets)
     except (ValueError, TypeError) as err:
         sys.exit(f"error: {err}")
-    print(json.dumps(rec.to_dict(), indent=2) if args.json else rec)
+    print(dumps(rec.to_dict()) if args.json else rec)
 
 
 def _cmd_experiment(args) -> None:
@@ -252,7 +252,7 @@ def _cmd_experiment(args) -> None:
     except (ValueError, TypeError) as err:
         sys.exit(f"error: {err}")
     if args.json:
-        print(json.dumps(result.to_dict()))
+        print(dumps(result.to_dict()))
     else:
         print(result)
     if args.out:
@@ -281,7 +281,7 @@ def _cmd_metrics(args) -> None:
     except (ValueError, TypeError) as err:
         sys.exit(f"error: {err}")
     if args.json:
-        print(json.dumps({**report, "threshold_for": None if choice is None else choice.__dict__}))
+        print(dumps({**report, "threshold_for": None if choice is None else choice.__dict__}))
         return
     table = _Table(f"Binary metrics ({y.size} items, threshold {args.threshold:g} for the label metrics)", ["metric", "value"])
     for name, value in report.items():
@@ -310,7 +310,7 @@ def _cmd_check(args) -> None:
     except KeyError as err:
         sys.exit(f"error: {err.args[0]}")
     if args.json:
-        print(json.dumps([f.__dict__ for f in findings]))
+        print(dumps([f.__dict__ for f in findings]))
     elif not findings:
         print(f"no problem found: these inputs fit {args.loss}")
     else:
@@ -325,7 +325,7 @@ def _cmd_examples(args) -> None:
 
     results = check(args.seed)
     if args.json:
-        print(json.dumps([r.to_dict() for r in results]))
+        print(dumps([r.to_dict() for r in results]))
         return
     table = _Table("The seed documents' worked examples, recomputed", ["seed", "example", "formula", "printed", "computed", "verdict"])
     for r in results:
@@ -393,7 +393,7 @@ def _cmd_quiz(args) -> None:
     if not qs:
         sys.exit(f"error: no question {args.id!r}; the questions are {[q.id for q in questions()]}")
     if args.json:
-        print(json.dumps([q.public() for q in qs]))
+        print(dumps([q.public() for q in qs]))
         return
     letters = "abcdefgh"
     right = answered = 0

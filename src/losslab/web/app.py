@@ -43,6 +43,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .. import playground, quiz
+from .._json import dumps, finite
 from .._spec import LossSpec
 from ..registry import get, get_loss, losses
 from .work import Busy, WorkPool
@@ -62,17 +63,6 @@ class BadRequest(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
         self.status = status
-
-
-def _finite(value: Any) -> Any:
-    """JSON cannot carry inf/NaN: send them as strings, so the client sees them plainly."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    return value
 
 
 @cache
@@ -104,7 +94,7 @@ def _sliders(spec: LossSpec) -> list[dict[str, Any]]:
 @cache
 def _explorer_spec(name: str) -> dict[str, Any]:
     spec = get(name)
-    return _finite({**spec.to_dict(), "formula_mathml": _mathml(spec.formula_latex),
+    return finite({**spec.to_dict(), "formula_mathml": _mathml(spec.formula_latex),
                     "gradient_mathml": _mathml(spec.gradient_latex), "sliders": _sliders(spec),
                     "target_slider": _target_slider(spec.name)})
 
@@ -208,7 +198,7 @@ def _parse(raw: bytes) -> dict[str, Any]:
 
 
 def _render(answer: Any) -> bytes:
-    return json.dumps(_finite(answer), allow_nan=False, separators=(",", ":")).encode()
+    return dumps(answer, compact=True).encode()
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,6 @@ event holds the epochs computed since the previous one, flushed at most every FL
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import threading
 import time
@@ -27,6 +26,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
+from .._json import dumps
 from ..experiments import ExperimentResult, describe, prepare, race
 from ..experiments.training import TRAININGS, Epochs, Racer
 
@@ -66,9 +66,7 @@ def _settings(request: Request) -> tuple[str, dict[str, Any]]:
 
 
 def _event(kind: str, data: dict[str, Any]) -> str:
-    from .app import _finite
-
-    return f"event: {kind}\ndata: {json.dumps(_finite(data), separators=(',', ':'), allow_nan=False)}\n\n"
+    return f"event: {kind}\ndata: {dumps(data, compact=True)}\n\n"
 
 
 async def train(request: Request) -> StreamingResponse:
