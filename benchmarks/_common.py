@@ -60,3 +60,26 @@ def peak_extra_bytes(fn: Callable[[], object]) -> int:
     fn()
     torch.cuda.synchronize()
     return torch.cuda.max_memory_allocated() - base
+
+
+def start_explorer():
+    """``losslab.web.server.serve`` in a child process on a free port: (the process, the port)."""
+    import subprocess
+    import sys
+
+    code = ("from losslab.web.server import bind, serve; s = bind(); print(s.getsockname()[1], flush=True); "
+            "serve(s)")
+    server = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    return server, int(server.stdout.readline())
+
+
+def write_results(folder, stem: str, result: dict, text: str):
+    """results/STEM.json (the numbers) and STEM.md (the table); returns the .md path."""
+    import json
+    from pathlib import Path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{stem}.json").write_text(json.dumps(result, indent=1))
+    (folder / f"{stem}.md").write_text(text)
+    return folder / f"{stem}.md"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import subprocess
 import sys
 import time
 from datetime import date
@@ -22,8 +21,6 @@ from pathlib import Path
 import _common
 
 RESULTS = Path(__file__).parent / "results"
-SERVER = ("from losslab.web.server import bind, serve; s = bind(); print(s.getsockname()[1], flush=True); "
-          "serve(s)")
 
 
 def read_stream(base: str, query: str, *, until_first_epoch: bool = False) -> dict:
@@ -59,9 +56,9 @@ def read_stream(base: str, query: str, *, until_first_epoch: bool = False) -> di
 def run() -> dict:
     from losslab.experiments import TRAININGS, describe
 
-    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    server, port = _common.start_explorer()
     try:
-        base = f"http://127.0.0.1:{int(server.stdout.readline())}"
+        base = f"http://127.0.0.1:{port}"
         rows = []
         for name in TRAININGS:
             info = describe(name)
@@ -100,10 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run()
     text = markdown(result)
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"train_stream-{result['meta']['date']}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    stem.with_suffix(".md").write_text(text)
+    _common.write_results(args.out, f"train_stream-{result['meta']['date']}", result, text)
     return 0
 
 

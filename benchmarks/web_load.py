@@ -22,7 +22,6 @@ import argparse
 import asyncio
 import json
 import platform
-import subprocess
 import sys
 import time
 from datetime import date
@@ -32,8 +31,6 @@ import _common
 import numpy as np
 
 RESULTS = Path(__file__).parent / "results"
-SERVER = ("from losslab.web.server import bind, serve; s = bind(); print(s.getsockname()[1], flush=True); "
-          "serve(s)")
 
 
 def small_requests() -> list[tuple[str, str, dict | None, int]]:
@@ -152,9 +149,8 @@ async def _phase(port: int, requests: int, concurrency: int, heavy_clients: int)
 
 
 def run(requests: int, concurrency: int, heavy_clients: int) -> dict:
-    server = subprocess.Popen([sys.executable, "-c", SERVER], stdout=subprocess.PIPE, text=True)
+    server, port = _common.start_explorer()
     try:
-        port = int(server.stdout.readline())
         phases = {"mixed": asyncio.run(_phase(port, requests, concurrency, 0)),
                   "beside heavy": asyncio.run(_phase(port, requests, concurrency, heavy_clients))}
     finally:
@@ -201,10 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.requests, args.concurrency, args.heavy)
     text = markdown(result)
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    stem = args.out / f"web_load-{result['meta']['date']}"
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1))
-    stem.with_suffix(".md").write_text(text)
+    _common.write_results(args.out, f"web_load-{result['meta']['date']}", result, text)
     errors = sum(p["errors"] for p in result["phases"].values())
     for p in result["phases"].values():
         for e in p["first_errors"]:

@@ -118,3 +118,17 @@ def test_cli_takes_the_train_tabs_settings(capsys):
     assert list(data["histories"]) == ["bce + pos_weight"] and len(data["histories"]["bce + pos_weight"]["loss"]) == 100
     with pytest.raises(SystemExit, match="imbalance has no setting 'delta'"):
         main(["experiment", "imbalance", "--option", "delta=1"])
+
+
+def test_an_option_for_a_loss_that_does_not_race_is_refused_not_ignored(capsys):
+    with pytest.raises(ValueError, match=r"gamma changes only focal, which is not racing"):
+        lx.run("imbalance", losses=["bce"], gamma=3.0)
+    assert lx.describe("imbalance")["settings"][5]["used_by"] == ["focal"]
+    with pytest.raises(SystemExit, match="give epochs as --epochs, not in --option"):
+        main(["experiment", "outliers", "--option", "epochs=2"])
+
+
+@pytest.mark.parametrize("name", list(lx.TRAININGS))
+def test_a_race_stopped_before_its_first_epoch_still_has_a_result(name):
+    steps = list(lx.race(lx.prepare(name), stop=lambda: True))
+    assert len(steps) == 1 and isinstance(steps[0], lx.ExperimentResult)

@@ -369,7 +369,7 @@ def test_a_streamed_run_is_the_terminals_run(page, server, capsys):
                         for claim, held in cli["claims"].items()]
     assert page.text_content("#train-status").startswith("finished: 400 epochs")
     assert page.text_content("#train-cli") == ("losslab experiment outliers --losses mse huber --lr 0.5 --epochs 400 "
-                                               "--seed 3 --option delta=0.5 beta=1 --json")
+                                               "--seed 3 --option delta=0.5 --json")  # beta: smooth_l1 is not racing
     assert len(_table(page, "#train-table")) == 2
 
 
@@ -434,3 +434,28 @@ def test_explore_command_options():
     assert bad.returncode != 0 and "port must be in [0, 65535]" in bad.stderr
     usage = subprocess.run([sys.executable, "-m", "losslab.cli", "explore", "--help"], capture_output=True, text=True, timeout=60)
     assert all(flag in usage.stdout for flag in ("--host", "--port", "--open"))
+
+
+def test_the_train_tab_refuses_rather_than_guesses(page, server):
+    streams = []
+    page.on("request", lambda r: streams.append(r.url) if "/api/train" in r.url else None)
+    _open(page, server, "?tab=train&experiment=outliers&lr=0,3")  # a comma: not a number
+    assert 'lr: "0,3" is not a number' in page.text_content("#error")
+    page.fill("#train-set-lr", "0.5")
+    for box in page.query_selector_all("#train-racers input"):
+        box.uncheck()
+    page.click("#train-start")
+    assert "pick at least one loss" in page.text_content("#error") and streams == []
+    page.check("#train-racers input[value=mse]")  # huber is not racing: its delta is not sent
+    assert "delta" not in page.get_attribute("#train-link", "href") and "--option" not in page.text_content("#train-cli")
+    page.check("#train-racers input[value=huber]")
+    assert "delta=1" in page.get_attribute("#train-link", "href")
+
+
+def test_changing_the_experiment_stops_the_run(page, server):
+    _open(page, server, "?tab=train&experiment=overfitting&epochs=100000&run=1")
+    page.wait_for_function("window.explorer.train && window.explorer.train.epochs.length > 50", timeout=30_000)
+    page.select_option("#train-experiment", "imbalance")
+    state = _train_run_ended(page)
+    assert state["stopped"] == "stopped" and state["metric"] == "validation mse"
+    assert page.is_enabled("#train-start") and page.is_disabled("#train-stop")

@@ -82,13 +82,13 @@ class CountingPool(WorkPool):
         super().__init__(**kw)
         self.jobs = 0
 
-    def submit(self, job):
+    def submit(self, job, *, long=False):
         self.jobs += 1
-        return super().submit(job)
+        return super().submit(job, long=long)
 
 
 def test_heavy_work_runs_on_the_pool_and_small_work_on_the_loop():
-    pool = CountingPool(workers=1, waiting=0)
+    pool = CountingPool(workers=1, waiting=0, long_slots=0)
     with TestClient(create_app(pool), raise_server_exceptions=False) as c:
         assert c.post("/api/loss", json={"loss": "mse", "predictions": [1.0, 2.0], "targets": [0.0, 0.0]}).json()["value"] == 2.5
         assert pool.jobs == 0
@@ -100,7 +100,7 @@ def test_heavy_work_runs_on_the_pool_and_small_work_on_the_loop():
 
 
 def test_a_full_pool_answers_503_while_small_requests_are_still_answered():
-    pool = WorkPool(workers=1, waiting=0)
+    pool = WorkPool(workers=1, waiting=0, long_slots=0)
     release = threading.Event()
 
     async def scenario() -> None:
@@ -132,9 +132,11 @@ def test_a_full_pool_answers_503_while_small_requests_are_still_answered():
 def test_the_pool_refuses_what_it_cannot_hold():
     with pytest.raises(ValueError, match="workers >= 1"):
         WorkPool(workers=0)
+    with pytest.raises(ValueError, match="long_slots < workers"):
+        WorkPool(workers=2, long_slots=2)  # runs must never take the last worker
 
     async def overfill() -> None:
-        pool = WorkPool(workers=1, waiting=1)
+        pool = WorkPool(workers=1, waiting=1, long_slots=0)
         gate = threading.Event()
         jobs = [asyncio.create_task(pool.run(lambda: gate.wait(10))) for _ in range(2)]
         await asyncio.sleep(0.05)
@@ -147,8 +149,25 @@ def test_the_pool_refuses_what_it_cannot_hold():
     asyncio.run(overfill())
 
 
+def test_training_runs_never_take_the_last_worker_nor_wait():
+    async def scenario() -> None:
+        pool = WorkPool(workers=2, waiting=0, long_slots=1)
+        gate = threading.Event()
+        run = pool.submit(lambda: gate.wait(10), long=True)
+        with pytest.raises(Busy, match=r"every training slot is in use \(1 running\)"):
+            pool.submit(lambda: None, long=True)  # a second run is refused at once, not queued
+        assert await pool.run(lambda: "short") == "short"  # a short job still finds the free worker
+        gate.set()
+        assert await run is True
+        await asyncio.sleep(0.05)
+        assert pool.held == 0 and await pool.submit(lambda: "again", long=True) == "again"
+        pool.close()
+
+    asyncio.run(scenario())
+
+
 DEADLINE = 0.3  # seconds
-LIVE_POOL = WorkPool(workers=1, waiting=0)  # the live server's: one training run at a time
+LIVE_POOL = WorkPool(workers=2, waiting=0, long_slots=1)  # the live server's: one training run at a time
 
 
 @pytest.fixture(scope="module")
@@ -278,6 +297,8 @@ def test_a_training_run_streams_every_epoch_then_its_result(live_server):
     ("experiment=outliers&lr=nan", "lr must be a finite number"),
     ("experiment=outliers&epochs=1000000", "epochs must be an int in [1, 100000]"),
     ("experiment=outliers&losses=mse&losses=hinge", "losses must be 1 to 5 different names"),
+    ("experiment=outliers&losses=mse&delta=0.2", "delta changes only huber, which is not racing"),
+    ("experiment=outliers&lr=0.1&lr=0.7", "lr is given 2 times; give it once"),
 ])
 def test_bad_training_settings_get_400_before_any_stream(client, query, message):
     answer = client.get(f"/api/train?{query}")
@@ -303,3 +324,43 @@ def test_closing_the_stream_stops_the_run_and_frees_its_worker(live_server):
     while LIVE_POOL.held and time.perf_counter() < deadline:  # closed streams stop their runs
         time.sleep(0.05)
     assert LIVE_POOL.held == 0, "a run went on after its client left"
+
+
+def test_a_client_that_stops_reading_gets_bigger_batches_not_a_growing_buffer():
+    import threading as th
+
+    from losslab.experiments import prepare
+    from losslab.web.train import _run
+
+    events, sent, stop = [], th.Event(), th.Event()
+
+    def send(kind, data):
+        sent.clear()
+        events.append((kind, data))
+
+    sent.set()  # the start event and epoch 0 go out; the client then never takes another one
+    _run(prepare("overfitting", epochs=3000), send, stop, sent)
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("epochs") == 2  # epoch 0, then the rest at once
+    assert events[-2][1]["first"] == 1 and events[-2][1]["last"] == 2999
+
+
+def test_ctrl_c_ends_open_training_streams_and_the_server_cleanly():
+    import signal
+
+    server = subprocess.Popen([sys.executable, "-m", "losslab.cli", "explore"], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        url = server.stdout.readline().split()[2]
+        with httpx.stream("GET", f"{url}api/train?experiment=imbalance&epochs=100000", timeout=60) as answer:
+            lines = answer.iter_lines()
+            next(line for line in lines if line.startswith("event: epochs"))
+            server.send_signal(signal.SIGINT)
+            start = time.perf_counter()
+            events = _events(lines)
+        assert events[-1][0] == "end" and events[-1][1]["stopped"] == "stopped"  # the run ended and said so
+        server.wait(timeout=15)
+        assert time.perf_counter() - start < 10
+    finally:
+        server.kill()
+    assert "Traceback" not in server.stderr.read()

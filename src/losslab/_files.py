@@ -35,9 +35,29 @@ def _mode_for(path: Path) -> int:
     try:
         return stat.S_IMODE(path.stat().st_mode)  # replacing a file keeps its permissions
     except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask sets it, for every thread, while it reads)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    fd, name = tempfile.mkstemp()  # elsewhere: the mode a plain open() gives a new file
+    try:
+        os.close(fd)
+        probe = Path(name + ".probe")
+        probe.touch()
+        try:
+            return 0o666 & ~stat.S_IMODE(probe.stat().st_mode)
+        finally:
+            probe.unlink()
+    finally:
+        os.unlink(name)
 
 
 def output_file(out: str | Path, default_name: str, formats: Iterable[str], default_format: str = "png") -> Path:

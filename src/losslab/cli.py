@@ -245,7 +245,11 @@ def _cmd_experiment(args) -> None:
         except (ImportError, ValueError) as err:
             sys.exit(f"error: {err}")
         existed = list(folder.glob(f"{args.name}-*.png"))
-    settings = {"losses": args.losses, "lr": args.lr, "epochs": args.epochs, **_key_values(args.option)}
+    options = _key_values(args.option)
+    flags = sorted({"lr", "epochs", "seed", "losses"} & set(options))
+    if flags:
+        sys.exit(f"error: give {flags[0]} as --{flags[0]}, not in --option")
+    settings = {"losses": args.losses, "lr": args.lr, "epochs": args.epochs, **options}
     try:
         result = run(args.name, progress=not args.json and sys.stderr.isatty(), seed=args.seed,
                      **{k: v for k, v in settings.items() if v is not None})

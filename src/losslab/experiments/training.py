@@ -67,6 +67,7 @@ class Training:
     racers: ClassVar[dict[str, str]] = {}  # name -> what it is
     default_racers: tuple[str, ...] = ()
     options: tuple[OptionSpec, ...] = ()  # loss options
+    used_by: ClassVar[dict[str, tuple[str, ...]]] = {}  # loss option -> the racers it changes (absent: every one)
     defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(self) -> None:
@@ -86,6 +87,10 @@ class Training:
         for name, spec in known.items():
             value = settings.get(name)
             config[name] = self.defaults[name] if value is None else _checked(spec, value)
+            users = self.used_by.get(name)
+            if value is not None and users and not set(users) & set(config["losses"]):
+                raise ValueError(f"{name} changes only {' and '.join(users)}, which is not racing (losses "
+                                 f"{config['losses']}); add it to losses or leave {name} out")
         self.config = config
         return self
 
@@ -106,7 +111,8 @@ class Training:
                 "racers": self.racers, "default_racers": list(self.default_racers),
                 "settings": [{"name": s.name, "description": s.description, "valid": s.valid, "low": s.low,
                               "high": s.high, "integer": s.integer, "default": self.defaults[s.name],
-                              "none_means": s.none_means} for s in self.settings]}
+                              "none_means": s.none_means, "used_by": list(self.used_by.get(s.name, ()))}
+                             for s in self.settings]}
 
     # subclasses
     def build(self) -> tuple[list[Racer], dict[str, Any]]:  # the racers and the scene (data drawn under the curves)
@@ -156,10 +162,6 @@ def race(training: Training, *, stop: Callable[[], bool] | None = None,
     yield training.result(histories)
 
 
-def _grid(low: float, high: float, n: int = 100) -> list[float]:
-    return np.linspace(low, high, n).tolist()
-
-
 # -- outliers ---------------------------------------------------------------------------------------
 
 
@@ -173,6 +175,7 @@ class Outliers(Training):
         "smooth_l1": "smooth L1 (beta)", "log_cosh": "log-cosh"}
     default_racers = ("mse", "mae", "huber")
     options = (DELTA, BETA)
+    used_by: ClassVar[dict[str, tuple[str, ...]]] = {"delta": ("huber",), "beta": ("smooth_l1",)}
     defaults: ClassVar[dict[str, Any]] = {"lr": 0.5, "epochs": 3000, "seed": 0, "delta": 1.0,
                                                                  "beta": 1.0}
 
@@ -298,9 +301,10 @@ class SigmoidTrap(Training):
         key = f"epochs to {self.goal:.0%} accuracy"
         table = []
         for name, h in histories.items():
-            reached = next((e for e, a in enumerate(h["accuracy"]) if a >= self.goal), None)
-            table.append({"loss": name, "gradient at start": h["gradient"][0] if h["gradient"] else None, key: reached,
-                          "final accuracy": h["accuracy"][-1] if h["accuracy"] else None})
+            reached = next((e for e, a in enumerate(h.get("accuracy", [])) if a >= self.goal), None)
+            gradient, accuracy = h.get("gradient", []), h.get("accuracy", [])  # empty when stopped before epoch 1
+            table.append({"loss": name, "gradient at start": gradient[0] if gradient else None, key: reached,
+                          "final accuracy": accuracy[-1] if accuracy else None})
         rows = {r["loss"]: r for r in table}
         claims = {}
         if {"mse on sigmoid", "bce with logits"} <= set(rows) and all(r["gradient at start"] is not None for r in table):
@@ -343,6 +347,8 @@ class Imbalance(Training):
         "focal": "focal loss (alpha, gamma)"}
     default_racers = ("bce", "bce + pos_weight", "focal")
     options = (POS_WEIGHT, ALPHA, GAMMA)
+    used_by: ClassVar[dict[str, tuple[str, ...]]] = {"pos_weight": ("bce + pos_weight",), "alpha": ("focal",),
+                                                     "gamma": ("focal",)}
     n, positives = 20000, 40  # 0.2 % fraud
     defaults: ClassVar[dict[str, Any]] = {
         "lr": 0.5, "epochs": 1500, "seed": 0, "pos_weight": (20000 - 40) / 40, "alpha": 0.25, "gamma": 2.0}
@@ -441,6 +447,7 @@ class Overfitting(Training):
         "mse": "mean squared error", "mae": "mean absolute error", "huber": "Huber (delta)"}
     default_racers = ("mse",)
     options = (DELTA,)
+    used_by: ClassVar[dict[str, tuple[str, ...]]] = {"delta": ("huber",)}
     defaults: ClassVar[dict[str, Any]] = {"lr": None, "epochs": 20000, "seed": 0, "delta": 1.0}
     centers = np.linspace(-1, 1, 60)
 

@@ -237,10 +237,10 @@ async def _on(pool: WorkPool, job: Callable[[], bytes]) -> bytes:
     return await _on_pool_now(pool, job)
 
 
-def _on_pool_now(pool: WorkPool, job: Callable[[], Any]) -> asyncio.Future:
+def _on_pool_now(pool: WorkPool, job: Callable[[], Any], *, long: bool = False) -> asyncio.Future:
     """job started on the pool (a future), or 503 when the pool is full."""
     try:
-        return pool.submit(job)
+        return pool.submit(job, long=long)
     except Busy as err:
         raise BadRequest(str(err), 503) from None
 
@@ -453,7 +453,7 @@ async def _bad_request(request: Request, exc: Exception) -> JSONResponse:
 
 
 def create_app(pool: WorkPool | None = None) -> Starlette:
-    """The explorer's app. ``pool`` runs its heavy work (default: 2 workers, 8 waiting)."""
+    """The explorer's app. ``pool`` runs its heavy work and training runs (default: WorkPool(): 3 workers, 8 waiting, 2 runs)."""
     from . import train as train_routes
 
     pool = pool or WorkPool()
@@ -461,6 +461,8 @@ def create_app(pool: WorkPool | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        for stop in app.state.runs:  # training runs still streaming end at their next epoch
+            stop.set()
         pool.close()
 
     routes = [Route("/", page), Mount("/static", StaticFiles(directory=STATIC), name="static"),
@@ -475,4 +477,5 @@ def create_app(pool: WorkPool | None = None) -> Starlette:
               Route("/api/experiments", train_routes.experiments), Route("/api/train", train_routes.train)]
     app = Starlette(routes=routes, exception_handlers={BadRequest: _bad_request}, lifespan=lifespan)
     app.state.pool = pool
+    app.state.runs = set()  # the stop flags of the training runs in progress
     return app

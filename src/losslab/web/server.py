@@ -83,6 +83,16 @@ def serve(sock: socket.socket, *, open_browser: bool = False, request_seconds: f
 
     if open_browser:
         threading.Timer(0.5, webbrowser.open, [url_of(sock)]).start()
-    config = uvicorn.Config(create_app(), log_level="warning", http=deadline_protocol(request_seconds),
-                            limit_concurrency=MAX_CONNECTIONS)
-    uvicorn.Server(config).run(sockets=[sock])
+    app = create_app()
+
+    class Server(uvicorn.Server):
+        async def shutdown(self, sockets=None) -> None:
+            # a Train stream stays open until its run ends: end the runs first, so their streams finish
+            # cleanly and uvicorn's wait for open connections is short
+            for stop in list(app.state.runs):
+                stop.set()
+            await super().shutdown(sockets=sockets)
+
+    config = uvicorn.Config(app, log_level="warning", http=deadline_protocol(request_seconds),
+                            limit_concurrency=MAX_CONNECTIONS, timeout_graceful_shutdown=5)
+    Server(config).run(sockets=[sock])

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, StreamingResponse
 from .._json import dumps
 from ..experiments import ExperimentResult, describe, prepare, race
 from ..experiments.training import TRAININGS, Epochs, Racer
+from .work import _call_soon
 
 MAX_SECONDS = 120.0  # a run's time on a worker; it stops there and says so
 FLUSH_SECONDS = 0.1  # epochs are sent in batches at most this often (the first at once)
@@ -53,6 +54,8 @@ def _settings(request: Request) -> tuple[str, dict[str, Any]]:
     for key, text in query.multi_items():
         if key in ("experiment", "losses"):
             continue
+        if len(query.getlist(key)) > 1:
+            raise BadRequest(f"{key} is given {len(query.getlist(key))} times; give it once")
         if key not in known:
             raise BadRequest(f"{name} has no setting {key!r}; its settings are {sorted(known)}")
         try:
@@ -80,34 +83,43 @@ async def train(request: Request) -> StreamingResponse:
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     stop = threading.Event()
+    sent = threading.Event()  # the client has taken every event so far: the worker may send the next batch
+    sent.set()
 
     def send(kind: str, data: dict[str, Any]) -> None:  # from the worker thread
-        loop.call_soon_threadsafe(queue.put_nowait, _event(kind, data))
+        sent.clear()
+        _call_soon(loop, queue.put_nowait, _event(kind, data))
 
     def job() -> None:
         try:
-            _run(training, send, stop)
+            _run(training, send, stop, sent)
         except Exception as err:  # the page must hear why its run ended
             send("error", {"error": f"{type(err).__name__}: {err}"})
         finally:
-            loop.call_soon_threadsafe(queue.put_nowait, None)
+            _call_soon(loop, queue.put_nowait, None)
 
-    running = _on_pool_now(request.app.state.pool, job)  # 503 now, before the stream, when the pool is full
+    running = _on_pool_now(request.app.state.pool, job, long=True)  # 503 now, before any stream, when no slot is free
+    request.app.state.runs.add(stop)  # the server stops every run when it shuts down
 
     async def stream() -> AsyncIterator[str]:
         try:
             while (item := await queue.get()) is not None:
                 yield item
+                if queue.empty():
+                    sent.set()
         finally:  # the client went away (Stop, a closed tab) or the run ended: stop the worker either way
             stop.set()
+            request.app.state.runs.discard(stop)
             await asyncio.shield(running)
 
     return StreamingResponse(stream(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
 
-def _run(training, send, stop: threading.Event) -> None:
-    """Drive the race on this (worker) thread, sending batches of epochs as they are computed."""
+def _run(training, send, stop: threading.Event, sent: threading.Event) -> None:
+    """Drive the race on this (worker) thread, sending batches of epochs as they are computed. A batch
+    goes out once the client has taken the previous one (``sent``): a client that reads slowly gets
+    bigger batches, and the server never holds more than one unsent batch for it."""
     started = time.perf_counter()
     racers: list[Racer] = []
     reason = None
@@ -151,7 +163,7 @@ def _run(training, send, stop: threading.Event) -> None:
             break
         epochs_run = step.epoch + 1
         batch.append(step)
-        if step.epoch == 0 or time.perf_counter() - last_flush >= FLUSH_SECONDS:
+        if step.epoch == 0 or (time.perf_counter() - last_flush >= FLUSH_SECONDS and sent.is_set()):
             flush()
     flush()
     assert result is not None

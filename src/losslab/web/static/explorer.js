@@ -348,20 +348,20 @@ async function loadQuiz() {
 }
 
 // ---- train: losses race on one model, streamed epoch by epoch ----------------------------------------
-const train = { experiments: [], experiment: null, controller: null, charts: [], state: null };
+const train = { experiments: [], experiment: null, controller: null, charts: [], state: null, problems: [] };
 explorer.train = null; // what the running or last run has received (tests read it)
 
 async function loadTrain() {
   train.experiments = await api("/api/experiments");
   const select = $("#train-experiment");
   select.replaceChildren(...train.experiments.map((e) => el("option", { value: e.name }, e.name)));
-  select.addEventListener("change", () => buildTrain(select.value));
+  select.addEventListener("change", () => { stopRun("stopped"); buildTrain(select.value); });
   $("#train-start").addEventListener("click", () => startRun());
   $("#train-stop").addEventListener("click", () => stopRun("stopped"));
   const params = new URLSearchParams(location.search);
   const wanted = params.get("tab") === "train" && train.experiments.some((e) => e.name === params.get("experiment"));
   buildTrain(wanted ? params.get("experiment") : train.experiments[0].name, wanted ? params : null);
-  if (wanted && params.get("run") === "1") startRun();
+  if (wanted && params.get("run") === "1" && !train.problems.length) startRun(); // a broken link starts nothing
 }
 
 function buildTrain(name, params = null) {
@@ -375,10 +375,12 @@ function buildTrain(name, params = null) {
     return el("label", { title: what }, box, " ", racer);
   }));
   $("#train-settings").replaceChildren(...exp.settings.map((s) => {
-    const given = params?.get(s.name);
+    const given = params?.get(s.name) ?? null;
     const input = el("input", { type: "number", id: `train-set-${s.name}`, "data-setting": s.name, step: "any",
       placeholder: s.default === null ? "auto" : String(s.default), title: `${s.description}: ${s.valid}${s.none_means ? `; empty: ${s.none_means}` : ""}` });
     input.value = given ?? (s.default === null ? "" : String(s.default));
+    if (given !== null && input.value === "") train.problems.push(`${s.name}: "${given}" is not a number`); // never a silent default
+    input.dataset.usedBy = JSON.stringify(s.used_by);
     input.addEventListener("input", updateTrainLink);
     return el("label", { title: input.title }, s.name, " ", input);
   }));
@@ -389,9 +391,12 @@ function buildTrain(name, params = null) {
 
 function trainQuery() {
   const query = new URLSearchParams({ experiment: train.experiment.name });
-  for (const box of document.querySelectorAll("#train-racers input:checked")) query.append("losses", box.value);
+  const racing = [...document.querySelectorAll("#train-racers input:checked")].map((box) => box.value);
+  for (const racer of racing) query.append("losses", racer);
   for (const input of document.querySelectorAll("#train-settings input")) {
-    if (input.value.trim() !== "") query.append(input.dataset.setting, input.value.trim());
+    const usedBy = JSON.parse(input.dataset.usedBy);
+    const applies = !usedBy.length || usedBy.some((racer) => racing.includes(racer)); // delta only with huber racing
+    if (applies && input.value.trim() !== "") query.append(input.dataset.setting, input.value.trim());
   }
   return query;
 }
@@ -419,8 +424,10 @@ function stopRun(reason) {
 async function startRun() {
   stopRun("restarted");
   const query = trainQuery();
+  if (!query.getAll("losses").length) { showError("pick at least one loss to race"); return; }
   const controller = (train.controller = new AbortController());
-  const state = (explorer.train = train.state = { query: query.toString(), started: performance.now(), firstEpochMs: null,
+  const state = (explorer.train = train.state = { query: query.toString(), metric: train.experiment.metric,
+    started: performance.now(), firstEpochMs: null,
     epochs: [], metrics: {}, curves: {}, scene: null, result: null, ended: false, stopped: null });
   $("#train-verdicts").replaceChildren();
   $("#train-table thead").replaceChildren();
@@ -432,9 +439,13 @@ async function startRun() {
   let response;
   try {
     response = await fetch(`/api/train?${query}`, { signal: controller.signal });
-  } catch (err) { return endRun(state, "stopped"); }
+  } catch (err) {
+    if (!controller.signal.aborted) showError(`the server did not answer: ${err.message}`);
+    return endRun(state, controller.signal.aborted ? controller.signal.reason || "stopped" : "not started");
+  }
   if (!response.ok) {
     const data = await response.json().catch(() => ({}));
+    if (train.state !== state) return; // a newer run has started meanwhile
     showError(data.error || `${response.status} ${response.statusText}`);
     $("#train-status").textContent = "not started";
     return stopRun();
@@ -466,7 +477,9 @@ function endRun(state, stopped) {
   state.ended = true;
   state.stopped = state.stopped ?? stopped;
   if (train.state === state) {
-    if (stopped && !state.result) $("#train-status").textContent = `${stopped} after ${state.epochs.length} epochs`;
+    if (stopped && !state.result) {
+      $("#train-status").textContent = state.epochs.length ? `${stopped} after ${state.epochs.length} epochs` : stopped;
+    }
     stopRun();
   }
 }
@@ -480,7 +493,7 @@ function onTrainEvent(state, kind, data) {
     state.racers = Object.keys(data.curves);
     for (const r of state.racers) state.metrics[r] = {};
     for (const chart of train.charts) chart.destroy();
-    const metric = train.experiment.metric;
+    const metric = state.metric;
     train.charts = [
       lineChart($("#train-loss"), "epoch", state.racers, "loss (log scale)", [[], ...state.racers.map(() => [])], true),
       lineChart($("#train-metric"), "epoch", state.racers, metric, [[], ...state.racers.map(() => [])]),
@@ -514,7 +527,7 @@ function scheduleTrainDraw(state) {
 }
 
 function drawTrain(state) {
-  const metric = train.experiment.metric;
+  const metric = state.metric;
   const series = (key) => state.racers.map((r) => state.metrics[r][key] ?? []);
   const positive = (values) => values.map((v) => (typeof v === "number" && v > 0 ? v : null)); // log scale
   train.charts[0]?.setData([state.epochs, ...series("loss").map(positive)]);
@@ -602,5 +615,9 @@ for (const input of document.querySelectorAll("#playground .controls input")) in
 for (const radio of document.querySelectorAll("input[name=pg-mode]")) radio.addEventListener("change", setPlaygroundMode);
 showTab(new URLSearchParams(location.search).get("tab") || "losses");
 Promise.all([loadLosses().then(loadCompare), loadConfidence(), loadExamples(), loadQuiz(), updatePlayground(), loadTrain()])
-  .then(() => { explorer.ready = true; document.body.dataset.ready = "true"; })
+  .then(() => {
+    if (train.problems.length) showError(`the address's settings: ${train.problems.join("; ")}`); // after the loads' own messages
+    explorer.ready = true;
+    document.body.dataset.ready = "true";
+  })
   .catch(() => { /* shown by api() */ });
