@@ -247,12 +247,12 @@ def test_a_chunked_body_over_the_limit_is_refused(live_server):
 
 
 def test_load_thousands_of_requests_at_concurrency_16_without_an_error(tmp_path):
-    out = subprocess.run([sys.executable, str(LOAD_SCRIPT), "--requests", "2000", "--out", str(tmp_path)],
+    out = subprocess.run([sys.executable, str(LOAD_SCRIPT), "--requests", "1500", "--out", str(tmp_path)],
                          capture_output=True, text=True, timeout=180)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     result = json.loads(next(tmp_path.glob("web_load-*.json")).read_text())
     mixed, beside = result["phases"]["mixed"], result["phases"]["beside heavy"]
-    assert mixed["requests"] == beside["requests"] == 2000 and mixed["errors"] == beside["errors"] == 0
+    assert mixed["requests"] == beside["requests"] == 1500 and mixed["errors"] == beside["errors"] == 0
     assert beside["heavy_done"] >= 1  # the heavy requests really ran beside the small ones
     for phase in (mixed, beside):  # figures are reported, not judged: they depend on the machine
         assert 0 < phase["p50_ms"] <= phase["p99_ms"] <= phase["max_ms"]
