@@ -459,3 +459,12 @@ def test_changing_the_experiment_stops_the_run(page, server):
     state = _train_run_ended(page)
     assert state["stopped"] == "stopped" and state["metric"] == "validation mse"
     assert page.is_enabled("#train-start") and page.is_disabled("#train-stop")
+
+
+def test_charts_follow_the_window_width(page):
+    page.click("#picker button[data-loss=huber]")
+    settle(page)
+    wide = page.evaluate("window.explorer.chart.width")
+    page.set_viewport_size({"width": 700, "height": 900})
+    page.wait_for_function(f"window.explorer.chart.width < {wide}")
+    assert page.evaluate("window.explorer.chart.width") <= page.evaluate("document.querySelector('#landscape').clientWidth")

@@ -610,6 +610,19 @@ function drawModel(state) {
   legend.forEach(([label, color], i) => { ctx.fillStyle = color; ctx.fillText(label, left + 8, top + 16 + 15 * i); });
 }
 
+// ---- charts follow the window's width ----------------------------------------------------------------
+let resizing = null;
+window.addEventListener("resize", () => {
+  clearTimeout(resizing);
+  resizing = setTimeout(() => {
+    for (const chart of [explorer.chart, ...cmp.charts, ...train.charts]) {
+      const box = chart?.root.parentElement;
+      if (box && box.clientWidth) chart.setSize({ width: Math.max(280, box.clientWidth), height: chart.height });
+    }
+    if (train.state) drawModel(train.state);
+  }, 150);
+});
+
 // ---- start ----------------------------------------------------------------------------------------
 for (const input of document.querySelectorAll("#playground .controls input")) input.addEventListener("input", () => updatePlayground());
 for (const radio of document.querySelectorAll("input[name=pg-mode]")) radio.addEventListener("change", setPlaygroundMode);
