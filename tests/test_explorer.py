@@ -439,8 +439,13 @@ def test_explore_command_options():
 def test_the_train_tab_refuses_rather_than_guesses(page, server):
     streams = []
     page.on("request", lambda r: streams.append(r.url) if "/api/train" in r.url else None)
+    import time
+
+    page.route("**/api/curve", lambda route: (time.sleep(0.5), route.continue_()))  # answered after the page is ready
     _open(page, server, "?tab=train&experiment=outliers&lr=0,3")  # a comma: not a number
     assert 'lr: "0,3" is not a number' in page.text_content("#error")
+    page.wait_for_function("window.explorer.curve && window.explorer.busy === 0")
+    assert 'lr: "0,3" is not a number' in page.text_content("#error")  # a later success does not wipe it
     page.fill("#train-set-lr", "0.5")
     for box in page.query_selector_all("#train-racers input"):
         box.uncheck()

@@ -25,7 +25,7 @@ async function api(path, body) {
     });
     const data = await response.json();
     if (!response.ok) throw new Error(data.error || `${response.status} ${response.statusText}`);
-    showError(null);
+    if ($("#error").dataset.source === "api") showError(null); // a success clears an earlier request's error only
     return data;
   } catch (err) {
     showError(err.message);
@@ -35,10 +35,11 @@ async function api(path, body) {
   }
 }
 
-function showError(message) {
+function showError(message, source = "api") { // source: what the message is about ("api", "address", "input")
   const box = $("#error");
   box.hidden = !message;
   box.textContent = message || "";
+  box.dataset.source = message ? source : "";
 }
 
 // Runs fn with the latest arguments, never two at once: slider drags send one request at a time.
@@ -424,7 +425,7 @@ function stopRun(reason) {
 async function startRun() {
   stopRun("restarted");
   const query = trainQuery();
-  if (!query.getAll("losses").length) { showError("pick at least one loss to race"); return; }
+  if (!query.getAll("losses").length) { showError("pick at least one loss to race", "input"); return; }
   const controller = (train.controller = new AbortController());
   const state = (explorer.train = train.state = { query: query.toString(), metric: train.experiment.metric,
     started: performance.now(), firstEpochMs: null,
@@ -629,7 +630,7 @@ for (const radio of document.querySelectorAll("input[name=pg-mode]")) radio.addE
 showTab(new URLSearchParams(location.search).get("tab") || "losses");
 Promise.all([loadLosses().then(loadCompare), loadConfidence(), loadExamples(), loadQuiz(), updatePlayground(), loadTrain()])
   .then(() => {
-    if (train.problems.length) showError(`the address's settings: ${train.problems.join("; ")}`); // after the loads' own messages
+    if (train.problems.length) showError(`the address's settings: ${train.problems.join("; ")}`, "address");
     explorer.ready = true;
     document.body.dataset.ready = "true";
   })
