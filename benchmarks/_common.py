@@ -83,3 +83,14 @@ def write_results(folder, stem: str, result: dict, text: str):
     (folder / f"{stem}.json").write_text(json.dumps(result, indent=1))
     (folder / f"{stem}.md").write_text(text)
     return folder / f"{stem}.md"
+
+
+def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
+    """Seconds per call over a loop of ``calls`` calls of ``fn``, by perf_counter (CPU work: a GPU timer
+    must synchronise, as torch_losses.Timer does)."""
+    import time
+
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls

@@ -21,7 +21,6 @@ import datetime as dt
 import platform
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import _common
@@ -90,10 +89,7 @@ def _numpy_blocks(np, rng, rounds):
 
 
 def _timed(fn, calls):
-    start = time.perf_counter()
-    for _ in range(calls):
-        fn()
-    return (time.perf_counter() - start) / calls * 1e3
+    return _common.seconds_per_call(fn, calls) * 1e3
 
 
 def main(argv=None) -> int:

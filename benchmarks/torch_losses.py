@@ -44,7 +44,7 @@ import time
 import traceback
 from pathlib import Path
 
-from _common import cpu_model, module_versions, peak_extra_bytes, set_threads
+from _common import cpu_model, module_versions, peak_extra_bytes, seconds_per_call, set_threads
 
 THREADS_DEFAULT = 2
 RTOL = 1e-4  # float32: a pair that differs by more does not compute the same quantity
@@ -127,10 +127,7 @@ class Timer:
             end.record()
             self.torch.cuda.synchronize()
             return start.elapsed_time(end) / 1e3 / k
-        t0 = time.perf_counter()
-        for _ in range(k):
-            fn()
-        return (time.perf_counter() - t0) / k
+        return seconds_per_call(fn, k)
 
     def calls_per_timing(self, fn) -> int:
         """Enough calls that one timed loop lasts at least target_s (the timer's resolution then vanishes)."""
