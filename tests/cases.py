@@ -91,6 +91,34 @@ def _regression(rng):
     return out
 
 
+def _counts(rng):
+    """The deviances, MSLE and MAPE: positive means, targets in each loss's domain (zeros for Poisson)."""
+    out = []
+    for name, opts_list in [("poisson_deviance", [{}]), ("gamma_deviance", [{}]), ("msle", [{}]), ("mape", [{}]),
+                            ("tweedie_deviance", [{"power": 0.0}, {"power": -1.0}, {"power": 1.0}, {"power": 1.5},
+                                                  {"power": 2.0}, {"power": 3.0}])]:
+        for opts in opts_list:
+            for shape in [(7,), (3, 4)]:
+                x = rng.uniform(0.3, 6.0, size=shape)
+                power = opts.get("power")
+                if name == "poisson_deviance" or (power is not None and 1 <= power < 2):  # counts, zeros included
+                    t = rng.poisson(2.0, size=shape).astype(float)
+                elif name == "mape":  # away from p = t (the kink) and from t = 0
+                    t = (x + _away_from(rng, shape, [0.0], gap=0.2)) * np.sign(rng.normal(size=shape))
+                    t = np.where(np.abs(t) < 0.2, 0.2, t)
+                elif power is not None and power < 1:  # any real target
+                    t = rng.uniform(0.2, 8.0, size=shape) * np.sign(rng.normal(size=shape))
+                else:
+                    t = rng.uniform(0.2, 8.0, size=shape)
+                label = "-".join(f"{k}{v}" for k, v in opts.items()) + f"-{'x'.join(map(str, shape))}"
+                out.append(Case(name, (x, t), dict(opts), label))
+            w = rng.uniform(0.2, 2.0, size=(3, 4))
+            x = rng.uniform(0.3, 6.0, size=(3, 4))
+            t = x * rng.uniform(0.5, 1.5, size=(3, 4)) + 0.1
+            out.append(Case(name, (x, t), {**opts, "weight": w}, "weighted" + "".join(map(str, opts.values()))))
+    return out
+
+
 def _class_targets(rng, n_shape, c, ignore=-100, n_ignored=1):
     t = rng.integers(0, c, size=n_shape)
     flat = t.reshape(-1)
@@ -186,7 +214,7 @@ def _ranking(rng):
 
 def all_cases(seed: int = 0) -> list[Case]:
     rng = np.random.default_rng(seed)
-    return _regression(rng) + _classification(rng) + _ranking(rng)
+    return _regression(rng) + _counts(rng) + _classification(rng) + _ranking(rng)
 
 
 CASES = all_cases()

@@ -49,6 +49,39 @@ def quantile(p, t, q=0.5, weight=None):
     return w * np.where(r >= 0, q * r, (q - 1) * r), w.sum()
 
 
+def poisson_deviance(p, t, weight=None):
+    w = _w(weight, p.shape)
+    return w * np.array([2 * ((y * math.log(y / m) if y > 0 else 0.0) - y + m) for m, y in zip(p.flat, t.flat)]).reshape(p.shape), w.sum()
+
+
+def gamma_deviance(p, t, weight=None):
+    w = _w(weight, p.shape)
+    return w * np.array([2 * (math.log(m / y) + y / m - 1) for m, y in zip(p.flat, t.flat)]).reshape(p.shape), w.sum()
+
+
+def tweedie_deviance(p, t, power=0.0, weight=None):
+    """The unit deviance as a limit-free textbook formula (Jorgensen), with the special cases by name."""
+    if power == 0:
+        return mse(p, t, weight)
+    if power == 1:
+        return poisson_deviance(p, t, weight)
+    if power == 2:
+        return gamma_deviance(p, t, weight)
+    w, a, b = _w(weight, p.shape), 1 - power, 2 - power
+    d = [2 * (max(y, 0.0) ** b / (a * b) - y * m**a / a + m**b / b) for m, y in zip(p.flat, t.flat)]
+    return w * np.array(d).reshape(p.shape), w.sum()
+
+
+def msle(p, t, weight=None):
+    w = _w(weight, p.shape)
+    return w * np.array([(math.log(1 + m) - math.log(1 + y)) ** 2 for m, y in zip(p.flat, t.flat)]).reshape(p.shape), w.sum()
+
+
+def mape(p, t, weight=None):
+    w = _w(weight, p.shape)
+    return w * np.array([abs(m - y) / max(abs(y), 2.220446049250313e-16) for m, y in zip(p.flat, t.flat)]).reshape(p.shape), w.sum()
+
+
 def _rows(x):
     """(N, C, d...) or (C,) scores as a list of class vectors, with the per-item output shape."""
     if x.ndim == 1:

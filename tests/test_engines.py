@@ -57,7 +57,10 @@ def test_each_definitions_value_and_grad_equals_its_parts(name):
          "squared_hinge": np.sign(rng.normal(size=200))}.get(name, rng.normal(size=200))
     if name == "binary_cross_entropy":
         x = rng.uniform(0.01, 0.99, size=200)
-    options = {"delta": 0.7, "beta": 0.5, "q": 0.3, "margin": 1.0, "pos_weight": None, "alpha": 0.25, "gamma": 2.0}
+    if name in ("poisson_deviance", "gamma_deviance", "tweedie_deviance", "msle"):  # positive means and targets
+        x, t = rng.uniform(0.2, 5.0, size=200), rng.uniform(0.2, 5.0, size=200)
+    options = {"delta": 0.7, "beta": 0.5, "q": 0.3, "margin": 1.0, "pos_weight": None, "alpha": 0.25, "gamma": 2.0,
+               "power": 1.5}
     options = {k: options[k] for k in definition.options}
     value, grad = definition.value_and_grad(np, x, t, **options)
     np.testing.assert_array_equal(value, definition.value(np, x, t, **options))

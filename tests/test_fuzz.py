@@ -32,6 +32,11 @@ def base(name: str):
     names = list(fn._positional)
     if name in ("mse", "mae", "huber", "smooth_l1", "log_cosh", "quantile"):
         return [x, rng.standard_normal((4, 3))], {}, names
+    if name in ("poisson_deviance", "gamma_deviance", "tweedie_deviance", "msle"):  # positive means
+        t = rng.poisson(2.0, (4, 3)).astype(float) if name == "poisson_deviance" else rng.uniform(0.2, 3.0, (4, 3))
+        return [rng.uniform(0.2, 3.0, (4, 3)), t], {}, names
+    if name == "mape":
+        return [x, rng.standard_normal((4, 3))], {}, names
     if name in ("cross_entropy", "multiclass_hinge"):
         return [x, y], {}, names
     if name == "nll":

@@ -19,11 +19,13 @@ SPECS = ll.losses()
 
 def test_registry_lists_every_public_loss_once():
     names = [s.name for s in SPECS]
-    assert len(names) == len(set(names)) == 19
+    assert len(names) == len(set(names)) == 24
     for name in names:
         assert getattr(ll, name) is ll.get_loss(name)
         assert ll.get(name).name == name
-    assert {s.name for s in ll.losses(family="regression")} == {"mse", "mae", "huber", "smooth_l1", "log_cosh", "quantile"}
+    assert {s.name for s in ll.losses(family="regression")} == {"mse", "mae", "huber", "smooth_l1", "log_cosh", "quantile",
+                                                               "poisson_deviance", "gamma_deviance", "tweedie_deviance",
+                                                               "msle", "mape"}
     assert "binary_cross_entropy_with_logits" in {s.name for s in ll.losses(task="multilabel")}
     with pytest.raises(ValueError, match="family must be one of"):
         ll.losses(family="vision")
@@ -36,7 +38,7 @@ def test_spec_is_complete_and_matches_the_function(spec):
     keyword = [p.name for p in fn.__signature__.parameters.values() if p.kind is inspect.Parameter.KEYWORD_ONLY]
     assert list(spec.inputs) == positional
     assert {o.name for o in spec.options} <= set(keyword)
-    assert set(spec.peers) == {"pytorch", "optax", "keras"}
+    assert {"pytorch", "optax", "keras"} <= set(spec.peers) <= {"pytorch", "optax", "keras", "sklearn"}
     assert spec.formula_latex and spec.formula_text and spec.gradient_latex and spec.gradient_text and spec.when_to_use
     assert spec.task in ll.registry.TASKS and spec.family in ll.registry.FAMILIES
     assert issubclass(getattr(llt, spec.torch_module), llt.LosslabLoss)
@@ -68,9 +70,12 @@ def _directions(case, rng, count):
 def _scaled_for_domain(case, direction):
     if case.loss == "binary_cross_entropy":  # stay inside (0, 1)
         return [d * 0.01 for d in direction]
+    if case.loss in POSITIVE_MEAN:  # means stay > 0.3 - 0.1 over steps in [-2, 2]
+        return [d / np.abs(d).max() * 0.05 for d in direction]
     return direction
 
 
+POSITIVE_MEAN = ("poisson_deviance", "gamma_deviance", "tweedie_deviance", "msle")
 CONVEX = [c for c in CASES if c.fn.spec.convex and "softcap" not in c.options]  # the cap bends CE (conventions)
 NONCONVEX_LOSSES = sorted({c.loss for c in CASES if not c.fn.spec.convex})
 
@@ -92,7 +97,10 @@ def test_nonconvex_claim_has_a_witness(name):
     steps = np.linspace(-2, 2, 41)
     for case in [c for c in CASES if c.loss == name]:
         for direction in _directions(case, rng, 40):
-            v = _line_values(case, direction, steps)
+            if name in POSITIVE_MEAN:  # they curve down for large means (gamma: x > 2 t): walk up, in the domain
+                v = _line_values(case, [np.abs(d) / np.abs(d).max() for d in direction], np.linspace(0, 30, 41))
+            else:
+                v = _line_values(case, direction, steps)
             if (v[:-2] - 2 * v[1:-1] + v[2:]).min() < -1e-6:
                 return
     pytest.fail(f"no concave stretch found for {name}: is it convex after all?")
@@ -111,6 +119,7 @@ KINKS = {  # args exactly at a kink, options, and a direction (for the first inp
     "hinge": ((np.array([1.0]), np.array([1.0])), {}, np.array([1.0])),
     "multiclass_hinge": ((np.array([[1.0, 0.0]]), np.array([0])), {}, np.array([[0.0, 1.0]])),
     "triplet_margin": _triplet_kink(),
+    "mape": ((np.array([2.0]), np.array([2.0])), {}, np.array([1.0])),
 }
 
 

@@ -21,7 +21,19 @@ from .losses.classification import (
     squared_hinge,
 )
 from .losses.ranking import contrastive, info_nce, siglip, triplet_margin
-from .losses.regression import huber, log_cosh, mae, mse, quantile, smooth_l1
+from .losses.regression import (
+    gamma_deviance,
+    huber,
+    log_cosh,
+    mae,
+    mape,
+    mse,
+    msle,
+    poisson_deviance,
+    quantile,
+    smooth_l1,
+    tweedie_deviance,
+)
 from .registry import get, get_loss, losses
 
 # The engines for other array kinds, imported when such an array first arrives (the NumPy blocks of
@@ -43,6 +55,7 @@ __all__ = [
     "contrastive",
     "cross_entropy",
     "focal",
+    "gamma_deviance",
     "get",
     "get_loss",
     "get_num_threads",
@@ -54,10 +67,13 @@ __all__ = [
     "log_cosh",
     "losses",
     "mae",
+    "mape",
     "metrics",
     "mse",
+    "msle",
     "multiclass_hinge",
     "nll",
+    "poisson_deviance",
     "quantile",
     "recommend",
     "reference_path",
@@ -67,4 +83,5 @@ __all__ = [
     "squared_hinge",
     "strict_checks",
     "triplet_margin",
+    "tweedie_deviance",
 ]

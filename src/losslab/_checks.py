@@ -161,6 +161,16 @@ def values_between(name: str, x: Any, low: float, high: float, fix: str) -> None
         raise ValueError(f"{name} must lie in [{low:g}, {high:g}], got values {_preview(v[bad])}; {fix}")
 
 
+def values_above(name: str, x: Any, low: float, fix: str, *, inclusive: bool = False) -> None:
+    """Every value of ``x`` > low (>= low when ``inclusive``); NaN passes, to propagate to the output."""
+    if not is_concrete(x):
+        return
+    v = to_numpy(x)
+    bad = v < low if inclusive else v <= low
+    if bad.any():
+        raise ValueError(f"{name} must be {'>=' if inclusive else '>'} {low:g}, got values {_preview(v[bad])}; {fix}")
+
+
 def values_in(name: str, x: Any, allowed: tuple[float, ...], fix: str) -> None:
     if not is_concrete(x):
         return

@@ -547,4 +547,139 @@ def focal_unweighted(x, t, w, u, l, g, gamma):
     return total
 
 
-KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted}
+@njit(inline="always", cache=True)
+def poisson_deviance_element(x, t):
+    v2 = t > 0.0
+    v3 = t if v2 else 1.0
+    v4 = v3 / x
+    v5 = math.log(v4)
+    v6 = t * v5
+    v7 = v6 - t
+    v8 = v7 + x
+    v9 = 2.0 * v8
+    v10 = x - t
+    v11 = 2.0 * v10
+    v12 = v11 / x
+    return v9, v12
+
+
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+def poisson_deviance(x, t, w, u, l, g):
+    """poisson_deviance: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
+    (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
+    n = x.shape[0]
+    has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
+    total = 0.0  # float64 accumulator
+    for i in prange(n):
+        li, gi = poisson_deviance_element(x[i], t[i])
+        if has_w:
+            li *= w[i]
+            gi *= w[i]
+        total += li
+        if want_l:
+            l[i] = li
+        if want_g:
+            g[i] = gi * u
+    return total
+
+
+@njit(inline="always", cache=True)
+def gamma_deviance_element(x, t):
+    v2 = x / t
+    v3 = math.log(v2)
+    v4 = t / x
+    v5 = v3 + v4
+    v6 = v5 - 1.0
+    v7 = 2.0 * v6
+    v8 = x - t
+    v9 = 2.0 * v8
+    v10 = x * x
+    v11 = v9 / v10
+    return v7, v11
+
+
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+def gamma_deviance(x, t, w, u, l, g):
+    """gamma_deviance: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
+    (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
+    n = x.shape[0]
+    has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
+    total = 0.0  # float64 accumulator
+    for i in prange(n):
+        li, gi = gamma_deviance_element(x[i], t[i])
+        if has_w:
+            li *= w[i]
+            gi *= w[i]
+        total += li
+        if want_l:
+            l[i] = li
+        if want_g:
+            g[i] = gi * u
+    return total
+
+
+@njit(inline="always", cache=True)
+def msle_element(x, t):
+    v2 = math.log1p(x)
+    v3 = math.log1p(t)
+    v4 = v2 - v3
+    v5 = v4 * v4
+    v6 = 2.0 * v4
+    v7 = 1.0 + x
+    v8 = v6 / v7
+    return v5, v8
+
+
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+def msle(x, t, w, u, l, g):
+    """msle: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
+    (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
+    n = x.shape[0]
+    has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
+    total = 0.0  # float64 accumulator
+    for i in prange(n):
+        li, gi = msle_element(x[i], t[i])
+        if has_w:
+            li *= w[i]
+            gi *= w[i]
+        total += li
+        if want_l:
+            l[i] = li
+        if want_g:
+            g[i] = gi * u
+    return total
+
+
+@njit(inline="always", cache=True)
+def mape_element(x, t):
+    v2 = x - t
+    v3 = abs(v2)
+    v4 = abs(t)
+    v5 = _maximum(v4, 2.220446049250313e-16)
+    v6 = v3 / v5
+    v7 = _sign(v2)
+    v8 = v7 / v5
+    return v6, v8
+
+
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+def mape(x, t, w, u, l, g):
+    """mape: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
+    (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
+    n = x.shape[0]
+    has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
+    total = 0.0  # float64 accumulator
+    for i in prange(n):
+        li, gi = mape_element(x[i], t[i])
+        if has_w:
+            li *= w[i]
+            gi *= w[i]
+        total += li
+        if want_l:
+            l[i] = li
+        if want_g:
+            g[i] = gi * u
+    return total
+
+
+KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape}

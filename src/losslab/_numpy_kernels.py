@@ -574,4 +574,111 @@ def focal_unweighted(x, t, l, g, o):
         np.multiply(f7, f4, out=g)
 
 
-KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted}
+def poisson_deviance(x, t, l, g, o):
+    """poisson_deviance on one block: the per-element losses into l, their gradient into g (None: not wanted);
+    ``o`` maps option names to Python numbers."""
+    with np.errstate(all="ignore"):  # both sides of a where are computed; only the chosen one is kept
+        if g is None:
+            b1 = np.empty(x.shape, bool)
+            np.greater(t, 0.0, out=b1)
+            f1 = np.empty(x.shape, x.dtype)
+            np.copyto(f1, np.where(b1, t, 1.0))
+            np.divide(f1, x, out=f1)
+            np.log(f1, out=f1)
+            np.multiply(t, f1, out=f1)
+            np.subtract(f1, t, out=f1)
+            np.add(f1, x, out=f1)
+            np.multiply(2.0, f1, out=l)
+            return
+        b1 = np.empty(x.shape, bool)
+        np.greater(t, 0.0, out=b1)
+        f1 = np.empty(x.shape, x.dtype)
+        np.copyto(f1, np.where(b1, t, 1.0))
+        np.divide(f1, x, out=f1)
+        np.log(f1, out=f1)
+        np.multiply(t, f1, out=f1)
+        np.subtract(f1, t, out=f1)
+        np.add(f1, x, out=f1)
+        np.multiply(2.0, f1, out=l)
+        np.subtract(x, t, out=f1)
+        np.multiply(2.0, f1, out=f1)
+        np.divide(f1, x, out=g)
+
+
+def gamma_deviance(x, t, l, g, o):
+    """gamma_deviance on one block: the per-element losses into l, their gradient into g (None: not wanted);
+    ``o`` maps option names to Python numbers."""
+    with np.errstate(all="ignore"):  # both sides of a where are computed; only the chosen one is kept
+        if g is None:
+            f1 = np.empty(x.shape, x.dtype)
+            np.divide(x, t, out=f1)
+            np.log(f1, out=f1)
+            f2 = np.empty(x.shape, x.dtype)
+            np.divide(t, x, out=f2)
+            np.add(f1, f2, out=f2)
+            np.subtract(f2, 1.0, out=f2)
+            np.multiply(2.0, f2, out=l)
+            return
+        f1 = np.empty(x.shape, x.dtype)
+        np.divide(x, t, out=f1)
+        np.log(f1, out=f1)
+        f2 = np.empty(x.shape, x.dtype)
+        np.divide(t, x, out=f2)
+        np.add(f1, f2, out=f2)
+        np.subtract(f2, 1.0, out=f2)
+        np.multiply(2.0, f2, out=l)
+        np.subtract(x, t, out=f2)
+        np.multiply(2.0, f2, out=f2)
+        np.multiply(x, x, out=f1)
+        np.divide(f2, f1, out=g)
+
+
+def msle(x, t, l, g, o):
+    """msle on one block: the per-element losses into l, their gradient into g (None: not wanted);
+    ``o`` maps option names to Python numbers."""
+    with np.errstate(all="ignore"):  # both sides of a where are computed; only the chosen one is kept
+        if g is None:
+            f1 = np.empty(x.shape, x.dtype)
+            np.log1p(x, out=f1)
+            f2 = np.empty(x.shape, x.dtype)
+            np.log1p(t, out=f2)
+            np.subtract(f1, f2, out=f2)
+            np.multiply(f2, f2, out=l)
+            return
+        f1 = np.empty(x.shape, x.dtype)
+        np.log1p(x, out=f1)
+        f2 = np.empty(x.shape, x.dtype)
+        np.log1p(t, out=f2)
+        np.subtract(f1, f2, out=f2)
+        np.multiply(f2, f2, out=l)
+        np.multiply(2.0, f2, out=f2)
+        np.add(1.0, x, out=f1)
+        np.divide(f2, f1, out=g)
+
+
+def mape(x, t, l, g, o):
+    """mape on one block: the per-element losses into l, their gradient into g (None: not wanted);
+    ``o`` maps option names to Python numbers."""
+    with np.errstate(all="ignore"):  # both sides of a where are computed; only the chosen one is kept
+        if g is None:
+            f1 = np.empty(x.shape, x.dtype)
+            np.subtract(x, t, out=f1)
+            np.abs(f1, out=f1)
+            f2 = np.empty(x.shape, x.dtype)
+            np.abs(t, out=f2)
+            np.maximum(f2, 2.220446049250313e-16, out=f2)
+            np.divide(f1, f2, out=l)
+            return
+        f1 = np.empty(x.shape, x.dtype)
+        np.subtract(x, t, out=f1)
+        f2 = np.empty(x.shape, x.dtype)
+        np.abs(f1, out=f2)
+        f3 = np.empty(x.shape, x.dtype)
+        np.abs(t, out=f3)
+        np.maximum(f3, 2.220446049250313e-16, out=f3)
+        np.divide(f2, f3, out=l)
+        np.sign(f1, out=f1)
+        np.divide(f1, f3, out=g)
+
+
+KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape}

@@ -41,6 +41,21 @@ class Interval:
 
 
 @dataclass(frozen=True)
+class Intervals:
+    """A union of disjoint Intervals (Tweedie's power: (-inf, 0] or [1, inf))."""
+
+    parts: tuple[Interval, ...]
+    integer: bool = False
+
+    def contains(self, v: float) -> bool:
+        return any(part.contains(v) for part in self.parts)
+
+    def describe(self) -> str:
+        first, *rest = [part.describe() for part in self.parts]
+        return " or ".join([first, *(r.removeprefix("a finite number ") for r in rest)])
+
+
+@dataclass(frozen=True)
 class Choices:
     """A domain of listed values (compared with ==, bools only with bools)."""
 
@@ -59,7 +74,7 @@ class OptionSpec:
 
     name: str
     description: str
-    domain: Interval | Choices | None  # None: an array option (weight, pos_weight), checked by the loss
+    domain: Interval | Intervals | Choices | None  # None: an array option (weight, pos_weight), checked by the loss
     low: float | None = None
     high: float | None = None
     integer: bool = False  # only whole numbers in [low, high]
@@ -104,6 +119,8 @@ class LossSpec:
     conventions: str = ""  # kinks, clamps, deliberate differences from PyTorch
     # compares every item of the batch with every other (InfoNCE, SigLIP): work and memory grow as N²
     pairwise_batch: bool = False
+    # regression losses defined only for predictions above this (a positive mean: 0; MSLE: -1)
+    prediction_low: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

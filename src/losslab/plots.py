@@ -103,6 +103,8 @@ def target_range(name: str) -> TargetRange | None:
     spec = get(name)
     first = next(iter(spec.inputs))
     if spec.family == "regression":
+        if spec.prediction_low is not None:  # a positive mean (MSLE: above -1): targets in its range
+            return TargetRange(max(spec.prediction_low, 0.0) + 0.5, 5.0, 3.0, "the target value")
         return TargetRange(-5.0, 5.0, 3.0, "the target value")
     if first == "probs" or (first == "logits" and spec.task in ("binary", "multilabel")):
         return TargetRange(0.0, 1.0, 1.0, "the label y: 1 or 0, or a soft label between")
@@ -138,7 +140,8 @@ def _axis(name: str, target: float | None, options: dict[str, Any], n: int = 401
     first, task = next(iter(spec.inputs)), spec.task
     t = _target(name, target)
     if spec.family == "regression":
-        x = np.linspace(t - 4, t + 4, n)
+        low = t - 4 if spec.prediction_low is None else max(t - 4, spec.prediction_low + 0.02)  # inside the domain
+        x = np.linspace(low, t + 4, n)
         v, g = loss.value_and_grad(x, np.full(n, t), reduction="none", **options)
         return Axis(f"prediction (target {t:g})", x, v, g, "dL/d prediction")
     if first == "probs":

@@ -194,6 +194,10 @@ VARIANTS = (
     Variant("squared_hinge", pointwise.SquaredHinge),
     Variant("focal", pointwise.Focal),
     Variant("focal_unweighted", pointwise.Focal, fixed={"alpha": None}),
+    Variant("poisson_deviance", pointwise.PoissonDeviance),
+    Variant("gamma_deviance", pointwise.GammaDeviance),
+    Variant("msle", pointwise.SquaredLogError),
+    Variant("mape", pointwise.AbsolutePercentageError),
 )
 
 

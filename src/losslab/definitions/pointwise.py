@@ -32,6 +32,7 @@ class Pointwise:
     name: str = ""
     options: tuple[str, ...] = ()
     second = None
+    generated = True  # codegen writes kernels from it (False: it branches in Python on an option's value)
 
     @classmethod
     def value(cls, ops, x, t, **o):  # pragma: no cover - abstract
@@ -349,10 +350,122 @@ class Focal(Pointwise):
         return alpha_t * m_gamma * inner
 
 
+# -- regression on counts and positive targets (scikit-learn's deviances, MSLE, MAPE) ---------------
+# x is the predicted mean (> 0 for the deviances), t the observed target. Every Tweedie unit deviance
+# has the same derivative in x: d/dx d(t, x) = 2 (x - t) x^(-p).
+
+
+class PoissonDeviance(Pointwise):
+    name = "poisson_deviance"
+
+    @classmethod
+    def value(cls, ops, x, t):  # 2 (t log(t/x) - t + x), with t log(t/x) = 0 at t = 0 (xlogy)
+        return 2.0 * (t * ops.log(ops.where(t > 0, t, 1.0) / x) - t + x)
+
+    @classmethod
+    def grad(cls, ops, x, t):
+        return 2.0 * (x - t) / x
+
+    @classmethod
+    def second(cls, ops, x, t):
+        return 2.0 * t / (x * x)
+
+
+class GammaDeviance(Pointwise):
+    name = "gamma_deviance"
+
+    @classmethod
+    def value(cls, ops, x, t):
+        return 2.0 * (ops.log(x / t) + t / x - 1.0)
+
+    @classmethod
+    def grad(cls, ops, x, t):
+        return 2.0 * (x - t) / (x * x)
+
+    @classmethod
+    def second(cls, ops, x, t):
+        return 2.0 * (2.0 * t - x) / (x * x * x)
+
+
+class TweedieDeviance(Pointwise):
+    """``power`` p is a Python number here (the loss makes it one): it selects the formula, as
+    scikit-learn's ``mean_tweedie_deviance`` does (p = 0 squared error, 1 Poisson, 2 gamma)."""
+
+    name = "tweedie_deviance"
+    options = ("power",)
+    generated = False
+
+    @classmethod
+    def value(cls, ops, x, t, power):
+        p = power
+        if p == 0:
+            return SquaredError.value(ops, x, t)
+        if p == 1:
+            return PoissonDeviance.value(ops, x, t)
+        if p == 2:
+            return GammaDeviance.value(ops, x, t)
+        t_pos = ops.where(t > 0, t, 0.0) if p < 0 else t  # p < 0: any real target, max(t, 0) in the first term
+        return 2.0 * (t_pos ** (2.0 - p) / ((1.0 - p) * (2.0 - p)) - t * x ** (1.0 - p) / (1.0 - p)
+                      + x ** (2.0 - p) / (2.0 - p))
+
+    @classmethod
+    def grad(cls, ops, x, t, power):
+        return 2.0 * (x - t) * x ** (-power) if power != 0 else 2.0 * (x - t)
+
+    @classmethod
+    def second(cls, ops, x, t, power):  # 2 x^(-p-1) ((1 - p) x + p t)
+        if power == 0:
+            return ops.full_like(x, 2.0)
+        return 2.0 * x ** (-power - 1.0) * ((1.0 - power) * x + power * t)
+
+
+class SquaredLogError(Pointwise):
+    name = "msle"
+
+    @classmethod
+    def value(cls, ops, x, t):
+        e = ops.log1p(x) - ops.log1p(t)
+        return e * e
+
+    @classmethod
+    def grad(cls, ops, x, t):
+        return 2.0 * (ops.log1p(x) - ops.log1p(t)) / (1.0 + x)
+
+    @classmethod
+    def value_and_grad(cls, ops, x, t):
+        e = ops.log1p(x) - ops.log1p(t)
+        return e * e, 2.0 * e / (1.0 + x)
+
+    @classmethod
+    def second(cls, ops, x, t):
+        e = ops.log1p(x) - ops.log1p(t)
+        return 2.0 * (1.0 - e) / ((1.0 + x) * (1.0 + x))
+
+
+MAPE_EPS = 2.220446049250313e-16  # scikit-learn's floor of |t|: float64's machine epsilon, whatever the dtype
+
+
+class AbsolutePercentageError(Pointwise):
+    name = "mape"
+
+    @classmethod
+    def value(cls, ops, x, t):
+        return ops.abs(x - t) / ops.maximum(ops.abs(t), _full(ops, t, MAPE_EPS))
+
+    @classmethod
+    def grad(cls, ops, x, t):  # sign(x - t) / max(|t|, eps); 0 at x = t, as MAE's subgradient
+        return ops.sign(x - t) / ops.maximum(ops.abs(t), _full(ops, t, MAPE_EPS))
+
+    @classmethod
+    def second(cls, ops, x, t):
+        return ops.zeros_like(x)
+
+
 DEFINITIONS: dict[str, type[Pointwise]] = {
     d.name: d
     for d in (SquaredError, AbsoluteError, Huber, SmoothL1, LogCosh, Pinball, BinaryCrossEntropy,
-              BinaryCrossEntropyWithLogits, Hinge, SquaredHinge, Focal)
+              BinaryCrossEntropyWithLogits, Hinge, SquaredHinge, Focal, PoissonDeviance, GammaDeviance,
+              TweedieDeviance, SquaredLogError, AbsolutePercentageError)
 }
 
 __all__ = ["DEFINITIONS", "Pointwise"]

@@ -538,4 +538,131 @@ def focal_unweighted_kernel(X, T, W, G, L, PARTIAL, SCALE, n, gamma, HAS_WEIGHT:
         tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
 
 
-KERNELS = {'mse': mse_kernel, 'mae': mae_kernel, 'huber': huber_kernel, 'smooth_l1': smooth_l1_kernel, 'log_cosh': log_cosh_kernel, 'quantile': quantile_kernel, 'binary_cross_entropy': binary_cross_entropy_kernel, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits_kernel, 'hinge': hinge_kernel, 'squared_hinge': squared_hinge_kernel, 'focal': focal_kernel, 'focal_unweighted': focal_unweighted_kernel}
+@triton.jit
+def poisson_deviance_kernel(X, T, W, G, L, PARTIAL, SCALE, n, HAS_WEIGHT: tl.constexpr, WITH_GRAD: tl.constexpr,
+                            KEEP: tl.constexpr, BLOCK: tl.constexpr):
+    """poisson_deviance: per block, the sum of the (weighted) losses into PARTIAL; the gradient times SCALE[0]
+    into G, the per-item losses into L (when asked). Computed in float32."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
+    v2 = t > 0.0
+    v3 = tl.where(v2, t, 1.0)
+    v4 = v3 / x
+    v5 = tl.log(v4)
+    v6 = t * v5
+    v7 = v6 - t
+    v8 = v7 + x
+    v9 = 2.0 * v8
+    v10 = x - t
+    v11 = 2.0 * v10
+    v12 = v11 / x
+    value = v9 + tl.zeros_like(x)
+    if HAS_WEIGHT:
+        w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
+        value = value * w
+    if KEEP:
+        tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
+    tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
+    if WITH_GRAD:
+        grad = (v12) * tl.load(SCALE)
+        if HAS_WEIGHT:
+            grad = grad * w
+        tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def gamma_deviance_kernel(X, T, W, G, L, PARTIAL, SCALE, n, HAS_WEIGHT: tl.constexpr, WITH_GRAD: tl.constexpr,
+                          KEEP: tl.constexpr, BLOCK: tl.constexpr):
+    """gamma_deviance: per block, the sum of the (weighted) losses into PARTIAL; the gradient times SCALE[0]
+    into G, the per-item losses into L (when asked). Computed in float32."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
+    v2 = x / t
+    v3 = tl.log(v2)
+    v4 = t / x
+    v5 = v3 + v4
+    v6 = v5 - 1.0
+    v7 = 2.0 * v6
+    v8 = x - t
+    v9 = 2.0 * v8
+    v10 = x * x
+    v11 = v9 / v10
+    value = v7 + tl.zeros_like(x)
+    if HAS_WEIGHT:
+        w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
+        value = value * w
+    if KEEP:
+        tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
+    tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
+    if WITH_GRAD:
+        grad = (v11) * tl.load(SCALE)
+        if HAS_WEIGHT:
+            grad = grad * w
+        tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def msle_kernel(X, T, W, G, L, PARTIAL, SCALE, n, HAS_WEIGHT: tl.constexpr, WITH_GRAD: tl.constexpr,
+                KEEP: tl.constexpr, BLOCK: tl.constexpr):
+    """msle: per block, the sum of the (weighted) losses into PARTIAL; the gradient times SCALE[0]
+    into G, the per-item losses into L (when asked). Computed in float32."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
+    v2 = _log1p(x)
+    v3 = _log1p(t)
+    v4 = v2 - v3
+    v5 = v4 * v4
+    v6 = 2.0 * v4
+    v7 = 1.0 + x
+    v8 = v6 / v7
+    value = v5 + tl.zeros_like(x)
+    if HAS_WEIGHT:
+        w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
+        value = value * w
+    if KEEP:
+        tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
+    tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
+    if WITH_GRAD:
+        grad = (v8) * tl.load(SCALE)
+        if HAS_WEIGHT:
+            grad = grad * w
+        tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def mape_kernel(X, T, W, G, L, PARTIAL, SCALE, n, HAS_WEIGHT: tl.constexpr, WITH_GRAD: tl.constexpr,
+                KEEP: tl.constexpr, BLOCK: tl.constexpr):
+    """mape: per block, the sum of the (weighted) losses into PARTIAL; the gradient times SCALE[0]
+    into G, the per-item losses into L (when asked). Computed in float32."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
+    v2 = x - t
+    v3 = tl.abs(v2)
+    v4 = tl.abs(t)
+    v5 = _maximum(v4, 2.220446049250313e-16)
+    v6 = v3 / v5
+    v7 = _sign(v2)
+    v8 = v7 / v5
+    value = v6 + tl.zeros_like(x)
+    if HAS_WEIGHT:
+        w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
+        value = value * w
+    if KEEP:
+        tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
+    tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
+    if WITH_GRAD:
+        grad = (v8) * tl.load(SCALE)
+        if HAS_WEIGHT:
+            grad = grad * w
+        tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
+
+
+KERNELS = {'mse': mse_kernel, 'mae': mae_kernel, 'huber': huber_kernel, 'smooth_l1': smooth_l1_kernel, 'log_cosh': log_cosh_kernel, 'quantile': quantile_kernel, 'binary_cross_entropy': binary_cross_entropy_kernel, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits_kernel, 'hinge': hinge_kernel, 'squared_hinge': squared_hinge_kernel, 'focal': focal_kernel, 'focal_unweighted': focal_unweighted_kernel, 'poisson_deviance': poisson_deviance_kernel, 'gamma_deviance': gamma_deviance_kernel, 'msle': msle_kernel, 'mape': mape_kernel}

@@ -6,7 +6,8 @@ sum(w * l) / sum(w), as torch's ``mse_loss``/``l1_loss`` and scikit-learn's ``sa
 
 from __future__ import annotations
 
-from .._spec import Interval, LossSpec, OptionSpec
+from .. import _checks as check
+from .._spec import Interval, Intervals, LossSpec, OptionSpec
 from ..definitions import pointwise
 from ._elementwise import Elementwise
 
@@ -225,5 +226,215 @@ class Quantile(Elementwise):
 
 
 
+# -- counts and positive targets: scikit-learn's deviances, MSLE and MAPE -------------------------------
+
+_MEAN_INPUTS = {"predictions": "the predicted mean, > 0", "targets": "observed values, same shape"}
+_LOG_LINK = "exp of a linear output (log link): a positive predicted mean"
+_SKLEARN_MEAN = ("Weighted mean divides by sum(weight), as scikit-learn's sample_weight. NaN in an input gives NaN; "
+                 "values outside the domain are a ValueError naming them, as scikit-learn refuses them.")
+
+
+def _positive(name: str, x) -> None:
+    check.values_above(name, x, 0.0, "the predicted mean must be positive: use exp (a log link) on the model's output")
+
+
+class PoissonDeviance(Elementwise):
+    """Parameters: ``predictions`` (the predicted mean, > 0), ``targets`` (counts, >= 0), ``weight=None``."""
+
+    name = "poisson_deviance"
+    definition = pointwise.PoissonDeviance
+    spec = LossSpec(
+        name="poisson_deviance",
+        family="regression",
+        tasks=("regression",),
+        summary="Poisson deviance: the loss for counts (events, clicks, claims), twice the Poisson NLL minus its minimum.",
+        output_layer=_LOG_LINK,
+        inputs={"predictions": "the predicted mean, > 0", "targets": "counts or rates, >= 0, same shape"},
+        formula_latex=r"\ell = 2\big(y\log(y/\mu) - y + \mu\big)",
+        formula_text="l = 2 (t log(t / p) - t + p)   (t log(t / p) = 0 at t = 0)",
+        gradient_latex=r"\partial\ell/\partial\mu = 2(\mu - y)/\mu",
+        gradient_text="dl/dp = 2 (p - t) / p",
+        hessian_text="d2l/dp2 = 2 t / p^2",
+        convex=True,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=False,
+        when_to_use="Counts and non-negative rates whose variance grows with the mean (insurance claim counts, "
+        "web traffic). Predict log(mean) and exponentiate.",
+        peers={"pytorch": "torch.nn.functional.poisson_nll_loss (the NLL: same gradient up to a factor 2, other constant)",
+               "optax": "none", "keras": "keras.losses.Poisson (the NLL)",
+               "sklearn": "sklearn.metrics.mean_poisson_deviance"},
+        torch_module="PoissonDevianceLoss",
+        prediction_low=0.0,
+        conventions=_SKLEARN_MEAN,
+    )
+
+    def prepare(self, xp, predictions, targets, *, weight=None):
+        st = self.elementwise_state(xp, predictions, targets, weight)
+        _positive("predictions", st.x)
+        check.values_above("targets", st.t, 0.0, "counts and rates are never negative", inclusive=True)
+        return st
+
+
+class GammaDeviance(Elementwise):
+    """Parameters: ``predictions`` (the predicted mean, > 0), ``targets`` (> 0), ``weight=None``."""
+
+    name = "gamma_deviance"
+    definition = pointwise.GammaDeviance
+    spec = LossSpec(
+        name="gamma_deviance",
+        family="regression",
+        tasks=("regression",),
+        summary="Gamma deviance: for positive, right-skewed amounts whose spread grows with the mean.",
+        output_layer=_LOG_LINK,
+        inputs={"predictions": "the predicted mean, > 0", "targets": "> 0, same shape"},
+        formula_latex=r"\ell = 2\big(\log(\mu/y) + y/\mu - 1\big)",
+        formula_text="l = 2 (log(p / t) + t / p - 1)",
+        gradient_latex=r"\partial\ell/\partial\mu = 2(\mu - y)/\mu^2",
+        gradient_text="dl/dp = 2 (p - t) / p^2",
+        hessian_text="d2l/dp2 = 2 (2 t - p) / p^3",
+        convex=False,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=True,
+        when_to_use="Positive amounts with a constant coefficient of variation (claim sizes, durations, prices): "
+        "errors count relative to the mean.",
+        peers={"pytorch": "none", "optax": "none", "keras": "none", "sklearn": "sklearn.metrics.mean_gamma_deviance"},
+        torch_module="GammaDevianceLoss",
+        prediction_low=0.0,
+        conventions="Convex in log(p) (the log link), not in p: the second derivative is negative for p > 2 t. "
+        + _SKLEARN_MEAN,
+    )
+
+    def prepare(self, xp, predictions, targets, *, weight=None):
+        st = self.elementwise_state(xp, predictions, targets, weight)
+        _positive("predictions", st.x)
+        check.values_above("targets", st.t, 0.0, "the gamma deviance needs positive targets")
+        return st
+
+
+class TweedieDeviance(Elementwise):
+    """Parameters: ``predictions`` (the predicted mean), ``targets``, ``power=1.5`` (in (-inf, 0] or
+    [1, inf): 0 squared error, 1 Poisson, 2 gamma, 1 < p < 2 compound Poisson-gamma), ``weight=None``.
+    scikit-learn's default power is 0, which is plain squared error; 1.5 is the case Tweedie is chosen for."""
+
+    name = "tweedie_deviance"
+    definition = pointwise.TweedieDeviance
+    spec = LossSpec(
+        name="tweedie_deviance",
+        family="regression",
+        tasks=("regression",),
+        summary="Tweedie deviance with power p: squared error (0), Poisson (1), compound Poisson-gamma (1-2), gamma (2).",
+        output_layer=_LOG_LINK + " (any real output for power 0)",
+        inputs={"predictions": "the predicted mean (> 0 unless power = 0)",
+                "targets": "power < 1: any real; 1 <= power < 2: >= 0; power >= 2: > 0"},
+        formula_latex=r"\ell = 2\Big(\frac{\max(y,0)^{2-p}}{(1-p)(2-p)} - \frac{y\,\mu^{1-p}}{1-p} + \frac{\mu^{2-p}}{2-p}\Big)",
+        formula_text="l = 2 (max(t, 0)^(2-p) / ((1-p)(2-p)) - t x^(1-p) / (1-p) + x^(2-p) / (2-p)),  x = predictions\n"
+        "    p = 0: (x - t)^2;  p = 1: Poisson deviance;  p = 2: gamma deviance",
+        gradient_latex=r"\partial\ell/\partial\mu = 2(\mu - y)\,\mu^{-p}",
+        gradient_text="dl/dp = 2 (x - t) x^(-p)   (every power)",
+        hessian_text="d2l/dp2 = 2 x^(-p-1) ((1 - p) x + p t)",
+        convex=False,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=False,
+        when_to_use="Non-negative targets with exact zeros and a skewed positive part (insurance pure premium: "
+        "power 1.5). Tune power between the Poisson (1) and gamma (2) cases.",
+        peers={"pytorch": "none", "optax": "none", "keras": "none", "sklearn": "sklearn.metrics.mean_tweedie_deviance"},
+        torch_module="TweedieDevianceLoss",
+        prediction_low=0.0,
+        options=(OptionSpec("power", "Tweedie power p: 0 normal, 1 Poisson, 2 gamma, 3 inverse Gaussian",
+                            Intervals((Interval(None, 0.0), Interval(1.0, None))), 1.0, 3.0),),
+        conventions="power selects the formula, as scikit-learn's mean_tweedie_deviance (so it must be a concrete "
+        "number, not a traced one). Default power 1.5 (scikit-learn's default 0 is squared error). " + _SKLEARN_MEAN,
+    )
+
+    def prepare(self, xp, predictions, targets, *, power=1.5, weight=None):
+        if not isinstance(power, (int, float)):  # option_in made concrete 0-d arrays numbers; what is left is traced
+            raise TypeError(f"power must be a concrete number (it selects the formula), got {type(power).__name__}")
+        st = self.elementwise_state(xp, predictions, targets, weight, power=float(power))
+        if power != 0:
+            _positive("predictions", st.x)
+        if 1 <= power < 2:
+            check.values_above("targets", st.t, 0.0, f"power {power:g} needs targets >= 0", inclusive=True)
+        elif power >= 2:
+            check.values_above("targets", st.t, 0.0, f"power {power:g} needs positive targets")
+        return st
+
+
+class MSLE(Elementwise):
+    """Parameters: ``predictions``, ``targets`` (both > -1), ``weight=None``."""
+
+    name = "msle"
+    definition = pointwise.SquaredLogError
+    spec = LossSpec(
+        name="msle",
+        family="regression",
+        tasks=("regression",),
+        summary="Mean squared logarithmic error: squared error between log(1 + p) and log(1 + t), a relative error.",
+        output_layer="a real output > -1 (softplus or exp for non-negative targets)",
+        inputs={"predictions": "> -1", "targets": "> -1, same shape"},
+        formula_latex=r"\ell = \big(\log(1 + \hat y) - \log(1 + y)\big)^2",
+        formula_text="l = (log(1 + p) - log(1 + t))^2",
+        gradient_latex=r"\partial\ell/\partial\hat y = 2\big(\log(1+\hat y) - \log(1+y)\big)/(1 + \hat y)",
+        gradient_text="dl/dp = 2 (log(1 + p) - log(1 + t)) / (1 + p)",
+        hessian_text="d2l/dp2 = 2 (1 - (log(1 + p) - log(1 + t))) / (1 + p)^2",
+        convex=False,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=True,
+        when_to_use="Targets spanning orders of magnitude (sales, populations) where under-prediction should cost "
+        "more than the same over-prediction.",
+        peers={"pytorch": "none", "optax": "none", "keras": "keras.losses.MeanSquaredLogarithmicError (clips at 0)",
+               "sklearn": "sklearn.metrics.mean_squared_log_error"},
+        torch_module="MSLELoss",
+        prediction_low=-1.0,
+        conventions="Values <= -1 are refused, as scikit-learn refuses them (Keras clips them to 0 instead). "
+        + _SKLEARN_MEAN,
+    )
+
+    def prepare(self, xp, predictions, targets, *, weight=None):
+        st = self.elementwise_state(xp, predictions, targets, weight)
+        check.values_above("predictions", st.x, -1.0, "log(1 + p) needs p > -1")
+        check.values_above("targets", st.t, -1.0, "log(1 + t) needs t > -1")
+        return st
+
+
+class MAPE(Elementwise):
+    """Parameters: ``predictions``, ``targets``, ``weight=None``. A fraction, not a percentage."""
+
+    name = "mape"
+    definition = pointwise.AbsolutePercentageError
+    spec = LossSpec(
+        name="mape",
+        family="regression",
+        tasks=("regression",),
+        summary="Mean absolute percentage error, as a fraction: |p - t| / |t| (|t| floored at float64's epsilon).",
+        output_layer=_LINEAR,
+        inputs=_REG_INPUTS,
+        formula_latex=r"\ell = |\hat y - y| / \max(|y|, \epsilon)",
+        formula_text="l = |p - t| / max(|t|, eps),   eps = 2.2e-16",
+        gradient_latex=r"\partial\ell/\partial\hat y = \operatorname{sign}(\hat y - y) / \max(|y|, \epsilon)",
+        gradient_text="dl/dp = sign(p - t) / max(|t|, eps)   (0 at p = t)",
+        hessian_text="d2l/dp2 = 0 (almost everywhere)",
+        convex=True,
+        smooth=False,
+        lower_bound=0.0,
+        robust_to_outliers=True,
+        when_to_use="Reporting or fitting relative error when targets are far from 0 (demand forecasts). Near t = 0 it "
+        "explodes: eps only keeps it finite.",
+        peers={"pytorch": "none", "optax": "none", "keras": "keras.losses.MeanAbsolutePercentageError (x 100, a percentage)",
+               "sklearn": "sklearn.metrics.mean_absolute_percentage_error"},
+        torch_module="MAPELoss",
+        conventions="A fraction (0.1 = 10 %), as scikit-learn; Keras reports percent. eps is float64's machine epsilon "
+        "for every dtype, as scikit-learn. At p = t the gradient is 0 (MAE's subgradient). " + _SKLEARN_MEAN,
+    )
+
+    def prepare(self, xp, predictions, targets, *, weight=None):
+        return self.elementwise_state(xp, predictions, targets, weight)
+
+
 mse, mae, huber, smooth_l1, log_cosh, quantile = MSE(), MAE(), Huber(), SmoothL1(), LogCosh(), Quantile()
-LOSSES = (mse, mae, huber, smooth_l1, log_cosh, quantile)
+poisson_deviance, gamma_deviance, tweedie_deviance = PoissonDeviance(), GammaDeviance(), TweedieDeviance()
+msle, mape = MSLE(), MAPE()
+LOSSES = (mse, mae, huber, smooth_l1, log_cosh, quantile, poisson_deviance, gamma_deviance, tweedie_deviance, msle, mape)
