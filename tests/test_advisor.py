@@ -135,3 +135,15 @@ def test_cli_recommend_from_a_csv(tmp_path, capsys):
         main(["recommend", "--targets", str(path), "--column", "target"])
     with pytest.raises(SystemExit, match="give --task or --targets"):
         main(["recommend"])
+
+
+def test_counts_get_the_poisson_deviance():
+    import losslab as ll
+
+    rng = np.random.default_rng(5)
+    rec = ll.recommend(targets=rng.poisson(40.0, 300).astype(float))  # 40-odd distinct whole numbers: counts
+    assert rec.task == "regression" and rec.loss == "poisson_deviance" and "log" in rec.output_layer
+    assert rec.warnings == () and rec.stats["dispersion"] == pytest.approx(1.0, abs=0.3)
+    over = ll.recommend("regression", targets=rng.negative_binomial(2, 0.1, 300).astype(float))
+    assert over.loss == "poisson_deviance" and "tweedie_deviance" in over.warnings[0]  # variance >> mean
+    assert ll.recommend(targets=rng.normal(50, 5, 300)).loss == "mse"  # not counts: unchanged

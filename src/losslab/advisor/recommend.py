@@ -125,6 +125,8 @@ def _regression(y: np.ndarray | None) -> Recommendation:
                               ("mae", "mse"), (*reasons, _spec_reason("mse"),
                                                "Without the targets, outliers cannot be checked: switch to huber if some are far off."))
     flat = y.reshape(-1).astype(np.float64)
+    if _whole(flat) and flat.min() >= 0 and np.unique(flat).size >= 3:
+        return _counts(flat, reasons)
     median = float(np.median(flat))
     mad = float(np.median(np.abs(flat - median)))
     scale = 1.4826 * mad if mad > 0 else float(np.mean(np.abs(flat - median))) * 1.2533
@@ -146,6 +148,21 @@ def _regression(y: np.ndarray | None) -> Recommendation:
          f"delta = {HUBER_TUNING} x robust scale (1.4826 MAD = {scale:.4g}) = {delta:.4g}: ordinary residuals stay in the "
          "quadratic zone, outliers get a bounded gradient (slope delta).", _spec_reason("huber")),
         (f"{outliers} outlying targets: check whether they are errors before training on them",), stats)
+
+
+def _counts(flat: np.ndarray, reasons: list[str]) -> Recommendation:
+    mean, var = float(flat.mean()), float(flat.var())
+    stats = {"n": int(flat.size), "mean": mean, "variance": var, "zeros": int(np.sum(flat == 0)),
+             "dispersion": var / mean if mean > 0 else float("nan")}
+    return Recommendation(
+        "regression", "poisson_deviance", get("poisson_deviance").output_layer, {},
+        ("tweedie_deviance", "mse", "huber"), ("poisson_deviance", "mae", "mse"),
+        ("All targets are non-negative whole numbers: counts. Their spread grows with their mean (variance "
+         f"{var:.4g} against mean {mean:.4g}), which the Poisson deviance expects and MSE ignores.",
+         "Predict the log of the mean and exponentiate, so the prediction stays positive; the gradient of the "
+         "deviance in that log is p - t, as cross-entropy's.", _spec_reason("poisson_deviance")),
+        (f"variance / mean = {stats['dispersion']:.3g}: well above 1 (overdispersion), try tweedie_deviance with "
+         "power between 1 and 2",) if stats["dispersion"] > 2 else (), stats)
 
 
 def _binary_metrics(share: float) -> tuple[str, ...]:
