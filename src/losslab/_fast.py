@@ -641,6 +641,18 @@ def _signs(o, t, x):
 
 binary_cross_entropy = _elementwise(_numpy_kernels.binary_cross_entropy, {}, False,
                                     checks=lambda o, t, x: _in_unit(t) and _in_unit(x))
+def _above(v, low: float, inclusive: bool = False) -> bool:
+    """Every value above ``low``: else (a NaN included) the reference path takes the call and says why."""
+    return bool(np.all(v >= low) if inclusive else np.all(v > low))
+
+
+# scikit-learn's count and positive-target losses: generated kernels, domains checked before
+poisson_deviance = _elementwise(_numpy_kernels.poisson_deviance, {}, True,
+                                checks=lambda o, t, x: _above(x, 0.0) and _above(t, 0.0, inclusive=True))
+gamma_deviance = _elementwise(_numpy_kernels.gamma_deviance, {}, True,
+                              checks=lambda o, t, x: _above(x, 0.0) and _above(t, 0.0))
+msle = _elementwise(_numpy_kernels.msle, {}, True, checks=lambda o, t, x: _above(x, -1.0) and _above(t, -1.0))
+mape = _elementwise(_numpy_kernels.mape, {}, True)
 hinge = _elementwise(_numpy_kernels.hinge, {"margin": 1.0}, False, checks=_signs, name="hinge")
 squared_hinge = _elementwise(_numpy_kernels.squared_hinge, {"margin": 1.0}, False, checks=_signs,
                               name="squared_hinge")
@@ -775,5 +787,6 @@ for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth
                      "quantile": quantile, "binary_cross_entropy_with_logits": binary_cross_entropy_with_logits,
                      "focal": focal, "cross_entropy": cross_entropy, "nll": nll,
                      "binary_cross_entropy": binary_cross_entropy, "hinge": hinge, "squared_hinge": squared_hinge,
-                     "kl_div": kl_div, "info_nce": info_nce, "siglip": siglip}.items():
+                     "kl_div": kl_div, "info_nce": info_nce, "siglip": siglip, "poisson_deviance": poisson_deviance,
+                     "gamma_deviance": gamma_deviance, "msle": msle, "mape": mape}.items():
     _engines.register_fast_path(_name, "numpy", _path)
