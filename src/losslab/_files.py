@@ -47,17 +47,10 @@ def _umask() -> int:
                     return int(line.split()[1], 8)
     except (OSError, ValueError):
         pass
-    fd, name = tempfile.mkstemp()  # elsewhere: the mode a plain open() gives a new file
-    try:
-        os.close(fd)
-        probe = Path(name + ".probe")
+    with tempfile.TemporaryDirectory() as folder:  # elsewhere: the mode a plain open() gives a new file
+        probe = Path(folder, "probe")
         probe.touch()
-        try:
-            return 0o666 & ~stat.S_IMODE(probe.stat().st_mode)
-        finally:
-            probe.unlink()
-    finally:
-        os.unlink(name)
+        return 0o666 & ~stat.S_IMODE(probe.stat().st_mode)
 
 
 def output_file(out: str | Path, default_name: str, formats: Iterable[str], default_format: str = "png") -> Path:

@@ -109,10 +109,10 @@ def run(name: str, *, progress: bool = False, seed: int = 0, **settings: Any) ->
             raise TypeError(f"{name} does not train; it takes only seed, got {sorted(settings)}")
         with Progress(progress) as report:
             return getattr(runs, name.replace("-", "_"))(seed=seed, progress=report)
-    race = training.race(training.prepare(name, seed=seed, **settings))
-    epochs = settings.get("epochs") or training.TRAININGS[name].defaults["epochs"]
+    prepared = training.prepare(name, seed=seed, **settings)
+    epochs = prepared.config["epochs"]
     with Progress(progress) as report:
-        for step in race:
+        for step in training.race(prepared):
             if isinstance(step, ExperimentResult):
                 return step
             if step.epoch % 50 == 0 or step.epoch == epochs - 1:

@@ -221,20 +221,16 @@ def _post(handler: Callable[[dict[str, Any]], Any]) -> Callable[[Request], Await
         raw = await _read_body(request)
         pool: WorkPool = request.app.state.pool
         if len(raw) > INLINE_BYTES:
-            body = await _on(pool, lambda: _answer(handler(_parse(raw))))
+            body = await _on_pool_now(pool, lambda: _answer(handler(_parse(raw))))
         else:
             outcome = handler(_parse(raw))
             if isinstance(outcome, Job) and outcome.work > INLINE_WORK:
-                body = await _on(pool, lambda: _answer(outcome))
+                body = await _on_pool_now(pool, lambda: _answer(outcome))
             else:
                 body = _answer(outcome)
         return Response(body, media_type="application/json")
 
     return endpoint
-
-
-async def _on(pool: WorkPool, job: Callable[[], bytes]) -> bytes:
-    return await _on_pool_now(pool, job)
 
 
 def _on_pool_now(pool: WorkPool, job: Callable[[], Any], *, long: bool = False) -> asyncio.Future:
@@ -366,21 +362,19 @@ def compare_losses(data: dict[str, Any]) -> Job:
         raise BadRequest(f"no loss has the option {unknown[0]!r}; options are {sorted(known)}")
     if "logits" in data:
         logits = _logits(data)
-        target = _class_index(data.get("target"), logits.size)
-        job = Job(logits.size, lambda: playground.compare_classes(logits, target, **options))
+        board_of, args = playground.compare_classes, (logits, _class_index(data.get("target"), logits.size))
     else:
         if "predictions" not in data or "targets" not in data:
             raise BadRequest('give "predictions" and "targets" (or "logits" and a class "target")')
-        predictions, targets = _array("predictions", data["predictions"]), _array("targets", data["targets"])
-        job = Job(predictions.size + targets.size, lambda: playground.compare(predictions, targets, **options))
+        board_of, args = playground.compare, (_array("predictions", data["predictions"]), _array("targets", data["targets"]))
 
     def compute() -> dict[str, Any]:
         try:
-            return job.compute().to_dict()
+            return board_of(*args, **options).to_dict()
         except (ValueError, TypeError) as err:
             raise BadRequest(str(err)) from None
 
-    return Job(job.work * len(losses()), compute)  # every loss that applies
+    return Job(sum(a.size for a in args if isinstance(a, np.ndarray)) * len(losses()), compute)  # every loss that applies
 
 
 def cross_entropy(data: dict[str, Any]) -> dict[str, Any]:

@@ -50,21 +50,18 @@ def _settings(request: Request) -> tuple[str, dict[str, Any]]:
     losses = query.getlist("losses")
     if losses:
         settings["losses"] = losses
-    known = {s.name for s in TRAININGS[name]().settings}
     for key, text in query.multi_items():
         if key in ("experiment", "losses"):
             continue
         if len(query.getlist(key)) > 1:
             raise BadRequest(f"{key} is given {len(query.getlist(key))} times; give it once")
-        if key not in known:
-            raise BadRequest(f"{name} has no setting {key!r}; its settings are {sorted(known)}")
         try:
             value = float(text)
         except ValueError:
             raise BadRequest(f"{key} must be a number, got {text!r}") from None
         if not math.isfinite(value):
             raise BadRequest(f"{key} must be a finite number, got {text!r}")
-        settings[key] = int(value) if value.is_integer() and abs(value) < 2**53 else value
+        settings[key] = value  # its name and range are checked by prepare(), as for run()
     return name, settings
 
 
