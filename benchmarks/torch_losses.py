@@ -307,6 +307,22 @@ def torch_cases(ll, torch, F) -> list[dict]:
         lp = torch.log_softmax(torch.randn(n, c, generator=g, device=dev) * 2, dim=1)
         return [lp], [torch.randint(0, c, (n,), generator=g, device=dev)]
 
+    def teacher_student(size, g, dev):
+        n, c = size["classes"]
+        return [torch.randn(n, c, generator=g, device=dev) * 2], [torch.randn(n, c, generator=g, device=dev) * 2]
+
+    def preference(size, g, dev):  # per-sequence log-probabilities: policy chosen, rejected; reference chosen, rejected
+        n = size["elements"]
+        logps = [-torch.rand(n, generator=g, device=dev) * 50 for _ in range(4)]
+        return logps[:2], logps[2:]
+
+    def distill(s, t, temperature=2.0):  # Hinton's recipe as PyTorch users write it
+        return F.kl_div(F.log_softmax(s / temperature, 1), F.log_softmax(t / temperature, 1), log_target=True,
+                        reduction="batchmean") * temperature**2
+
+    def trl_dpo(pc, pr, rc, rr, beta=0.1):  # TRL's DPOTrainer, loss_type="sigmoid"
+        return -F.logsigmoid(beta * ((pc - pr) - (rc - rr))).mean()
+
     def triplet(size, g, dev):
         n, d = size["embed"]
         return [torch.randn(n, d, generator=g, device=dev) for _ in range(3)], []
@@ -358,6 +374,12 @@ def torch_cases(ll, torch, F) -> list[dict]:
              bound=add_idx),
         case("multiclass_hinge", "multiclass_hinge", class_idx, ll.multiclass_hinge, ll.multiclass_hinge.value_and_grad,
              F.multi_margin_loss, "F.multi_margin_loss", bound=add_idx),
+        case("distill_kl", "distill_kl", teacher_student, lambda s, t: ll.distill_kl(s, t, temperature=2.0),
+             lambda s, t: ll.distill_kl.value_and_grad(s, t, temperature=2.0), distill,
+             "F.kl_div(log_softmax(s/T), log_softmax(t/T), log_target=True, 'batchmean') * T^2, T = 2"),
+        case("dpo", "dpo", preference, ll.dpo, ll.dpo.value_and_grad, trl_dpo,
+             "TRL's sigmoid DPO in torch ops (-logsigmoid(beta D)).mean(), beta 0.1 (gradients for chosen, rejected)",
+             bound=(lambda pc, pr, rc, rr: (pc.clone(), pr.clone()), "pc.clone(), pr.clone()")),
         case("triplet_margin", "triplet_margin", triplet, ll.triplet_margin, ll.triplet_margin.value_and_grad,
              F.triplet_margin_loss, "F.triplet_margin_loss (gradients for anchor, positive, negative)",
              bound=(lambda a, p, n: (a.clone(), p.clone(), n.clone()), "a.clone(), p.clone(), n.clone()")),

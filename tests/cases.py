@@ -212,9 +212,38 @@ def _ranking(rng):
     return out
 
 
+def _post_training(rng):
+    """Preference pairs (per-sequence log-probabilities, away from hinge's kink at beta D = 1) and distillation."""
+    out = []
+    pc, pr, rc, rr = (-rng.uniform(5, 40, size=(6,)) for _ in range(4))
+    d = (pc - rc) - (pr - rr)
+    for loss_type, e, beta in (("sigmoid", 0.0, 0.1), ("sigmoid", 0.2, 0.5), ("hinge", 0.0, 0.1), ("ipo", 0.0, 0.1),
+                               ("robust", 0.1, 0.2)):
+        if loss_type == "hinge":  # nudge beta D away from 1
+            pc = pc + np.where(np.abs(beta * d - 1) < 0.05, 1.0, 0.0)
+        out.append(Case("dpo", (pc, pr, rc, rr), {"beta": beta, "loss_type": loss_type, "label_smoothing": e},
+                        f"{loss_type}-e{e}-b{beta}"))
+    out.append(Case("dpo", (pc.reshape(2, 3), pr.reshape(2, 3), rc.reshape(2, 3), rr.reshape(2, 3)), {}, "2d"))
+    c, r = -rng.uniform(0.05, 3.0, size=(7,)), -rng.uniform(0.05, 3.0, size=(7,))
+    for beta, gamma in ((2.0, 0.5), (0.5, 0.0), (5.0, 1.5)):
+        out.append(Case("simpo", (c, r), {"beta": beta, "gamma": gamma}, f"b{beta}-g{gamma}"))
+    for lam in (0.1, 1.0):
+        out.append(Case("orpo", (c, r), {"lam": lam}, f"lam{lam}"))
+    out.append(Case("orpo", (c.reshape(7, 1), r.reshape(7, 1)), {}, "2d"))
+    s, t = rng.normal(size=(4, 6)) * 2, rng.normal(size=(4, 6)) * 2
+    for temperature, reverse in ((1.0, False), (2.0, False), (0.7, True), (3.0, True)):
+        out.append(Case("distill_kl", (s, t), {"temperature": temperature, "reverse": reverse}, f"T{temperature}-r{reverse}"))
+    out.append(Case("distill_kl", (rng.normal(size=(2, 3, 5)), rng.normal(size=(2, 3, 5))), {}, "3d"))
+    out.append(Case("distill_kl", (s[0], t[0]), {"temperature": 2.0}, "1d"))
+    for beta, temperature in ((0.5, 1.0), (0.1, 2.0), (0.9, 0.5), (0.0, 1.5), (1.0, 1.0)):
+        out.append(Case("jsd", (s, t), {"beta": beta, "temperature": temperature}, f"b{beta}-T{temperature}"))
+    out.append(Case("jsd", (rng.normal(size=(2, 3, 5)), rng.normal(size=(2, 3, 5))), {}, "3d"))
+    return out
+
+
 def all_cases(seed: int = 0) -> list[Case]:
     rng = np.random.default_rng(seed)
-    return _regression(rng) + _counts(rng) + _classification(rng) + _ranking(rng)
+    return _regression(rng) + _counts(rng) + _classification(rng) + _ranking(rng) + _post_training(rng)
 
 
 CASES = all_cases()

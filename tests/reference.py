@@ -203,6 +203,57 @@ def siglip(a, b, t=10.0, bias=-10.0, normalize=True):
     return np.array(per), n
 
 
+def dpo(pc, pr, rc, rr, beta=0.1, loss_type="sigmoid", label_smoothing=0.0):
+    e, per = label_smoothing, []
+    for d in ((pc - rc) - (pr - rr)).ravel():
+        z = beta * d
+        if loss_type == "sigmoid":
+            per.append(-(1 - e) * math.log(_sig(z)) - e * math.log(_sig(-z)))
+        elif loss_type == "hinge":
+            per.append(max(0.0, 1 - z))
+        elif loss_type == "ipo":
+            per.append((d - 1 / (2 * beta)) ** 2)
+        else:
+            per.append(((1 - e) * -math.log(_sig(z)) + e * math.log(_sig(-z))) / (1 - 2 * e))
+    return np.array(per).reshape(pc.shape), pc.size
+
+
+def simpo(c, r, beta=2.0, gamma=0.5):
+    return np.array([-math.log(_sig(beta * (ci - ri) - gamma)) for ci, ri in zip(c.ravel(), r.ravel())]).reshape(c.shape), c.size
+
+
+def orpo(c, r, lam=0.1):
+    odds = lambda x: math.log(math.exp(x) / (1 - math.exp(x)))  # noqa: E731
+    return np.array([-lam * math.log(_sig(odds(ci) - odds(ri))) for ci, ri in zip(c.ravel(), r.ravel())]).reshape(c.shape), c.size
+
+
+def _softmax_rows(z):
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _kl(p, q):
+    return np.sum(p * np.log(p / q), axis=-1)
+
+
+def distill_kl(s, t, temperature=1.0, reverse=False):
+    q, p = _softmax_rows(s / temperature), _softmax_rows(t / temperature)
+    kl = _kl(q, p) if reverse else _kl(p, q)
+    return temperature**2 * kl, max(kl.size, 1)
+
+
+def jsd(s, t, beta=0.5, temperature=1.0):
+    q, p = _softmax_rows(s / temperature), _softmax_rows(t / temperature)
+    if beta == 0:
+        per = _kl(p, q)
+    elif beta == 1:
+        per = _kl(q, p)
+    else:
+        m = beta * p + (1 - beta) * q
+        per = beta * _kl(p, m) + (1 - beta) * _kl(q, m)
+    return per, max(per.size, 1)
+
+
 def oracle(case):
     """Per-item losses and divisor of a Case, from the naive formulas."""
     fn = globals()[case.loss]

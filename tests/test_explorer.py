@@ -131,6 +131,27 @@ def test_the_page_lists_every_loss_by_task_with_rendered_formulas(page):
     assert all(eq in peers for eq in ll.get("focal").peers.values())
 
 
+def test_menus_switch_listed_options_and_the_curve_follows(page):
+    """DPO's loss_type is a menu; each choice redraws the library's curve (ipo: a parabola at 1 / (2 beta))."""
+    page.click("#picker button[data-loss=dpo]")
+    settle(page)
+    assert page.eval_on_selector_all("#choice-loss_type option", "els => els.map(e => e.textContent)") == [
+        "sigmoid", "hinge", "ipo", "robust"]
+    _, sigmoid, _ = plotted(page)
+    np.testing.assert_allclose(sigmoid, _axis("dpo", None, {"beta": 0.1}, n=201).values)
+    page.select_option("#choice-loss_type", label="ipo")
+    settle(page)
+    x, ipo, grads = plotted(page)
+    np.testing.assert_allclose(ipo, (x - 5.0) ** 2)
+    np.testing.assert_allclose(grads, _axis("dpo", None, {"beta": 0.1, "loss_type": "ipo"}, n=201).grads)
+    page.click("#picker button[data-loss=distill_kl]")
+    settle(page)
+    page.select_option("#choice-reverse", label="true")
+    settle(page)
+    _, reverse, _ = plotted(page)
+    np.testing.assert_allclose(reverse, _axis("distill_kl", 0.8, {"temperature": 1.0, "reverse": True}, n=201).values)
+
+
 def test_sliders_redraw_the_landscape_with_the_librarys_values(page):
     page.click("#picker button[data-loss=huber]")
     settle(page)

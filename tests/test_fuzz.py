@@ -54,7 +54,11 @@ def base(name: str):
         return [x, rng.standard_normal((4, 3)), np.array([1.0, 0.0, 1.0, 0.0])], {}, names
     if name == "triplet_margin":
         return [x, rng.standard_normal((4, 3)), rng.standard_normal((4, 3))], {}, names
-    return [x, rng.standard_normal((4, 3))], {}, names  # info_nce, siglip
+    if name == "dpo":
+        return [-rng.uniform(1, 9, 4) for _ in range(4)], {}, names
+    if name in ("simpo", "orpo"):
+        return [-rng.uniform(0.1, 3, 4), -rng.uniform(0.1, 3, 4)], {}, names
+    return [x, rng.standard_normal((4, 3))], {}, names  # info_nce, siglip, distill_kl, jsd
 
 
 def convert(a, backend):
@@ -111,11 +115,12 @@ def outcome(fn, method, args, options, names_wrong):
 
 
 def _first_input_cases(name):
-    """(label, function that edits the NumPy args) for the first positional input."""
+    """(label, function that edits the NumPy args) for the first positional input (ORPO's are < 0)."""
+    sign = -1.0 if name == "orpo" else 1.0
     return [
-        ("nan", lambda a: a.__setitem__((0, 0), np.nan)),
-        ("huge", lambda a: a.__setitem__((0, 0), 1e30 if name not in ("binary_cross_entropy",) else 0.5)),
-        ("tiny", lambda a: a.__setitem__((0, 0), 1e-300)),
+        ("nan", lambda a: np.put(a, 0, np.nan)),
+        ("huge", lambda a: np.put(a, 0, sign * 1e30 if name not in ("binary_cross_entropy",) else 0.5)),
+        ("tiny", lambda a: np.put(a, 0, sign * 1e-300)),
     ]
 
 

@@ -29,6 +29,15 @@ def test_readme_choosing_example_runs_and_prints_what_it_says(capsys):
         assert line in printed
 
 
+def test_readme_post_training_example_runs_and_prints_what_it_says(capsys):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = re.search(r"### Post-training and distillation.*?```python\n(.*?)```", text, re.S).group(1)
+    exec(compile(block, "README post-training", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    promised = [line.removeprefix("# ").strip() for line in block.splitlines() if line.startswith("# ")]
+    assert promised and all(line in printed for line in promised)
+
+
 def _asserts_something(fn: ast.FunctionDef) -> bool:
     for node in ast.walk(fn):
         if isinstance(node, ast.Assert):

@@ -14,7 +14,7 @@ pytest.importorskip("torch")
 SCRIPT = Path(__file__).parent.parent / "benchmarks" / "torch_losses.py"
 TORCH_CASES = ("mse", "mae", "huber", "smooth_l1", "binary_cross_entropy", "binary_cross_entropy_with_logits", "focal",
                "kl_div", "cross_entropy", "cross_entropy(probs)", "cross_entropy(ls=0.1)", "nll", "multiclass_hinge",
-               "triplet_margin")
+               "triplet_margin", "distill_kl", "dpo")
 JAX_CASES = ("mse", "huber", "log_cosh", "binary_cross_entropy_with_logits", "focal", "hinge", "cross_entropy",
              "cross_entropy(probs)", "cross_entropy(ls=0.1)", "kl_div", "triplet_margin")
 

@@ -41,6 +41,28 @@ def test_loss_value_and_grad_match_the_library(client):
     assert len(pair["grad"]) == 2 and len(pair["grad"][0]) == 2
     none = client.post("/api/loss", json={"loss": "mse", "predictions": [1, 2], "targets": [0, 0], "reduction": "none"}).json()
     assert none["value"] == [1.0, 4.0]
+    logps = [[-3.0, -5.0], [-4.0, -2.0], [-3.5, -4.5], [-3.0, -3.0]]  # DPO: all four arguments as "inputs"
+    dpo = client.post("/api/loss", json={"loss": "dpo", "inputs": logps, "options": {"loss_type": "ipo"}}).json()
+    v, g = ll.dpo.value_and_grad(*map(np.array, logps), loss_type="ipo")
+    assert dpo["value"] == pytest.approx(float(v)) and np.allclose(dpo["grad"], g)
+    contrastive = client.post("/api/loss", json={"loss": "contrastive", "inputs": [[[1, 0]], [[0, 1]], [1]]}).json()
+    assert contrastive["value"] == pytest.approx(float(ll.contrastive(np.array([[1.0, 0]]), np.array([[0.0, 1]]), np.array([1.0]))))
+    refused = client.post("/api/loss", json={"loss": "dpo", "inputs": logps, "options": {"loss_type": "kto"}})
+    assert refused.status_code == 400 and "loss_type must be 'sigmoid', 'hinge', 'ipo' or 'robust'" in refused.json()["error"]
+    both = client.post("/api/loss", json={"loss": "dpo", "inputs": logps, "targets": [1, 2]})
+    assert both.status_code == 400 and "leave \"targets\" out" in both.json()["error"]
+
+
+def test_options_with_listed_values_are_menus_and_reach_the_curve(client):
+    spec = client.get("/api/losses/dpo").json()
+    assert spec["choices"] == [{"name": "loss_type", "description": ll.get("dpo").option("loss_type").description,
+                                "values": ["sigmoid", "hinge", "ipo", "robust"], "default": "sigmoid"}]
+    assert client.get("/api/losses/distill_kl").json()["choices"][0]["values"] == [False, True]
+    ipo = client.post("/api/curve", json={"loss": "dpo", "options": {"loss_type": "ipo", "beta": 0.5}}).json()
+    x = np.array(ipo["x"])
+    np.testing.assert_allclose(ipo["values"], (x - 1.0) ** 2)
+    kl = client.post("/api/curve", json={"loss": "kl_div", "options": {"log_target": True}}).json()
+    np.testing.assert_allclose(kl["values"], client.post("/api/curve", json={"loss": "kl_div"}).json()["values"])
 
 
 def test_curve_is_the_plots_landscape(client):
@@ -66,7 +88,7 @@ def test_examples(client):
     (b'{"loss": "mse", "predictions": [1, 2], "targets": [1, 2, 3]}', 400, "same shape"),
     (b'{"loss": "huber", "predictions": [1], "targets": [1], "options": {"delta": -1}}', 400, "delta must be"),
     (b'{"loss": "huber", "predictions": [1], "targets": [1], "options": {"evil": "os.system"}}', 400, "no option 'evil'"),
-    (b'{"loss": "huber", "predictions": [1], "targets": [1], "options": {"delta": "1"}}', 400, "must be a number"),
+    (b'{"loss": "huber", "predictions": [1], "targets": [1], "options": {"delta": "1"}}', 400, "delta must be a finite number"),
     (b'{"loss": "cross_entropy", "predictions": [[1, 2]], "targets": [5]}', 400, "out of range"),
     (b'{"loss": "info_nce", "inputs": [[[1, 0]]]}', 400, "list of 2 arrays"),
     (b'{"loss": "mse", "predictions": [1], "targets": [1], "reduction": "avg"}', 400, "reduction must be one of"),
@@ -88,7 +110,7 @@ def test_specs_carry_mathml_and_slider_ranges_the_losses_accept(client):
         assert spec["formula_mathml"].startswith("<math") and spec["gradient_mathml"].startswith("<math")
         target = spec["target_slider"]
         if spec["family"] == "regression" or spec["name"] in ("binary_cross_entropy", "binary_cross_entropy_with_logits",
-                                                               "focal", "kl_div", "cross_entropy"):
+                                                               "focal", "kl_div", "cross_entropy", "distill_kl", "jsd"):
             for value in (target["low"], target["default"], target["high"]):  # every target position draws
                 r = client.post("/api/curve", json={"loss": spec["name"], "target": value})
                 assert r.status_code == 200 and f"{value:g})" in r.json()["label"], (spec["name"], r.json()["label"])

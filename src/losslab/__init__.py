@@ -20,6 +20,7 @@ from .losses.classification import (
     nll,
     squared_hinge,
 )
+from .losses.preference import distill_kl, dpo, jsd, orpo, simpo
 from .losses.ranking import contrastive, info_nce, siglip, triplet_margin
 from .losses.regression import (
     gamma_deviance,
@@ -54,6 +55,8 @@ __all__ = [
     "check_inputs",
     "contrastive",
     "cross_entropy",
+    "distill_kl",
+    "dpo",
     "focal",
     "gamma_deviance",
     "get",
@@ -62,6 +65,7 @@ __all__ = [
     "hinge",
     "huber",
     "info_nce",
+    "jsd",
     "kl_div",
     "lint",
     "log_cosh",
@@ -73,12 +77,14 @@ __all__ = [
     "msle",
     "multiclass_hinge",
     "nll",
+    "orpo",
     "poisson_deviance",
     "quantile",
     "recommend",
     "reference_path",
     "set_num_threads",
     "siglip",
+    "simpo",
     "smooth_l1",
     "squared_hinge",
     "strict_checks",

@@ -171,6 +171,16 @@ def values_above(name: str, x: Any, low: float, fix: str, *, inclusive: bool = F
         raise ValueError(f"{name} must be {'>=' if inclusive else '>'} {low:g}, got values {_preview(v[bad])}; {fix}")
 
 
+def values_below(name: str, x: Any, high: float, fix: str) -> None:
+    """Every value of ``x`` < high; NaN passes, to propagate to the output."""
+    if not is_concrete(x):
+        return
+    v = to_numpy(x)
+    bad = v >= high
+    if bad.any():
+        raise ValueError(f"{name} must be < {high:g}, got values {_preview(v[bad])}; {fix}")
+
+
 def values_in(name: str, x: Any, allowed: tuple[float, ...], fix: str) -> None:
     if not is_concrete(x):
         return

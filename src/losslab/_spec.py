@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-TASKS = ("regression", "binary", "multiclass", "multilabel", "ranking", "distribution")
+TASKS = ("regression", "binary", "multiclass", "multilabel", "ranking", "distribution", "preference")
 
 
 @dataclass(frozen=True)
@@ -96,7 +96,7 @@ class OptionSpec:
 @dataclass(frozen=True)
 class LossSpec:
     name: str
-    family: str  # "regression" | "classification" | "ranking"
+    family: str  # one of registry.FAMILIES
     tasks: tuple[str, ...]  # the first is the main task
     summary: str
     output_layer: str  # what the model's last layer must produce for this loss

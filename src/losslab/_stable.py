@@ -22,6 +22,11 @@ def log_sigmoid(xp, x):
     return -softplus(xp, -x)
 
 
+def logaddexp(xp, a, b):
+    # log(e^a + e^b) = max(a, b) + log1p(e^-|a - b|), in plain operations (jnp.logaddexp is a custom_jvp)
+    return xp.maximum(a, b) + xp.log1p(xp.exp(-xp.abs(a - b)))
+
+
 def keep_nan(xp, z, value):
     """``value``, and NaN where ``z`` is NaN: a ``where`` on a comparison with NaN would pick a number
     (a NaN input must reach the loss and its gradient, never turn into 0)."""

@@ -18,8 +18,9 @@ import numpy as np
 
 from . import __version__
 from ._json import dumps
+from .advisor.recommend import TASKS as ADVISOR_TASKS
 from .playground import compare, cross_entropy_report
-from .registry import get, losses
+from .registry import FAMILIES, TASKS, get, losses
 
 COMPARE_OPTIONS = ("delta", "beta", "q", "margin")
 _MARKUP = re.compile(r"(?<!\\)\[/?bold\]")  # the only style this module's own text uses
@@ -453,8 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("list", help="list every loss of the registry")
-    p.add_argument("--family", choices=("regression", "classification", "ranking"))
-    p.add_argument("--task", choices=("regression", "binary", "multiclass", "multilabel", "ranking", "distribution"))
+    p.add_argument("--family", choices=FAMILIES)
+    p.add_argument("--task", choices=TASKS)
     p.add_argument("--json", action="store_true", help="print the specs as JSON")
     p.set_defaults(run=_cmd_list)
 
@@ -474,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_cmd_compare)
 
     p = sub.add_parser("recommend", help="which loss, options, output layer and metrics for a task or for your targets")
-    p.add_argument("--task", choices=("regression", "binary", "multiclass", "multilabel", "ranking"))
+    p.add_argument("--task", choices=ADVISOR_TASKS)
     p.add_argument("--targets", metavar="FILE.csv", help="a CSV file with a header row")
     p.add_argument("--column", nargs="+", metavar="NAME", help="the target column(s); several make a multi-label/multi-output target")
     p.add_argument("--json", action="store_true")

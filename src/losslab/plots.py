@@ -108,6 +108,8 @@ def target_range(name: str) -> TargetRange | None:
         return TargetRange(-5.0, 5.0, 3.0, "the target value")
     if first == "probs" or (first == "logits" and spec.task in ("binary", "multilabel")):
         return TargetRange(0.0, 1.0, 1.0, "the label y: 1 or 0, or a soft label between")
+    if first == "student_logits":
+        return TargetRange(0.05, 0.95, 0.8, "the teacher's probability of class 0 (the other two share the rest)")
     if spec.task == "distribution":
         return TargetRange(0.05, 0.95, 0.8, "the target probability of class 0 (the other two share the rest)")
     if first == "logits" and "label_smoothing" in {o.name for o in spec.options}:  # cross-entropy takes probabilities
@@ -134,7 +136,9 @@ def _target(name: str, target: float | None) -> float | None:
 def _axis(name: str, target: float | None, options: dict[str, Any], n: int = 401) -> Axis:
     """The natural x-axis of a loss, derived from its spec: regression -> prediction around the target;
     probabilities -> p of the true class; binary logits -> logit; class scores -> the true class's
-    score; -1/+1 scores -> the margin y s; embeddings -> distance or cosine similarity.
+    score; -1/+1 scores -> the margin y s; embeddings -> distance or cosine similarity; student logits -> the
+    student's logit of one class against a fixed teacher; preference pairs -> the chosen-rejected margin (ORPO:
+    the chosen log-probability, since its odds depend on more than the margin).
     ``target`` moves the target where the loss has one to move (``target_range``)."""
     spec, loss = get(name), get_loss(name)
     first, task = next(iter(spec.inputs)), spec.task
@@ -166,6 +170,8 @@ def _axis(name: str, target: float | None, options: dict[str, Any], n: int = 401
             targets = np.zeros(n, dtype=np.int64)
         else:  # a distribution: t on class 0, the rest split evenly
             targets = np.tile([t, (1 - t) / 2, (1 - t) / 2], (n, 1))
+            if options.get("log_target"):  # kl_div told its targets are log-probabilities
+                targets = np.log(targets)
         v, g = loss.value_and_grad(rows, targets, reduction="none", **options)
         v = v if v.ndim == 1 else v.sum(axis=1)
         label = {"logits": "logit of the true class (others 0)", "scores": "score of the true class (others 0)",
@@ -175,6 +181,24 @@ def _axis(name: str, target: float | None, options: dict[str, Any], n: int = 401
                      else f"{label[:-1]}; target probability {t:g})")
         return Axis(label, x, v, g[:, 0], {"logits": "dL/dz (true class)", "scores": "dL/ds (true class)",
                                            "log_probs": "dL/d log p (class 0)" if t is not None else "dL/d log p (true class)"}[first])
+    if first == "student_logits":  # the student's logit of class 0 against a teacher that gives class 0 probability t
+        x = np.linspace(-8, 8, n)
+        rows = np.zeros((n, 3))
+        rows[:, 0] = x
+        teacher = np.tile(np.log([t, (1 - t) / 2, (1 - t) / 2]), (n, 1))
+        v, g = loss.value_and_grad(rows, teacher, reduction="none", **options)
+        return Axis(f"student logit of class 0 (others 0; teacher probability {t:g})", x, v, g[:, 0], "dL/ds (class 0)")
+    if first in ("policy_chosen", "chosen_avg_logps") and name != "orpo":  # the log-probability margin
+        x = np.linspace(-10, 10, n)
+        zeros = np.zeros(n)  # DPO's other log-probabilities (its reference's too): D is the margin
+        v, grads = loss.value_and_grad(x, *[zeros] * (len(spec.inputs) - 1), reduction="none", **options)
+        return Axis("log-probability margin, chosen - rejected", x, v, grads[0],
+                    "dL/d chosen log-probability")
+    if first == "chosen_avg_logps":  # ORPO's odds depend on the log-probabilities themselves, not only their margin
+        x = np.linspace(-6, -0.01, n)
+        v, grads = loss.value_and_grad(x, np.full(n, -1.0), reduction="none", **options)
+        return Axis("chosen response's average log-probability (rejected's -1)", x, v, grads[0],
+                    "dL/d chosen log-probability")
     if first in ("x1", "anchor"):  # distance between embeddings
         d = np.linspace(0, 3, n)
         a, b = np.c_[d, np.zeros(n)], np.zeros((n, 2))
@@ -265,6 +289,8 @@ COMPARISONS = {
     "BCE vs MSE on a sigmoid": ("binary_cross_entropy_with_logits", "mse:sigmoid"),
     "BCE vs focal": ("binary_cross_entropy_with_logits", "focal"),
     "hinge vs squared hinge": ("hinge", "squared_hinge"),
+    "DPO vs SimPO": ("dpo", "simpo"),
+    "distillation: KL vs JSD": ("distill_kl", "jsd"),
 }
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from ._loss import Loss
 from ._spec import TASKS, LossSpec, OptionSpec
-from .losses import classification, ranking, regression
+from .losses import classification, preference, ranking, regression
 
-_LOSSES: dict[str, Loss] = {loss.name: loss for module in (regression, classification, ranking) for loss in module.LOSSES}
-FAMILIES = ("regression", "classification", "ranking")
+_LOSSES: dict[str, Loss] = {loss.name: loss for module in (regression, classification, ranking, preference) for loss in module.LOSSES}
+FAMILIES = ("regression", "classification", "ranking", "post-training")
 
 __all__ = ["FAMILIES", "TASKS", "LossSpec", "OptionSpec", "get", "get_loss", "losses"]
 

@@ -25,7 +25,7 @@ import numpy as np
 from .. import _xp
 from ..registry import get
 
-TASKS = ("regression", "binary", "multiclass", "multilabel", "ranking")
+TASKS = ("regression", "binary", "multiclass", "multilabel", "ranking", "preference", "distribution")
 MINORITY_SHARE = 0.2  # below it, classes count as imbalanced
 RARE_SHARE = 0.01  # below it, focal is offered
 CLASS_RATIO = 3.0  # multi-class: largest / smallest class count above it gets class weights
@@ -79,7 +79,7 @@ def _whole(arr: np.ndarray) -> bool:
 
 
 def detect_task(targets: Any) -> str:
-    """The task the targets imply (never "ranking", which pairs cannot show)."""
+    """The task the targets imply (never "ranking", "preference" or "distribution", which labels cannot show)."""
     arr = _targets(targets)
     values = np.unique(arr)
     if arr.ndim == 2:
@@ -100,7 +100,8 @@ def _spec_reason(name: str) -> str:
 
 def recommend(task: str | None = None, *, targets: Any = None) -> Recommendation:
     """Recommend a loss from a task name ("regression", "binary", "multiclass", "multilabel",
-    "ranking") or from the targets (NumPy/torch/JAX array or list), or both (the task wins; the
+    "ranking", "preference": pairs of chosen and rejected responses, "distribution": a teacher's logits
+    or probabilities to match) or from the targets (NumPy/torch/JAX array or list), or both (the task wins; the
     targets then set the options)."""
     if task is None and targets is None:
         raise ValueError(f"give a task (one of {TASKS}) or targets= to detect it from")
@@ -110,7 +111,8 @@ def recommend(task: str | None = None, *, targets: Any = None) -> Recommendation
     detected = detect_task(arr) if arr is not None else None
     chosen = task or detected
     build = {"regression": _regression, "binary": _binary, "multiclass": _multiclass,
-             "multilabel": _multilabel, "ranking": _ranking}[chosen]
+             "multilabel": _multilabel, "ranking": _ranking, "preference": _preference,
+             "distribution": _distribution}[chosen]
     rec = build(arr)
     if task is not None and detected is not None and detected != task:
         rec = Recommendation(**{**rec.to_dict(), "warnings": (*rec.warnings,
@@ -261,3 +263,24 @@ def _ranking(y: np.ndarray | None) -> Recommendation:
                "negatives or pair labels."]
     return Recommendation("ranking", name, get(name).output_layer, {"temperature": 0.07}, ("siglip", "triplet_margin", "contrastive"),
                           ("recall@k", "mean reciprocal rank"), tuple(reasons))
+
+
+def _preference(y: np.ndarray | None) -> Recommendation:
+    name = "dpo"
+    reasons = ["Pairs of responses to one prompt, one preferred (chosen) over the other (rejected): a preference loss on "
+               "the policy's log-probabilities of the two, against a frozen reference model's.", _spec_reason(name),
+               "simpo and orpo need no reference model (less memory and compute); simpo takes length-averaged "
+               "log-probabilities, orpo is added to the chosen response's cross-entropy."]
+    return Recommendation("preference", name, get(name).output_layer, {"beta": 0.1}, ("simpo", "orpo"),
+                          ("reward accuracy (share of pairs with D > 0)", "reward margin beta D", "win rate"),
+                          tuple(reasons))
+
+
+def _distribution(y: np.ndarray | None) -> Recommendation:
+    name = "distill_kl"
+    reasons = ["Targets are a teacher's logits (or a distribution per item): match the whole distribution, not only "
+               "its top class.", _spec_reason(name),
+               "jsd is bounded and moves between forward and reverse KL with beta; kl_div takes log-probabilities and "
+               "target probabilities directly."]
+    return Recommendation("distribution", name, get(name).output_layer, {"temperature": 2.0}, ("jsd", "kl_div"),
+                          ("KL to the teacher", "top-1 agreement with the teacher", "the task's own metric"), tuple(reasons))

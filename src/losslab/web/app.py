@@ -44,7 +44,7 @@ from starlette.staticfiles import StaticFiles
 
 from .. import playground, quiz
 from .._json import dumps, finite
-from .._spec import LossSpec
+from .._spec import Choices, LossSpec
 from ..registry import get, get_loss, losses
 from .work import Busy, WorkPool
 
@@ -91,12 +91,19 @@ def _sliders(spec: LossSpec) -> list[dict[str, Any]]:
     return out
 
 
+def _choices(spec: LossSpec) -> list[dict[str, Any]]:
+    """The options with listed values (a loss type, a flag), each with its values and default."""
+    params = get_loss(spec.name).__signature__.parameters
+    return [{"name": o.name, "description": o.description, "values": list(o.domain.values),
+             "default": params[o.name].default} for o in spec.options if isinstance(o.domain, Choices)]
+
+
 @cache
 def _explorer_spec(name: str) -> dict[str, Any]:
     spec = get(name)
     return finite({**spec.to_dict(), "formula_mathml": _mathml(spec.formula_latex),
                     "gradient_mathml": _mathml(spec.gradient_latex), "sliders": _sliders(spec),
-                    "target_slider": _target_slider(spec.name)})
+                    "choices": _choices(spec), "target_slider": _target_slider(spec.name)})
 
 
 def _target_slider(name: str) -> dict[str, Any] | None:
@@ -136,10 +143,10 @@ def _options(loss_name: str, value: Any) -> dict[str, Any]:
             raise BadRequest(f"{loss_name} has no option {key!r}")
         if isinstance(v, list):
             out[key] = _array(f"options.{key}", v)
-        elif v is None or isinstance(v, (bool, int, float)):
-            out[key] = v
+        elif v is None or isinstance(v, (bool, int, float, str)):
+            out[key] = v  # the loss checks it against the option's domain
         else:
-            raise BadRequest(f"options.{key} must be a number, a boolean, null or a list of numbers")
+            raise BadRequest(f"options.{key} must be a number, a string, a boolean, null or a list of numbers")
     return out
 
 
@@ -266,12 +273,18 @@ async def one_loss(request: Request) -> JSONResponse:
 def compute_loss(data: dict[str, Any]) -> Job:
     name = _loss_name(data)
     spec = get(name)
-    if len(spec.inputs) > 2 or name in ("info_nce", "siglip", "contrastive", "triplet_margin"):
-        n_inputs = len(get_loss(name).inputs)
+    loss = get_loss(name)
+    if len(loss.inputs) > 1 or len(spec.inputs) > 2:  # several arrays: "inputs", every one by position
+        everything, predictions = list(spec.inputs), list(loss.inputs)
         given = data.get("inputs")
-        if not isinstance(given, list) or len(given) != n_inputs:
-            raise BadRequest(f'{name} takes "inputs": a list of {n_inputs} arrays ({", ".join(get_loss(name).inputs)})')
+        if not isinstance(given, list) or len(given) not in (len(predictions), len(everything)):
+            wanted = f"a list of {len(everything)} arrays ({', '.join(everything)})"
+            if len(everything) > len(predictions):
+                wanted += f', or of {len(predictions)} ({", ".join(predictions)}) and "targets"'
+            raise BadRequest(f'{name} takes "inputs": {wanted}')
         inputs = [_array(f"inputs[{k}]", v) for k, v in enumerate(given)]
+        if len(given) == len(everything) and "targets" in data:
+            raise BadRequest(f'"inputs" already holds every argument of {name}; leave "targets" out')
     else:
         if "predictions" not in data:
             raise BadRequest('"predictions" is missing')

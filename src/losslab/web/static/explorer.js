@@ -74,7 +74,7 @@ for (const button of document.querySelectorAll("#tabs button")) {
 }
 
 // ---- losses: picker, formulas, facts, live landscape ---------------------------------------
-const TASK_ORDER = ["regression", "binary", "multiclass", "multilabel", "ranking", "distribution"];
+const TASK_ORDER = ["regression", "binary", "multiclass", "multilabel", "ranking", "distribution", "preference"];
 
 async function loadLosses() {
   explorer.specs = await api("/api/losses");
@@ -136,6 +136,14 @@ function buildSliders(spec) {
   for (const s of spec.sliders) {
     if (s.default !== null) explorer.options[s.name] = s.default;
     controls.append(slider(s.name, s.low, s.high, s.step, s.default, (v) => { explorer.options[s.name] = v; updateCurve(); }));
+  }
+  for (const c of spec.choices) { // listed values (a loss type, a flag): a menu; the values keep their JSON type
+    explorer.options[c.name] = c.default;
+    const menu = el("select", { id: `choice-${c.name}`, "data-option": c.name, title: c.description },
+      ...c.values.map((v, i) => el("option", { value: i }, String(v))));
+    menu.value = String(c.values.indexOf(c.default));
+    menu.addEventListener("change", () => { explorer.options[c.name] = c.values[Number(menu.value)]; updateCurve(); });
+    controls.append(el("label", {}, c.name, " ", menu));
   }
   if (!controls.children.length) {
     controls.append(el("span", { class: "muted" }, "nothing to slide: this loss has no numeric option, and its target is a class index"));
