@@ -316,6 +316,45 @@ def torch_cases(ll, torch, F) -> list[dict]:
         logps = [-torch.rand(n, generator=g, device=dev) * 50 for _ in range(4)]
         return logps[:2], logps[2:]
 
+    def signs(n, g, dev):
+        return torch.where(torch.rand(n, generator=g, device=dev) < 0.5, -1.0, 1.0)
+
+    def signed_scores(size, g, dev):
+        n = size["elements"]
+        return [torch.randn(n, generator=g, device=dev) * 2], [signs(n, g, dev)]
+
+    def signed_distances(size, g, dev):
+        n = size["elements"]
+        return [torch.rand(n, generator=g, device=dev) * 2], [signs(n, g, dev)]
+
+    def ranked_pairs(size, g, dev):
+        n = size["elements"]
+        return [torch.randn(n, generator=g, device=dev), torch.randn(n, generator=g, device=dev)], [signs(n, g, dev)]
+
+    def embedding_pairs(size, g, dev):
+        n, d = size["embed"]
+        return [torch.randn(n, d, generator=g, device=dev), torch.randn(n, d, generator=g, device=dev)], [signs(n, g, dev)]
+
+    def label_matrix(size, g, dev):
+        n, c = size["classes"]
+        return [torch.randn(n, c, generator=g, device=dev) * 2], [(torch.rand(n, c, generator=g, device=dev) < 0.2).float()]
+
+    def label_lists(size, g, dev):  # multilabel_margin's targets: a few class indices per row, then -1
+        n, c = size["classes"]
+        c = min(c, 64)  # its work grows as C^2 in torch too
+        t = torch.randint(0, c, (n, c), generator=g, device=dev)
+        t[:, 3:] = -1
+        return [torch.randn(n, c, generator=g, device=dev)], [t]
+
+    def log_rates(size, g, dev):
+        n = size["elements"]
+        return [torch.randn(n, generator=g, device=dev)], [torch.poisson(torch.full((n,), 3.0, device=dev), generator=g)]
+
+    def mean_and_variance(size, g, dev):
+        n = size["elements"]
+        return ([torch.randn(n, generator=g, device=dev), torch.rand(n, generator=g, device=dev) + 0.1],
+                [torch.randn(n, generator=g, device=dev)])
+
     def distill(s, t, temperature=2.0):  # Hinton's recipe as PyTorch users write it
         return F.kl_div(F.log_softmax(s / temperature, 1), F.log_softmax(t / temperature, 1), log_target=True,
                         reduction="batchmean") * temperature**2
@@ -374,6 +413,34 @@ def torch_cases(ll, torch, F) -> list[dict]:
              bound=add_idx),
         case("multiclass_hinge", "multiclass_hinge", class_idx, ll.multiclass_hinge, ll.multiclass_hinge.value_and_grad,
              F.multi_margin_loss, "F.multi_margin_loss", bound=add_idx),
+        case("soft_margin", "soft_margin", signed_scores, ll.soft_margin, ll.soft_margin.value_and_grad,
+             F.soft_margin_loss, "F.soft_margin_loss"),
+        case("hinge_embedding", "hinge_embedding", signed_distances, ll.hinge_embedding, ll.hinge_embedding.value_and_grad,
+             F.hinge_embedding_loss, "F.hinge_embedding_loss"),
+        case("margin_ranking", "margin_ranking", ranked_pairs, lambda a, b, t: ll.margin_ranking(a, b, t, margin=0.1),
+             lambda a, b, t: ll.margin_ranking.value_and_grad(a, b, t, margin=0.1),
+             lambda a, b, t: F.margin_ranking_loss(a, b, t, margin=0.1), "F.margin_ranking_loss(margin=0.1)",
+             bound=(lambda a, b, t: (a.clone(), b.clone()), "a.clone(), b.clone()")),
+        case("cosine_embedding", "cosine_embedding", embedding_pairs, ll.cosine_embedding, ll.cosine_embedding.value_and_grad,
+             F.cosine_embedding_loss, "F.cosine_embedding_loss",
+             bound=(lambda a, b, t: (a.clone(), b.clone()), "a.clone(), b.clone()")),
+        case("multilabel_soft_margin", "multilabel_soft_margin", label_matrix, ll.multilabel_soft_margin,
+             ll.multilabel_soft_margin.value_and_grad, F.multilabel_soft_margin_loss, "F.multilabel_soft_margin_loss"),
+        case("multilabel_margin", "multilabel_margin", label_lists, ll.multilabel_margin, ll.multilabel_margin.value_and_grad,
+             F.multilabel_margin_loss, "F.multilabel_margin_loss (C capped at 64, 3 targets per row)",
+             bound=(lambda x, t: x.clone(), "x.clone()")),
+        case("poisson_nll", "poisson_nll", log_rates, ll.poisson_nll, ll.poisson_nll.value_and_grad, F.poisson_nll_loss,
+             "F.poisson_nll_loss (log_input)"),
+        case("gaussian_nll", "gaussian_nll", mean_and_variance, lambda m, v, t: ll.gaussian_nll(m, t, v),
+             lambda m, v, t: ll.gaussian_nll.value_and_grad(m, t, v), lambda m, v, t: F.gaussian_nll_loss(m, t, v),
+             "F.gaussian_nll_loss (gradients for the mean and the variance)",
+             bound=(lambda m, v, t: (m.clone(), v.clone()), "m.clone(), v.clone()")),
+        case("triplet_margin_with_distance(cosine)", "triplet_margin_with_distance", triplet,
+             lambda a, p, n: ll.triplet_margin_with_distance(a, p, n, distance_function="cosine"),
+             lambda a, p, n: ll.triplet_margin_with_distance.value_and_grad(a, p, n, distance_function="cosine"),
+             lambda a, p, n: F.triplet_margin_with_distance_loss(a, p, n, distance_function=lambda x, y: 1 - F.cosine_similarity(x, y)),
+             "F.triplet_margin_with_distance_loss(1 - cosine_similarity)",
+             bound=(lambda a, p, n: (a.clone(), p.clone(), n.clone()), "a.clone(), p.clone(), n.clone()")),
         case("distill_kl", "distill_kl", teacher_student, lambda s, t: ll.distill_kl(s, t, temperature=2.0),
              lambda s, t: ll.distill_kl.value_and_grad(s, t, temperature=2.0), distill,
              "F.kl_div(log_softmax(s/T), log_softmax(t/T), log_target=True, 'batchmean') * T^2, T = 2"),

@@ -34,6 +34,21 @@ class Case:
     def n_inputs(self) -> int:
         return len(self.fn.inputs)
 
+    @property
+    def input_positions(self) -> tuple[int, ...]:
+        """Where the differentiable inputs sit among the positional arguments (gaussian_nll's var is third)."""
+        return tuple(self.fn._positional.index(name) for name in self.fn.inputs)
+
+    def inputs_of(self, args) -> list:
+        return [args[k] for k in self.input_positions]
+
+    def call_with(self, inputs, args) -> list:
+        """``args`` with its differentiable inputs replaced by ``inputs``."""
+        full = list(args)
+        for k, x in zip(self.input_positions, inputs):
+            full[k] = x
+        return full
+
 
 def convert(value, backend: str, dtype: str = "float64"):
     """A NumPy array (or option) as an array of ``backend``; floats cast to ``dtype``."""
@@ -167,10 +182,13 @@ def _classification(rng):
     for targets, tl in ((hard, "hard"), (soft, "soft")):
         out.append(Case("binary_cross_entropy", (probs, targets), {}, tl))
         out.append(Case("binary_cross_entropy", (probs, targets), {"weight": rng.uniform(0.5, 2, size=(4,))}, tl + "-weight"))
+        out.append(Case("binary_cross_entropy", (probs, targets), {"label_smoothing": 0.2}, tl + "-ls"))
         logits = rng.normal(size=(3, 4)) * 3
         out.append(Case("binary_cross_entropy_with_logits", (logits, targets), {}, tl))
         out.append(Case("binary_cross_entropy_with_logits", (logits, targets),
                         {"weight": rng.uniform(0.5, 2, size=(3, 4)), "pos_weight": rng.uniform(0.5, 4, size=(4,))}, tl + "-weights"))
+        out.append(Case("binary_cross_entropy_with_logits", (logits, targets), {"label_smoothing": 0.1, "pos_weight": 2.0 * np.ones(4)},
+                        tl + "-ls"))
         for alpha, gamma in ((0.25, 2.0), (None, 2.0), (0.5, 0.0), (0.7, 0.5)):
             out.append(Case("focal", (logits, targets), {"alpha": alpha, "gamma": gamma}, f"{tl}-a{alpha}-g{gamma}"))
     signs = np.where(rng.uniform(size=(9,)) < 0.5, -1.0, 1.0)
@@ -212,6 +230,47 @@ def _ranking(rng):
     return out
 
 
+def _pytorch_rest(rng):
+    """The rest of PyTorch's losses, away from their kinks."""
+    out = []
+    signs = np.where(rng.uniform(size=(4, 3)) < 0.5, -1.0, 1.0)
+    out.append(Case("soft_margin", (rng.normal(size=(4, 3)) * 2, signs), {}, "2d"))
+    out.append(Case("soft_margin", (rng.normal(size=(5,)), signs[0:1].repeat(5)[:5] * 1.0), {}, "1d"))
+    for margin in (1.0, 2.0):
+        d = _away_from(rng, (4, 3), [margin], scale=1.5) ** 2
+        out.append(Case("hinge_embedding", (d, signs), {"margin": margin}, f"m{margin}"))
+    a, b = rng.normal(size=(2, 7))
+    t = np.where(rng.uniform(size=7) < 0.5, -1.0, 1.0)
+    for margin in (0.0, 0.5):
+        b_away = b + np.where(np.abs(-t * (a - b) + margin) < 0.05, 0.3, 0.0)
+        out.append(Case("margin_ranking", (a, b_away, t), {"margin": margin}, f"m{margin}"))
+    x1, x2 = rng.normal(size=(2, 6, 4))
+    pair = np.where(rng.uniform(size=6) < 0.5, -1.0, 1.0)
+    for margin in (0.0, -0.3):
+        out.append(Case("cosine_embedding", (x1, x2, pair), {"margin": margin}, f"m{margin}"))
+    out.append(Case("cosine_embedding", (x1[0], x2[0], np.array(-1.0)), {"margin": -0.9}, "single"))
+    scores = rng.normal(size=(5, 4)) * 2
+    out.append(Case("multilabel_soft_margin", (scores, (rng.uniform(size=(5, 4)) < 0.4) * 1.0), {}, "hard"))
+    out.append(Case("multilabel_soft_margin", (scores, rng.uniform(size=(5, 4))), {"weight": rng.uniform(0.5, 2, 4)}, "soft-w"))
+    labels = np.array([[3, 0, -1, 1], [1, -1, -1, -1], [0, 1, 2, 3], [2, 2, -1, 0], [-1, 0, 0, 0]])
+    out.append(Case("multilabel_margin", (scores * 3, labels), {}, "2d"))
+    out.append(Case("multilabel_margin", (scores[0] * 3, labels[0]), {}, "1d"))
+    counts = rng.poisson(3.0, size=(3, 4)).astype(float)
+    for log_input, full in ((True, False), (False, False), (True, True), (False, True)):
+        x = rng.normal(size=(3, 4)) if log_input else rng.uniform(0.3, 5.0, size=(3, 4))
+        out.append(Case("poisson_nll", (x, counts), {"log_input": log_input, "full": full}, f"log{log_input}-full{full}"))
+    mean, target = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    for var, label in ((rng.uniform(0.3, 2, (4, 3)), "same"), (rng.uniform(0.3, 2, (4,)), "row"),
+                       (rng.uniform(0.3, 2, (4, 1)), "column")):
+        out.append(Case("gaussian_nll", (mean, target, var), {}, label))
+    out.append(Case("gaussian_nll", (mean, target, rng.uniform(0.3, 2, (4, 3))), {"full": True, "eps": 1e-3}, "full"))
+    anchor, positive, negative = rng.normal(size=(3, 5, 3))
+    for distance, p, swap in (("pairwise", 2, False), ("pairwise", 1.5, True), ("cosine", 2, False), ("cosine", 2, True)):
+        out.append(Case("triplet_margin_with_distance", (anchor, positive, negative),
+                        {"distance_function": distance, "p": p, "swap": swap, "margin": 0.4}, f"{distance}-p{p}-s{swap}"))
+    return out
+
+
 def _post_training(rng):
     """Preference pairs (per-sequence log-probabilities, away from hinge's kink at beta D = 1) and distillation."""
     out = []
@@ -243,7 +302,8 @@ def _post_training(rng):
 
 def all_cases(seed: int = 0) -> list[Case]:
     rng = np.random.default_rng(seed)
-    return _regression(rng) + _counts(rng) + _classification(rng) + _ranking(rng) + _post_training(rng)
+    return (_regression(rng) + _counts(rng) + _classification(rng) + _ranking(rng) + _post_training(rng)
+            + _pytorch_rest(rng))
 
 
 CASES = all_cases()

@@ -125,15 +125,17 @@ def nll(x, t, weight=None, ignore_index=-100):
     return np.array(per).reshape(shape), sum(w[y] for y in ys if y != ignore_index)
 
 
-def binary_cross_entropy(p, t, weight=None):
+def binary_cross_entropy(p, t, weight=None, label_smoothing=0.0):
     w = _w(weight, p.shape)
+    t = t * (1 - label_smoothing) + 0.5 * label_smoothing
     logs = lambda v: max(math.log(v), -100.0) if v > 0 else -100.0  # noqa: E731
     per = [-(ti * logs(pi) + (1 - ti) * logs(1 - pi)) for pi, ti in zip(p.ravel(), t.ravel())]
     return w * np.array(per).reshape(p.shape), p.size
 
 
-def binary_cross_entropy_with_logits(x, t, weight=None, pos_weight=None):
+def binary_cross_entropy_with_logits(x, t, weight=None, pos_weight=None, label_smoothing=0.0):
     w, pw = _w(weight, x.shape), _w(pos_weight, x.shape)
+    t = t * (1 - label_smoothing) + 0.5 * label_smoothing
     per = [-(pwi * ti * math.log(_sig(xi)) + (1 - ti) * math.log(1 - _sig(xi)))
            for xi, ti, pwi in zip(x.ravel(), t.ravel(), pw.ravel())]
     return w * np.array(per).reshape(x.shape), x.size
@@ -254,11 +256,79 @@ def jsd(s, t, beta=0.5, temperature=1.0):
     return per, max(per.size, 1)
 
 
+def soft_margin(x, t):
+    return np.array([math.log(1 + math.exp(-ti * xi)) for xi, ti in zip(x.ravel(), t.ravel())]).reshape(x.shape), x.size
+
+
+def hinge_embedding(d, t, margin=1.0):
+    return np.where(t == 1, d, np.maximum(0.0, margin - d)), d.size
+
+
+def margin_ranking(a, b, t, margin=0.0):
+    return np.maximum(0.0, -t * (a - b) + margin), a.size
+
+
+def cosine_embedding(a, b, t, margin=0.0):
+    per = []
+    for u, v, y in zip(np.atleast_2d(a), np.atleast_2d(b), np.atleast_1d(t)):
+        cos = float(u @ v) / math.sqrt((float(u @ u) + 1e-12) * (float(v @ v) + 1e-12))
+        per.append(1 - cos if y == 1 else max(0.0, cos - margin))
+    return np.array(per).reshape(np.shape(t)), max(np.size(t), 1)
+
+
+def multilabel_soft_margin(x, t, weight=None):
+    w = _w(weight, x.shape)
+    per = -(t * np.log(1 / (1 + np.exp(-x))) + (1 - t) * np.log(1 / (1 + np.exp(x)))) * w
+    rows = per.mean(axis=-1)
+    return rows, max(rows.size, 1)
+
+
+def multilabel_margin(x, t):
+    rows = []
+    for xs, ts in zip(np.atleast_2d(x), np.atleast_2d(t)):
+        targets = []
+        for k in ts:
+            if k == -1:
+                break
+            targets.append(int(k))
+        others = [i for i in range(len(xs)) if i not in targets]
+        rows.append(sum(max(0.0, 1 - (xs[j] - xs[i])) for j in targets for i in others) / len(xs))
+    return np.array(rows).reshape(np.shape(x)[:-1]), max(len(rows), 1)
+
+
+def poisson_nll(x, t, log_input=True, full=False, eps=1e-8):
+    per = np.exp(x) - t * x if log_input else x - t * np.log(x + eps)
+    if full:
+        per = per + np.array([ti * math.log(ti) - ti + 0.5 * math.log(2 * math.pi * ti) if ti > 1 else 0.0
+                              for ti in t.ravel()]).reshape(t.shape)
+    return per, x.size
+
+
+def gaussian_nll(mean, t, var, full=False, eps=1e-6):
+    v = np.asarray(var)
+    if v.shape == mean.shape[:-1]:
+        v = v[..., None]
+    v = np.maximum(np.broadcast_to(v, mean.shape), eps)
+    per = 0.5 * (np.log(v) + (mean - t) ** 2 / v) + (0.5 * math.log(2 * math.pi) if full else 0.0)
+    return per, mean.size
+
+
+def triplet_margin_with_distance(a, p, n, distance_function="pairwise", p_norm=2, margin=1.0, swap=False):
+    if distance_function == "cosine":
+        dist = lambda u, v: 1 - np.sum(u * v, -1) / (np.maximum(np.linalg.norm(u, axis=-1), 1e-8)  # noqa: E731
+                                                     * np.maximum(np.linalg.norm(v, axis=-1), 1e-8))
+    else:
+        dist = lambda u, v: np.sum(np.abs(u - v + 1e-6) ** p_norm, axis=-1) ** (1 / p_norm)  # noqa: E731
+    d_an = np.minimum(dist(a, n), dist(p, n)) if swap else dist(a, n)
+    z = np.maximum(dist(a, p) - d_an + margin, 0)
+    return z, z.size
+
+
 def oracle(case):
     """Per-item losses and divisor of a Case, from the naive formulas."""
     fn = globals()[case.loss]
     opts = dict(case.options)
-    if case.loss == "triplet_margin" and "p" in opts:
+    if case.loss in ("triplet_margin", "triplet_margin_with_distance") and "p" in opts:
         opts["p_norm"] = opts.pop("p")
     return fn(*case.args, **opts)
 

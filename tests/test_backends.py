@@ -30,15 +30,15 @@ def _tuple(g):
 def test_torch_backward_equals_grad_and_jax_vjp(case, reduction):
     """backward() with a random upstream gradient equals JAX's autodiff of the same forward."""
     args, options = convert_case(case, "torch")
-    inputs = [a.clone().requires_grad_(True) for a in args[: case.n_inputs]]
-    value = case.fn(*inputs, *args[case.n_inputs:], **options, reduction=reduction)
+    inputs = [a.clone().requires_grad_(True) for a in case.inputs_of(args)]
+    value = case.fn(*case.call_with(inputs, args), **options, reduction=reduction)
     assert value.grad_fn is not None and "Losslab" in type(value.grad_fn).__name__
     upstream = torch.rand(value.shape, dtype=value.dtype, generator=torch.Generator().manual_seed(1)) + 0.5
     value.backward(upstream)
     jargs, joptions = convert_case(case, "jax")
-    f = lambda *xs: case.fn(*xs, *jargs[case.n_inputs:], **joptions, reduction=reduction)  # noqa: E731
+    f = lambda *xs: case.fn(*case.call_with(xs, jargs), **joptions, reduction=reduction)  # noqa: E731
     with ll.reference_path():  # JAX differentiates the formula itself (not losslab's JAX engine)
-        _, vjp = jax.vjp(f, *jargs[: case.n_inputs])
+        _, vjp = jax.vjp(f, *case.inputs_of(jargs))
         expected = vjp(jnp.asarray(upstream.numpy()))
     for x, e in zip(inputs, expected):
         np.testing.assert_allclose(x.grad.numpy(), np.asarray(e), rtol=1e-9, atol=1e-12)
@@ -55,22 +55,21 @@ def test_jax_grad_and_jit_match_analytic(case, engine):
     """autodiff: jax.grad differentiates the formula (ll.reference_path()); jax-engine: jax.grad takes
     losslab's analytic gradient through its custom_jvp rule (losslab/_jax.py)."""
     args, options = convert_case(case, "jax")
-    rest = args[case.n_inputs:]
-    f = lambda *xs: case.fn(*xs, *rest, **options)  # noqa: E731
+    f = lambda *xs: case.fn(*case.call_with(xs, args), **options)  # noqa: E731
     with ll.reference_path() if engine == "autodiff" else contextlib.nullcontext():
-        auto = jax.grad(f, argnums=tuple(range(case.n_inputs)))(*args[: case.n_inputs])
-        jaxpr = str(jax.make_jaxpr(f)(*args[: case.n_inputs]))
+        auto = jax.grad(f, argnums=tuple(range(case.n_inputs)))(*case.inputs_of(args))
+        jaxpr = str(jax.make_jaxpr(f)(*case.inputs_of(args)))
     assert ("custom_jvp_call" in jaxpr) == (engine == "jax-engine")
     for a, b in zip(auto, _tuple(case.fn.grad(*args, **options))):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-12)
-    np.testing.assert_allclose(jax.jit(f)(*args[: case.n_inputs]), f(*args[: case.n_inputs]), rtol=1e-12)
+    np.testing.assert_allclose(jax.jit(f)(*case.inputs_of(args)), f(*case.inputs_of(args)), rtol=1e-12)
 
 
 @pytest.mark.parametrize("case", ONE_PER_LOSS, ids=[c.id for c in ONE_PER_LOSS])
 def test_jax_vmap_over_a_stack_of_problems(case):
     args, options = convert_case(case, "jax")
     n = len(args)
-    shifted = [a * 0.9 if jnp.issubdtype(a.dtype, jnp.floating) and k < case.n_inputs else a for k, a in enumerate(args)]
+    shifted = [a * 0.9 if jnp.issubdtype(a.dtype, jnp.floating) and k in case.input_positions else a for k, a in enumerate(args)]
     stacked = [jnp.stack([a, b]) for a, b in zip(args, shifted)]
     out = jax.vmap(lambda *xs: case.fn(*xs, **options), in_axes=(0,) * n)(*stacked)
     np.testing.assert_allclose(out, [case.fn(*args, **options), case.fn(*shifted, **options)], rtol=1e-10)
@@ -153,9 +152,9 @@ def test_targets_requiring_grad_fall_back_to_autodiff():
 def test_torch_compile_fullgraph(case):
     torch._dynamo.reset()
     args, options = convert_case(case, "torch", "float32")
-    inputs = [a.clone().requires_grad_(True) for a in args[: case.n_inputs]]
+    inputs = [a.clone().requires_grad_(True) for a in case.inputs_of(args)]
     compiled = torch.compile(lambda *xs: case.fn(*xs, **options), backend="aot_eager", fullgraph=True)
-    value = compiled(*inputs, *args[case.n_inputs:])
+    value = compiled(*case.call_with(inputs, args))
     value.backward()
     np.testing.assert_allclose(value.detach().numpy(), to_numpy(case.fn(*args, **options)), rtol=1e-5)
     for x, g in zip(inputs, _tuple(case.fn.grad(*args, **options))):

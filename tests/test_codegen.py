@@ -28,7 +28,7 @@ def test_generated_files_are_current():
 
 def test_every_elementwise_definition_has_a_kernel():
     assert {v.definition for v in VARIANTS} == {d for d in pointwise.DEFINITIONS.values() if d.generated}
-    assert [d.name for d in pointwise.DEFINITIONS.values() if not d.generated] == ["tweedie_deviance"]
+    assert [d.name for d in pointwise.DEFINITIONS.values() if not d.generated] == ["tweedie_deviance", "poisson_nll"]
 
 
 def test_tracing_refuses_a_python_branch_on_an_array_value():
@@ -62,7 +62,7 @@ def _inputs(variant, n, rng, specials=True):
         if name == "msle":
             x[: n // 2] -= 0.999
         t[:5] = x[:5]
-    elif name in ("hinge", "squared_hinge"):
+    elif name in ("hinge", "squared_hinge", "soft_margin", "hinge_embedding"):
         t = np.where(rng.standard_normal(n) > 0, 1.0, -1.0)
     elif name in ("binary_cross_entropy", "binary_cross_entropy_with_logits", "focal"):
         t = rng.uniform(0, 1, n)
@@ -255,7 +255,8 @@ def test_kernel_declines_what_it_does_not_take(monkeypatch):
     assert launched == []
 
 
-REFUSE_NAN_TARGETS = {"binary_cross_entropy", "binary_cross_entropy_with_logits", "focal", "hinge", "squared_hinge"}
+REFUSE_NAN_TARGETS = {"binary_cross_entropy", "binary_cross_entropy_with_logits", "focal", "hinge", "squared_hinge",
+                      "soft_margin", "hinge_embedding"}
 
 
 @pytest.mark.parametrize("where", ["predictions", "targets"])
@@ -266,7 +267,8 @@ def test_a_nan_input_reaches_the_loss_and_gradient(name, backend, where):
     label targets refuse a NaN target instead, and BCE a NaN probability, with their ValueError; under
     jax.jit, where values are not checked, the definitions give NaN there too)."""
     x = np.array([0.3, 0.9, 0.6, 0.2]) if name == "binary_cross_entropy" else np.array([0.3, 4.0, -2.0, 1.5])
-    t = np.array([1.0, 1.0, -1.0 if "hinge" in name else 0.0, -1.0 if "hinge" in name else 0.0])
+    signs = "hinge" in name or name == "soft_margin"
+    t = np.array([1.0, 1.0, -1.0 if signs else 0.0, -1.0 if signs else 0.0])
     if name in ("poisson_deviance", "gamma_deviance", "tweedie_deviance", "msle"):  # positive means and targets
         x, t = np.abs(x) + 0.1, np.abs(t) + 0.5
     (x if where == "predictions" else t)[[1, 2]] = np.nan

@@ -28,8 +28,8 @@ def _grads(g):
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_cuda_matches_cpu_float64(case, dtype):
     args, options = _on_cuda(case, dtype)
-    inputs = [a.clone().requires_grad_(True) for a in args[: case.n_inputs]]
-    value = case.fn(*inputs, *args[case.n_inputs:], **options)
+    inputs = [a.clone().requires_grad_(True) for a in case.inputs_of(args)]
+    value = case.fn(*case.call_with(inputs, args), **options)
     value.backward()
     assert value.device.type == "cuda"
     ref_value, ref_grad = case.fn.value_and_grad(*case.args, **case.options)
@@ -46,11 +46,11 @@ def test_cuda_matches_cpu_float64(case, dtype):
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
 def test_forward_and_backward_never_sync_the_gpu(case):
     args, options = _on_cuda(case, "float32")
-    inputs = [a.clone().requires_grad_(True) for a in args[: case.n_inputs]]
+    inputs = [a.clone().requires_grad_(True) for a in case.inputs_of(args)]
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        value = case.fn(*inputs, *args[case.n_inputs:], **options)
+        value = case.fn(*case.call_with(inputs, args), **options)
         value.backward()
         case.fn.value_and_grad(*args, **options)
     finally:

@@ -39,8 +39,8 @@ def test_torch_operations_engine_equals_the_reference(case, torch_operations):
         for g, r in zip(_tuple(grads), _tuple(ref_grads)):
             np.testing.assert_allclose(g.numpy(), r.numpy(), rtol=1e-12, atol=1e-13)
     # through autograd: the fused function, a random upstream gradient
-    inputs = [a.clone().requires_grad_(True) for a in args[: case.n_inputs]]
-    value = case.fn(*inputs, *args[case.n_inputs:], **options)
+    inputs = [a.clone().requires_grad_(True) for a in case.inputs_of(args)]
+    value = case.fn(*case.call_with(inputs, args), **options)
     assert type(value.grad_fn).__name__ == "LosslabFusedFunctionBackward"
     (value * 1.7).backward()
     for x, r in zip(inputs, _tuple(case.fn.grad(*args, **options))):
@@ -60,7 +60,7 @@ def test_each_definitions_value_and_grad_equals_its_parts(name):
     if name in ("poisson_deviance", "gamma_deviance", "tweedie_deviance", "msle"):  # positive means and targets
         x, t = rng.uniform(0.2, 5.0, size=200), rng.uniform(0.2, 5.0, size=200)
     options = {"delta": 0.7, "beta": 0.5, "q": 0.3, "margin": 1.0, "pos_weight": None, "alpha": 0.25, "gamma": 2.0,
-               "power": 1.5}
+               "power": 1.5, "log_input": True, "full": True, "eps": 1e-8}
     options = {k: options[k] for k in definition.options}
     value, grad = definition.value_and_grad(np, x, t, **options)
     np.testing.assert_array_equal(value, definition.value(np, x, t, **options))

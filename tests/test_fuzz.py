@@ -54,6 +54,22 @@ def base(name: str):
         return [x, rng.standard_normal((4, 3)), np.array([1.0, 0.0, 1.0, 0.0])], {}, names
     if name == "triplet_margin":
         return [x, rng.standard_normal((4, 3)), rng.standard_normal((4, 3))], {}, names
+    if name in ("soft_margin", "hinge_embedding"):
+        return [np.abs(x), np.where(rng.standard_normal((4, 3)) > 0, 1.0, -1.0)], {}, names
+    if name == "margin_ranking":
+        return [x, rng.standard_normal((4, 3)), np.where(rng.standard_normal((4, 3)) > 0, 1.0, -1.0)], {}, names
+    if name == "cosine_embedding":
+        return [x, rng.standard_normal((4, 3)), np.array([1.0, -1.0, 1.0, -1.0])], {}, names
+    if name == "multilabel_soft_margin":
+        return [x, rng.uniform(0, 1, (4, 3))], {}, names
+    if name == "multilabel_margin":
+        return [x, np.array([[0, -1, 2], [2, 1, -1], [-1, 0, 0], [1, 0, 2]])], {}, names
+    if name == "poisson_nll":
+        return [x, rng.poisson(2.0, (4, 3)).astype(float)], {}, names
+    if name == "gaussian_nll":
+        return [x, rng.standard_normal((4, 3)), rng.uniform(0.2, 2.0, (4, 3))], {}, names
+    if name == "triplet_margin_with_distance":
+        return [x, rng.standard_normal((4, 3)), rng.standard_normal((4, 3))], {}, names
     if name == "dpo":
         return [-rng.uniform(1, 9, 4) for _ in range(4)], {}, names
     if name in ("simpo", "orpo"):

@@ -36,10 +36,10 @@ def _numeric_grads(case, reduction, h=1e-6):
     options = dict(case.options)
 
     def total(*inputs):
-        v = case.fn(*inputs, *case.args[case.n_inputs:], **options, reduction=reduction)
+        v = case.fn(*case.call_with(inputs, case.args), **options, reduction=reduction)
         return float(np.sum(v))
 
-    inputs = [np.array(a, dtype=np.float64) for a in case.args[: case.n_inputs]]
+    inputs = [np.array(a, dtype=np.float64) for a in case.inputs_of(case.args)]
     grads = []
     for k, x in enumerate(inputs):
         g = np.zeros_like(x)
@@ -61,7 +61,7 @@ def test_grad_matches_finite_differences(case, reduction):
     analytic = _as_tuple(case.fn.grad(*case.args, **case.options, reduction=reduction))
     numeric = _numeric_grads(case, reduction)
     assert len(analytic) == case.n_inputs
-    for a, n, x in zip(analytic, numeric, case.args):
+    for a, n, x in zip(analytic, numeric, case.inputs_of(case.args)):
         assert a.shape == x.shape
         np.testing.assert_allclose(a, n, rtol=1e-5, atol=1e-7)
 

@@ -19,13 +19,13 @@ SPECS = ll.losses()
 
 def test_registry_lists_every_public_loss_once():
     names = [s.name for s in SPECS]
-    assert len(names) == len(set(names)) == 29
+    assert len(names) == len(set(names)) == 38
     for name in names:
         assert getattr(ll, name) is ll.get_loss(name)
         assert ll.get(name).name == name
     assert {s.name for s in ll.losses(family="regression")} == {"mse", "mae", "huber", "smooth_l1", "log_cosh", "quantile",
                                                                "poisson_deviance", "gamma_deviance", "tweedie_deviance",
-                                                               "msle", "mape"}
+                                                               "msle", "mape", "poisson_nll", "gaussian_nll"}
     assert "binary_cross_entropy_with_logits" in {s.name for s in ll.losses(task="multilabel")}
     assert {s.name for s in ll.losses(family="post-training")} == {"dpo", "simpo", "orpo", "distill_kl", "jsd"}
     assert {s.name for s in ll.losses(task="preference")} == {"dpo", "simpo", "orpo"}
@@ -60,19 +60,20 @@ def test_docs_reference_is_generated_from_the_registry():
 
 
 def _line_values(case, direction, steps):
-    x0, rest = case.args[: case.n_inputs], case.args[case.n_inputs:]
-    return np.array([case.fn(*[x + s * d for x, d in zip(x0, direction)], *rest, **case.options, reduction="sum") for s in steps])
+    x0 = case.inputs_of(case.args)
+    return np.array([case.fn(*case.call_with([x + s * d for x, d in zip(x0, direction)], case.args), **case.options, reduction="sum")
+                     for s in steps])
 
 
 def _directions(case, rng, count):
     for _ in range(count):
-        yield [rng.normal(size=x.shape) for x in case.args[: case.n_inputs]]
+        yield [rng.normal(size=x.shape) for x in case.inputs_of(case.args)]
 
 
 def _scaled_for_domain(case, direction):
     if case.loss == "binary_cross_entropy":  # stay inside (0, 1)
         return [d * 0.01 for d in direction]
-    if case.loss in POSITIVE_MEAN or case.loss == "orpo":  # means stay > 0.3 - 0.1 (ORPO: < 0) over steps in [-2, 2]
+    if case.loss in (*POSITIVE_MEAN, "orpo", "poisson_nll"):  # means and rates stay > 0.3 - 0.1 (ORPO: < 0) over [-2, 2]
         return [d / np.abs(d).max() * 0.05 for d in direction]
     return direction
 
@@ -102,6 +103,9 @@ def test_nonconvex_claim_has_a_witness(name):
         for direction in _directions(case, rng, 40):
             if name in POSITIVE_MEAN:  # they curve down for large means (gamma: x > 2 t): walk up, in the domain
                 v = _line_values(case, [np.abs(d) / np.abs(d).max() for d in direction], np.linspace(0, 30, 41))
+            elif name == "gaussian_nll":  # it curves down in the variance beyond twice the squared error: walk it up
+                v = _line_values(case, [np.zeros_like(direction[0]), np.abs(direction[1]) / np.abs(direction[1]).max()],
+                                 np.linspace(0, 30, 41))
             elif name == "orpo":  # it curves down as the chosen response nears probability 1: walk there, below 0
                 top = -max(x.max() for x in case.args)
                 v = _line_values(case, [np.abs(d) / np.abs(d).max() for d in direction], np.linspace(0, top * 0.999, 41))
@@ -119,6 +123,12 @@ def _triplet_kink():
     return (a, p, n), {"margin": margin}, np.array([[-1.0, 1.0]])
 
 
+def _cosine_kink():
+    x1, x2 = np.array([[1.0, 0.0]]), np.array([[1.0, 1.0]])
+    cos = float(np.sum(x1 * x2) / np.sqrt((np.sum(x1 * x1) + 1e-12) * (np.sum(x2 * x2) + 1e-12)))
+    return (x1, x2, np.array([-1.0])), {"margin": cos}, np.array([[0.0, 1.0]])
+
+
 KINKS = {  # args exactly at a kink, options, and a direction (for the first input) that crosses it
     "mae": ((np.array([0.0]), np.array([0.0])), {}, np.array([1.0])),
     "quantile": ((np.array([0.0]), np.array([0.0])), {"q": 0.3}, np.array([1.0])),
@@ -126,6 +136,11 @@ KINKS = {  # args exactly at a kink, options, and a direction (for the first inp
     "multiclass_hinge": ((np.array([[1.0, 0.0]]), np.array([0])), {}, np.array([[0.0, 1.0]])),
     "triplet_margin": _triplet_kink(),
     "mape": ((np.array([2.0]), np.array([2.0])), {}, np.array([1.0])),
+    "hinge_embedding": ((np.array([1.0]), np.array([-1.0])), {}, np.array([1.0])),
+    "margin_ranking": ((np.array([1.0]), np.array([0.0]), np.array([1.0])), {"margin": 1.0}, np.array([1.0])),
+    "cosine_embedding": _cosine_kink(),
+    "multilabel_margin": ((np.array([[1.0, 0.0]]), np.array([[0, -1]])), {}, np.array([[0.0, 1.0]])),
+    "triplet_margin_with_distance": _triplet_kink(),
 }
 
 
@@ -157,6 +172,7 @@ ELEMENTWISE_FAR = {  # prediction far from a target of the valid range
     "mse": (1e6, 0.0), "mae": (1e6, 0.0), "huber": (1e6, 0.0), "smooth_l1": (1e6, 0.0), "log_cosh": (1e6, 0.0),
     "quantile": (1e6, 0.0), "binary_cross_entropy_with_logits": (-1e6, 1.0), "focal": (-1e6, 1.0),
     "hinge": (-1e6, 1.0), "squared_hinge": (-1e6, 1.0), "binary_cross_entropy": (1e-300, 1.0),
+    "soft_margin": (-1e6, 1.0), "hinge_embedding": (1e6, 1.0),
 }
 
 

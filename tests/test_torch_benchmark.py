@@ -14,7 +14,9 @@ pytest.importorskip("torch")
 SCRIPT = Path(__file__).parent.parent / "benchmarks" / "torch_losses.py"
 TORCH_CASES = ("mse", "mae", "huber", "smooth_l1", "binary_cross_entropy", "binary_cross_entropy_with_logits", "focal",
                "kl_div", "cross_entropy", "cross_entropy(probs)", "cross_entropy(ls=0.1)", "nll", "multiclass_hinge",
-               "triplet_margin", "distill_kl", "dpo")
+               "triplet_margin", "distill_kl", "dpo", "soft_margin", "hinge_embedding", "margin_ranking", "cosine_embedding",
+               "multilabel_soft_margin", "multilabel_margin", "poisson_nll", "gaussian_nll",
+               "triplet_margin_with_distance(cosine)")
 JAX_CASES = ("mse", "huber", "log_cosh", "binary_cross_entropy_with_logits", "focal", "hinge", "cross_entropy",
              "cross_entropy(probs)", "cross_entropy(ls=0.1)", "kl_div", "triplet_margin")
 

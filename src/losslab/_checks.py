@@ -118,7 +118,7 @@ def option_in(spec, value: Any) -> Any:
     from ._spec import Choices
 
     domain = spec.domain
-    if domain is None or (value is None and spec.none_means):
+    if domain is None or (value is None and spec.none_means) or (spec.callable_means and callable(value)):
         return value
     if isinstance(domain, Choices):
         # bools only match bools (True == 1 in Python)

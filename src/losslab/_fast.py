@@ -487,12 +487,14 @@ def _compiled(name, opts: dict, x, t, w, u, keep, with_grad):
     return total, (per_item.reshape(x.shape) if keep else None), (grad.reshape(x.shape) if with_grad else None)
 
 
-def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), checks=None, name=None):
+def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), checks=None, name=None,
+                 label_smoothing=False):
     """A fast path for an elementwise loss: ``kernel`` plus the options it reads.
 
-    ``name`` selects the fused Numba kernel generated from the loss's definition (``_numba.kernel``)."""
+    ``name`` selects the fused Numba kernel generated from the loss's definition (``_numba.kernel``);
+    ``label_smoothing``: the loss takes Keras's binary label smoothing, applied to the targets first."""
 
-    known = frozenset(option_names) | {"weight", *extra_arrays}
+    known = frozenset(option_names) | {"weight", *extra_arrays} | ({"label_smoothing"} if label_smoothing else set())
     defaults = tuple(option_names.items())
 
     def fast(args, options, reduction, normalizer, with_grad):
@@ -508,6 +510,9 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
             return NotImplemented
         x2 = _rows_view(x)
         t2 = t.astype(x.dtype, copy=False).reshape(x2.shape)
+        smoothing = options.get("label_smoothing") or 0.0
+        if smoothing:  # the loss's prepare does the same on the targets it checked
+            t2 = t2 * (1.0 - smoothing) + 0.5 * smoothing
         for option in ("weight", *extra_arrays):
             value = options.get(option)
             if value is not None:
@@ -599,7 +604,8 @@ log_cosh = _elementwise(_log_cosh, {}, True, name="log_cosh")
 quantile = _elementwise(_quantile, {"q": 0.5}, True, checks=_numbers("q"),
                         name="quantile")
 binary_cross_entropy_with_logits = _elementwise(_bce_logits, {}, False, extra_arrays=("pos_weight",),
-                                                checks=lambda o, t, x: _in_unit(t), name="binary_cross_entropy_with_logits")
+                                                checks=lambda o, t, x: _in_unit(t), name="binary_cross_entropy_with_logits",
+                                                label_smoothing=True)
 focal = _elementwise(_focal, {"alpha": 0.25, "gamma": 2.0}, False, checks=_focal_ok)
 
 
@@ -640,7 +646,7 @@ def _signs(o, t, x):
 
 
 binary_cross_entropy = _elementwise(_numpy_kernels.binary_cross_entropy, {}, False,
-                                    checks=lambda o, t, x: _in_unit(t) and _in_unit(x))
+                                    checks=lambda o, t, x: _in_unit(t) and _in_unit(x), label_smoothing=True)
 def _above(v, low: float, inclusive: bool = False) -> bool:
     """Every value above ``low``: else (a NaN included) the reference path takes the call and says why."""
     return bool(np.all(v >= low) if inclusive else np.all(v > low))

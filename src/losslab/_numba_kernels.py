@@ -682,4 +682,80 @@ def mape(x, t, w, u, l, g):
     return total
 
 
-KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape}
+@njit(inline="always", cache=True)
+def soft_margin_element(x, t):
+    v2 = -t
+    v3 = v2 * x
+    v4 = _maximum(v3, 0.0)
+    v5 = abs(v3)
+    v6 = -v5
+    v7 = math.exp(v6)
+    v8 = math.log1p(v7)
+    v9 = v4 + v8
+    v10 = v3 >= 0.0
+    v11 = 1.0 + v7
+    v12 = 1.0 / v11
+    v13 = v7 / v11
+    v14 = v12 if v10 else v13
+    v15 = v2 * v14
+    return v9, v15
+
+
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+def soft_margin(x, t, w, u, l, g):
+    """soft_margin: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
+    (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
+    n = x.shape[0]
+    has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
+    total = 0.0  # float64 accumulator
+    for i in prange(n):
+        li, gi = soft_margin_element(x[i], t[i])
+        if has_w:
+            li *= w[i]
+            gi *= w[i]
+        total += li
+        if want_l:
+            l[i] = li
+        if want_g:
+            g[i] = gi * u
+    return total
+
+
+@njit(inline="always", cache=True)
+def hinge_embedding_element(x, t, margin):
+    v3 = margin - x
+    v4 = t > 0.0
+    v5 = _maximum(v3, 0.0)
+    v6 = x if v4 else v5
+    v7 = math.isnan(t)
+    v8 = t if v7 else v6
+    v9 = v3 >= 0.0
+    v10 = -1.0 if v9 else 0.0
+    v11 = 1.0 if v4 else v10
+    v12 = t if v7 else v11
+    v13 = math.isnan(x)
+    v14 = x if v13 else v12
+    return v8, v14
+
+
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+def hinge_embedding(x, t, w, u, l, g, margin):
+    """hinge_embedding: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
+    (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
+    n = x.shape[0]
+    has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
+    total = 0.0  # float64 accumulator
+    for i in prange(n):
+        li, gi = hinge_embedding_element(x[i], t[i], margin)
+        if has_w:
+            li *= w[i]
+            gi *= w[i]
+        total += li
+        if want_l:
+            l[i] = li
+        if want_g:
+            g[i] = gi * u
+    return total
+
+
+KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape, 'soft_margin': soft_margin, 'hinge_embedding': hinge_embedding}

@@ -681,4 +681,76 @@ def mape(x, t, l, g, o):
         np.divide(f1, f3, out=g)
 
 
-KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape}
+def soft_margin(x, t, l, g, o):
+    """soft_margin on one block: the per-element losses into l, their gradient into g (None: not wanted);
+    ``o`` maps option names to Python numbers."""
+    with np.errstate(all="ignore"):  # both sides of a where are computed; only the chosen one is kept
+        if g is None:
+            f1 = np.empty(x.shape, x.dtype)
+            np.negative(t, out=f1)
+            np.multiply(f1, x, out=f1)
+            f2 = np.empty(x.shape, x.dtype)
+            np.maximum(f1, 0.0, out=f2)
+            np.abs(f1, out=f1)
+            np.negative(f1, out=f1)
+            np.exp(f1, out=f1)
+            np.log1p(f1, out=f1)
+            np.add(f2, f1, out=l)
+            return
+        f1 = np.empty(x.shape, x.dtype)
+        np.negative(t, out=f1)
+        f2 = np.empty(x.shape, x.dtype)
+        np.multiply(f1, x, out=f2)
+        f3 = np.empty(x.shape, x.dtype)
+        np.maximum(f2, 0.0, out=f3)
+        f4 = np.empty(x.shape, x.dtype)
+        np.abs(f2, out=f4)
+        np.negative(f4, out=f4)
+        np.exp(f4, out=f4)
+        f5 = np.empty(x.shape, x.dtype)
+        np.log1p(f4, out=f5)
+        np.add(f3, f5, out=l)
+        b1 = np.empty(x.shape, bool)
+        np.greater_equal(f2, 0.0, out=b1)
+        np.add(1.0, f4, out=f2)
+        np.divide(1.0, f2, out=f5)
+        np.divide(f4, f2, out=f2)
+        np.copyto(f2, np.where(b1, f5, f2))
+        np.multiply(f1, f2, out=g)
+
+
+def hinge_embedding(x, t, l, g, o):
+    """hinge_embedding on one block: the per-element losses into l, their gradient into g (None: not wanted);
+    ``o`` maps option names to Python numbers."""
+    margin = o['margin']
+    with np.errstate(all="ignore"):  # both sides of a where are computed; only the chosen one is kept
+        if g is None:
+            f1 = np.empty(x.shape, x.dtype)
+            np.subtract(margin, x, out=f1)
+            b1 = np.empty(x.shape, bool)
+            np.greater(t, 0.0, out=b1)
+            np.maximum(f1, 0.0, out=f1)
+            np.copyto(f1, np.where(b1, x, f1))
+            np.isnan(t, out=b1)
+            np.copyto(l, np.where(b1, t, f1))
+            return
+        f1 = np.empty(x.shape, x.dtype)
+        np.subtract(margin, x, out=f1)
+        b1 = np.empty(x.shape, bool)
+        np.greater(t, 0.0, out=b1)
+        f2 = np.empty(x.shape, x.dtype)
+        np.maximum(f1, 0.0, out=f2)
+        np.copyto(f2, np.where(b1, x, f2))
+        b2 = np.empty(x.shape, bool)
+        np.isnan(t, out=b2)
+        np.copyto(l, np.where(b2, t, f2))
+        b3 = np.empty(x.shape, bool)
+        np.greater_equal(f1, 0.0, out=b3)
+        np.copyto(f1, np.where(b3, -1.0, 0.0))
+        np.copyto(f1, np.where(b1, 1.0, f1))
+        np.copyto(f1, np.where(b2, t, f1))
+        np.isnan(x, out=b2)
+        np.copyto(g, np.where(b2, x, f1))
+
+
+KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape, 'soft_margin': soft_margin, 'hinge_embedding': hinge_embedding}

@@ -79,6 +79,7 @@ class OptionSpec:
     high: float | None = None
     integer: bool = False  # only whole numbers in [low, high]
     none_means: str = ""  # where None is accepted: what it means (e.g. "no cap")
+    callable_means: str = ""  # where a Python function is accepted: what it is
     negative_means: str = ""  # where any negative value is accepted in place of None: what it means
     array_shape: str = ""  # for array options: the expected shape, in words
 
@@ -88,6 +89,8 @@ class OptionSpec:
         text = self.array_shape if self.domain is None else self.domain.describe()
         if self.none_means:
             text += f", or None ({self.none_means})"
+        if self.callable_means:
+            text += f", or {self.callable_means}"
         if self.negative_means:
             text += f"; None or a negative value: {self.negative_means}"
         return text
@@ -121,6 +124,8 @@ class LossSpec:
     pairwise_batch: bool = False
     # regression losses defined only for predictions above this (a positive mean: 0; MSLE: -1)
     prediction_low: float | None = None
+    # regression losses defined only for targets at or above this (counts: 0)
+    target_low: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -103,8 +103,9 @@ def target_range(name: str) -> TargetRange | None:
     spec = get(name)
     first = next(iter(spec.inputs))
     if spec.family == "regression":
-        if spec.prediction_low is not None:  # a positive mean (MSLE: above -1): targets in its range
-            return TargetRange(max(spec.prediction_low, 0.0) + 0.5, 5.0, 3.0, "the target value")
+        low = max(v for v in (spec.prediction_low, spec.target_low, -math.inf) if v is not None)
+        if low > -math.inf:  # a positive mean (MSLE: above -1) or counts: targets in its range
+            return TargetRange(max(low, 0.0) + 0.5, 5.0, 3.0, "the target value")
         return TargetRange(-5.0, 5.0, 3.0, "the target value")
     if first == "probs" or (first == "logits" and spec.task in ("binary", "multilabel")):
         return TargetRange(0.0, 1.0, 1.0, "the label y: 1 or 0, or a soft label between")
@@ -146,6 +147,9 @@ def _axis(name: str, target: float | None, options: dict[str, Any], n: int = 401
     if spec.family == "regression":
         low = t - 4 if spec.prediction_low is None else max(t - 4, spec.prediction_low + 0.02)  # inside the domain
         x = np.linspace(low, t + 4, n)
+        if "var" in spec.inputs:  # gaussian_nll: a unit variance
+            v, (g, _) = loss.value_and_grad(x, np.full(n, t), np.ones(n), reduction="none", **options)
+            return Axis(f"prediction, variance 1 (target {t:g})", x, v, g, "dL/d prediction")
         v, g = loss.value_and_grad(x, np.full(n, t), reduction="none", **options)
         return Axis(f"prediction (target {t:g})", x, v, g, "dL/d prediction")
     if first == "probs":
@@ -160,6 +164,21 @@ def _axis(name: str, target: float | None, options: dict[str, Any], n: int = 401
         x = np.linspace(-3, 3, n)
         v, g = loss.value_and_grad(x, np.ones(n), reduction="none", **options)
         return Axis("margin y s (target +1)", x, v, g, "dL/ds")
+    if first == "scores" and task == "multilabel":  # one positive label's score, the two negatives' at 0
+        x = np.linspace(-6, 6, n)
+        rows = np.zeros((n, 3))
+        rows[:, 0] = x
+        labels = ([0, -1, -1] if name == "multilabel_margin" else [1.0, 0.0, 0.0])  # class indices, or 0/1 per label
+        v, g = loss.value_and_grad(rows, np.tile(np.array(labels), (n, 1)), reduction="none", **options)
+        return Axis("score of the positive label (two negatives at 0)", x, v, g[:, 0], "dL/ds (positive label)")
+    if first == "distances":
+        x = np.linspace(0, 3, n)
+        v, g = loss.value_and_grad(x, -np.ones(n), reduction="none", **options)
+        return Axis("distance of a dissimilar pair (target -1)", x, v, g, "dL/d distance")
+    if first == "input1":
+        x = np.linspace(-3, 3, n)
+        v, (g, _) = loss.value_and_grad(x, np.zeros(n), np.ones(n), reduction="none", **options)
+        return Axis("score difference x1 - x2 (x1 should rank higher)", x, v, g, "dL/dx1")
     if first in ("logits", "scores", "log_probs"):  # class scores: sweep the true class's entry, others 0
         x = np.linspace(-8, 8, n) if first != "log_probs" else np.linspace(-8, -0.01, n)  # p < 1: the others keep some mass
         rows = np.zeros((n, 3))
@@ -199,6 +218,12 @@ def _axis(name: str, target: float | None, options: dict[str, Any], n: int = 401
         v, grads = loss.value_and_grad(x, np.full(n, -1.0), reduction="none", **options)
         return Axis("chosen response's average log-probability (rejected's -1)", x, v, grads[0],
                     "dL/d chosen log-probability")
+    if name == "cosine_embedding":  # the cosine of a dissimilar pair
+        c = np.linspace(-1, 1, n)
+        a, b = np.c_[np.ones(n), np.zeros(n)], np.c_[c, np.sqrt(1 - c**2)]
+        v, (g, _) = loss.value_and_grad(a, b, -np.ones(n), reduction="none", **options)
+        return Axis("cosine similarity of a dissimilar pair (target -1)", c, v, np.linalg.norm(g, axis=1),
+                    "|dL/dx1| (norm of the gradient for the first embedding)")
     if first in ("x1", "anchor"):  # distance between embeddings
         d = np.linspace(0, 3, n)
         a, b = np.c_[d, np.zeros(n)], np.zeros((n, 2))

@@ -198,6 +198,8 @@ VARIANTS = (
     Variant("gamma_deviance", pointwise.GammaDeviance),
     Variant("msle", pointwise.SquaredLogError),
     Variant("mape", pointwise.AbsolutePercentageError),
+    Variant("soft_margin", pointwise.SoftMargin),
+    Variant("hinge_embedding", pointwise.HingeEmbedding),
 )
 
 

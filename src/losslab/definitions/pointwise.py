@@ -15,6 +15,8 @@ equal ``(value, grad)``, which the tests check for every definition.
 
 from __future__ import annotations
 
+import math
+
 from .. import _stable
 
 _LOG_FLOOR = -100.0  # PyTorch's clamp of log in binary_cross_entropy
@@ -461,11 +463,85 @@ class AbsolutePercentageError(Pointwise):
         return ops.zeros_like(x)
 
 
+# -- the rest of PyTorch's elementwise losses -----------------------------------------------------------
+
+
+class SoftMargin(Pointwise):
+    """torch's soft_margin_loss: the logistic loss on -1/+1 targets."""
+
+    name = "soft_margin"
+
+    @classmethod
+    def value(cls, ops, x, t):
+        return _stable.softplus(ops, -t * x)
+
+    @classmethod
+    def grad(cls, ops, x, t):
+        return -t * _stable.sigmoid(ops, -t * x)
+
+    @classmethod
+    def second(cls, ops, x, t):  # t^2 s(tx) s(-tx), t^2 = 1
+        return _stable.sigmoid(ops, t * x) * _stable.sigmoid(ops, -t * x)
+
+
+class HingeEmbedding(Pointwise):
+    """torch's hinge_embedding_loss on -1/+1 targets: x for a similar pair, max(0, margin - x) for a
+    dissimilar one. At x = margin the gradient is -1, as torch's clamp_min passes it on its boundary."""
+
+    name = "hinge_embedding"
+    options = ("margin",)
+
+    @classmethod
+    def value(cls, ops, x, t, margin):
+        z = margin - x
+        return _stable.keep_nan(ops, t, ops.where(t > 0, x, ops.maximum(z, ops.zeros_like(z))))
+
+    @classmethod
+    def grad(cls, ops, x, t, margin):
+        push = ops.where(margin - x >= 0, -ops.ones_like(x), ops.zeros_like(x))
+        return _stable.keep_nan(ops, x, _stable.keep_nan(ops, t, ops.where(t > 0, ops.ones_like(x), push)))
+
+    @classmethod
+    def second(cls, ops, x, t, margin):
+        return ops.zeros_like(x)
+
+
+POISSON_STIRLING_FLOOR = 1.0  # torch adds the Stirling term only where the target is above 1
+HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
+
+
+class PoissonNLL(Pointwise):
+    """torch's poisson_nll_loss. ``log_input``/``full`` are Python bools (they select the formula, so
+    no kernel is generated); ``eps`` keeps log(x + eps) finite at a rate of 0."""
+
+    name = "poisson_nll"
+    options = ("log_input", "full", "eps")
+    generated = False
+
+    @classmethod
+    def value(cls, ops, x, t, log_input, full, eps):
+        out = ops.exp(x) - t * x if log_input else x - t * ops.log(x + eps)
+        if full:  # Stirling's approximation of log(t!): t log t - t + log(2 pi t) / 2, for t > 1
+            big = t > POISSON_STIRLING_FLOOR
+            safe = ops.where(big, t, ops.ones_like(t))
+            log_t = ops.log(safe)
+            out = out + ops.where(big, safe * log_t - safe + 0.5 * log_t + HALF_LOG_2PI, ops.zeros_like(t))
+        return out
+
+    @classmethod
+    def grad(cls, ops, x, t, log_input, full, eps):
+        return ops.exp(x) - t if log_input else 1.0 - t / (x + eps)
+
+    @classmethod
+    def second(cls, ops, x, t, log_input, full, eps):
+        return ops.exp(x) if log_input else t / ((x + eps) * (x + eps))
+
+
 DEFINITIONS: dict[str, type[Pointwise]] = {
     d.name: d
     for d in (SquaredError, AbsoluteError, Huber, SmoothL1, LogCosh, Pinball, BinaryCrossEntropy,
               BinaryCrossEntropyWithLogits, Hinge, SquaredHinge, Focal, PoissonDeviance, GammaDeviance,
-              TweedieDeviance, SquaredLogError, AbsolutePercentageError)
+              TweedieDeviance, SquaredLogError, AbsolutePercentageError, SoftMargin, HingeEmbedding, PoissonNLL)
 }
 
 __all__ = ["DEFINITIONS", "Pointwise"]

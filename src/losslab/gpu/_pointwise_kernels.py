@@ -665,4 +665,76 @@ def mape_kernel(X, T, W, G, L, PARTIAL, SCALE, n, HAS_WEIGHT: tl.constexpr, WITH
         tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
 
 
-KERNELS = {'mse': mse_kernel, 'mae': mae_kernel, 'huber': huber_kernel, 'smooth_l1': smooth_l1_kernel, 'log_cosh': log_cosh_kernel, 'quantile': quantile_kernel, 'binary_cross_entropy': binary_cross_entropy_kernel, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits_kernel, 'hinge': hinge_kernel, 'squared_hinge': squared_hinge_kernel, 'focal': focal_kernel, 'focal_unweighted': focal_unweighted_kernel, 'poisson_deviance': poisson_deviance_kernel, 'gamma_deviance': gamma_deviance_kernel, 'msle': msle_kernel, 'mape': mape_kernel}
+@triton.jit
+def soft_margin_kernel(X, T, W, G, L, PARTIAL, SCALE, n, HAS_WEIGHT: tl.constexpr, WITH_GRAD: tl.constexpr,
+                       KEEP: tl.constexpr, BLOCK: tl.constexpr):
+    """soft_margin: per block, the sum of the (weighted) losses into PARTIAL; the gradient times SCALE[0]
+    into G, the per-item losses into L (when asked). Computed in float32."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
+    v2 = -t
+    v3 = v2 * x
+    v4 = _maximum(v3, 0.0)
+    v5 = tl.abs(v3)
+    v6 = -v5
+    v7 = tl.exp(v6)
+    v8 = _log1p(v7)
+    v9 = v4 + v8
+    v10 = v3 >= 0.0
+    v11 = 1.0 + v7
+    v12 = 1.0 / v11
+    v13 = v7 / v11
+    v14 = tl.where(v10, v12, v13)
+    v15 = v2 * v14
+    value = v9 + tl.zeros_like(x)
+    if HAS_WEIGHT:
+        w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
+        value = value * w
+    if KEEP:
+        tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
+    tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
+    if WITH_GRAD:
+        grad = (v15) * tl.load(SCALE)
+        if HAS_WEIGHT:
+            grad = grad * w
+        tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def hinge_embedding_kernel(X, T, W, G, L, PARTIAL, SCALE, n, margin, HAS_WEIGHT: tl.constexpr, WITH_GRAD: tl.constexpr,
+                           KEEP: tl.constexpr, BLOCK: tl.constexpr):
+    """hinge_embedding: per block, the sum of the (weighted) losses into PARTIAL; the gradient times SCALE[0]
+    into G, the per-item losses into L (when asked). Computed in float32."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
+    v3 = margin - x
+    v4 = t > 0.0
+    v5 = _maximum(v3, 0.0)
+    v6 = tl.where(v4, x, v5)
+    v7 = _isnan(t)
+    v8 = tl.where(v7, t, v6)
+    v9 = v3 >= 0.0
+    v10 = tl.where(v9, -1.0, 0.0)
+    v11 = tl.where(v4, 1.0, v10)
+    v12 = tl.where(v7, t, v11)
+    v13 = _isnan(x)
+    v14 = tl.where(v13, x, v12)
+    value = v8 + tl.zeros_like(x)
+    if HAS_WEIGHT:
+        w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
+        value = value * w
+    if KEEP:
+        tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
+    tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
+    if WITH_GRAD:
+        grad = (v14) * tl.load(SCALE)
+        if HAS_WEIGHT:
+            grad = grad * w
+        tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
+
+
+KERNELS = {'mse': mse_kernel, 'mae': mae_kernel, 'huber': huber_kernel, 'smooth_l1': smooth_l1_kernel, 'log_cosh': log_cosh_kernel, 'quantile': quantile_kernel, 'binary_cross_entropy': binary_cross_entropy_kernel, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits_kernel, 'hinge': hinge_kernel, 'squared_hinge': squared_hinge_kernel, 'focal': focal_kernel, 'focal_unweighted': focal_unweighted_kernel, 'poisson_deviance': poisson_deviance_kernel, 'gamma_deviance': gamma_deviance_kernel, 'msle': msle_kernel, 'mape': mape_kernel, 'soft_margin': soft_margin_kernel, 'hinge_embedding': hinge_embedding_kernel}

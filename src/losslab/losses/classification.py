@@ -273,6 +273,18 @@ class NLL(Loss):
 _BINARY_TARGET_FIX = "binary targets are 0/1 labels or probabilities"
 
 
+_BINARY_SMOOTHING = OptionSpec("label_smoothing", "targets become t (1 - ls) + ls / 2, as Keras's",
+                               Interval(0.0, 1.0), 0.0, 0.5)
+_BINARY_SMOOTHING_NOTE = (" label_smoothing moves each target toward 1/2 before the loss (Keras's definition; PyTorch's "
+                          "BCE losses have none); the value checks apply to the targets as given.")
+
+
+def _smooth_binary(xp, st, label_smoothing):
+    if label_smoothing:
+        st.t = st.t * (1.0 - label_smoothing) + 0.5 * label_smoothing
+    return st
+
+
 class BinaryCrossEntropy(Elementwise):
     """Parameters: ``probs`` (probabilities in [0, 1], e.g. a sigmoid output), ``targets`` in [0, 1]
     (same shape), ``weight=None`` (rescales each element; broadcasts; ``mean`` divides by the
@@ -303,15 +315,16 @@ class BinaryCrossEntropy(Elementwise):
         peers={"pytorch": "torch.nn.functional.binary_cross_entropy", "optax": "none (optax.losses.sigmoid_binary_cross_entropy takes logits)",
                "keras": "keras.losses.BinaryCrossentropy(from_logits=False)"},
         torch_module="BCELoss",
+        options=(_BINARY_SMOOTHING,),
         conventions="log is clamped at -100 (PyTorch), so p = 0 or 1 gives a finite loss (at most 100); "
-        "the gradient uses PyTorch's (p - t) / max(p (1 - p), 1e-12), finite at p = 0 and 1.",
+        "the gradient uses PyTorch's (p - t) / max(p (1 - p), 1e-12), finite at p = 0 and 1." + _BINARY_SMOOTHING_NOTE,
     )
 
-    def prepare(self, xp, probs, targets, *, weight=None):
+    def prepare(self, xp, probs, targets, *, weight=None, label_smoothing=0.0):
         st = self.elementwise_state(xp, probs, targets, weight, name="probs")
         check.values_between("probs", st.x, 0.0, 1.0, "pass probabilities (apply a sigmoid), or use binary_cross_entropy_with_logits on logits")
         check.values_between("targets", st.t, 0.0, 1.0, _BINARY_TARGET_FIX)
-        return st
+        return _smooth_binary(xp, st, label_smoothing)
 
 
 class BinaryCrossEntropyWithLogits(Elementwise):
@@ -346,14 +359,16 @@ class BinaryCrossEntropyWithLogits(Elementwise):
                "optax": "optax.losses.sigmoid_binary_cross_entropy",
                "keras": "keras.losses.BinaryCrossentropy(from_logits=True)"},
         torch_module="BCEWithLogitsLoss",
-        options=(OptionSpec("pos_weight", "weight of positive examples, per class", None, array_shape="reals along the last axis"),),
+        options=(OptionSpec("pos_weight", "weight of positive examples, per class", None, array_shape="reals along the last axis"),
+                 _BINARY_SMOOTHING),
         conventions="Logits of +-inf give finite losses where the target agrees (t = 1 with +inf, t = 0 with -inf) "
-        "and never NaN.",
+        "and never NaN." + _BINARY_SMOOTHING_NOTE,
     )
 
-    def prepare(self, xp, logits, targets, *, weight=None, pos_weight=None):
+    def prepare(self, xp, logits, targets, *, weight=None, pos_weight=None, label_smoothing=0.0):
         st = self.elementwise_state(xp, logits, targets, weight, name="logits")
         check.values_between("targets", st.t, 0.0, 1.0, _BINARY_TARGET_FIX)
+        _smooth_binary(xp, st, label_smoothing)
         pw = option_array(xp, "pos_weight", pos_weight, st.x, "one weight per class (last axis)")
         if pw is not None:
             check.broadcastable_to("pos_weight", pw, tuple(st.x.shape), "logits")
@@ -625,6 +640,178 @@ class KLDiv(Loss):
 cross_entropy, nll = CrossEntropy(), NLL()
 binary_cross_entropy, binary_cross_entropy_with_logits = BinaryCrossEntropy(), BinaryCrossEntropyWithLogits()
 hinge, squared_hinge, multiclass_hinge = Hinge(), SquaredHinge(), MulticlassHinge()
+# -- the rest of PyTorch's classification losses --------------------------------------------------------
+
+
+class SoftMargin(Elementwise):
+    """Parameters: ``scores`` (real), ``targets`` in {-1, +1} (same shape). PyTorch's soft_margin_loss:
+    the mean over every element."""
+
+    name = "soft_margin"
+    definition = pointwise.SoftMargin
+    inputs = ("scores",)
+    mean_divides_by_weight_sum = False
+    spec = LossSpec(
+        name="soft_margin",
+        family="classification",
+        tasks=("binary",),
+        summary="Soft margin loss: the logistic loss on -1/+1 targets (BCE with logits, relabelled).",
+        output_layer="raw scores (no sigmoid); targets -1/+1",
+        inputs={"scores": "real", "targets": "-1 or +1, same shape"},
+        formula_latex=r"\ell = \log(1 + e^{-y s})",
+        formula_text="l = log(1 + exp(-t s))   (computed as softplus(-t s))",
+        gradient_latex=r"\partial\ell/\partial s = -y\,\sigma(-y s)",
+        gradient_text="dl/ds = -t sigmoid(-t s)",
+        hessian_text="d2l/ds2 = sigmoid(t s) sigmoid(-t s)",
+        convex=True,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=True,
+        when_to_use="Binary classification with -1/+1 labels when a smooth margin loss is wanted: equal to "
+        "binary_cross_entropy_with_logits(s, (t + 1) / 2).",
+        peers={"pytorch": "torch.nn.functional.soft_margin_loss", "optax": "optax.losses.sigmoid_binary_cross_entropy "
+               "(on 0/1 labels)", "keras": "none"},
+        torch_module="SoftMarginLoss",
+    )
+
+    def prepare(self, xp, scores, targets):
+        st = self.elementwise_state(xp, scores, targets, None, name="scores")
+        check.values_in("targets", st.t, (-1.0, 1.0), _HINGE_TARGET_FIX)
+        return st
+
+
+def _class_rows(xp, name, x, targets_name, targets):
+    """Scores (N, C) or (C,) and same-shape targets; their class axis is the last one."""
+    x, dtype = floating_input(xp, name, x)
+    if x.ndim not in (1, 2):
+        raise ValueError(f"{name} must be (N, C) or (C,), got shape {tuple(x.shape)}")
+    t = _xp.as_array(targets, xp, x, name=targets_name)
+    check.same_shape(name, x, targets_name, t)
+    return x, t, dtype
+
+
+class MultilabelSoftMargin(Loss):
+    """Parameters: ``scores`` (N, C) or (C,) logits; ``targets`` (same shape) in [0, 1]; ``weight=None``
+    (per class, broadcast against the scores). PyTorch's multilabel_soft_margin_loss: each row's BCE with
+    logits averaged over its C classes, then the mean over rows."""
+
+    name = "multilabel_soft_margin"
+    inputs = ("scores",)
+    spec = LossSpec(
+        name="multilabel_soft_margin",
+        family="classification",
+        tasks=("multilabel",),
+        summary="Multi-label soft margin: BCE with logits per label, averaged over the labels of each item.",
+        output_layer="raw logits, one per label (no sigmoid)",
+        inputs={"scores": "(N, C) or (C,) real", "targets": "0/1 (or soft) per label, same shape"},
+        formula_latex=r"\ell_n = -\tfrac1C\sum_c w_c\big[y_c\log\sigma(x_c) + (1-y_c)\log\sigma(-x_c)\big]",
+        formula_text="l_n = -(1/C) sum_c w_c [t_c log s(x_c) + (1 - t_c) log s(-x_c)]",
+        gradient_latex=r"\partial\ell_n/\partial x_c = w_c\,(\sigma(x_c) - y_c)/C",
+        gradient_text="dl_n/dx_c = w_c (s(x_c) - t_c) / C",
+        hessian_text="d2l_n/dx_c2 = w_c s(x_c) s(-x_c) / C",
+        convex=True,
+        smooth=True,
+        lower_bound=0.0,
+        robust_to_outliers=True,
+        when_to_use="Multi-label classification as PyTorch users write it: binary_cross_entropy_with_logits whose "
+        "mean counts items, not item-label pairs (the same up to the factor C).",
+        peers={"pytorch": "torch.nn.functional.multilabel_soft_margin_loss", "optax": "none",
+               "keras": "none (keras.losses.BinaryCrossentropy(from_logits=True))"},
+        torch_module="MultilabelSoftMarginLoss",
+        options=(OptionSpec("weight", "per-class weights", None, array_shape="an array broadcastable to the scores (C,)"),),
+    )
+
+    def prepare(self, xp, scores, targets, *, weight=None):
+        x, t, dtype = _class_rows(xp, "scores", scores, "targets", targets)
+        t = t if t.dtype == x.dtype else xp.astype(t, x.dtype)
+        check.values_between("targets", t, 0.0, 1.0, "multi-label targets are 0/1 (or probabilities) per label")
+        w = option_array(xp, "weight", weight, x, "per class, broadcastable to the scores")
+        if w is not None:
+            check.broadcastable_to("weight", w, tuple(x.shape), "scores")
+        return State(x=x, t=t, w=w, classes=x.shape[-1], input_dtypes=(dtype,))
+
+    def _weighted(self, st, v):
+        return v if st.w is None else v * st.w
+
+    def terms(self, xp, st):
+        per = pointwise.BinaryCrossEntropyWithLogits.value(xp, st.x, st.t)
+        rows = xp.sum(self._weighted(st, per), axis=-1) / st.classes
+        return rows, math.prod(rows.shape)
+
+    def grad_terms(self, xp, st, u):
+        g = self._weighted(st, _stable.sigmoid(xp, st.x) - st.t) / st.classes
+        return (g * (u[..., None] if _xp.is_array(u) else u),)
+
+    def hessian_terms(self, xp, st, u):
+        h = self._weighted(st, _stable.sigmoid(xp, st.x) * _stable.sigmoid(xp, -st.x)) / st.classes
+        return h * (u[..., None] if _xp.is_array(u) else u)
+
+
+
+class MultilabelMargin(Loss):
+    """Parameters: ``scores`` (N, C) or (C,); ``targets`` (same shape, integers): each row's target classes
+    first, ended by -1 (the rest is ignored). PyTorch's multilabel_margin_loss: every target class must
+    beat every non-target class by 1; each row's sum is divided by C."""
+
+    name = "multilabel_margin"
+    inputs = ("scores",)
+    spec = LossSpec(
+        name="multilabel_margin",
+        family="classification",
+        tasks=("multilabel",),
+        summary="Multi-label margin (hinge) loss: every target class's score must exceed every other class's by 1.",
+        output_layer="raw scores, one per class (no activation)",
+        inputs={"scores": "(N, C) or (C,) real", "targets": "class indices per row, padded with -1 after the last, "
+                "same shape"},
+        formula_latex=r"\ell_n = \tfrac1C\sum_{j\in Y_n}\sum_{i\notin Y_n}\max(0,\ 1 - (x_j - x_i))",
+        formula_text="l_n = (1/C) sum_{j in Y_n} sum_{i not in Y_n} max(0, 1 - (x_j - x_i)),  Y_n = targets before the first -1",
+        gradient_latex=r"\partial\ell_n/\partial x_i = \tfrac1C\big(\#\{j: i\ \text{violates}\} - [i\in Y_n]\,\#\{i': \text{violations of } i\}\big)",
+        gradient_text="each violated pair (j in Y_n, i not in Y_n, x_j - x_i < 1) adds -1/C to dl/dx_j and +1/C to dl/dx_i",
+        convex=True,
+        smooth=False,
+        lower_bound=0.0,
+        robust_to_outliers=True,
+        when_to_use="Multi-label ranking with a margin (every right label above every wrong one), as PyTorch's "
+        "MultiLabelMarginLoss; for probabilities use binary_cross_entropy_with_logits.",
+        peers={"pytorch": "torch.nn.functional.multilabel_margin_loss", "optax": "none", "keras": "none"},
+        torch_module="MultilabelMarginLoss",
+        conventions="Exactly on the margin (x_j - x_i = 1) the pair adds nothing and no gradient, as PyTorch's "
+        "strict inequality. A target listed twice counts twice, as PyTorch. Work and memory grow as N C^2.",
+    )
+
+    def prepare(self, xp, scores, targets):
+        x, dtype = floating_input(xp, "scores", scores)
+        if x.ndim not in (1, 2):
+            raise ValueError(f"scores must be (N, C) or (C,), got shape {tuple(x.shape)}")
+        t = _xp.as_array(targets, xp, x, name="targets", hint="class indices, -1 after the last target of a row")
+        check.same_shape("scores", x, "targets", t)
+        if not _xp.is_integral(xp, t):
+            raise TypeError(f"targets must be integer class indices (padded with -1), got dtype {t.dtype}")
+        c = x.shape[-1]
+        check.values_between("targets", t, -1, c - 1, f"targets are class indices in [0, {c - 1}], ended by -1")
+        ended = xp.cumulative_sum(xp.astype(t == -1, xp.int32), axis=-1) > 0
+        classes = xp.arange(c, device=_xp.device(x))
+        onehot = (t[..., :, None] == classes) & ~ended[..., :, None]  # (..., slot, class)
+        is_target = xp.any(onehot, axis=-2)
+        target_scores = xp.sum(xp.where(onehot, x[..., None, :], xp.zeros_like(x[..., None, :])), axis=-1)
+        margins = 1.0 - target_scores[..., :, None] + x[..., None, :]  # (..., slot, class)
+        active = (margins > 0) & ~ended[..., :, None] & ~is_target[..., None, :]
+        return State(margins=margins, active=active, onehot=onehot, classes=c, input_dtypes=(dtype,))
+
+    def terms(self, xp, st):
+        hinge = xp.where(st.active, st.margins, xp.zeros_like(st.margins))
+        rows = _stable.keep_nan(xp, xp.sum(st.margins, axis=(-2, -1)), xp.sum(hinge, axis=(-2, -1))) / st.classes
+        return rows, math.prod(rows.shape)
+
+    def grad_terms(self, xp, st, u):
+        a = xp.astype(st.active, st.margins.dtype)
+        pushed = xp.sum(a, axis=-2)  # per non-target class: how many targets it violates
+        pulled = xp.sum(xp.astype(st.onehot, a.dtype) * xp.sum(a, axis=-1)[..., :, None], axis=-2)
+        g = (pushed - pulled) / st.classes
+        return (g * (u[..., None] if _xp.is_array(u) else u),)
+
+
 focal, kl_div = Focal(), KLDiv()
+soft_margin, multilabel_soft_margin, multilabel_margin = SoftMargin(), MultilabelSoftMargin(), MultilabelMargin()
 LOSSES = (cross_entropy, nll, binary_cross_entropy, binary_cross_entropy_with_logits, hinge, squared_hinge,
-          multiclass_hinge, focal, kl_div)
+          multiclass_hinge, focal, kl_div, soft_margin, multilabel_soft_margin, multilabel_margin)

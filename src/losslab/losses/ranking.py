@@ -7,12 +7,15 @@ for every embedding input, as a tuple in argument order.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 from .. import _checks as check
 from .. import _stable, _xp
 from .._loss import Loss, State, floating_input
 from .._spec import Choices, Interval, LossSpec, OptionSpec
+from ..definitions import pointwise
+from ._elementwise import Elementwise
 
 _PAIR_EPS = 1e-6  # torch.nn.functional.pairwise_distance adds it to the difference
 _NORMALIZE_EPS = 1e-12  # torch.nn.functional.normalize's floor on the norm
@@ -333,5 +336,307 @@ class SigLIP(Loss):
         return _similarity_grads(xp, st, g, st.t_scale)
 
 
+# -- the rest of PyTorch's ranking and similarity losses --------------------------------------------------
+
+_PM1_FIX = "targets are -1 (dissimilar / second ranked higher) or +1 (similar / first ranked higher)"
+
+
+class HingeEmbedding(Elementwise):
+    """Parameters: ``distances`` (e.g. the L1 distance of each pair), ``targets`` in {-1, +1} (same
+    shape), ``margin=1.0``. PyTorch's hinge_embedding_loss: the mean over every element."""
+
+    name = "hinge_embedding"
+    definition = pointwise.HingeEmbedding
+    inputs = ("distances",)
+    mean_divides_by_weight_sum = False
+    spec = LossSpec(
+        name="hinge_embedding",
+        family="ranking",
+        tasks=("ranking",),
+        summary="Hinge embedding loss: the distance itself for a similar pair, max(0, margin - distance) for a "
+        "dissimilar one.",
+        output_layer="a distance between two embeddings (e.g. torch.cdist or the L1 norm of their difference)",
+        inputs={"distances": "real (usually >= 0)", "targets": "+1 (similar) or -1 (dissimilar), same shape"},
+        formula_latex=r"\ell = \begin{cases}x & y = 1\\ \max(0,\ m - x) & y = -1\end{cases}",
+        formula_text="l = x                  if t = 1\n    max(0, margin - x)  if t = -1",
+        gradient_latex=r"\partial\ell/\partial x = 1\ (y = 1),\quad -[x \le m]\ (y = -1)",
+        gradient_text="dl/dx = 1 if t = 1;  -1 if t = -1 and x <= margin, else 0",
+        hessian_text="d2l/dx2 = 0 (almost everywhere)",
+        convex=True,
+        smooth=False,
+        lower_bound=-math.inf,
+        robust_to_outliers=True,
+        when_to_use="Learning embeddings from similar/dissimilar pairs through a distance you compute (PyTorch's "
+        "HingeEmbeddingLoss); contrastive squares both terms instead.",
+        peers={"pytorch": "torch.nn.functional.hinge_embedding_loss", "optax": "none", "keras": "none"},
+        torch_module="HingeEmbeddingLoss",
+        options=(OptionSpec("margin", "distance dissimilar pairs must exceed", Interval(), 0.0, 5.0),),
+        conventions="At x = margin for a dissimilar pair the gradient is -1: torch's clamp_min passes the gradient on "
+        "its boundary. The loss of a similar pair is the distance itself, so it is bounded below only by the "
+        "distances (0 for true distances).",
+    )
+
+    def prepare(self, xp, distances, targets, *, margin=1.0):
+        st = self.elementwise_state(xp, distances, targets, None, name="distances", margin=margin)
+        check.values_in("targets", st.t, (-1.0, 1.0), _PM1_FIX)
+        return st
+
+
+def _paired_targets(xp, targets, like, shape, what):
+    t = _xp.as_array(targets, xp, like, name="targets", hint="+1 or -1 per " + what)
+    if tuple(t.shape) != shape:
+        raise ValueError(f"targets must have shape {shape} (one +1/-1 per {what}), got {tuple(t.shape)}")
+    t = t if t.dtype == like.dtype else xp.astype(t, like.dtype)
+    check.values_in("targets", t, (-1.0, 1.0), _PM1_FIX)
+    return t
+
+
+class MarginRanking(Loss):
+    """Parameters: ``input1``, ``input2`` (scores, same shape), ``targets`` (+1: input1 should rank
+    higher, -1: input2), ``margin=0.0``. PyTorch's margin_ranking_loss; the gradient is a tuple."""
+
+    name = "margin_ranking"
+    inputs = ("input1", "input2")
+    spec = LossSpec(
+        name="margin_ranking",
+        family="ranking",
+        tasks=("ranking",),
+        summary="Margin ranking loss: the score of the item that should rank higher must exceed the other's by a margin.",
+        output_layer="a real score per item (no activation)",
+        inputs={"input1": "real scores", "input2": "real scores, same shape",
+                "targets": "+1 (input1 ranks higher) or -1 (input2 does), same shape"},
+        formula_latex=r"\ell = \max(0,\ -y\,(x_1 - x_2) + m)",
+        formula_text="l = max(0, -t (x1 - x2) + margin)",
+        gradient_latex=r"\partial\ell/\partial x_1 = -\partial\ell/\partial x_2 = -y\,[-y(x_1 - x_2) + m \ge 0]",
+        gradient_text="dl/dx1 = -dl/dx2 = -t if -t (x1 - x2) + margin >= 0, else 0",
+        convex=True,
+        smooth=False,
+        lower_bound=0.0,
+        robust_to_outliers=True,
+        when_to_use="Pairwise learning to rank (RankNet's setting with a hinge): which of two items should come first.",
+        peers={"pytorch": "torch.nn.functional.margin_ranking_loss", "optax": "none", "keras": "none"},
+        torch_module="MarginRankingLoss",
+        options=(OptionSpec("margin", "required gap between the two scores", Interval(), 0.0, 3.0),),
+        conventions="On the boundary (-t (x1 - x2) + margin = 0) the gradient is passed, as torch's clamp_min.",
+    )
+
+    def prepare(self, xp, input1, input2, targets, *, margin=0.0):
+        x1, d1 = floating_input(xp, "input1", input1)
+        x2, d2 = floating_input(xp, "input2", input2)
+        check.same_shape("input1", x1, "input2", x2)
+        t = _paired_targets(xp, targets, x1, tuple(x1.shape), "pair")
+        return State(z=-t * ((x1 if x1.dtype == x2.dtype else xp.astype(x1, x2.dtype)) - x2) + margin, t=t,
+                     input_dtypes=(d1, d2))
+
+    def terms(self, xp, st):
+        return _stable.keep_nan(xp, st.z, xp.where(st.z > 0, st.z, xp.zeros_like(st.z))), math.prod(st.z.shape)
+
+    def grad_terms(self, xp, st, u):
+        g = _stable.keep_nan(xp, st.z, xp.where(st.z >= 0, -st.t, xp.zeros_like(st.t))) * u
+        return g, -g
+
+
+_COSINE_EMBEDDING_EPS = 1e-12  # torch's cosine_embedding_loss adds it to each squared norm
+
+
+class CosineEmbedding(Loss):
+    """Parameters: ``x1``, ``x2`` embeddings (N, D) or (D,); ``targets`` (N,) or (): +1 for a similar
+    pair, -1 for a dissimilar one; ``margin=0.0`` (in [-1, 1]). PyTorch's cosine_embedding_loss (its
+    cosine adds 1e-12 to each squared norm); the gradient is a tuple."""
+
+    name = "cosine_embedding"
+    inputs = ("x1", "x2")
+    spec = LossSpec(
+        name="cosine_embedding",
+        family="ranking",
+        tasks=("ranking",),
+        summary="Cosine embedding loss: raise the cosine of similar pairs to 1, push dissimilar pairs' cosine below a margin.",
+        output_layer="embeddings (any real vectors)",
+        inputs={"x1": "(N, D) real", "x2": "(N, D) real", "targets": "+1 (similar) or -1 (dissimilar), shape (N,)"},
+        formula_latex=r"\ell = \begin{cases}1 - \cos(x_1, x_2) & y = 1\\ \max(0,\ \cos(x_1, x_2) - m) & y = -1\end{cases}",
+        formula_text="cos = x1.x2 / sqrt((|x1|^2 + 1e-12)(|x2|^2 + 1e-12))\n"
+        "l = 1 - cos                 if t = 1\n    max(0, cos - margin)     if t = -1",
+        gradient_latex=r"\partial\cos/\partial x_1 = x_2/\sqrt{ab} - \cos\,x_1/a,\quad a = |x_1|^2+\epsilon,\ b = |x_2|^2+\epsilon",
+        gradient_text="dcos/dx1 = x2 / sqrt(a b) - cos x1 / a  (a = |x1|^2 + 1e-12, b = |x2|^2 + 1e-12), and symmetrically;\n"
+        "dl/dcos = -1 if t = 1;  1 if t = -1 and cos >= margin, else 0",
+        convex=False,
+        smooth=False,
+        lower_bound=0.0,
+        robust_to_outliers=True,
+        when_to_use="Learning embeddings whose direction, not length, carries the meaning (text, faces) from "
+        "similar/dissimilar pairs.",
+        peers={"pytorch": "torch.nn.functional.cosine_embedding_loss", "optax": "none",
+               "keras": "none (keras.losses.CosineSimilarity is -cos for similar pairs)"},
+        torch_module="CosineEmbeddingLoss",
+        options=(OptionSpec("margin", "cosine that dissimilar pairs must stay below", Interval(-1.0, 1.0), -1.0, 1.0),),
+        conventions="At cos = margin for a dissimilar pair the gradient is passed, as torch's clamp_min. The 1e-12 "
+        "inside the norms keeps a zero embedding finite (its cosine is 0).",
+    )
+
+    def prepare(self, xp, x1, x2, targets, *, margin=0.0):
+        (a, b), dtypes = _embeddings(xp, [("x1", x1), ("x2", x2)], allow_1d=True)
+        t = _paired_targets(xp, targets, a, tuple(a.shape[:-1]), "pair")
+        sq_a = xp.sum(a * a, axis=-1) + _COSINE_EMBEDDING_EPS
+        sq_b = xp.sum(b * b, axis=-1) + _COSINE_EMBEDDING_EPS
+        root = xp.sqrt(sq_a * sq_b)
+        cos = xp.sum(a * b, axis=-1) / root
+        return State(a=a, b=b, t=t, sq_a=sq_a, sq_b=sq_b, root=root, cos=cos, margin=margin, input_dtypes=dtypes)
+
+    def terms(self, xp, st):
+        push = st.cos - st.margin
+        zero = xp.zeros_like(st.cos)
+        value = xp.where(st.t > 0, 1.0 - st.cos, xp.where(push > 0, push, zero))
+        return _stable.keep_nan(xp, st.cos, value), math.prod(st.cos.shape)
+
+    def grad_terms(self, xp, st, u):
+        slope = xp.where(st.t > 0, -xp.ones_like(st.cos),
+                         xp.where(st.cos - st.margin >= 0, xp.ones_like(st.cos), xp.zeros_like(st.cos)))
+        slope = _stable.keep_nan(xp, st.cos, slope) * u
+        g_a = (st.b / st.root[..., None] - (st.cos / st.sq_a)[..., None] * st.a) * slope[..., None]
+        g_b = (st.a / st.root[..., None] - (st.cos / st.sq_b)[..., None] * st.b) * slope[..., None]
+        return g_a, g_b
+
+
+_COSINE_SIMILARITY_EPS = 1e-8  # torch's cosine_similarity floors each norm at it
+
+
+def _pairwise_distance(xp, x, y, p, eps):
+    """torch's pairwise_distance ||x - y + eps||_p with its gradients for x and y."""
+    d, direction, scale = _pnorm(xp, x - y + eps, p)
+    g = _scaled(direction, scale, xp.ones_like(d))
+    return d, g, -g
+
+
+def _cosine_distance(xp, x, y):
+    """1 - torch's cosine_similarity (norms floored at 1e-8) with its gradients for x and y."""
+    nx = xp.maximum(_stable.safe_norm(xp, x), xp.full(x.shape[:-1], _COSINE_SIMILARITY_EPS, dtype=x.dtype,
+                                                      device=_xp.device(x)))
+    ny = xp.maximum(_stable.safe_norm(xp, y), xp.full(y.shape[:-1], _COSINE_SIMILARITY_EPS, dtype=y.dtype,
+                                                      device=_xp.device(y)))
+    cos = xp.sum(x * y, axis=-1) / (nx * ny)
+    # d||x||/dx = x / ||x|| where the floor does not bind, 0 where it does
+    free_x = xp.astype(_stable.safe_norm(xp, x) > _COSINE_SIMILARITY_EPS, x.dtype)[..., None]
+    free_y = xp.astype(_stable.safe_norm(xp, y) > _COSINE_SIMILARITY_EPS, y.dtype)[..., None]
+    g_x = y / (nx * ny)[..., None] - free_x * (cos / (nx * nx))[..., None] * x
+    g_y = x / (nx * ny)[..., None] - free_y * (cos / (ny * ny))[..., None] * y
+    return 1.0 - cos, -g_x, -g_y
+
+
+class TripletMarginWithDistance(Loss):
+    """Parameters: ``anchor``, ``positive``, ``negative`` (N, D) or (D,); ``distance_function`` "pairwise"
+    (torch's pairwise_distance ||x - y + 1e-6||_p, PyTorch's default), "cosine" (1 - cosine_similarity) or,
+    for torch tensors only, any callable (x, y) -> distances (autograd differentiates it); ``p=2`` (for
+    "pairwise"); ``margin=1.0``; ``swap=False``. PyTorch's triplet_margin_with_distance_loss; the gradient
+    is a tuple (anchor, positive, negative)."""
+
+    name = "triplet_margin_with_distance"
+    inputs = ("anchor", "positive", "negative")
+    spec = LossSpec(
+        name="triplet_margin_with_distance",
+        family="ranking",
+        tasks=("ranking",),
+        summary="Triplet margin loss with a chosen distance: the p-norm distance or the cosine distance (or your own, "
+        "on torch tensors).",
+        output_layer="embeddings (any real vectors)",
+        inputs={"anchor": "(N, D) real", "positive": "(N, D) real", "negative": "(N, D) real"},
+        formula_latex=r"\ell = \max(0,\ d(a,p) - d(a,n) + m),\quad d = \lVert x - y + \epsilon\rVert_p\ \text{or}\ 1 - \cos(x, y)",
+        formula_text="l = max(0, d(a, p) - d(a, n) + margin)\n"
+        "d(x, y) = ||x - y + 1e-6||_p (pairwise)  or  1 - x.y / (max(|x|, 1e-8) max(|y|, 1e-8)) (cosine)",
+        gradient_latex=r"\partial\ell/\partial a = [\ell>0]\,(\nabla_a d(a,p) - \nabla_a d(a,n))",
+        gradient_text="active = [d(a,p) - d(a,n) + margin > 0]\n"
+        "dl/da = active (d_x d(a, p) - d_x d(a, n)),  dl/dp = active d_y d(a, p),  dl/dn = -active d_y d(a, n)\n"
+        "cosine: d_x (1 - cos) = -(y / (|x| |y|) - cos x / |x|^2)",
+        convex=False,
+        smooth=False,
+        lower_bound=0.0,
+        robust_to_outliers=True,
+        when_to_use="Metric learning from triplets when the embedding's direction matters (cosine), or with a distance "
+        "of your own on torch tensors.",
+        peers={"pytorch": "torch.nn.functional.triplet_margin_with_distance_loss", "optax": "none", "keras": "none"},
+        torch_module="TripletMarginWithDistanceLoss",
+        options=(OptionSpec("distance_function", "the distance between two embeddings", Choices(("pairwise", "cosine")),
+                            callable_means="a function (x, y) -> distances, differentiated by torch autograd; torch "
+                            "tensors only"),
+                 OptionSpec("p", "the norm degree of the pairwise distance", Interval(0.0, None, closed="neither"), 1.0, 3.0),
+                 OptionSpec("margin", "required gap between the distances", Interval(), 0.0, 3.0),
+                 OptionSpec("swap", "use the harder of the two negatives' distances (distance swap)", Choices((False, True)))),
+        conventions="At the hinge (loss exactly 0) the gradient is 0, as triplet_margin. With swap, ties pick d(a, n). "
+        "Where a norm is at cosine_similarity's floor 1e-8 its derivative is 0. A callable distance is refused for "
+        "NumPy and JAX arrays (no autograd for it there).",
+    )
+
+    def prepare(self, xp, anchor, positive, negative, *, distance_function="pairwise", p=2, margin=1.0, swap=False):
+        if callable(distance_function):
+            raise TypeError("distance_function: a Python callable is accepted for torch tensors only (torch autograd "
+                            "differentiates it); for NumPy and JAX arrays use 'pairwise' or 'cosine'")
+        (a, pos, neg), dtypes = _embeddings(xp, [("anchor", anchor), ("positive", positive), ("negative", negative)],
+                                            allow_1d=True)
+        return State(a=a, pos=pos, neg=neg, distance=distance_function, p=float(p), margin=margin, swap=swap,
+                     input_dtypes=dtypes)
+
+    def _distance(self, xp, st, x, y):
+        if st.distance == "cosine":
+            return _cosine_distance(xp, x, y)
+        return _pairwise_distance(xp, x, y, st.p, _PAIR_EPS)
+
+    def _parts(self, xp, st):
+        d_ap, ga_ap, gp_ap = self._distance(xp, st, st.a, st.pos)
+        d_an, ga_an, gn_an = self._distance(xp, st, st.a, st.neg)
+        swapped = None
+        if st.swap:
+            d_pn, gp_pn, gn_pn = self._distance(xp, st, st.pos, st.neg)
+            use_pn = d_pn < d_an
+            d_an = xp.where(use_pn, d_pn, d_an)
+            swapped = (xp.astype(use_pn, d_pn.dtype)[..., None], gp_pn, gn_pn)
+        return d_ap - d_an + st.margin, (ga_ap, gp_ap, ga_an, gn_an), swapped
+
+    def terms(self, xp, st):
+        z = self._parts(xp, st)[0]
+        return _stable.keep_nan(xp, z, xp.where(z > 0, z, xp.zeros_like(z))), math.prod(z.shape)
+
+    def grad_terms(self, xp, st, u):
+        z, (ga_ap, gp_ap, ga_an, gn_an), swapped = self._parts(xp, st)
+        active = (_stable.keep_nan(xp, z, xp.astype(z > 0, z.dtype)) * u)[..., None]
+        if swapped is None:
+            return active * (ga_ap - ga_an), active * gp_ap, -active * gn_an
+        from_pn, gp_pn, gn_pn = swapped
+        return (active * (ga_ap - (1.0 - from_pn) * ga_an), active * (gp_ap - from_pn * gp_pn),
+                -active * ((1.0 - from_pn) * gn_an + from_pn * gn_pn))
+
+    def _run(self, args, options, reduction, normalizer, with_grad: bool):
+        if not callable(options.get("distance_function")):
+            return super()._run(args, options, reduction, normalizer, with_grad)
+        return self._run_callable(args, options, reduction, normalizer, with_grad)
+
+    def _run_callable(self, args, options, reduction, normalizer, with_grad: bool):
+        """A user's distance on torch tensors: the forward in torch operations, differentiated by autograd."""
+        xp, bound, normalizer = self._bind(args, options, reduction, normalizer)
+        arrays = [bound[n] for n in self.inputs]
+        if not all(_xp.kind(x) == "torch" for x in arrays):
+            return self.prepare(xp, *arrays, distance_function=bound["distance_function"])  # raises: torch only
+        import torch
+
+        (a, pos, neg), _ = _embeddings(xp, list(zip(self.inputs, arrays)), allow_1d=True)
+        fn = bound["distance_function"]
+        with torch.enable_grad() if with_grad else contextlib.nullcontext():
+            leaves = [x.detach().requires_grad_() for x in (a, pos, neg)] if with_grad else [a, pos, neg]
+            d_ap, d_an = fn(leaves[0], leaves[1]), fn(leaves[0], leaves[2])
+            if bound["swap"]:
+                d_an = torch.minimum(d_an, fn(leaves[1], leaves[2]))
+            for name, d in (("d(anchor, positive)", d_ap), ("d(anchor, negative)", d_an)):
+                if not isinstance(d, torch.Tensor) or tuple(d.shape) != tuple(a.shape[:-1]):
+                    raise ValueError(f"distance_function must return one distance per triplet, shape "
+                                     f"{tuple(a.shape[:-1])}; {name} gave {getattr(d, 'shape', type(d).__name__)}")
+            terms = torch.clamp_min(d_ap - d_an + bound["margin"], 0.0)
+            value = self._reduced(xp, terms, math.prod(terms.shape), None, reduction, normalizer)[0]
+            if not with_grad:
+                return value
+            grads = torch.autograd.grad(value.sum(), leaves)
+        return value.detach(), tuple(g.to(x.dtype) for g, x in zip(grads, arrays))
+
+
 contrastive, triplet_margin, info_nce, siglip = Contrastive(), TripletMargin(), InfoNCE(), SigLIP()
-LOSSES = (contrastive, triplet_margin, info_nce, siglip)
+hinge_embedding, margin_ranking, cosine_embedding = HingeEmbedding(), MarginRanking(), CosineEmbedding()
+triplet_margin_with_distance = TripletMarginWithDistance()
+LOSSES = (contrastive, triplet_margin, info_nce, siglip, hinge_embedding, margin_ranking, cosine_embedding,
+          triplet_margin_with_distance)

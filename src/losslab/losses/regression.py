@@ -6,9 +6,14 @@ sum(w * l) / sum(w), as torch's ``mse_loss``/``l1_loss`` and scikit-learn's ``sa
 
 from __future__ import annotations
 
+import math
+
 from .. import _checks as check
-from .._spec import Interval, Intervals, LossSpec, OptionSpec
+from .. import _xp
+from .._loss import Loss, State, floating_input
+from .._spec import Choices, Interval, Intervals, LossSpec, OptionSpec
 from ..definitions import pointwise
+from ..definitions.pointwise import HALF_LOG_2PI
 from ._elementwise import Elementwise
 
 _REG_INPUTS = {"predictions": "real (any shape)", "targets": "real, same shape as predictions"}
@@ -434,7 +439,137 @@ class MAPE(Elementwise):
         return self.elementwise_state(xp, predictions, targets, weight)
 
 
+# -- PyTorch's likelihood losses ---------------------------------------------------------------------
+
+
+class PoissonNLL(Elementwise):
+    """Parameters: ``predictions`` (the log-rate with ``log_input=True``, else the rate, > -eps),
+    ``targets`` (counts, >= 0, same shape); ``log_input=True``; ``full=False`` (add Stirling's
+    approximation of log(t!) where t > 1, as torch); ``eps=1e-8``. PyTorch's poisson_nll_loss."""
+
+    name = "poisson_nll"
+    definition = pointwise.PoissonNLL
+    spec = LossSpec(
+        name="poisson_nll",
+        family="regression",
+        tasks=("regression",),
+        summary="Poisson negative log-likelihood (PyTorch's poisson_nll_loss), on the log-rate by default, without "
+        "the constant log(t!) unless full=True.",
+        output_layer="linear: the log-rate (log_input=True); or a positive rate (log_input=False)",
+        inputs={"predictions": "the log-rate (log_input=True) or the rate, > -eps", "targets": "counts, >= 0, same shape"},
+        formula_latex=r"\ell = e^{x} - y\,x\ \ (\text{log\_input}),\qquad \ell = x - y\log(x + \epsilon)\ \ (\text{otherwise})",
+        formula_text="log_input: l = exp(x) - t x\notherwise: l = x - t log(x + eps)\n"
+        "full: + t log t - t + log(2 pi t) / 2 where t > 1 (Stirling's log t!)",
+        gradient_latex=r"\partial\ell/\partial x = e^{x} - y\ \ (\text{log\_input}),\qquad 1 - y/(x+\epsilon)",
+        gradient_text="log_input: dl/dx = exp(x) - t\notherwise: dl/dx = 1 - t / (x + eps)",
+        hessian_text="log_input: d2l/dx2 = exp(x)\notherwise: d2l/dx2 = t / (x + eps)^2",
+        convex=True,
+        smooth=True,
+        lower_bound=-math.inf,
+        robust_to_outliers=False,
+        when_to_use="Counts with a log link, as PyTorch users write it (the same minimiser and gradient as "
+        "poisson_deviance, whose values are comparable across datasets); full=True gives the true NLL.",
+        peers={"pytorch": "torch.nn.functional.poisson_nll_loss", "optax": "none", "keras": "keras.losses.Poisson "
+               "(on the rate: p - t log(p + 1e-7))"},
+        torch_module="PoissonNLLLoss",
+        options=(
+            OptionSpec("log_input", "predictions are log-rates (else rates)", Choices((True, False))),
+            OptionSpec("full", "add Stirling's log(t!) term (the true NLL, for t > 1)", Choices((False, True))),
+            OptionSpec("eps", "keeps log(x + eps) finite at a rate of 0 (log_input=False)",
+                       Interval(0.0, None, closed="neither")),
+        ),
+        target_low=0.0,
+        conventions="Without full=True the loss omits log(t!), so it is negative where t > e and not bounded below "
+        "over the targets. exp(x) overflows beyond x = 88 (float32) or 709 (float64), as in torch. Negative targets "
+        "and rates at or below -eps are refused (torch computes NaN there).",
+    )
+
+    def prepare(self, xp, predictions, targets, *, log_input=True, full=False, eps=1e-8):
+        st = self.elementwise_state(xp, predictions, targets, None, log_input=log_input, full=full, eps=eps)
+        check.values_above("targets", st.t, 0.0, "Poisson targets are counts", inclusive=True)
+        if not log_input:
+            check.values_above("predictions", st.x, -eps, "with log_input=False the predictions are rates (>= 0): "
+                               "use exp or softplus on the output, or log_input=True on a log-rate")
+        return st
+
+
+class GaussianNLL(Loss):
+    """Parameters: ``predictions`` (the mean), ``targets`` (same shape), ``var`` (the predicted variance,
+    >= 0: same shape, one dimension short (one variance per row), a single size-1 dimension
+    (homoscedastic along it), or a number); ``full=False`` (add log(2 pi) / 2); ``eps=1e-6``. PyTorch's
+    gaussian_nll_loss: gradients for ``predictions`` and ``var`` (a tuple), none for the targets."""
+
+    name = "gaussian_nll"
+    inputs = ("predictions", "var")
+    spec = LossSpec(
+        name="gaussian_nll",
+        family="regression",
+        tasks=("regression",),
+        summary="Gaussian negative log-likelihood with a predicted variance (PyTorch's gaussian_nll_loss): the model "
+        "learns its own uncertainty (heteroscedastic regression).",
+        output_layer="two linear heads: the mean, and a positive variance (softplus or exp of a linear output)",
+        inputs={"predictions": "the predicted mean (any shape)", "targets": "real, same shape",
+                "var": "the predicted variance, >= 0: same shape, one dimension short, one size-1 dimension, or a number"},
+        formula_latex=r"\ell = \tfrac12\big(\log v + (x - y)^2 / v\big),\quad v = \max(\mathrm{var}, \epsilon)",
+        formula_text="v = max(var, eps);  l = 0.5 (log v + (x - t)^2 / v)   (+ 0.5 log(2 pi) with full=True)",
+        gradient_latex=r"\partial\ell/\partial x = (x - y)/v,\quad \partial\ell/\partial\,\mathrm{var} = \tfrac12\big(1/v - (x-y)^2/v^2\big)",
+        gradient_text="dl/dx = (x - t) / v,   dl/dvar = 0.5 (1 / v - (x - t)^2 / v^2)   (summed over broadcast axes)",
+        convex=False,
+        smooth=True,
+        lower_bound=0.5 * math.log(1e-6),
+        robust_to_outliers=False,
+        when_to_use="Regression that should also say how sure it is: the variance head grows where the noise is "
+        "large, which down-weights those errors. Keep eps: a variance collapsing to 0 makes the loss explode.",
+        peers={"pytorch": "torch.nn.functional.gaussian_nll_loss", "optax": "none",
+               "keras": "none (tfp.distributions.Normal.log_prob)"},
+        torch_module="GaussianNLLLoss",
+        options=(
+            OptionSpec("full", "add the constant log(2 pi) / 2 (the true NLL)", Choices((False, True))),
+            OptionSpec("eps", "floor of the variance", Interval(0.0, None, closed="neither")),
+        ),
+        conventions="As PyTorch, the variance is clamped at eps without a gradient through the clamp: where var < eps "
+        "the gradient is 0.5 (1/eps - (x - t)^2 / eps^2), the derivative at eps passed on as if unclamped (torch clamps "
+        "under no_grad), not 0. The lower bound 0.5 log(eps) is for the default eps. Not convex in the variance. "
+        "Negative variances are refused, as torch does.",
+    )
+
+    def prepare(self, xp, predictions, targets, var, *, full=False, eps=1e-6):
+        x, x_dtype = floating_input(xp, "predictions", predictions)
+        t = _xp.as_array(targets, xp, x)
+        check.same_shape("predictions", x, "targets", t)
+        v, v_dtype = floating_input(xp, "var", var)
+        shape, v_shape = tuple(x.shape), tuple(v.shape)
+        if v_shape == shape[:-1] and v_shape != shape:  # one variance per row
+            v = xp.expand_dims(v, axis=-1)
+        elif v_shape != shape and v.ndim != 0 and not (
+                v.ndim == len(shape) and sum(b for a, b in zip(shape, v_shape) if a != b) == 1):
+            raise ValueError(f"var must have the predictions' shape {shape}, that shape without its last axis "
+                             f"{shape[:-1]}, one size-1 axis in place of one of its axes, or be a number; got {v_shape}")
+        check.values_above("var", v, 0.0, "a variance cannot be negative: use softplus or exp on the variance head",
+                           inclusive=True)
+        v = xp.astype(v, x.dtype) if v.dtype != x.dtype else v
+        clamped = xp.maximum(v, xp.full_like(v, eps))
+        return State(e=x - (t if t.dtype == x.dtype else xp.astype(t, x.dtype)), v=clamped, v_shape=v_shape,
+                     full=full, input_dtypes=(x_dtype, v_dtype))
+
+    def terms(self, xp, st):
+        out = 0.5 * (xp.log(st.v) + st.e * st.e / st.v)
+        if st.full:
+            out = out + HALF_LOG_2PI
+        return out, math.prod(st.e.shape)
+
+    def grad_terms(self, xp, st, u):
+        g_x = st.e / st.v * u
+        g_v = 0.5 * (1.0 / st.v - st.e * st.e / (st.v * st.v)) * u
+        g_v = xp.broadcast_to(g_v, tuple(st.e.shape))
+        axes = tuple(k for k, n in enumerate(st.v.shape) if n == 1 and st.e.shape[k] != 1) if st.v.ndim else None
+        g_v = xp.sum(g_v, axis=axes, keepdims=True) if axes is None or axes else g_v
+        return g_x, xp.reshape(g_v, st.v_shape)
+
+
 mse, mae, huber, smooth_l1, log_cosh, quantile = MSE(), MAE(), Huber(), SmoothL1(), LogCosh(), Quantile()
 poisson_deviance, gamma_deviance, tweedie_deviance = PoissonDeviance(), GammaDeviance(), TweedieDeviance()
 msle, mape = MSLE(), MAPE()
-LOSSES = (mse, mae, huber, smooth_l1, log_cosh, quantile, poisson_deviance, gamma_deviance, tweedie_deviance, msle, mape)
+poisson_nll, gaussian_nll = PoissonNLL(), GaussianNLL()
+LOSSES = (mse, mae, huber, smooth_l1, log_cosh, quantile, poisson_deviance, gamma_deviance, tweedie_deviance, msle, mape,
+          poisson_nll, gaussian_nll)
