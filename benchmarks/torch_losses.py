@@ -355,6 +355,18 @@ def torch_cases(ll, torch, F) -> list[dict]:
         return ([torch.randn(n, generator=g, device=dev), torch.rand(n, generator=g, device=dev) + 0.1],
                 [torch.randn(n, generator=g, device=dev)])
 
+    def speech(size, g, dev):  # CTC: T frames of (N, C) log-probabilities, targets of a quarter of T
+        n, c = size["classes"]
+        frames, batch, length = min(4 * max(n // 32, 2), 200), max(n // 64, 2), max(min(n // 128, 50), 1)
+        lp = torch.randn(frames, batch, min(c, 64), generator=g, device=dev)  # logits: log_softmax is in each peer
+        targets = torch.randint(1, min(c, 64), (batch, length), generator=g, device=dev)
+        lengths = torch.full((batch,), frames, device=dev, dtype=torch.long)
+        return [lp], [targets, lengths, torch.full((batch,), length, device=dev, dtype=torch.long)]
+
+    def ctc_from_logits(z, *rest):  # value and gradient with respect to the logits, through log_softmax
+        value, g = ll.ctc.value_and_grad(torch.log_softmax(z, -1), *rest)
+        return value, g - torch.softmax(z, -1) * g.sum(-1, keepdim=True)
+
     def distill(s, t, temperature=2.0):  # Hinton's recipe as PyTorch users write it
         return F.kl_div(F.log_softmax(s / temperature, 1), F.log_softmax(t / temperature, 1), log_target=True,
                         reduction="batchmean") * temperature**2
@@ -441,6 +453,11 @@ def torch_cases(ll, torch, F) -> list[dict]:
              lambda a, p, n: F.triplet_margin_with_distance_loss(a, p, n, distance_function=lambda x, y: 1 - F.cosine_similarity(x, y)),
              "F.triplet_margin_with_distance_loss(1 - cosine_similarity)",
              bound=(lambda a, p, n: (a.clone(), p.clone(), n.clone()), "a.clone(), p.clone(), n.clone()")),
+        case("ctc", "ctc", speech, lambda z, *r: ll.ctc(torch.log_softmax(z, -1), *r), ctc_from_logits,
+             lambda z, *r: F.ctc_loss(torch.log_softmax(z, -1), *r),
+             "F.ctc_loss(log_softmax(logits)): a CTC step from logits (torch's gradient in log-probabilities is not the "
+             "true derivative, so both go through log_softmax)",
+             bound=(lambda lp, *rest: lp.clone(), "lp.clone()")),
         case("distill_kl", "distill_kl", teacher_student, lambda s, t: ll.distill_kl(s, t, temperature=2.0),
              lambda s, t: ll.distill_kl.value_and_grad(s, t, temperature=2.0), distill,
              "F.kl_div(log_softmax(s/T), log_softmax(t/T), log_target=True, 'batchmean') * T^2, T = 2"),
@@ -568,6 +585,11 @@ def jax_cases(ll, jax, jnp, optax) -> tuple[list[dict], list[str]]:
         n, d = size["embed"]
         return [jax.random.normal(k, (n, d)) for k in jax.random.split(key, 3)], []
 
+    def views(key, size):  # NT-Xent: a batch of pairs of views (labels 0, 0, 1, 1, ...), at most 2048 (N^2 work)
+        n, d = size["embed"]
+        n = min(n, 2048)
+        return [jax.random.normal(key, (n, d))], [jnp.arange(n) // 2]
+
     def case(key, loss, make, ours, vg, peer, peer_name, note=""):
         return dict(case=key, loss=loss, make=make, ours=ours, vg=vg, peer=peer, peer_name=peer_name, note=note)
 
@@ -615,13 +637,13 @@ def jax_cases(ll, jax, jnp, optax) -> tuple[list[dict], list[str]]:
              "optax.losses.triplet_margin_loss (gradients for anchor, positive, negative)",
              "eps enters differently: losslab/torch ||a - p + eps||_2, Optax (sum (a - p)^2 + eps)^(1/2), "
              "eps = 1e-6: the values agree to ~1e-6 (see the check column)"),
+        case("ntxent", "ntxent", views, ll.ntxent, ll.ntxent.value_and_grad, L.ntxent,
+             "optax.losses.ntxent (temperature 0.07, pairs of views)"),
     ]
     unpaired = [
         "optax.losses.l2_loss: 0.5 * squared error, half of mse: paired mse with squared_error instead",
         "optax.losses.multiclass_hinge_loss: Crammer-Singer max_j(s_j + [j != y]) - s_y; losslab's multiclass_hinge "
         "(torch's multi_margin_loss) sums the violations over classes / C: a different loss, not timed",
-        "optax.losses.ntxent: SimCLR NT-Xent over one batch with group labels; losslab's info_nce is CLIP's "
-        "symmetric two-tower InfoNCE: a different loss, not timed",
         "optax.losses.safe_softmax_cross_entropy: softmax_cross_entropy with 0 log 0 = 0 at -inf logits; "
         "the same value for finite logits, not timed separately",
         "optax.losses.generalized_kl_divergence / convex_kl_divergence: KL plus sum(exp(x) - t), not losslab's kl_div",

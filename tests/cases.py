@@ -271,6 +271,39 @@ def _pytorch_rest(rng):
     return out
 
 
+def _log_softmax(x, axis):
+    return x - np.log(np.exp(x - x.max(axis=axis, keepdims=True)).sum(axis=axis, keepdims=True)) - x.max(axis=axis, keepdims=True)
+
+
+def _groups_2_4(rng):
+    """CTC, segmentation and metric learning: one or two small cases each (their own test files go deep)."""
+    out = []
+    log_probs = _log_softmax(rng.normal(size=(6, 2, 4)) * 2, -1)
+    ctc_args = (log_probs, np.array([[1, 2, 2], [3, 1, 0]]), np.array([6, 5]), np.array([3, 2]))
+    out.append(Case("ctc", ctc_args, {}, "padded", ("none", "sum")))
+    out.append(Case("ctc", ctc_args, {"blank": 0, "zero_infinity": True}, "zero-inf", ("none", "sum")))
+    logits = rng.normal(size=(2, 3, 3, 4)) * 2
+    labels = rng.integers(0, 3, size=(2, 3, 4))
+    out.append(Case("dice", (logits, labels), {}, "multiclass"))
+    out.append(Case("dice", (logits[:, :1], (rng.uniform(size=(2, 1, 3, 4)) < 0.5) * 1.0), {"mode": "binary", "smooth": 1.0},
+                    "binary"))
+    out.append(Case("jaccard", (logits, (rng.uniform(size=(2, 3, 3, 4)) < 0.5) * 1.0), {"mode": "multilabel"}, "multilabel"))
+    out.append(Case("tversky", (logits, labels), {"alpha": 0.3, "beta": 0.7}, "multiclass"))
+    out.append(Case("focal_tversky", (logits, labels), {"alpha": 0.7, "beta": 0.3, "gamma": 1.5}, "multiclass"))
+    probs = np.exp(_log_softmax(logits, 1))
+    out.append(Case("lovasz_softmax", (probs, labels), {}, "present", ("mean",)))
+    out.append(Case("lovasz_softmax", (probs, labels), {"classes": "all", "per_image": True}, "all-per-image", ("mean",)))
+    out.append(Case("lovasz_hinge", (logits[:, 0], (rng.uniform(size=(2, 3, 4)) < 0.5) * 1), {}, "per-image", ("mean",)))
+    embeddings, centers = rng.normal(size=(6, 4)), rng.normal(size=(5, 4))
+    classes = np.array([0, 3, 1, 4, 2, 3])
+    out.append(Case("arcface", (embeddings, centers, classes), {"scale": 8.0, "margin": 0.3}, "s8"))
+    out.append(Case("cosface", (embeddings, centers, classes), {"scale": 8.0, "margin": 0.2}, "s8"))
+    views = np.array([0, 0, 1, 1, 2, 2])
+    out.append(Case("ntxent", (embeddings, views), {"temperature": 0.5}, "pairs"))
+    out.append(Case("supcon", (embeddings, np.array([0, 0, 0, 1, 1, 2])), {"temperature": 0.5}, "groups"))
+    return out
+
+
 def _post_training(rng):
     """Preference pairs (per-sequence log-probabilities, away from hinge's kink at beta D = 1) and distillation."""
     out = []
@@ -303,7 +336,7 @@ def _post_training(rng):
 def all_cases(seed: int = 0) -> list[Case]:
     rng = np.random.default_rng(seed)
     return (_regression(rng) + _counts(rng) + _classification(rng) + _ranking(rng) + _post_training(rng)
-            + _pytorch_rest(rng))
+            + _pytorch_rest(rng) + _groups_2_4(rng))
 
 
 CASES = all_cases()

@@ -324,6 +324,89 @@ def triplet_margin_with_distance(a, p, n, distance_function="pairwise", p_norm=2
     return z, z.size
 
 
+# -- CTC, segmentation and metric learning: the independent references of their own test modules --------
+# (PyTorch's F.ctc_loss; transcriptions of segmentation_models_pytorch and Berman's code, of the metric
+# learning papers), called on float64 tensors
+
+
+def _torch(*arrays):
+    import torch
+
+    return [torch.as_tensor(np.asarray(a)) for a in arrays]
+
+
+def ctc(log_probs, targets, input_lengths, target_lengths, blank=0, zero_infinity=False):
+    import torch.nn.functional as F
+
+    lp, t, il, tl = _torch(log_probs, targets, input_lengths, target_lengths)
+    per = F.ctc_loss(lp, t, il, tl, blank=blank, zero_infinity=zero_infinity, reduction="none").numpy()
+    return per, None  # the cases take "none" and "sum": PyTorch's mean divides per target length
+
+
+def _overlap(kind, logits, targets, mode="multiclass", **options):
+    from test_segmentation import _smp_per_class
+
+    x, t = _torch(logits, targets)
+    per = _smp_per_class(kind, x, t, mode, **options).numpy()
+    return per, per.size
+
+
+def dice(logits, targets, **options):
+    return _overlap("dice", logits, targets, **options)
+
+
+def jaccard(logits, targets, **options):
+    return _overlap("jaccard", logits, targets, **options)
+
+
+def tversky(logits, targets, **options):
+    return _overlap("tversky", logits, targets, **options)
+
+
+def focal_tversky(logits, targets, **options):
+    return _overlap("focal_tversky", logits, targets, **options)
+
+
+def lovasz_softmax(probs, targets, **options):
+    from test_segmentation import _berman_lovasz_softmax
+
+    return np.array([float(_berman_lovasz_softmax(*_torch(probs, targets), **options))]), 1  # the cases take "mean"
+
+
+def lovasz_hinge(logits, targets, **options):
+    from test_segmentation import _berman_lovasz_hinge
+
+    return np.array([float(_berman_lovasz_hinge(*_torch(logits, targets), **options))]), 1
+
+
+def arcface(embeddings, centers, targets, scale=64.0, margin=0.5):
+    from test_metric_learning import _arcface_torch
+
+    per, n = _arcface_torch(*_torch(embeddings, centers, targets), s=scale, m=margin)
+    return per.numpy(), n
+
+
+def cosface(embeddings, centers, targets, scale=64.0, margin=0.35):
+    from test_metric_learning import _cosface_torch
+
+    per, n = _cosface_torch(*_torch(embeddings, centers, targets), s=scale, m=margin)
+    return per.numpy(), n
+
+
+def ntxent(embeddings, labels, temperature=0.07):
+    from test_metric_learning import _ntxent_torch
+
+    per, pairs = _ntxent_torch(*_torch(embeddings, labels), temperature=temperature)
+    return per.numpy(), pairs
+
+
+def supcon(embeddings, labels, temperature=0.1):
+    from test_metric_learning import _supcon_torch
+
+    per, anchors = _supcon_torch(*_torch(embeddings, labels), temperature=temperature)
+    return per.numpy(), anchors
+
+
 def oracle(case):
     """Per-item losses and divisor of a Case, from the naive formulas."""
     fn = globals()[case.loss]

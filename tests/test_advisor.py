@@ -91,11 +91,25 @@ def test_multilabel_gets_per_label_pos_weight():
 
 def test_task_names_alone():
     for task, loss in (("regression", "mse"), ("binary", "binary_cross_entropy_with_logits"), ("multiclass", "cross_entropy"),
-                       ("multilabel", "binary_cross_entropy_with_logits"), ("ranking", "info_nce")):
+                       ("multilabel", "binary_cross_entropy_with_logits"), ("ranking", "info_nce"), ("segmentation", "dice"),
+                       ("preference", "dpo"), ("distribution", "distill_kl")):
         rec = ll.recommend(task)
         assert (rec.task, rec.loss) == (task, loss)
         assert rec.reasons and rec.metrics and rec.output_layer == ll.get(loss).output_layer
         assert set(rec.alternatives) <= {s.name for s in ll.losses()}
+
+
+def test_masks_get_dice_with_cross_entropy():
+    rng = np.random.default_rng(0)
+    masks = rng.integers(0, 4, size=(3, 16, 16))
+    masks[:, :2] = 0
+    rec = ll.recommend(targets=masks)
+    assert (rec.task, rec.loss, rec.options) == ("segmentation", "dice", {"mode": "multiclass"})
+    assert "cross_entropy" in rec.alternatives and "cross_entropy(logits, masks) + dice" in rec.reasons[0]
+    assert rec.stats["classes"] == [0, 1, 2, 3]
+    binary = ll.recommend(targets=(rng.uniform(size=(2, 32, 32)) < 0.05).astype(int))
+    assert binary.options == {"mode": "binary"} and any("rarest class covers" in r for r in binary.reasons)
+    assert detect_task(rng.normal(size=(2, 4, 4))) == "regression"  # a dense real map (depth): regression
 
 
 def test_task_and_targets_that_disagree_warn():

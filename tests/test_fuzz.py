@@ -70,6 +70,19 @@ def base(name: str):
         return [x, rng.standard_normal((4, 3)), rng.uniform(0.2, 2.0, (4, 3))], {}, names
     if name == "triplet_margin_with_distance":
         return [x, rng.standard_normal((4, 3)), rng.standard_normal((4, 3))], {}, names
+    if name == "ctc":
+        lp = np.log(rng.dirichlet(np.ones(3), (5, 2)))
+        return [lp, np.array([[1, 2], [2, 0]]), np.array([5, 4]), np.array([2, 1])], {}, names
+    if name in ("dice", "jaccard", "tversky", "focal_tversky"):
+        return [rng.standard_normal((2, 3, 2, 2)), rng.integers(0, 3, (2, 2, 2))], {}, names
+    if name == "lovasz_softmax":
+        return [rng.dirichlet(np.ones(3), (2, 2, 2)).transpose(0, 3, 1, 2).copy(), rng.integers(0, 3, (2, 2, 2))], {}, names
+    if name == "lovasz_hinge":
+        return [rng.standard_normal((2, 2, 2)), rng.integers(0, 2, (2, 2, 2))], {}, names
+    if name in ("arcface", "cosface"):
+        return [x, rng.standard_normal((3, 3)), y], {}, names
+    if name in ("ntxent", "supcon"):
+        return [x, np.array([0, 0, 1, 1])], {}, names
     if name == "dpo":
         return [-rng.uniform(1, 9, 4) for _ in range(4)], {}, names
     if name in ("simpo", "orpo"):
@@ -135,7 +148,7 @@ def _first_input_cases(name):
     sign = -1.0 if name == "orpo" else 1.0
     return [
         ("nan", lambda a: np.put(a, 0, np.nan)),
-        ("huge", lambda a: np.put(a, 0, sign * 1e30 if name not in ("binary_cross_entropy",) else 0.5)),
+        ("huge", lambda a: np.put(a, 0, sign * 1e30 if name not in ("binary_cross_entropy", "lovasz_softmax") else 0.5)),
         ("tiny", lambda a: np.put(a, 0, sign * 1e-300)),
     ]
 

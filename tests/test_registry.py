@@ -4,6 +4,7 @@ outlier robustness, minimisers; and the registry, the API, the modules and the d
 from __future__ import annotations
 
 import inspect
+import math
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ SPECS = ll.losses()
 
 def test_registry_lists_every_public_loss_once():
     names = [s.name for s in SPECS]
-    assert len(names) == len(set(names)) == 38
+    assert len(names) == len(set(names)) == 49
     for name in names:
         assert getattr(ll, name) is ll.get_loss(name)
         assert ll.get(name).name == name
@@ -29,6 +30,8 @@ def test_registry_lists_every_public_loss_once():
     assert "binary_cross_entropy_with_logits" in {s.name for s in ll.losses(task="multilabel")}
     assert {s.name for s in ll.losses(family="post-training")} == {"dpo", "simpo", "orpo", "distill_kl", "jsd"}
     assert {s.name for s in ll.losses(task="preference")} == {"dpo", "simpo", "orpo"}
+    assert {s.name for s in ll.losses(family="segmentation")} == {"dice", "jaccard", "tversky", "focal_tversky",
+                                                                 "lovasz_softmax", "lovasz_hinge"}
     with pytest.raises(ValueError, match="family must be one of"):
         ll.losses(family="vision")
 
@@ -71,6 +74,9 @@ def _directions(case, rng, count):
 
 
 def _scaled_for_domain(case, direction):
+    if case.loss == "lovasz_softmax":  # probabilities stay inside [0, 1] over steps in [-1, 1]
+        room = min(float(case.args[0].min()), float(1 - case.args[0].max()))
+        return [d / np.abs(d).max() * room * 0.9 for d in direction]
     if case.loss == "binary_cross_entropy":  # stay inside (0, 1)
         return [d * 0.01 for d in direction]
     if case.loss in (*POSITIVE_MEAN, "orpo", "poisson_nll"):  # means and rates stay > 0.3 - 0.1 (ORPO: < 0) over [-2, 2]
@@ -123,6 +129,13 @@ def _triplet_kink():
     return (a, p, n), {"margin": margin}, np.array([[-1.0, 1.0]])
 
 
+def _lovasz_softmax_kink():
+    # one image of two pixels, of classes 0 and 1, with errors 1 - 0.6 = 0.4 tying in both classes: the order of
+    # the first pixel (a foreground one) and the second swaps across the tie, and the Jaccard increments differ
+    probs = np.array([[[[0.6, 0.4]], [[0.4, 0.6]]]])
+    return (probs, np.array([[[0, 1]]])), {}, np.array([[[[1.0, 0.0]], [[-1.0, 0.0]]]])
+
+
 def _cosine_kink():
     x1, x2 = np.array([[1.0, 0.0]]), np.array([[1.0, 1.0]])
     cos = float(np.sum(x1 * x2) / np.sqrt((np.sum(x1 * x1) + 1e-12) * (np.sum(x2 * x2) + 1e-12)))
@@ -141,6 +154,12 @@ KINKS = {  # args exactly at a kink, options, and a direction (for the first inp
     "cosine_embedding": _cosine_kink(),
     "multilabel_margin": ((np.array([[1.0, 0.0]]), np.array([[0, -1]])), {}, np.array([[0.0, 1.0]])),
     "triplet_margin_with_distance": _triplet_kink(),
+    # ArcFace's target logit switches to insightface's fallback at theta + m = pi
+    "arcface": ((np.array([[math.cos(math.pi - 0.5), math.sin(math.pi - 0.5)]]), np.eye(2), np.array([0])),
+                {"margin": 0.5, "scale": 4.0}, np.array([[0.0, 1.0]])),
+    # two pixels' errors tie: the sort order, and with it the Lovasz gradient, swaps across the tie
+    "lovasz_hinge": ((np.array([[[0.0, 0.0]]]), np.array([[[1, 0]]])), {}, np.array([[[1.0, 0.0]]])),
+    "lovasz_softmax": _lovasz_softmax_kink(),
 }
 
 

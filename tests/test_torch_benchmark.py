@@ -16,9 +16,9 @@ TORCH_CASES = ("mse", "mae", "huber", "smooth_l1", "binary_cross_entropy", "bina
                "kl_div", "cross_entropy", "cross_entropy(probs)", "cross_entropy(ls=0.1)", "nll", "multiclass_hinge",
                "triplet_margin", "distill_kl", "dpo", "soft_margin", "hinge_embedding", "margin_ranking", "cosine_embedding",
                "multilabel_soft_margin", "multilabel_margin", "poisson_nll", "gaussian_nll",
-               "triplet_margin_with_distance(cosine)")
+               "triplet_margin_with_distance(cosine)", "ctc")
 JAX_CASES = ("mse", "huber", "log_cosh", "binary_cross_entropy_with_logits", "focal", "hinge", "cross_entropy",
-             "cross_entropy(probs)", "cross_entropy(ls=0.1)", "kl_div", "triplet_margin")
+             "cross_entropy(probs)", "cross_entropy(ls=0.1)", "kl_div", "triplet_margin", "ntxent")
 
 
 def _positive(peer: dict) -> bool:

@@ -5,6 +5,8 @@
 np.float64(0.1875)
 """
 
+import sys
+
 from . import _engines, metrics
 from ._fast import get_num_threads, reference_path, set_num_threads
 from ._xp import strict_checks
@@ -23,6 +25,7 @@ from .losses.classification import (
     soft_margin,
     squared_hinge,
 )
+from .losses.metric_learning import arcface, cosface, ntxent, supcon
 from .losses.preference import distill_kl, dpo, jsd, orpo, simpo
 from .losses.ranking import (
     contrastive,
@@ -49,6 +52,8 @@ from .losses.regression import (
     smooth_l1,
     tweedie_deviance,
 )
+from .losses.segmentation import dice, focal_tversky, jaccard, lovasz_hinge, lovasz_softmax, tversky
+from .losses.sequence import ctc
 from .registry import get, get_loss, losses
 
 # The engines for other array kinds, imported when such an array first arrives (the NumPy blocks of
@@ -60,19 +65,26 @@ _engines.register_fast_path("cross_entropy", "torch", "losslab.gpu.dispatch:cros
 for _loss in (binary_cross_entropy, binary_cross_entropy_with_logits, focal, hinge, squared_hinge,
               huber, log_cosh, mae, mse, quantile, smooth_l1):
     _engines.register_kernel(_loss.name, "torch", "losslab.gpu.pointwise:run")  # generated Triton kernels
+if "torch" in sys.modules:  # torch is loaded already: load its engine now, so a first call under torch.compile works
+    _engines.preload("torch")
 
 __version__ = "0.1.0"
 __all__ = [
     "Recommendation",
+    "arcface",
     "binary_cross_entropy",
     "binary_cross_entropy_with_logits",
     "check_inputs",
     "contrastive",
+    "cosface",
     "cosine_embedding",
     "cross_entropy",
+    "ctc",
+    "dice",
     "distill_kl",
     "dpo",
     "focal",
+    "focal_tversky",
     "gamma_deviance",
     "gaussian_nll",
     "get",
@@ -82,11 +94,14 @@ __all__ = [
     "hinge_embedding",
     "huber",
     "info_nce",
+    "jaccard",
     "jsd",
     "kl_div",
     "lint",
     "log_cosh",
     "losses",
+    "lovasz_hinge",
+    "lovasz_softmax",
     "mae",
     "mape",
     "margin_ranking",
@@ -97,6 +112,7 @@ __all__ = [
     "multilabel_margin",
     "multilabel_soft_margin",
     "nll",
+    "ntxent",
     "orpo",
     "poisson_deviance",
     "poisson_nll",
@@ -110,7 +126,9 @@ __all__ = [
     "soft_margin",
     "squared_hinge",
     "strict_checks",
+    "supcon",
     "triplet_margin",
     "triplet_margin_with_distance",
+    "tversky",
     "tweedie_deviance",
 ]

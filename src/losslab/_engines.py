@@ -21,6 +21,7 @@ in ``losslab/__init__.py``.
 from __future__ import annotations
 
 import importlib
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -34,8 +35,19 @@ _kernels: dict[tuple[str, str], Any] = {}
 def _resolve(entry: Any) -> Callable:
     if isinstance(entry, str):
         module, _, attribute = entry.partition(":")
-        entry = getattr(importlib.import_module(module), attribute)
+        loaded = sys.modules.get(module)  # torch.compile cannot trace importlib: an imported module is looked up
+        entry = getattr(loaded if loaded is not None else importlib.import_module(module), attribute)
     return entry
+
+
+def preload(kind: str) -> None:
+    """Resolve the engine and the fast paths of ``kind`` now (outside any trace): a first call inside torch.compile
+    cannot import them."""
+    if isinstance(_engines.get(kind), str):
+        _engines[kind] = _resolve(_engines[kind])
+    for key, entry in list(_fast_paths.items()):
+        if key[1] == kind and isinstance(entry, str):
+            _fast_paths[key] = _resolve(entry)
 
 
 def register_fast_path(loss_name: str, kind: str, fn: Callable | str) -> None:

@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-TASKS = ("regression", "binary", "multiclass", "multilabel", "ranking", "distribution", "preference")
+TASKS = ("regression", "binary", "multiclass", "multilabel", "segmentation", "ranking", "distribution", "preference")
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,8 @@ def target_range(name: str) -> TargetRange | None:
         if low > -math.inf:  # a positive mean (MSLE: above -1) or counts: targets in its range
             return TargetRange(max(low, 0.0) + 0.5, 5.0, 3.0, "the target value")
         return TargetRange(-5.0, 5.0, 3.0, "the target value")
+    if spec.task == "segmentation":  # a fixed small image
+        return None
     if first == "probs" or (first == "logits" and spec.task in ("binary", "multilabel")):
         return TargetRange(0.0, 1.0, 1.0, "the label y: 1 or 0, or a soft label between")
     if first == "student_logits":
@@ -152,6 +154,53 @@ def _axis(name: str, target: float | None, options: dict[str, Any], n: int = 401
             return Axis(f"prediction, variance 1 (target {t:g})", x, v, g, "dL/d prediction")
         v, g = loss.value_and_grad(x, np.full(n, t), reduction="none", **options)
         return Axis(f"prediction (target {t:g})", x, v, g, "dL/d prediction")
+    if "input_lengths" in spec.inputs:  # CTC: 3 frames, target [1], the label's log-probability at the middle frame
+        x = np.linspace(-8, -0.01, n)
+        frames = np.full((3, n, 2), np.log(0.5))
+        frames[1, :, 1], frames[1, :, 0] = x, np.log1p(-np.exp(x))
+        v, g = loss.value_and_grad(frames, np.ones((n, 1), dtype=np.int64), np.full(n, 3), np.ones(n, dtype=np.int64),
+                                   reduction="none", **options)
+        return Axis("log-probability of the label at the middle frame (3 frames, target [1], the others 0.5)", x, v,
+                    g[1, :, 1], "dL/d log p (label, middle frame)")
+    if task == "segmentation":  # one image of 4 pixels (2 foreground): sweep one foreground pixel, the others fairly right
+        x = np.linspace(-6, 6, n)
+        values, grads = [], []
+        for z in x:
+            if first == "probs":  # lovasz_softmax: two classes' probabilities
+                p = np.array([[1 / (1 + np.exp(-z)), 0.88, 0.12, 0.12]])
+                probs, labels = np.stack([p, 1 - p], axis=1)[..., None], np.array([[[0], [0], [1], [1]]])
+                v, g = loss.value_and_grad(probs, labels.reshape(1, 4, 1), **options)
+                values.append(float(v))
+                grads.append(float(g[0, 0, 0, 0] - g[0, 1, 0, 0]) * p[0, 0] * (1 - p[0, 0]))  # chain to the logit
+                continue
+            logits = np.array([[[z, 2.0, -2.0, -2.0]]])
+            if name == "lovasz_hinge":
+                v, g = loss.value_and_grad(logits, np.array([[[1, 1, 0, 0]]]), **options)
+                values.append(float(v))
+                grads.append(float(g[0, 0, 0]))
+                continue
+            v, g = _overlap_point(loss, logits[:, :, None, :], options)
+            values.append(v)
+            grads.append(g)
+        return Axis("logit of one foreground pixel (4 pixels: 2 foreground, the other 3 fairly right)", x,
+                    np.array(values), np.array(grads), "dL/dz (that pixel)")
+    if first == "embeddings" and "centers" in spec.inputs:  # the angle between an embedding and its class centre
+        theta = np.linspace(0, np.pi, n)
+        e = np.c_[np.cos(theta), np.sin(theta)]
+        v, (g, _) = loss.value_and_grad(e, np.array([[1.0, 0.0], [0.0, 1.0]]), np.zeros(n, dtype=np.int64),
+                                        reduction="none", **options)
+        return Axis("angle to its own class centre, radians (the other centre at pi/2)", theta, v,
+                    np.linalg.norm(g, axis=1), "|dL/de| (norm of the gradient for the embedding)")
+    if first == "embeddings":  # a batch of 4 in 2 groups: the cosine of the first positive pair
+        c = np.linspace(-1, 1, n)
+        values, grads = [], []
+        for cos in c:
+            e = np.array([[1.0, 0.0], [cos, np.sqrt(1 - cos**2)], [0.0, 1.0], [0.0, -1.0]])
+            v, g = loss.value_and_grad(e, np.array([0, 0, 1, 1]), **options)
+            values.append(float(v))
+            grads.append(float(np.linalg.norm(g[0])))
+        return Axis("cosine similarity of a positive pair (a batch of 4 in 2 groups)", c, np.array(values),
+                    np.array(grads), "|dL/de_0| (norm of the gradient for the first embedding)")
     if first == "probs":
         x = np.linspace(0.001, 0.999, n)
         v, g = loss.value_and_grad(x, np.full(n, t), reduction="none", **options)
@@ -247,6 +296,28 @@ def _axis(name: str, target: float | None, options: dict[str, Any], n: int = 401
                 "|dL/da| (norm of the gradient for the first batch's embeddings)")
 
 
+def _overlap_point(loss, logits, options) -> tuple[float, float]:
+    """An overlap loss (dice, ...) on a (1, 1, 1, 4) foreground logit map with foreground [1, 1, 0, 0], in the
+    options' mode (multiclass: a background class at logit 0, so the foreground's softmax is the same sigmoid);
+    from_logits=False passes the sigmoid probabilities. Returns the value and dL/d(the first pixel's logit)."""
+    mode = options.get("mode", "multiclass")
+    p = sigmoid(logits)
+    if mode == "multiclass":
+        scores = np.concatenate([np.zeros_like(logits), logits], axis=1)
+        inputs = scores if options.get("from_logits", True) else np.concatenate([1 - p, p], axis=1)
+        targets = np.array([[[1, 1, 0, 0]]])
+    else:
+        inputs = logits if options.get("from_logits", True) else p
+        targets = np.array([[[[1.0, 1.0, 0.0, 0.0]]]])
+    v, g = loss.value_and_grad(inputs, targets, **options)
+    first = p[0, 0, 0, 0] * (1 - p[0, 0, 0, 0])  # dp/dz of the first pixel
+    if mode == "multiclass":
+        dz = g[0, 1, 0, 0] if options.get("from_logits", True) else (g[0, 1, 0, 0] - g[0, 0, 0, 0]) * first
+    else:
+        dz = g[0, 0, 0, 0] if options.get("from_logits", True) else g[0, 0, 0, 0] * first
+    return float(v), float(dz)
+
+
 def landscape(name: str, *, target: float | None = None, **options):
     """Loss (left axis) and its gradient (right axis) against the loss's natural prediction axis."""
     plt = _pyplot()
@@ -316,6 +387,9 @@ COMPARISONS = {
     "hinge vs squared hinge": ("hinge", "squared_hinge"),
     "DPO vs SimPO": ("dpo", "simpo"),
     "distillation: KL vs JSD": ("distill_kl", "jsd"),
+    "Dice vs Jaccard vs Tversky": ("dice", "jaccard", "tversky"),
+    "ArcFace vs CosFace": ("arcface", "cosface"),
+    "NT-Xent vs SupCon": ("ntxent", "supcon"),
 }
 
 

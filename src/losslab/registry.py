@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from ._loss import Loss
 from ._spec import TASKS, LossSpec, OptionSpec
-from .losses import classification, preference, ranking, regression
+from .losses import classification, metric_learning, preference, ranking, regression, segmentation, sequence
 
-_LOSSES: dict[str, Loss] = {loss.name: loss for module in (regression, classification, ranking, preference) for loss in module.LOSSES}
-FAMILIES = ("regression", "classification", "ranking", "post-training")
+_LOSSES: dict[str, Loss] = {loss.name: loss for module in (regression, classification, sequence, segmentation, ranking, metric_learning, preference) for loss in module.LOSSES}
+FAMILIES = ("regression", "classification", "segmentation", "ranking", "post-training")
 
 __all__ = ["FAMILIES", "TASKS", "LossSpec", "OptionSpec", "get", "get_loss", "losses"]
 

@@ -25,7 +25,7 @@ import numpy as np
 from .. import _xp
 from ..registry import get
 
-TASKS = ("regression", "binary", "multiclass", "multilabel", "ranking", "preference", "distribution")
+TASKS = ("regression", "binary", "multiclass", "multilabel", "segmentation", "ranking", "preference", "distribution")
 MINORITY_SHARE = 0.2  # below it, classes count as imbalanced
 RARE_SHARE = 0.01  # below it, focal is offered
 CLASS_RATIO = 3.0  # multi-class: largest / smallest class count above it gets class weights
@@ -67,8 +67,9 @@ def _short(v: Any) -> str:
 
 def _targets(targets: Any) -> np.ndarray:
     arr = _xp.host_numbers("targets", targets, "recommend()")
-    if arr.ndim not in (1, 2) or arr.shape[0] < 2:
-        raise ValueError(f"targets must be 1-D (one per item) or 2-D (items x outputs) with at least 2 items, got shape {arr.shape}")
+    if arr.ndim == 0 or (arr.ndim <= 2 and arr.shape[0] < 2):
+        raise ValueError(f"targets must be 1-D (one per item), 2-D (items x outputs) with at least 2 items, or masks "
+                         f"(images x height x width ...), got shape {arr.shape}")
     if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
         raise ValueError("targets must be finite (found NaN or inf); drop or impute them first")
     return arr
@@ -79,9 +80,12 @@ def _whole(arr: np.ndarray) -> bool:
 
 
 def detect_task(targets: Any) -> str:
-    """The task the targets imply (never "ranking", "preference" or "distribution", which labels cannot show)."""
+    """The task the targets imply (never "ranking", "preference" or "distribution", which labels cannot show); 3-D
+    or larger arrays of whole numbers >= 0 are segmentation masks (images x height x width ...)."""
     arr = _targets(targets)
     values = np.unique(arr)
+    if arr.ndim >= 3:  # one label per pixel: masks
+        return "segmentation" if _whole(arr) and values.min() >= 0 else "regression"
     if arr.ndim == 2:
         return "multilabel" if np.all(np.isin(values, (0, 1))) else "regression"
     if values.size <= 2 and (np.all(np.isin(values, (0, 1))) or np.all(np.isin(values, (-1, 1)))):
@@ -111,7 +115,7 @@ def recommend(task: str | None = None, *, targets: Any = None) -> Recommendation
     detected = detect_task(arr) if arr is not None else None
     chosen = task or detected
     build = {"regression": _regression, "binary": _binary, "multiclass": _multiclass,
-             "multilabel": _multilabel, "ranking": _ranking, "preference": _preference,
+             "multilabel": _multilabel, "segmentation": _segmentation, "ranking": _ranking, "preference": _preference,
              "distribution": _distribution}[chosen]
     rec = build(arr)
     if task is not None and detected is not None and detected != task:
@@ -127,7 +131,7 @@ def _regression(y: np.ndarray | None) -> Recommendation:
                               ("mae", "mse"), (*reasons, _spec_reason("mse"),
                                                "Without the targets, outliers cannot be checked: switch to huber if some are far off."))
     flat = y.reshape(-1).astype(np.float64)
-    if _whole(flat) and flat.min() >= 0 and np.unique(flat).size >= 3:
+    if y.ndim <= 2 and _whole(flat) and flat.min() >= 0 and np.unique(flat).size >= 3:
         return _counts(flat, reasons)
     median = float(np.median(flat))
     mad = float(np.median(np.abs(flat - median)))
@@ -284,3 +288,32 @@ def _distribution(y: np.ndarray | None) -> Recommendation:
                "target probabilities directly."]
     return Recommendation("distribution", name, get(name).output_layer, {"temperature": 2.0}, ("jsd", "kl_div"),
                           ("KL to the teacher", "top-1 agreement with the teacher", "the task's own metric"), tuple(reasons))
+
+
+def _segmentation(y: np.ndarray | None) -> Recommendation:
+    name = "dice"
+    reasons = ["One label per pixel (masks): sum cross-entropy, which gives every pixel a well-behaved gradient from "
+               "the start, and dice, which scores the overlap of each class as the metric does and ignores how large "
+               "the background is: loss = cross_entropy(logits, masks) + dice(logits, masks).", _spec_reason(name)]
+    options: dict[str, Any] = {"mode": "multiclass"}
+    stats: dict[str, Any] = {}
+    warnings: list[str] = []
+    if y is not None:
+        values, counts = np.unique(y, return_counts=True)
+        shares = counts / y.size
+        stats = {"images": int(y.shape[0]), "classes": values.astype(int).tolist(), "pixel_share": shares.tolist()}
+        if values.size <= 2 and np.all(np.isin(values, (0, 1))):
+            options["mode"] = "binary"
+            reasons.append("Two values (0/1): a binary mask, one logit per pixel; pair dice with "
+                           "binary_cross_entropy_with_logits.")
+        else:
+            reasons.append(f"{values.size} classes: one logit per class and pixel (N, C, H, W), softmax inside.")
+        if shares.min() < MINORITY_SHARE:
+            reasons.append(f"The rarest class covers {shares.min():.1%} of the pixels: per-pixel cross-entropy alone "
+                           "would mostly learn the background; dice weighs every class's overlap equally. For thin "
+                           "structures try focal_tversky (alpha < beta penalises missed pixels more).")
+        if values.size == 1:
+            warnings.append("every pixel has the same label: nothing to segment")
+    return Recommendation("segmentation", name, get(name).output_layer, options,
+                          ("cross_entropy", "focal_tversky", "lovasz_softmax", "jaccard"),
+                          ("mean IoU", "Dice coefficient per class", "pixel accuracy"), tuple(reasons), tuple(warnings), stats)

@@ -23,6 +23,7 @@ _POLICY_LAYER = ("the policy's log-probability of each whole response: the sum o
                  "the response's tokens (prompt and padding masked out)")
 _AVG_LAYER = "the policy's average token log-probability of each response (the sum divided by its length)"
 _LOGITS_LAYER = "raw logits of the student (no softmax), classes on the last axis"
+_DISTILL_INPUTS = {"student_logits": "(..., C) real logits", "teacher_logits": "(..., C) real logits, constant"}
 
 
 def _same_shape_inputs(xp, names_values, constants=()):
@@ -290,7 +291,7 @@ class DistillKL(Loss):
         summary="Knowledge distillation: the KL divergence from the teacher's temperature-softened distribution to "
         "the student's, times T^2 (Hinton, Vinyals & Dean 2015); reverse=True for KL(student || teacher).",
         output_layer=_LOGITS_LAYER,
-        inputs={"student_logits": "(..., C) real logits", "teacher_logits": "(..., C) real logits, constant"},
+        inputs=_DISTILL_INPUTS,
         formula_latex=r"\ell = T^2\,\mathrm{KL}\big(\operatorname{softmax}(t/T)\,\|\,\operatorname{softmax}(s/T)\big)"
         r" = T^2\sum_j p_j(\log p_j - \log q_j)",
         formula_text="p = softmax(teacher / T),  q = softmax(student / T)\n"
@@ -355,7 +356,7 @@ class JSD(Loss):
         summary="Generalised Jensen-Shannon divergence between the teacher's and the student's softened "
         "distributions (GKD, Agarwal et al. 2024): bounded by log 2 for beta = 0.5, between forward and reverse KL.",
         output_layer=_LOGITS_LAYER,
-        inputs={"student_logits": "(..., C) real logits", "teacher_logits": "(..., C) real logits, constant"},
+        inputs=_DISTILL_INPUTS,
         formula_latex=r"\ell = \beta\,\mathrm{KL}(p\,\|\,m) + (1-\beta)\,\mathrm{KL}(q\,\|\,m),\quad m = \beta p + (1-\beta) q",
         formula_text="p = softmax(teacher / T),  q = softmax(student / T),  m = beta p + (1 - beta) q\n"
         "l = beta KL(p || m) + (1 - beta) KL(q || m)     (beta = 0: KL(p || q);  beta = 1: KL(q || p))",

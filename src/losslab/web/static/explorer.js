@@ -74,7 +74,7 @@ for (const button of document.querySelectorAll("#tabs button")) {
 }
 
 // ---- losses: picker, formulas, facts, live landscape ---------------------------------------
-const TASK_ORDER = ["regression", "binary", "multiclass", "multilabel", "ranking", "distribution", "preference"];
+const TASK_ORDER = ["regression", "binary", "multiclass", "multilabel", "segmentation", "ranking", "distribution", "preference"];
 
 async function loadLosses() {
   explorer.specs = await api("/api/losses");
