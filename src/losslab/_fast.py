@@ -662,6 +662,9 @@ mape = _elementwise(_numpy_kernels.mape, {}, True)
 hinge = _elementwise(_numpy_kernels.hinge, {"margin": 1.0}, False, checks=_signs, name="hinge")
 squared_hinge = _elementwise(_numpy_kernels.squared_hinge, {"margin": 1.0}, False, checks=_signs,
                               name="squared_hinge")
+soft_margin = _elementwise(_numpy_kernels.soft_margin, {}, False, checks=lambda o, t, x: bool(np.isin(t, (-1, 1)).all()),
+                           name="soft_margin")
+hinge_embedding = _elementwise(_numpy_kernels.hinge_embedding, {"margin": 1.0}, False, checks=_signs, name="hinge_embedding")
 
 
 # -- similarity losses on (N, D) embeddings: InfoNCE (CLIP) and SigLIP ----------------------------
@@ -794,5 +797,6 @@ for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth
                      "focal": focal, "cross_entropy": cross_entropy, "nll": nll,
                      "binary_cross_entropy": binary_cross_entropy, "hinge": hinge, "squared_hinge": squared_hinge,
                      "kl_div": kl_div, "info_nce": info_nce, "siglip": siglip, "poisson_deviance": poisson_deviance,
-                     "gamma_deviance": gamma_deviance, "msle": msle, "mape": mape}.items():
+                     "gamma_deviance": gamma_deviance, "msle": msle, "mape": mape, "soft_margin": soft_margin,
+                     "hinge_embedding": hinge_embedding}.items():
     _engines.register_fast_path(_name, "numpy", _path)
