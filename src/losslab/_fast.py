@@ -34,6 +34,7 @@ from . import _engines, _numba, _numpy_kernels
 from ._reduce import number_coefficient
 from ._xp import overriding
 from .definitions import softmax_rows
+from .definitions.pointwise import smoothed_binary_targets
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _REDUCTIONS = ("none", "mean", "sum")
@@ -512,7 +513,7 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         t2 = t.astype(x.dtype, copy=False).reshape(x2.shape)
         smoothing = options.get("label_smoothing") or 0.0
         if smoothing:  # the loss's prepare does the same on the targets it checked
-            t2 = t2 * (1.0 - smoothing) + 0.5 * smoothing
+            t2 = smoothed_binary_targets(t2, smoothing)
         for option in ("weight", *extra_arrays):
             value = options.get(option)
             if value is not None:
@@ -641,8 +642,12 @@ def kl_div(args, options, reduction, normalizer, with_grad):
     return _kl_div_blocks(args, options, reduction, normalizer, with_grad)
 
 
+def _pm1(o, t, x):
+    return bool(np.isin(t, (-1, 1)).all())
+
+
 def _signs(o, t, x):
-    return _number(o["margin"]) and bool(np.isin(t, (-1, 1)).all())
+    return _number(o["margin"]) and _pm1(o, t, x)
 
 
 binary_cross_entropy = _elementwise(_numpy_kernels.binary_cross_entropy, {}, False,
@@ -662,8 +667,7 @@ mape = _elementwise(_numpy_kernels.mape, {}, True)
 hinge = _elementwise(_numpy_kernels.hinge, {"margin": 1.0}, False, checks=_signs, name="hinge")
 squared_hinge = _elementwise(_numpy_kernels.squared_hinge, {"margin": 1.0}, False, checks=_signs,
                               name="squared_hinge")
-soft_margin = _elementwise(_numpy_kernels.soft_margin, {}, False, checks=lambda o, t, x: bool(np.isin(t, (-1, 1)).all()),
-                           name="soft_margin")
+soft_margin = _elementwise(_numpy_kernels.soft_margin, {}, False, checks=_pm1, name="soft_margin")
 hinge_embedding = _elementwise(_numpy_kernels.hinge_embedding, {"margin": 1.0}, False, checks=_signs, name="hinge_embedding")
 
 

@@ -199,6 +199,12 @@ def floating_input(xp, name: str, x):
     return (x if x.dtype == dtype else xp.astype(x, dtype)), x.dtype
 
 
+def per_row(u):
+    """A coefficient per term (an array shaped like the terms, or a Python number) that broadcasts over a last
+    axis the terms summed (the classes of a row loss)."""
+    return u[..., None] if _xp.is_array(u) else u
+
+
 def option_array(xp, name: str, value, like, shape_hint: str):
     """An option array (``weight``, ``pos_weight``): any array kind or a list, in ``like``'s dtype."""
     if value is None:

@@ -167,7 +167,7 @@ def _axis(name: str, target: float | None, options: dict[str, Any], n: int = 401
         values, grads = [], []
         for z in x:
             if first == "probs":  # lovasz_softmax: two classes' probabilities
-                p = np.array([[1 / (1 + np.exp(-z)), 0.88, 0.12, 0.12]])
+                p = np.array([[sigmoid(z), 0.88, 0.12, 0.12]])
                 probs, labels = np.stack([p, 1 - p], axis=1)[..., None], np.array([[[0], [0], [1], [1]]])
                 v, g = loss.value_and_grad(probs, labels.reshape(1, 4, 1), **options)
                 values.append(float(v))

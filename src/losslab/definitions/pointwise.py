@@ -215,6 +215,11 @@ class Pinball(Pointwise):
 # -- binary classification -----------------------------------------------------------------------------
 
 
+def smoothed_binary_targets(t, label_smoothing):
+    """Keras's binary label smoothing: each target moved toward 1/2, t (1 - ls) + ls / 2."""
+    return t * (1.0 - label_smoothing) + 0.5 * label_smoothing
+
+
 class BinaryCrossEntropy(Pointwise):
     """On probabilities p: each log clamped at -100 and the gradient's denominator floored, as PyTorch."""
 

@@ -11,7 +11,7 @@ import math
 
 from .. import _checks as check
 from .. import _stable, _xp
-from .._loss import Loss, State, floating_input, option_array
+from .._loss import Loss, State, floating_input, option_array, per_row
 from .._spec import Choices, Interval, LossSpec, OptionSpec
 from ..definitions import pointwise, softmax_rows
 from ._elementwise import Elementwise
@@ -281,7 +281,7 @@ _BINARY_SMOOTHING_NOTE = (" label_smoothing moves each target toward 1/2 before 
 
 def _smooth_binary(xp, st, label_smoothing):
     if label_smoothing:
-        st.t = st.t * (1.0 - label_smoothing) + 0.5 * label_smoothing
+        st.t = pointwise.smoothed_binary_targets(st.t, label_smoothing)
     return st
 
 
@@ -680,12 +680,12 @@ class SoftMargin(Elementwise):
         return st
 
 
-def _class_rows(xp, name, x, targets_name, targets):
+def _class_rows(xp, name, x, targets_name, targets, hint="an array or a list of numbers"):
     """Scores (N, C) or (C,) and same-shape targets; their class axis is the last one."""
     x, dtype = floating_input(xp, name, x)
     if x.ndim not in (1, 2):
         raise ValueError(f"{name} must be (N, C) or (C,), got shape {tuple(x.shape)}")
-    t = _xp.as_array(targets, xp, x, name=targets_name)
+    t = _xp.as_array(targets, xp, x, name=targets_name, hint=hint)
     check.same_shape(name, x, targets_name, t)
     return x, t, dtype
 
@@ -740,11 +740,11 @@ class MultilabelSoftMargin(Loss):
 
     def grad_terms(self, xp, st, u):
         g = self._weighted(st, _stable.sigmoid(xp, st.x) - st.t) / st.classes
-        return (g * (u[..., None] if _xp.is_array(u) else u),)
+        return (g * per_row(u),)
 
     def hessian_terms(self, xp, st, u):
         h = self._weighted(st, _stable.sigmoid(xp, st.x) * _stable.sigmoid(xp, -st.x)) / st.classes
-        return h * (u[..., None] if _xp.is_array(u) else u)
+        return h * per_row(u)
 
 
 
@@ -780,11 +780,8 @@ class MultilabelMargin(Loss):
     )
 
     def prepare(self, xp, scores, targets):
-        x, dtype = floating_input(xp, "scores", scores)
-        if x.ndim not in (1, 2):
-            raise ValueError(f"scores must be (N, C) or (C,), got shape {tuple(x.shape)}")
-        t = _xp.as_array(targets, xp, x, name="targets", hint="class indices, -1 after the last target of a row")
-        check.same_shape("scores", x, "targets", t)
+        x, t, dtype = _class_rows(xp, "scores", scores, "targets", targets,
+                                  hint="class indices, -1 after the last target of a row")
         if not _xp.is_integral(xp, t):
             raise TypeError(f"targets must be integer class indices (padded with -1), got dtype {t.dtype}")
         c = x.shape[-1]
@@ -808,7 +805,7 @@ class MultilabelMargin(Loss):
         pushed = xp.sum(a, axis=-2)  # per non-target class: how many targets it violates
         pulled = xp.sum(xp.astype(st.onehot, a.dtype) * xp.sum(a, axis=-1)[..., :, None], axis=-2)
         g = (pushed - pulled) / st.classes
-        return (g * (u[..., None] if _xp.is_array(u) else u),)
+        return (g * per_row(u),)
 
 
 focal, kl_div = Focal(), KLDiv()

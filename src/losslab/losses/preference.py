@@ -14,7 +14,7 @@ import math
 
 from .. import _checks as check
 from .. import _stable, _xp
-from .._loss import Loss, State, floating_input
+from .._loss import Loss, State, floating_input, per_row
 from .._spec import Choices, Interval, LossSpec, OptionSpec
 
 _LOGPS = "per-sequence log-probabilities (any shape; one per response)"
@@ -275,6 +275,18 @@ def _kl_rows(xp, log_p, log_q):
     return xp.sum(p * (log_p - log_q), axis=-1), p
 
 
+def _grad_kl_from(xp, ls, lt):
+    """d KL(p || q) / dz for the student's q = softmax(z), p fixed: q - p."""
+    return xp.exp(ls) - xp.exp(lt)
+
+
+def _grad_kl_to(xp, ls, other):
+    """d KL(q || m) / dz for the student's q = softmax(z): q (log q - log m - KL(q || m)) (m fixed, or JSD's
+    mixture, whose own dependence on q cancels)."""
+    kl, q = _kl_rows(xp, ls, other)
+    return q * (ls - other - kl[..., None])
+
+
 class DistillKL(Loss):
     """Parameters: ``student_logits``, ``teacher_logits`` (same shape, classes on the last axis; the
     teacher's are constants); ``temperature=1.0``; ``reverse=False`` (KL(student || teacher), mode-seeking,
@@ -328,16 +340,8 @@ class DistillKL(Loss):
         return st.temperature**2 * kl, _count(st.ls.shape[:-1])
 
     def grad_terms(self, xp, st, u):
-        scale = _per_row(st.temperature * u)
-        if st.reverse:
-            kl, q = _kl_rows(xp, st.ls, st.lt)
-            return (q * (st.ls - st.lt - kl[..., None]) * scale,)
-        return ((xp.exp(st.ls) - xp.exp(st.lt)) * scale,)
-
-
-def _per_row(scale):
-    """A coefficient per row (an array shaped like the terms, or a number) that broadcasts over the classes."""
-    return scale[..., None] if _xp.is_array(scale) else scale
+        grad = _grad_kl_to(xp, st.ls, st.lt) if st.reverse else _grad_kl_from(xp, st.ls, st.lt)
+        return (grad * per_row(st.temperature * u),)
 
 
 class JSD(Loss):
@@ -398,12 +402,12 @@ class JSD(Loss):
         return st.beta * _kl_rows(xp, st.lt, lm)[0] + (1.0 - st.beta) * _kl_rows(xp, st.ls, lm)[0], rows
 
     def grad_terms(self, xp, st, u):
-        scale = _per_row(u / st.temperature)
+        scale = per_row(u / st.temperature)
         if st.beta == 0.0:
-            return ((xp.exp(st.ls) - xp.exp(st.lt)) * scale,)
-        other, weight = (st.lt, 1.0) if st.beta == 1.0 else (self._mixture(xp, st), 1.0 - st.beta)
-        kl, q = _kl_rows(xp, st.ls, other)
-        return (q * (st.ls - other - kl[..., None]) * (weight * scale),)
+            return (_grad_kl_from(xp, st.ls, st.lt) * scale,)
+        if st.beta == 1.0:
+            return (_grad_kl_to(xp, st.ls, st.lt) * scale,)
+        return (_grad_kl_to(xp, st.ls, self._mixture(xp, st)) * ((1.0 - st.beta) * scale),)
 
 
 dpo, simpo, orpo, distill_kl, jsd = DPO(), SimPO(), ORPO(), DistillKL(), JSD()

@@ -57,6 +57,11 @@ def _pnorm(xp, v, p):
     return d, xp.sign(v) * safe_a ** (p - 1.0), 1.0 / safe_d ** (p - 1.0)
 
 
+def _hinged(xp, z):
+    """max(0, z), NaN kept (a comparison with NaN would pick 0)."""
+    return _stable.keep_nan(xp, z, xp.where(z > 0, z, xp.zeros_like(z)))
+
+
 def _scaled(direction, scale, factor):
     """direction * (factor * scale)[..., None]: one full-size multiply (scale None means 1)."""
     return direction * (factor if scale is None else factor * scale)[..., None]
@@ -170,12 +175,9 @@ class TripletMargin(Loss):
         z = d_ap - d_an + st.margin
         return z, g_ap, g_an, g_pn, use_pn
 
-    def _hinged(self, xp, z):
-        return _stable.keep_nan(xp, z, xp.where(z > 0, z, xp.zeros_like(z)))
-
     def terms(self, xp, st):
         z = self._parts(xp, st)[0]
-        return self._hinged(xp, z), math.prod(z.shape)
+        return _hinged(xp, z), math.prod(z.shape)
 
     def grad_terms(self, xp, st, u):
         return self._grads(xp, st, self._parts(xp, st), u)
@@ -183,7 +185,7 @@ class TripletMargin(Loss):
     def value_and_grads(self, xp, st, reduction, normalizer, ops=None):
         parts = self._parts(xp, st)  # the distances and their gradients, once for value and gradient
         z = parts[0]
-        value, u = self._reduced(xp, self._hinged(xp, z), math.prod(z.shape), st, reduction, normalizer)
+        value, u = self._reduced(xp, _hinged(xp, z), math.prod(z.shape), st, reduction, normalizer)
         return value, self._grads(xp, st, parts, u)
 
     def _grads(self, xp, st, parts, u):
@@ -429,7 +431,7 @@ class MarginRanking(Loss):
                      input_dtypes=(d1, d2))
 
     def terms(self, xp, st):
-        return _stable.keep_nan(xp, st.z, xp.where(st.z > 0, st.z, xp.zeros_like(st.z))), math.prod(st.z.shape)
+        return _hinged(xp, st.z), math.prod(st.z.shape)
 
     def grad_terms(self, xp, st, u):
         g = _stable.keep_nan(xp, st.z, xp.where(st.z >= 0, -st.t, xp.zeros_like(st.t))) * u
@@ -592,7 +594,7 @@ class TripletMarginWithDistance(Loss):
 
     def terms(self, xp, st):
         z = self._parts(xp, st)[0]
-        return _stable.keep_nan(xp, z, xp.where(z > 0, z, xp.zeros_like(z))), math.prod(z.shape)
+        return _hinged(xp, z), math.prod(z.shape)
 
     def grad_terms(self, xp, st, u):
         z, (ga_ap, gp_ap, ga_an, gn_an), swapped = self._parts(xp, st)
