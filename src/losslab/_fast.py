@@ -158,9 +158,15 @@ def _class_weight(weight, c: int, dtype):
 
 def _class_indices(targets, ignore_index: int, weight, n: int, c: int, dtype):
     """Integer (N,) class targets: (safe indices, valid mask, w_y, the mean's divisor), w_y being the target
-    class's weight (1 without weights) and 0 on ignored rows; None for what the reference must handle."""
+    class's weight (1 without weights) and 0 on ignored rows; None for what the reference must handle.
+    When no row is ignored, the mask is None, and so is w_y without class weights (every row weighs 1)."""
     if targets.dtype.kind not in "iu" or targets.shape != (n,):
         return None
+    if ignore_index < 0 and n and targets.min() >= 0 and targets.max() < c:  # the usual batch: nothing ignored
+        if weight is None:
+            return targets, None, None, n
+        w_y = weight[targets]
+        return targets, None, w_y, w_y.sum(dtype=np.float64)
     valid = targets != ignore_index
     picked = targets[valid]
     if picked.size and (picked.min() < 0 or picked.max() >= c):
@@ -237,7 +243,9 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
                 q *= weight
             q_d = np.einsum("ij,ij->i", q, e)
         else:
-            yb, wyb, validb = safe[lo:hi], w_y[lo:hi], valid[lo:hi]
+            yb = safe[lo:hi]
+            wyb = 1.0 if w_y is None else w_y[lo:hi]  # the target class's weight, 0 on ignored rows
+            validb = 1.0 if valid is None else valid[lo:hi]
             d_y = e[r, yb]
             if eps:
                 d_w = e @ weight if weight is not None else e.sum(axis=1)
@@ -248,13 +256,17 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
             big_q = q.sum(axis=1)
             li = big_q * log_s - q_d
             row_weight = 1.0
-        else:
+        elif eps:
             # l = Q log s - (1 - eps) w_y d_y - (eps / C) valid sum_c w_c d_c,  Q = (1 - eps) w_y + (eps / C) sum(w)
             big_q = (1.0 - eps) * wyb + (eps / c) * w_sum * validb
             li = big_q * log_s - (1.0 - eps) * wyb * d_y
-            if eps:
-                li -= (eps / c) * validb * d_w
+            li -= (eps / c) * validb * d_w
             row_weight = wyb
+        else:  # l = w_y (log s - d_y),  Q = w_y
+            li = log_s - d_y
+            if w_y is not None:
+                li *= wyb
+            big_q = row_weight = wyb
         a = big_q
         if z_scale:  # z-loss s r lse^2, lse = max + log s
             lse = m + log_s
@@ -270,12 +282,15 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
         else:  # q = (1 - eps) w_y onehot(y) + (eps / C) w on valid rows
             e[r, yb] -= u * (1.0 - eps) * wyb
             if eps:
-                smooth = (u * eps / c) * validb.astype(dt)
-                e -= smooth[:, None] * weight if weight is not None else smooth[:, None]
+                smooth = (u * eps / c) * (validb.astype(dt)[:, None] if valid is not None else 1.0)
+                e -= smooth * weight if weight is not None else smooth
         if slope is not None:
             e *= slope
 
-    _run_blocks(n, rows, z.size, work)
+    if n <= rows:
+        work(0, n)  # one block: no thread pool
+    else:
+        _run_blocks(n, rows, z.size, work)
     if not np.isfinite(per_item).all():
         return NotImplemented  # infinite logits: let the reference path define the result
     value = _finish(per_item.sum(), per_item, reduction, u, dt)
@@ -298,7 +313,7 @@ def nll(args, options, reduction, normalizer, with_grad):
         return NotImplemented
     safe, _, w_y, divisor = index
     rows = np.arange(n)
-    per_item = -w_y * x[rows, safe]
+    per_item = -x[rows, safe] if w_y is None else -w_y * x[rows, safe]
     u = _coefficient(reduction, divisor, normalizer)
     if not np.isfinite(per_item).all():
         return NotImplemented  # infinite log-probabilities: the reference path defines the result
@@ -306,7 +321,7 @@ def nll(args, options, reduction, normalizer, with_grad):
     if not with_grad:
         return value
     grad = np.zeros_like(x)
-    grad[rows, safe] = -u * w_y
+    grad[rows, safe] = -u if w_y is None else -u * w_y
     return value, grad
 
 
@@ -495,41 +510,49 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
     ``name`` selects the fused Numba kernel generated from the loss's definition (``_numba.kernel``);
     ``label_smoothing``: the loss takes Keras's binary label smoothing, applied to the targets first."""
 
-    known = frozenset(option_names) | {"weight", *extra_arrays} | ({"label_smoothing"} if label_smoothing else set())
-    defaults = tuple(option_names.items())
+    array_options = ("weight", *extra_arrays)
+    known = frozenset(option_names) | set(array_options) | ({"label_smoothing"} if label_smoothing else set())
+    base = {**option_names, **dict.fromkeys(array_options)}  # every option a kernel reads, at its default
 
     def fast(args, options, reduction, normalizer, with_grad):
         if len(args) != 2 or not _reduction_ok(reduction, normalizer):
             return NotImplemented
         x, t = args
-        if not known.issuperset(options) or not _float_array(x) or x.ndim == 0 or x.size == 0:
+        if (type(x) is not np.ndarray or x.dtype not in _FLOATS or x.ndim == 0 or x.size == 0
+                or type(t) is not np.ndarray or t.shape != x.shape or t.dtype.kind not in "fiub"):
             return NotImplemented
-        if type(t) is not np.ndarray or t.shape != x.shape or t.dtype.kind not in "fiub":
+        if options and not known.issuperset(options):
             return NotImplemented
-        opts = {name: options.get(name, default) for name, default in defaults}
+        opts = dict(base)
+        if options:
+            for option in option_names:
+                if option in options:
+                    opts[option] = options[option]
         if checks is not None and not checks(opts, t, x):
             return NotImplemented
         x2 = _rows_view(x)
         t2 = t.astype(x.dtype, copy=False).reshape(x2.shape)
-        smoothing = options.get("label_smoothing") or 0.0
-        if smoothing:  # the loss's prepare does the same on the targets it checked
-            t2 = smoothed_binary_targets(t2, smoothing)
-        for option in ("weight", *extra_arrays):
-            value = options.get(option)
-            if value is not None:
-                value = _option_rows(value, x, x2)
-                if value is NotImplemented:
-                    return NotImplemented
-            opts[option] = value
-        w = opts["weight"]
+        w = None
+        if options:  # arrays aligned with the rows view; label smoothing applied to the targets first
+            smoothing = options.get("label_smoothing") or 0.0
+            if smoothing:  # the loss's prepare does the same on the targets it checked
+                t2 = smoothed_binary_targets(t2, smoothing)
+            for option in array_options:
+                value = options.get(option)
+                if value is not None:
+                    value = _option_rows(value, x, x2)
+                    if value is NotImplemented:
+                        return NotImplemented
+                opts[option] = value
+            w = opts["weight"]
         dt = x.dtype
         keep = reduction == "none"  # otherwise only block partial sums: no full-size loss buffer
         if w is None or not weighted_mean:
             divisor = x.size
         else:
             divisor = float(np.broadcast_to(w, x2.shape).sum(dtype=np.float64))
-        u = _coefficient(reduction, divisor, normalizer)
-        if name is not None:
+        u = number_coefficient(reduction, float(divisor), normalizer)
+        if name is not None and x.size >= PARALLEL_MIN_ELEMENTS:
             w_full = None if w is None else (w.reshape(x.shape) if w.shape == x2.shape else w)
             compiled = _compiled(name, opts, x, t2.reshape(x.shape), w_full, u, keep, with_grad)
             if compiled is not None:
@@ -539,26 +562,34 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
                 value = _finish(total, items, reduction, u, dt)
                 return (value, grad) if with_grad else value
         rows = max(1, ELEMENT_BLOCK // x2.shape[1])
-        single = x2.shape[0] <= rows  # one block (small inputs): no threads, no scratch buffers
-        per_item = np.empty(x2.shape, dt) if keep or single else None
         grad = np.empty(x2.shape, dt) if with_grad else None
-
-        def block(lo, hi, lb):  # one block's losses into lb (weighted), its gradient scaled; its sum
-            sub = {k: (v[lo:hi] if isinstance(v, np.ndarray) and v.shape == x2.shape else v) for k, v in opts.items()}
-            gb = grad[lo:hi] if with_grad else None
-            kernel(x2[lo:hi], t2[lo:hi], lb, gb, sub)
+        if x2.shape[0] <= rows:  # one block (small inputs): no threads, no scratch buffers, no slicing
+            per_item = np.empty(x2.shape, dt)
+            kernel(x2, t2, per_item, grad, opts)
             if w is not None:
-                wb = sub["weight"]
-                lb *= wb
-                if gb is not None:
-                    gb *= wb
-            if gb is not None and u != 1.0:
-                gb *= u  # while the block is in cache
-            return lb.sum()
-
-        if single:
-            total = block(0, x2.shape[0], per_item)
+                per_item *= w
+                if grad is not None:
+                    grad *= w
+            if grad is not None and u != 1.0:
+                grad *= u
+            total = per_item.sum()
         else:
+            per_item = np.empty(x2.shape, dt) if keep else None
+
+            def block(lo, hi, lb):  # one block's losses into lb (weighted), its gradient scaled; its sum
+                sub = {k: (v[lo:hi] if isinstance(v, np.ndarray) and v.shape == x2.shape else v)
+                       for k, v in opts.items()}
+                gb = grad[lo:hi] if with_grad else None
+                kernel(x2[lo:hi], t2[lo:hi], lb, gb, sub)
+                if w is not None:
+                    wb = sub["weight"]
+                    lb *= wb
+                    if gb is not None:
+                        gb *= wb
+                if gb is not None and u != 1.0:
+                    gb *= u  # while the block is in cache
+                return lb.sum()
+
             partial = {}
             scratch = threading.local()
 
@@ -574,9 +605,9 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
 
             _run_blocks(x2.shape[0], rows, x.size, work)
             total = dt.type(sum(partial[k] for k in sorted(partial)))  # a fixed order: same result on any thread count
-        if not np.isfinite(total):
+        if not math.isfinite(total):
             return NotImplemented  # infinite inputs: the reference path defines the result
-        value = _finish(total, per_item.reshape(x.shape) if keep else None, reduction, u, dt)
+        value = per_item.reshape(x.shape) if keep else dt.type(total * u)
         return (value, grad.reshape(x.shape)) if with_grad else value
 
     return fast

@@ -25,6 +25,8 @@ from . import _engines, _fast, _xp
 from ._reduce import coefficient, reduce
 from ._spec import LossSpec
 
+_UNSET = object()
+
 
 class State:
     """Validated, compute-dtype arrays and options of one call (a plain class: torch.compile traces it)."""
@@ -149,8 +151,11 @@ class Loss:
                 raise TypeError(f"{self.name}{self._signature}: {err}") from None
             bound.apply_defaults()
             arguments = dict(bound.arguments)
+        defaults = self._keyword_defaults
         for option in self.spec.options:  # each option against the domain its spec declares: the one check
-            arguments[option.name] = check.option_in(option, arguments[option.name])
+            value = arguments[option.name]
+            if value is not defaults.get(option.name, _UNSET):  # defaults are valid (tests/test_registry.py)
+                arguments[option.name] = check.option_in(option, value)
         for name in self.inputs:
             value = arguments[name]
             if not _xp.is_array(value):  # lists and scalars become NumPy float64 arrays

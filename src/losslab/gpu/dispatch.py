@@ -23,7 +23,7 @@ def kernels_enabled() -> bool:
 
 
 def _kernel_device(x) -> bool:
-    if x.device.type == "cuda":
+    if x.is_cuda:
         return True
     # CPU tensors go to the kernels only under Triton's interpreter and on explicit request (tests)
     return os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("LOSSLAB_TRITON") == "1"
@@ -31,7 +31,9 @@ def _kernel_device(x) -> bool:
 
 def cross_entropy(args, options, reduction, normalizer, with_grad):
     logits = args[0]
-    if not type(logits).__module__.startswith("torch") or len(args) != 2 or not set(options) <= CE_OPTIONS:
+    if not type(logits).__module__.startswith("torch") or len(args) != 2 or not _kernel_device(logits):
+        return NotImplemented  # the device first: a CPU call (the usual one here) declines at once
+    if not options.keys() <= CE_OPTIONS:
         return NotImplemented
     import torch
 
@@ -40,7 +42,7 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
             or targets.device != logits.device  # the array-API path moves them, as it does for weights
             or logits.dtype not in (torch.float16, torch.bfloat16, torch.float32)
             or targets.dtype.is_floating_point or targets.dtype == torch.bool
-            or not _kernel_device(logits) or not kernels_enabled() or torch.compiler.is_compiling()):
+            or not kernels_enabled() or torch.compiler.is_compiling()):
         return NotImplemented
     weight = options.get("weight")
     if weight is not None and not isinstance(weight, torch.Tensor):

@@ -37,10 +37,15 @@ _NUMPY_DTYPES = (torch.float32, torch.float64)
 
 def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool):
     """The torch engine's entry (registered in losslab/__init__.py for torch tensors)."""
-    grad_mode = torch.is_grad_enabled()
-    tracks = grad_mode and any(getattr(bound[n], "requires_grad", False) for n in loss.inputs)
-    others_track = grad_mode and any(
-        isinstance(v, torch.Tensor) and v.requires_grad for k, v in bound.items() if k not in loss.inputs)
+    tracks = others_track = False
+    if torch.is_grad_enabled():
+        inputs = loss.inputs
+        for k, v in bound.items():
+            if isinstance(v, torch.Tensor) and v.requires_grad:
+                if k in inputs:
+                    tracks = True
+                else:
+                    others_track = True
     if others_track and not with_grad:
         return NotImplemented  # targets or weights with gradients: autograd traces the reference forward
     fused = (_fast.enabled() and not torch.compiler.is_compiling()
@@ -68,22 +73,26 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
 # with torch itself.
 
 
+_PLAIN = (type(None), int, float, bool, str)
+
+
 def _numpy_view(v: Any):
-    if v is None or type(v) in (int, float, bool, str):
-        return v
+    """A zero-copy NumPy view of a CPU tensor (other values as they are); TypeError for what the NumPy
+    engine cannot take: another device, bfloat16, a lazily conjugated or negated tensor, another
+    framework's array (the torch path gives its error)."""
     if isinstance(v, torch.Tensor):
-        if v.device.type != "cpu" or v.is_conj() or v.is_neg() or v.dtype == torch.bfloat16:
+        if not v.is_cpu or v.dtype == torch.bfloat16 or v.is_conj() or v.is_neg():
             raise TypeError
         return v.detach().numpy()
-    if _xp.is_array(v) and _xp.backend_of(v) not in ("numpy", "torch"):
-        raise TypeError  # another framework's array: the torch path gives its error
-    return v
+    if type(v) in _PLAIN or not _xp.is_array(v) or _xp.backend_of(v) in ("numpy", "torch"):
+        return v
+    raise TypeError
 
 
 def _numpy_views(loss: Loss, bound: dict, normalizer: Any):
     """Zero-copy NumPy views of every tensor of a CPU float32/float64 call, or None."""
     x = bound[loss.inputs[0]]
-    if x.device.type != "cpu" or x.dtype not in _NUMPY_DTYPES:
+    if not x.is_cpu or x.dtype not in _NUMPY_DTYPES:
         return None
     try:
         return {k: _numpy_view(v) for k, v in bound.items()}, _numpy_view(normalizer)
@@ -111,7 +120,8 @@ def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_
         return out if with_grad else (out, None)
     np_bound, np_normalizer = views  # the NumPy engine's own order: its fast path, else the reference
     positional = tuple(np_bound[n] for n in loss._positional)
-    options = {k: np_bound[k] for k in loss._keyword_defaults}
+    # only the options given, as a NumPy call passes them (a fast path reads a missing one as its default)
+    options = {k: np_bound[k] for k, default in loss._keyword_defaults.items() if np_bound[k] is not default}
     out = loss._fast_path("numpy", positional, options, reduction, np_normalizer, with_grad)
     if out is NotImplemented:
         out = loss._reference(_NUMPY, np_bound, reduction, np_normalizer, with_grad, ops=np)
