@@ -15,8 +15,12 @@ from losslab import _engines, _fast
 FAST_CASES = [c for c in CASES if _engines.fast_path_of(c.fn.name, "numpy") is not None]
 
 
+_ROW_BLOCKED = ("triplet_margin", "triplet_margin_with_distance", "cosine_embedding", "contrastive")
+
+
 def _supported(case) -> bool:
-    return not (case.loss in ("cross_entropy", "nll") and case.args[0].ndim != 2)
+    # one (D,) embedding item has no rows to block: the reference path takes it
+    return not (case.loss in ("cross_entropy", "nll", *_ROW_BLOCKED) and case.args[0].ndim != 2)
 
 
 def assert_same_results(fast, ref, dtype):
@@ -142,3 +146,56 @@ def test_kl_div_batchmean_fast_path_equals_reference(case):
         ref = ll.kl_div.value_and_grad(*case.args, **case.options, reduction="batchmean")
     np.testing.assert_allclose(out[0], ref[0], rtol=1e-12)
     np.testing.assert_allclose(out[1], ref[1], rtol=1e-12, atol=1e-15)
+
+
+ROW_BLOCKED = [
+    ("triplet_margin", 3, {"margin": 0.5, "swap": True}),
+    ("triplet_margin", 3, {"p": 1.5}),
+    ("triplet_margin_with_distance", 3, {"distance_function": "cosine", "margin": 0.2}),
+    ("cosine_embedding", 2, {"margin": 0.1}),
+    ("contrastive", 2, {"margin": 40.0}),
+]
+
+
+@pytest.mark.parametrize(("name", "n_embeddings", "options"), ROW_BLOCKED,
+                         ids=[f"{n}-{'-'.join(map(str, o.values()))}" for n, _, o in ROW_BLOCKED])
+def test_row_blocked_paths_equal_the_reference_on_many_threaded_blocks(name, n_embeddings, options):
+    rng = np.random.default_rng(3)
+    n, d = 1500, 700  # above the threading threshold, many blocks of rows, an odd split
+    args = [rng.standard_normal((n, d)).astype(np.float32) for _ in range(n_embeddings)]
+    if name == "cosine_embedding":
+        args.append(np.where(rng.uniform(size=n) < 0.5, -1.0, 1.0).astype(np.float32))
+    elif name == "contrastive":
+        args.append((rng.uniform(size=n) < 0.5).astype(np.float32))
+    fn, fast = ll.get_loss(name), _engines.fast_path_of(name, "numpy")
+    before = ll.get_num_threads()
+    try:
+        ll.set_num_threads(3)
+        for reduction in ("mean", "sum", "none"):
+            out = fast(tuple(args), options, reduction, None, True)
+            assert out is not NotImplemented
+            with ll.reference_path():
+                ref = fn.value_and_grad(*args, **options, reduction=reduction)
+            np.testing.assert_allclose(out[0], ref[0], rtol=2e-5, atol=1e-6)
+            for a, b in zip(out[1], ref[1]):
+                assert a.dtype == b.dtype == np.float32
+                np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+        assert fast(tuple(args), options, "mean", 7.0, False) == pytest.approx(fn(*args, **options, normalizer=7.0), rel=1e-5)
+    finally:
+        ll.set_num_threads(before)
+
+
+def test_row_blocked_paths_leave_bad_values_and_nan_to_the_reference():
+    x = np.ones((4, 3))
+    cosine = _engines.fast_path_of("cosine_embedding", "numpy")
+    assert cosine((x, x, np.array([1.0, 0.0, 1.0, -1.0])), {}, "mean", None, True) is NotImplemented
+    with pytest.raises(ValueError, match="targets must only contain"):
+        ll.cosine_embedding(x, x, np.array([1.0, 0.0, 1.0, -1.0]))
+    nan = x.copy()
+    nan[2, 1] = np.nan
+    triplet = _engines.fast_path_of("triplet_margin", "numpy")
+    assert triplet((nan, x, 2 * x), {}, "mean", None, True) is NotImplemented
+    assert np.isnan(ll.triplet_margin(nan, x, 2 * x))
+    assert triplet((x, x, x), {"margin": np.float64(1.0)}, "mean", None, True) is not NotImplemented
+    assert _engines.fast_path_of("triplet_margin_with_distance", "numpy")(
+        (x, x, x), {"distance_function": lambda a, b: a}, "mean", None, True) is NotImplemented

@@ -825,6 +825,85 @@ def siglip(args, options, reduction, normalizer, with_grad):
     return value, _similarity_grads(w, a, b, a_hat, na, b_hat, nb, scale)
 
 
+# -- row-separable embedding losses: the loss's own formulas on cache-sized blocks of rows -------------
+# Each row's loss and gradient depend on that row alone, so the reference's prepare and value_and_grads,
+# run with plain NumPy (no array-API wrappers) on blocks of rows that stay in cache, over threads, give
+# the same numbers as on the whole batch with one pass over memory instead of one per operation. The
+# formulas stay in losses/ranking.py: nothing is written twice here.
+
+_PLAIN_OPTIONS = (bool, int, float, str, type(None), np.generic)
+
+
+def _loss_named(name: str):
+    from . import registry  # imported at the first call: the losses import this module
+
+    return registry.get_loss(name)
+
+
+def _row_blocked(name: str, n_embeddings: int):
+    """A fast path for loss ``name`` whose first ``n_embeddings`` arguments are (N, D) embeddings (the
+    differentiable inputs) and whose other arguments hold one value per row; its mean divides by N."""
+
+    def fast(args, options, reduction, normalizer, with_grad):
+        if not _reduction_ok(reduction, normalizer) or len(args) < n_embeddings:
+            return NotImplemented
+        first = args[0]
+        if not _float_array(first) or first.ndim != 2 or first.shape[-1] == 0:
+            return NotImplemented  # one (D,) item: nothing to block, the reference path
+        embeddings = args[:n_embeddings]
+        if any(type(e) is not np.ndarray or e.dtype != first.dtype or e.shape != first.shape for e in embeddings):
+            return NotImplemented
+        rows_of = tuple(args[n_embeddings:])
+        if any(type(r) is not np.ndarray or r.shape != first.shape[:-1] or r.dtype.kind not in "fiub" for r in rows_of):
+            return NotImplemented
+        if not all(isinstance(v, _PLAIN_OPTIONS) for v in options.values()):
+            return NotImplemented  # array or callable options: the reference path
+        n, dt = embeddings[0].shape[0], first.dtype
+        if n == 0:
+            return NotImplemented
+        loss = _loss_named(name)
+        k = normalizer if normalizer is not None else n  # the mean's divisor: one term per row
+        block_reduction = "mean" if reduction == "mean" else reduction
+        per_item = np.empty(n, dt) if reduction == "none" else None
+        grads = tuple(np.empty_like(e) for e in embeddings) if with_grad else None
+        partial = {}
+
+        def work(lo: int, hi: int) -> None:
+            st = loss.prepare(np, *(e[lo:hi] for e in embeddings), *(r[lo:hi] for r in rows_of), **options)
+            if with_grad:
+                value, block_grads = loss.value_and_grads(np, st, block_reduction, k, np)
+                for out, g in zip(grads, block_grads):
+                    out[lo:hi] = g
+            else:
+                value = loss._value(np, st, block_reduction, k)[0]
+            if per_item is not None:
+                per_item[lo:hi] = value
+            else:
+                partial[lo] = value
+
+        try:
+            with np.errstate(all="ignore"):
+                if n <= (rows := _row_blocks(n, n_embeddings * first.shape[-1], dt.itemsize)):
+                    work(0, n)
+                else:
+                    _run_blocks(n, rows, n * first.shape[-1] * n_embeddings, work)
+        except (ValueError, TypeError):
+            return NotImplemented  # bad values: the reference path raises its documented error
+        total = float(sum(partial[lo] for lo in sorted(partial))) if per_item is None else float(per_item.sum())
+        if not math.isfinite(total):
+            return NotImplemented  # NaN or infinite inputs: the reference path defines the result
+        value = per_item if per_item is not None else dt.type(total)
+        return (value, grads) if with_grad else value
+
+    return fast
+
+
+triplet_margin = _row_blocked("triplet_margin", 3)
+triplet_margin_with_distance = _row_blocked("triplet_margin_with_distance", 3)
+cosine_embedding = _row_blocked("cosine_embedding", 2)
+contrastive = _row_blocked("contrastive", 2)
+
+
 # the engines' registry: ll.<name> on NumPy arrays tries these first (and the torch engine, on
 # zero-copy views of large CPU tensors)
 for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth_l1, "log_cosh": log_cosh,
@@ -833,5 +912,7 @@ for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth
                      "binary_cross_entropy": binary_cross_entropy, "hinge": hinge, "squared_hinge": squared_hinge,
                      "kl_div": kl_div, "info_nce": info_nce, "siglip": siglip, "poisson_deviance": poisson_deviance,
                      "gamma_deviance": gamma_deviance, "msle": msle, "mape": mape, "soft_margin": soft_margin,
-                     "hinge_embedding": hinge_embedding}.items():
+                     "hinge_embedding": hinge_embedding, "triplet_margin": triplet_margin,
+                     "triplet_margin_with_distance": triplet_margin_with_distance,
+                     "cosine_embedding": cosine_embedding, "contrastive": contrastive}.items():
     _engines.register_fast_path(_name, "numpy", _path)
