@@ -148,6 +148,66 @@ def test_kl_div_batchmean_fast_path_equals_reference(case):
     np.testing.assert_allclose(out[1], ref[1], rtol=1e-12, atol=1e-15)
 
 
+PAIRS = [
+    ("dpo", {"beta": 0.2, "loss_type": "sigmoid", "label_smoothing": 0.1}),
+    ("dpo", {"beta": 0.05, "loss_type": "hinge"}),
+    ("dpo", {"beta": 0.5, "loss_type": "ipo"}),
+    ("dpo", {"beta": 0.3, "loss_type": "robust", "label_smoothing": 0.2}),
+    ("simpo", {"beta": 1.5, "gamma": 0.8}),
+    ("orpo", {"lam": 0.5}),
+    ("margin_ranking", {"margin": 0.3}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), PAIRS, ids=[f"{n}-{'-'.join(map(str, o.values()))}" for n, o in PAIRS])
+def test_pair_paths_threaded_blocks_equal_single_thread_and_reference(name, options):
+    rng = np.random.default_rng(11)
+    shape = (700, 1000)  # 700k elements: above the threading threshold, many blocks, odd split
+    if name == "dpo":
+        args = tuple(-rng.uniform(5, 40, shape).astype(np.float32) for _ in range(4))
+    elif name == "margin_ranking":
+        t = np.where(rng.uniform(size=shape) < 0.5, -1.0, 1.0).astype(np.float32)
+        args = (*rng.normal(size=(2, *shape)).astype(np.float32), t)
+    else:
+        args = tuple(-rng.uniform(0.01, 3.0, shape).astype(np.float32) for _ in range(2))
+    fn, fast = ll.get_loss(name), _engines.fast_path_of(name, "numpy")
+    before = ll.get_num_threads()
+    try:
+        ll.set_num_threads(1)
+        single = fast(args, options, "sum", None, True)
+        ll.set_num_threads(3)
+        threaded = fast(args, options, "sum", None, True)  # sum: gradients of order 1, not 1/N
+        items = fn(*args, **options, reduction="none")
+        mean = fn(*args, **options)
+    finally:
+        ll.set_num_threads(before)
+    np.testing.assert_allclose(threaded[0], single[0], rtol=1e-5)
+    for a, b in zip(threaded[1], single[1]):
+        np.testing.assert_array_equal(a, b)  # each element is the same work, whoever runs it
+    with ll.reference_path():
+        ref = fn.value_and_grad(*args, **options, reduction="sum")
+        ref_items = fn(*args, **options, reduction="none")
+        ref_mean = fn(*args, **options)
+    assert_same_results(threaded, ref, "float32")
+    assert_same_results((items, mean), (ref_items, ref_mean), "float32")
+
+
+def test_pair_paths_decline_what_the_reference_must_answer():
+    x = -np.linspace(0.1, 2.0, 10)
+    path = {name: _engines.fast_path_of(name, "numpy") for name in ("dpo", "orpo", "margin_ranking")}
+    assert path["orpo"]((x, np.where(x < -1, x, 0.0)), {}, "mean", None, True) is NotImplemented  # log-probability 0
+    assert path["margin_ranking"]((x, x, np.full(10, 0.5)), {}, "mean", None, True) is NotImplemented
+    assert path["dpo"]((x, x, x, x.astype(np.float32)), {}, "mean", None, True) is NotImplemented
+    with pytest.raises(ValueError, match="rejected_avg_logps"):
+        ll.orpo(x, np.where(x < -1, x, 0.0))
+    nan = np.where(x < -1, x, np.nan)
+    for loss_type in ("sigmoid", "hinge", "ipo", "robust"):  # NaN: the reference path's answer
+        value, (chosen, _) = ll.dpo.value_and_grad(nan, x, x, x, loss_type=loss_type)
+        with ll.reference_path():
+            np.testing.assert_array_equal(value, ll.dpo(nan, x, x, x, loss_type=loss_type))
+        assert np.isnan(chosen[0]) and not np.isnan(chosen[-1])
+
+
 ROW_BLOCKED = [
     ("triplet_margin", 3, {"margin": 0.5, "swap": True}),
     ("triplet_margin", 3, {"p": 1.5}),

@@ -253,3 +253,13 @@ def test_modules_train_a_policy():
                          (llt.DistillKLLoss(temperature=2.0), (torch.randn(2, 5), torch.randn(2, 5))),
                          (llt.JSDLoss(beta=0.3), (torch.randn(2, 5), torch.randn(2, 5)))):
         assert torch.isfinite(module(*args))
+
+
+@pytest.mark.parametrize("loss_type", ["sigmoid", "hinge", "ipo", "robust"])
+def test_dpo_nan_reaches_the_value_and_the_gradient_for_every_loss_type(loss_type):
+    # hinge's max(0, 1 - z) once turned a NaN margin into a loss of 0 (with a NaN gradient)
+    x = np.array([np.nan, -1.0])
+    value, grads = ll.dpo.value_and_grad(x, np.array([-2.0, -3.0]), np.array([-1.5, -1.0]), np.array([-2.0, -2.5]),
+                                         loss_type=loss_type)
+    assert np.isnan(value) and np.isnan(grads[0][0]) and np.isnan(grads[1][0])
+    assert np.isfinite(grads[0][1])

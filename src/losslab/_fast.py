@@ -916,3 +916,6 @@ for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth
                      "triplet_margin_with_distance": triplet_margin_with_distance,
                      "cosine_embedding": cosine_embedding, "contrastive": contrastive}.items():
     _engines.register_fast_path(_name, "numpy", _path)
+
+# the fast paths of the pair losses live in their own module and register themselves
+from . import _fast_pairs  # noqa: E402,F401

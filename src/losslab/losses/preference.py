@@ -120,7 +120,7 @@ class DPO(Loss):
         z = st.beta * d
         if st.loss_type == "hinge":
             h = 1.0 - z
-            return xp.where(h > 0, h, xp.zeros_like(h)), _count(d.shape)
+            return _stable.keep_nan(xp, h, xp.where(h > 0, h, xp.zeros_like(h))), _count(d.shape)
         if st.loss_type == "ipo":
             return (d - 1.0 / (2.0 * st.beta)) ** 2, _count(d.shape)
         up, down = _stable.softplus(xp, -z), _stable.softplus(xp, z)  # -log s(z), -log s(-z)
