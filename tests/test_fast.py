@@ -259,3 +259,50 @@ def test_row_blocked_paths_leave_bad_values_and_nan_to_the_reference():
     assert triplet((x, x, x), {"margin": np.float64(1.0)}, "mean", None, True) is not NotImplemented
     assert _engines.fast_path_of("triplet_margin_with_distance", "numpy")(
         (x, x, x), {"distance_function": lambda a, b: a}, "mean", None, True) is NotImplemented
+
+
+CLASS_ROWS = [
+    ("multiclass_hinge", {"p": 2, "margin": 0.7, "weight": "w"}),
+    ("multiclass_hinge", {"p": 1, "margin": 1.5}),
+    ("multilabel_soft_margin", {"weight": "w"}),
+    ("multilabel_margin", {}),
+    ("distill_kl", {"temperature": 2.0, "reverse": True}),
+    ("distill_kl", {"temperature": 0.7}),
+    ("jsd", {"beta": 0.3, "temperature": 1.5}),
+    ("jsd", {"beta": 1.0, "temperature": 2.0}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), CLASS_ROWS, ids=[f"{n}-{'-'.join(map(str, o.values()))}" for n, o in CLASS_ROWS])
+def test_class_row_paths_equal_the_reference_on_many_threaded_blocks(name, options):
+    rng = np.random.default_rng(4)
+    n, c = (4000, 64) if name == "multilabel_margin" else (2000, 600)  # above the threading threshold, many blocks
+    x = (rng.standard_normal((n, c)) * 2).astype(np.float32)
+    opts = {k: rng.uniform(0.5, 2, c).astype(np.float32) if v == "w" else v for k, v in options.items()}
+    if name == "multiclass_hinge":
+        t = rng.integers(0, c, n)
+    elif name == "multilabel_soft_margin":
+        t = (rng.uniform(size=(n, c)) < 0.2).astype(np.float32)
+    elif name == "multilabel_margin":  # up to 6 targets per row (duplicates too), then -1 and ignored entries
+        t = rng.integers(0, c, (n, c))
+        t[np.arange(c) >= rng.integers(0, 7, n)[:, None]] = -1
+        t[:, 8:] = rng.integers(-1, c, (n, c - 8))
+    else:
+        t = (rng.standard_normal((n, c)) * 2).astype(np.float32)
+    fn, fast = ll.get_loss(name), _engines.fast_path_of(name, "numpy")
+    before = ll.get_num_threads()
+    try:
+        ll.set_num_threads(1)
+        single = fast((x, t), opts, "mean", None, True)
+        ll.set_num_threads(3)
+        for reduction in ("mean", "sum", "none"):
+            out = fast((x, t), opts, reduction, None, True)
+            assert out is not NotImplemented
+            with ll.reference_path():
+                ref = fn.value_and_grad(x, t, **opts, reduction=reduction)
+            assert_same_results(out, ref, "float32")
+            np.testing.assert_allclose(fast((x, t), opts, reduction, None, False), ref[0], rtol=1e-5, atol=1e-6)
+            if reduction == "mean":
+                np.testing.assert_array_equal(out[1], single[1])  # each row is the same work, whoever runs it
+    finally:
+        ll.set_num_threads(before)
