@@ -60,7 +60,12 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
         return value, grads[0] if len(grads) == 1 else grads
     if not fused or reduction == "none":
         return _reference_apply(loss, bound, reduction, normalizer)
-    return _apply(LosslabFusedFunction, loss, bound, reduction, normalizer, xp)
+    names = tuple(k for k, v in bound.items() if isinstance(v, torch.Tensor))
+    if isinstance(normalizer, torch.Tensor):
+        names += ("_normalizer",)
+        bound = {**bound, "_normalizer": normalizer}
+    call = (loss, xp, bound, reduction, normalizer, names)  # one constant: apply's cost grows with its arguments
+    return LosslabFusedFunction.apply(call, *(bound[k] for k in names))
 
 
 # -- computing: value and gradient in one pass --------------------------------------------------------
@@ -188,25 +193,29 @@ class LosslabFusedFunction(torch.autograd.Function):
     """The fused engine: value and gradient in the forward; the backward rescales the gradient."""
 
     @staticmethod
-    def forward(ctx, loss, names, constants, xp, *tensors):
-        kwargs, normalizer, reduction = _unpack(names, constants, tensors)
-        value, grads = _compute(loss, xp, kwargs, reduction, normalizer, True)
-        ctx.grads = dict(zip(loss.inputs, grads))
-        ctx.save_for_backward(*tensors)
-        ctx.meta = (loss, names, constants)
+    def forward(ctx, call, *tensors):
+        loss, xp, bound, reduction, normalizer, names = call
+        value, grads = _compute(loss, xp, bound, reduction, normalizer, True)
+        # the gradients in the order of the tensor arguments (None for targets and weights)
+        by_input = dict(zip(loss.inputs, grads))
+        ctx.grads = tuple(by_input.get(n) for n in names)
+        ctx.save_for_backward(*tensors)  # only a second backward reads them (and checks they were not modified)
+        ctx.call = call
         return value
 
     @staticmethod
     def backward(ctx, upstream):
         grads, ctx.grads = ctx.grads, None
-        loss, names, constants = ctx.meta
         if grads is None or torch.is_grad_enabled():  # a second backward, or create_graph=True
-            return _differentiable_backward(loss, names, constants, ctx.saved_tensors, upstream)
+            loss, _, bound, reduction, normalizer, names = ctx.call
+            constants = {k: v for k, v in bound.items() if k not in names}
+            constants["_normalizer"], constants["_reduction"] = normalizer, reduction
+            return (None, *_differentiable_backward(loss, names, constants, ctx.saved_tensors, upstream)[4:])
         # the gradient is ours alone: scale it in place (the reduction is mean or sum, so upstream is 0-d
-        # and, as a 0-d tensor, keeps each gradient's dtype)
-        unit = upstream.device.type == "cpu" and upstream.item() == 1.0  # no sync on the CPU
-        if not unit:
-            for g in grads.values():
-                g.mul_(upstream)
-        return (None, None, None, None,
-                *(grads.get(n) if ctx.needs_input_grad[4 + i] else None for i, n in enumerate(names)))
+        # and, as a 0-d tensor, keeps each gradient's dtype); on the CPU nothing when it is 1 (no sync)
+        if not (upstream.is_cpu and upstream.item() == 1.0):
+            for g in grads:
+                if g is not None:
+                    g.mul_(upstream)
+        needs = ctx.needs_input_grad
+        return (None, *(g if needs[1 + i] else None for i, g in enumerate(grads)))
