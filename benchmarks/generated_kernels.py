@@ -41,7 +41,8 @@ def _data(name, n, rng, np):
 
 
 HAND_CHAINS = {"mse": "_mse", "mae": "_mae", "huber": "_huber", "smooth_l1": "_smooth_l1", "log_cosh": "_log_cosh",
-               "quantile": "_quantile", "binary_cross_entropy_with_logits": "_bce_logits", "focal": "_focal"}
+               "quantile": "_quantile", "binary_cross_entropy_with_logits": "_bce_logits", "focal": "_focal",
+               "soft_margin": "_soft_margin"}
 OPTIONS = {"delta": 1.0, "beta": 1.0, "q": 0.5, "margin": 1.0, "alpha": 0.25, "gamma": 2.0, "pos_weight": None}
 
 

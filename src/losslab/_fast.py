@@ -698,7 +698,26 @@ mape = _elementwise(_numpy_kernels.mape, {}, True)
 hinge = _elementwise(_numpy_kernels.hinge, {"margin": 1.0}, False, checks=_signs, name="hinge")
 squared_hinge = _elementwise(_numpy_kernels.squared_hinge, {"margin": 1.0}, False, checks=_signs,
                               name="squared_hinge")
-soft_margin = _elementwise(_numpy_kernels.soft_margin, {}, False, checks=_pm1, name="soft_margin")
+def _soft_margin(xb, tb, l, g, o):
+    # softplus(z), z = -t x: max(z, 0) + L, L = log1p(e^-|z|); dl/dx = -t sigmoid(z) = -t exp(min(z, 0) - L),
+    # exact in both tails (no 1 - sigmoid). The generated kernel computes the same in twice the passes.
+    z = np.multiply(tb, xb)
+    np.negative(z, out=z)
+    big_l = np.abs(z)
+    np.negative(big_l, out=big_l)
+    np.exp(big_l, out=big_l)
+    np.log1p(big_l, out=big_l)
+    np.maximum(z, 0.0, out=l)
+    l += big_l
+    if g is not None:
+        np.minimum(z, 0.0, out=g)
+        g -= big_l
+        np.exp(g, out=g)
+        g *= tb
+        np.negative(g, out=g)
+
+
+soft_margin = _elementwise(_soft_margin, {}, False, checks=_pm1, name="soft_margin")
 hinge_embedding = _elementwise(_numpy_kernels.hinge_embedding, {"margin": 1.0}, False, checks=_signs, name="hinge_embedding")
 
 
