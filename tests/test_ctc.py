@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import losslab as ll
+from losslab import _engines, _fast
 from losslab.losses.sequence import ctc
 
 jax.config.update("jax_enable_x64", True)
@@ -375,3 +377,144 @@ def test_spec_and_signature():
     assert ctc.spec.peers["pytorch"] == "torch.nn.functional.ctc_loss"
     assert [o.name for o in ctc.spec.options] == ["blank", "zero_infinity"]
     assert "true derivative" in ctc.__doc__ and "Equivalents:" in ctc.__doc__
+
+
+# -- the compiled fast path (losslab/_fast_ctc.py) -----------------------------------------------------------
+
+needs_numba = pytest.mark.skipif(not _fast._numba.AVAILABLE, reason="the compiled CTC path needs Numba")
+
+
+def _random_call(rng, frames, batch, classes, width, dtype=np.float64, blank=0, special=None, concatenated=False):
+    """(log_probs, targets, input_lengths, target_lengths) with unequal lengths, repeated labels, zero lengths
+    and alignments too long for their frames; ``special`` puts NaN, +inf or -inf in log_probs."""
+    lp = _log_softmax(_logits(rng, frames, batch, classes) * 1.5).astype(dtype)
+    others = np.array([c for c in range(classes) if c != blank])
+    targets = others[rng.integers(0, len(others), size=(batch, width))]
+    if width > 1:
+        targets[::3, 1] = targets[::3, 0]  # repeats need a blank between them
+    tl = rng.integers(0, width + 1, size=batch)
+    il = rng.integers(0, frames + 1, size=batch)
+    il[0], tl[-1] = frames, 0
+    if batch > 2 and width > 1:
+        il[1], tl[1] = 1, width  # impossible: two labels or more in one frame
+    if special is not None and frames:
+        where = rng.integers(frames), rng.integers(batch)
+        if special == "-inf":
+            lp[:, where[1], targets[where[1], 0] if width else blank] = -np.inf
+        else:
+            lp[where[0], where[1], blank] = {"nan": np.nan, "+inf": np.inf}[special]
+    if concatenated:
+        targets = np.concatenate([targets[n, : tl[n]] for n in range(batch)]).astype(np.int64)
+    return lp, targets, il, tl
+
+
+def test_empty_batch():
+    x, targets, lengths = np.zeros((5, 0, 4)), np.zeros((0, 2), dtype=np.int64), np.zeros(0, dtype=np.int64)
+    value, g = ctc.value_and_grad(x, targets, lengths, lengths, reduction="none")
+    assert value.shape == (0,) and g.shape == (5, 0, 4)
+    assert ctc(x, targets, lengths, lengths, reduction="sum") == 0
+
+
+def _fast_path(args, options, reduction, normalizer=None, with_grad=True):
+    return _engines.fast_path_of("ctc", "numpy")(args, options, reduction, normalizer, with_grad)
+
+
+def _reference(args, options, reduction, normalizer=None):
+    with ll.reference_path():
+        return ctc.value_and_grad(*args, **options, reduction=reduction, normalizer=normalizer)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("layout", ["padded", "concatenated"])
+def test_fast_path_equals_the_reference_on_a_large_batch(dtype, layout):
+    """The compiled path against the reference on a larger batch, with every option: blanks, zero_infinity,
+    the reductions and a normalizer, unequal and zero lengths, repeats, -inf log-probabilities."""
+    tol = {"rtol": 1e-4, "atol": 1e-5} if dtype == "float32" else {"rtol": 1e-11, "atol": 1e-13}
+    rng = np.random.default_rng(7)
+    for blank, special, possible in [(0, None, False), (11, "-inf", False), (4, None, True)]:
+        args = _random_call(rng, 60, 24, 12, 15, np.dtype(dtype), blank, special, layout == "concatenated")
+        if possible:
+            args[2][:] = 60
+        impossible = np.isinf(_reference(args, {"blank": blank}, "none")[0]) & (args[2] > 0)
+        assert impossible.any() != possible
+        for zero_infinity in (False, True):
+            options = {"blank": blank, "zero_infinity": zero_infinity}
+            for reduction, normalizer in [("none", None), ("sum", None), ("mean", None), ("mean", 7.5), ("mean", 0)]:
+                with np.errstate(invalid="ignore"):  # normalizer 0 times an infinite loss: NaN, in both
+                    ref = _reference(args, options, reduction, normalizer)
+                    value = _fast_path(args, options, reduction, normalizer, with_grad=False)
+                assert value is not NotImplemented
+                assert type(value) is type(ref[0]) and np.asarray(value).dtype == np.asarray(ref[0]).dtype
+                np.testing.assert_allclose(value, ref[0], **tol)
+                out = _fast_path(args, options, reduction, normalizer)
+                if impossible.any() and not zero_infinity:
+                    assert out is NotImplemented  # the reference's NaN gradient of an impossible alignment
+                    continue
+                assert out is not NotImplemented
+                assert type(out[0]) is type(ref[0]) and out[1].dtype == ref[1].dtype
+                np.testing.assert_allclose(out[0], ref[0], **tol)
+                np.testing.assert_allclose(out[1], ref[1], **tol)
+
+
+@needs_numba
+def test_fast_path_threads_give_the_single_thread_result():
+    rng = np.random.default_rng(3)
+    args = _random_call(rng, 256, 16, 20, 40, np.float32)  # enough trellis cells for the thread pool
+    threads = ll.get_num_threads()
+    try:
+        ll.set_num_threads(1)
+        one = _fast_path(args, {"zero_infinity": True}, "mean")
+        ll.set_num_threads(2)
+        two = _fast_path(args, {"zero_infinity": True}, "mean")
+    finally:
+        ll.set_num_threads(threads)
+    assert one[0] == two[0] and np.array_equal(one[1], two[1])
+    np.testing.assert_allclose(two[1], _reference(args, {"zero_infinity": True}, "mean")[1], rtol=1e-3, atol=1e-4)
+
+
+@needs_numba
+def test_fast_path_declines_what_the_reference_must_take():
+    rng = np.random.default_rng(11)
+    lp, targets, _, _ = _random_call(rng, 9, 3, 5, 3)
+    il, tl = np.array([9, 4, 7]), np.array([3, 1, 2])
+    assert _fast_path((lp, targets, il, tl), {}, "sum") is not NotImplemented
+    declined = [
+        ((lp[:, 0], targets[0], il[0], tl[0]), {}),  # unbatched
+        ((np.where(np.arange(5) == 0, np.nan, lp), targets, il, tl), {}),  # NaN: the reference propagates it
+        ((lp, np.where(targets == targets[0, 0], 0, targets), [9, 9, 9], [3, 3, 3]), {}),  # the blank as a label
+        ((lp, targets, [9, 9, 10], tl), {}),  # a length out of range
+        ((lp, targets.astype(np.float64), il, tl), {}),
+        ((lp, targets, il, tl), {"zero_infinity": 1}),
+    ]
+    for args, options in declined:
+        assert _fast_path(args, options, "sum") is NotImplemented
+    with _fast.numpy_only():
+        assert _fast_path((lp, targets, il, tl), {}, "sum") is NotImplemented
+    # an impossible alignment: its value is taken, its NaN gradient left to the reference
+    impossible = (lp, np.array([[1, 1, 1], [1, 2, 3], [2, 3, 4]]), [9, 2, 9], [3, 3, 3])
+    assert np.isinf(_fast_path(impossible, {}, "none", with_grad=False)[1])
+    assert _fast_path(impossible, {}, "none") is NotImplemented
+    g = ctc.grad(*impossible, reduction="none")
+    assert np.isnan(g[:2, 1]).all() and np.all(g[2:, 1] == 0) and np.isfinite(np.delete(g, 1, axis=1)).all()
+    # and the public calls give the reference's results and errors
+    nan_lp = declined[1][0][0]
+    assert np.isnan(ctc(nan_lp, targets, il, tl, reduction="none")[il > 0]).all()
+    with pytest.raises(ValueError, match="blank index 0"):
+        ctc(*declined[2][0])
+
+
+@needs_numba
+def test_torch_cpu_tensors_take_the_fast_path():
+    rng = np.random.default_rng(5)
+    z = _logits(rng, 30, 4, 8)
+    _, targets, il, tl = _random_call(rng, 30, 4, 8, 6)
+    leaf = torch.tensor(z, requires_grad=True)
+    args = (torch.as_tensor(targets), torch.as_tensor(il), torch.as_tensor(tl))
+    value = ctc(torch.log_softmax(leaf, -1), *args, zero_infinity=True)
+    value.backward()
+    lp = _log_softmax(z)
+    want_v, want_g = _reference((lp, targets, il, tl), {"zero_infinity": True}, "mean")
+    np.testing.assert_allclose(value.item(), want_v, rtol=1e-12)
+    want_logits = want_g - np.exp(lp) * want_g.sum(-1, keepdims=True)
+    np.testing.assert_allclose(leaf.grad.numpy(), want_logits, rtol=1e-9, atol=1e-12)

@@ -936,5 +936,5 @@ for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth
                      "cosine_embedding": cosine_embedding, "contrastive": contrastive}.items():
     _engines.register_fast_path(_name, "numpy", _path)
 
-# the fast paths of the pair and class-row losses live in their own modules and register themselves
-from . import _fast_pairs, _fast_rows  # noqa: E402,F401
+# the fast paths of the pair, class-row and CTC losses live in their own modules and register themselves
+from . import _fast_ctc, _fast_pairs, _fast_rows  # noqa: E402,F401
