@@ -11,6 +11,8 @@ backward over materialised logits can do) and, for linear + CE, the three N x H 
     python benchmarks/gpu_cross_entropy.py --smoke --out /tmp/x   # CPU, tiny shapes, Triton's interpreter:
                                                                   # checks the script runs (CI does), times nothing
 
+The "losslab" row names the launch configuration the library chose for the shape (``launch``: the
+measured table, src/losslab/gpu/launch_table.json, or the heuristic; see benchmarks/gpu_sweep.py).
 Reports % of clone speed (clone ms / ms) or % of the matmul floor, and writes
 gpu_cross_entropy-DATE.json and .md (GPU, versions, date) under --out (default: benchmarks/results,
 or $OUT when set). Peers that are not importable are reported as such, not skipped silently.
@@ -107,6 +109,7 @@ def ce_case(n: int, v: int) -> None:
     except ImportError as ex:
         missing(case, "liger CE", str(ex))
     record(case, "losslab", run(lambda: lg.cross_entropy(logits, target)), **pct)
+    rows[-1]["launch"] = launch_used(n, v, logits)
     record(case, "losslab z-loss + label smoothing", run(
         lambda: lg.cross_entropy(logits, target, lse_square_scale=1e-4, label_smoothing=0.1)), **pct)
     scratch = logits.detach().clone().requires_grad_(True)
@@ -115,6 +118,16 @@ def ce_case(n: int, v: int) -> None:
         scratch.grad = None
         lg.cross_entropy(scratch, target, inplace=True).backward()
     record(case, "losslab inplace=True", inplace, **pct)
+
+
+def launch_used(n: int, v: int, logits) -> dict:
+    """The launch configuration losslab chose for this shape, and where it came from (table or heuristic)."""
+    from losslab.gpu import _cross_entropy as lce
+
+    config = lce.choose_config(v, logits.dtype, logits.device)
+    resolved = lce.resolve(config, n, v, logits.device, logits.element_size())
+    return {**dict(zip(("variant", "block", "num_warps", "rows_per_program", "programs"), resolved)),
+            "source": config.source}
 
 
 def linear_case(n: int, h: int, v: int) -> None:
@@ -176,7 +189,8 @@ def markdown(meta: dict) -> str:
         if "error" in r:
             lines.append(f"| {r['case']} | {r['impl']} | {r['error']} | | |")
         else:
-            lines.append(f"| {r['case']} | {r['impl']} | {r['ms']} | {limit} | {r['peak_extra_gib']} |")
+            impl = r["impl"] + (f" ({r['launch']})" if "launch" in r else "")
+            lines.append(f"| {r['case']} | {impl} | {r['ms']} | {limit} | {r['peak_extra_gib']} |")
     return "\n".join(lines) + "\n"
 
 
