@@ -237,7 +237,7 @@ def test_backward_twice_is_refused_not_wrong():
         loss.backward()
 
 
-# -- linear + cross-entropy (plain PyTorch: exact in float64 on any device) ----------------------------
+# -- linear + cross-entropy (the kernel per chunk of rows; float64 and plain CPU: torch operations) ----------
 
 def linear_data(n=11, h=8, v=70, dtype=torch.float64, seed=1):
     g = torch.Generator().manual_seed(seed)
@@ -255,28 +255,48 @@ LINEAR_OPTIONS = [{}, {"label_smoothing": 0.2}, {"class_weight": True, "label_sm
                   {"normalizer": 25}, {"bias": False}]
 
 
-@pytest.mark.parametrize("chunk_size", [1, 16, 70, None])
-@pytest.mark.parametrize("options", LINEAR_OPTIONS, ids=lambda o: "-".join(o) or "plain")
-def test_linear_cross_entropy_equals_the_materialised_logits(options, chunk_size):
+def linear_against_materialised(options, chunk_size, dtype=torch.float64, **extra):
+    """linear_cross_entropy and the reference on the materialised float64 logits, both differentiated
+    with one random upstream gradient (a scalar for mean/sum, one per row for "none")."""
     options = dict(options)
-    hidden, weight, bias, targets, class_weight = linear_data()
+    hidden, weight, bias, targets, class_weight = linear_data(dtype=dtype)
     if not options.pop("bias", True):
         bias = None
     if options.pop("class_weight", False):
         options["class_weight"] = class_weight
     inputs = [x.clone().requires_grad_() for x in (hidden, weight, bias) if x is not None]
     loss = gpu.linear_cross_entropy(inputs[0], inputs[1], targets, inputs[2] if bias is not None else None,
-                                    chunk_size=chunk_size, **options)
-    ref_inputs = [x.clone().requires_grad_() for x in (hidden, weight, bias) if x is not None]
+                                    chunk_size=chunk_size, **options, **extra)
+    ref_inputs = [x.detach().double().requires_grad_() for x in (hidden, weight, bias) if x is not None]
     logits = ref_inputs[0] @ ref_inputs[1].T + (ref_inputs[2] if bias is not None else 0)
     ref_options = {("weight" if k == "class_weight" else k): v for k, v in options.items()}
     ref = reference(logits, targets, **ref_options)[1]
     upstream = torch.randn(loss.shape, dtype=torch.float64, device=DEVICE)
-    (loss * upstream).sum().backward()
+    (loss * upstream.to(loss.dtype)).sum().backward()
     (ref * upstream).sum().backward()
+    assert [x.grad.dtype for x in inputs] == [dtype] * len(inputs)
+    return loss, ref, [x.grad for x in inputs], [x.grad for x in ref_inputs]
+
+
+@pytest.mark.parametrize("chunk_size", [1, 4, 11, None])  # rows per chunk (N = 11): 11, 3 uneven, 1, 6 uneven
+@pytest.mark.parametrize("options", LINEAR_OPTIONS, ids=lambda o: "-".join(o) or "plain")
+def test_linear_cross_entropy_equals_the_materialised_logits(options, chunk_size):
+    """float64: the plain-torch path (the kernel is float32 inside), exact to rounding."""
+    loss, ref, grads, ref_grads = linear_against_materialised(options, chunk_size)
     torch.testing.assert_close(loss, ref, rtol=1e-12, atol=1e-12)
-    for mine, theirs in zip(inputs, ref_inputs):
-        torch.testing.assert_close(mine.grad, theirs.grad, rtol=1e-10, atol=1e-12)
+    for mine, theirs in zip(grads, ref_grads):
+        torch.testing.assert_close(mine, theirs, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("block", [BLOCK, None], ids=["block", "default-launch"])
+@pytest.mark.parametrize("options", LINEAR_OPTIONS, ids=lambda o: "-".join(o) or "plain")
+def test_linear_cross_entropy_kernel_path_in_float32(options, block):
+    """float32: the Triton kernel per chunk of rows (on CUDA, or the interpreter), 4 chunks, the last uneven."""
+    loss, ref, grads, ref_grads = linear_against_materialised(options, 3, torch.float32, _block=block)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss.double(), ref, rtol=1e-5, atol=1e-5)
+    for mine, theirs in zip(grads, ref_grads):
+        torch.testing.assert_close(mine.double(), theirs, rtol=1e-4, atol=1e-5)
 
 
 def test_linear_cross_entropy_in_bfloat16():
@@ -284,7 +304,7 @@ def test_linear_cross_entropy_in_bfloat16():
     everything is float32, so the loss and lse match float64 on those rounded logits."""
     hidden, weight, _, targets, _ = linear_data(n=32, h=16, v=200, dtype=torch.bfloat16)
     h1, w1 = hidden.clone().requires_grad_(), weight.clone().requires_grad_()
-    loss, lse = gpu.linear_cross_entropy(h1, w1, targets, label_smoothing=0.1, chunk_size=48, return_lse=True)
+    loss, lse = gpu.linear_cross_entropy(h1, w1, targets, label_smoothing=0.1, chunk_size=12, return_lse=True)
     loss.backward()
     rounded = (hidden @ weight.T).double()
     torch.testing.assert_close(loss.double(), F.cross_entropy(rounded, targets, label_smoothing=0.1), rtol=1e-5, atol=1e-5)
@@ -294,6 +314,105 @@ def test_linear_cross_entropy_in_bfloat16():
     assert loss.dtype == torch.float32 and h1.grad.dtype == torch.bfloat16
     torch.testing.assert_close(h1.grad.double(), h2.grad, rtol=3e-2, atol=2e-3)
     torch.testing.assert_close(w1.grad.double(), w2.grad, rtol=3e-2, atol=2e-3)
+
+
+@pytest.mark.parametrize("options", [{"reduction": "sum"}, {"reduction": "none", "class_weight": True},
+                                     {"label_smoothing": 0.1, "softcap": 3.0}], ids=["sum", "none", "smooth-cap"])
+def test_linear_cross_entropy_in_bfloat16_with_bias_over_chunks(options):
+    """bf16, a bias, 4 chunks (the last uneven), a random upstream gradient: within bf16 rounding of float64
+    on the same inputs (grad_weight is accumulated in bf16 across chunks, see docs/gpu.md)."""
+    loss, ref, grads, ref_grads = linear_against_materialised(options, 3, torch.bfloat16)
+    assert loss.dtype == torch.float32
+    torch.testing.assert_close(loss.double(), ref, rtol=2e-2, atol=2e-2)
+    for mine, theirs in zip(grads, ref_grads):
+        torch.testing.assert_close(mine.double(), theirs, rtol=5e-2, atol=1e-2 * theirs.abs().max().item())
+
+
+class MatmulCount(torch.utils._python_dispatch.TorchDispatchMode):
+    """Multiply-adds of every matrix product (mm, addmm, addmm_, out= variants, bmm, baddbmm) run under it."""
+
+    PRODUCTS = ("mm", "addmm", "addmm_", "bmm", "baddbmm", "baddbmm_")
+
+    def __init__(self):
+        super().__init__()
+        self.madds = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = func.overloadpacket.__name__
+        if name in self.PRODUCTS:
+            a, b = args[1:3] if "add" in name else args[:2]  # addmm(input, mat1, mat2); out= is a keyword
+            batch = a.shape[0] if a.ndim == 3 else 1
+            self.madds += batch * a.shape[-2] * a.shape[-1] * b.shape[-1]
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["torch-ops", "kernel"])
+@pytest.mark.parametrize(("reduction", "needs", "products"), [
+    ("mean", (True, True, True), 3), ("sum", (True, True, False), 3), ("mean", (True, False, False), 2),
+    ("mean", (False, True, True), 2), ("none", (True, True, True), 4), ("mean", (False, False, False), 1),
+])
+def test_linear_cross_entropy_costs_three_products_not_four(dtype, reduction, needs, products):
+    """Forward + backward: 3 N H V multiply-adds with the gradient computed in the forward pass (2 when
+    hidden or weight is frozen, 1 when nothing requires grad); reduction="none" recomputes the logits: 4.
+    The values and gradients are the materialised logits' whatever is skipped."""
+    n, h, v = 11, 8, 70
+    hidden, weight, bias, targets, _ = linear_data(n, h, v, dtype=dtype)
+    inputs = [x.clone().requires_grad_(need) for x, need in zip((hidden, weight, bias), needs)]
+    refs = [x.double().requires_grad_(need) for x, need in zip((hidden, weight, bias), needs)]
+    with MatmulCount() as count:
+        loss = gpu.linear_cross_entropy(*inputs[:2], targets, inputs[2], reduction=reduction, chunk_size=4)
+        if any(needs):
+            loss.sum().backward()
+    assert count.madds == products * n * h * v
+    ref = F.cross_entropy(refs[0] @ refs[1].T + refs[2], targets, reduction=reduction)
+    if any(needs):
+        ref.sum().backward()
+    else:
+        assert loss.grad_fn is None
+    tol = TOL[torch.float32] if dtype == torch.float32 else dict(rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(loss.double(), ref.detach(), **tol)
+    for mine, theirs in zip(inputs, refs):
+        assert (mine.grad is None) == (theirs.grad is None)
+        if mine.grad is not None:
+            torch.testing.assert_close(mine.grad.double(), theirs.grad, **tol)
+
+
+def test_linear_cross_entropy_uses_the_kernel_and_no_grad_skips_the_gradient(monkeypatch):
+    """float32 on the kernel's device: one launch per chunk, the gradient written only when something
+    requires grad (no_grad, or inputs without requires_grad: WITH_GRAD off)."""
+    from losslab.gpu import _cross_entropy
+
+    calls = []
+    real = _cross_entropy.launch
+    monkeypatch.setattr(_cross_entropy, "launch", lambda *a, **k: calls.append(k["with_grad"]) or real(*a, **k))
+    hidden, weight, bias, targets, _ = linear_data(dtype=torch.float32)
+    w = weight.clone().requires_grad_()
+    with torch.no_grad():
+        loss = gpu.linear_cross_entropy(hidden, w, targets, bias, chunk_size=4)
+    assert loss.grad_fn is None and calls == [False] * 3
+    calls.clear()
+    gpu.linear_cross_entropy(hidden, weight, targets, bias, chunk_size=4, reduction="none")
+    assert calls == [False] * 3
+    calls.clear()
+    gpu.linear_cross_entropy(hidden, w, targets, bias, chunk_size=4).backward()
+    assert calls == [True] * 3 and w.grad is not None
+
+
+def test_linear_cross_entropy_backward_twice_is_refused_not_wrong():
+    hidden, weight, _, targets, _ = linear_data()
+    loss = gpu.linear_cross_entropy(hidden.clone().requires_grad_(), weight, targets)
+    loss.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="backward ran twice"):
+        loss.backward()
+
+
+def test_linear_cross_entropy_all_rows_ignored_and_no_rows():
+    hidden, weight, bias, targets, _ = linear_data()
+    for h, t in ((hidden, torch.full_like(targets, -100)), (hidden[:0], targets[:0])):
+        h, w = h.clone().requires_grad_(), weight.clone().requires_grad_()
+        loss = gpu.linear_cross_entropy(h, w, t, bias)
+        loss.backward()
+        assert loss.item() == 0 and not h.grad.any() and not w.grad.any()
 
 
 @pytest.mark.parametrize(("kwargs", "error", "message"), [
