@@ -92,3 +92,31 @@ def test_cpu_tensors_are_computed_on_zero_copy_views():
     torch.testing.assert_close(x.grad, 2 * (x.detach() - t) / 4096)
     value, grad = ll.mse.value_and_grad(x.detach(), t)
     assert isinstance(grad, torch.Tensor) and grad.dtype == torch.float32 and value.dtype == torch.float32
+
+
+def test_a_tensor_normalizer_on_the_fused_path_and_in_a_second_backward():
+    x = torch.randn(6, dtype=torch.float64, requires_grad=True)
+    t = torch.randn(6, dtype=torch.float64)
+    k = torch.tensor(4.0, dtype=torch.float64, requires_grad=True)  # a count that stays a tensor
+    loss = ll.huber(x, t, normalizer=k)
+    assert type(loss.grad_fn).__name__ == "LosslabFusedFunctionBackward"
+    (g,) = torch.autograd.grad(loss, x, create_graph=True)  # the second-order path rebuilds the call
+    with ll.reference_path():
+        want = ll.huber.grad(x.detach(), t, normalizer=4.0)
+    torch.testing.assert_close(g, want)
+    (hvp,) = torch.autograd.grad(g.sum(), x)
+    torch.testing.assert_close(hvp, ((x - t).abs() <= 1.0).double() / 4.0)
+
+
+def test_the_graph_keeps_no_input_after_backward():
+    import gc
+    import weakref
+
+    x = torch.randn(100, requires_grad=True)
+    t = torch.randn(100)
+    kept = weakref.ref(t)
+    loss = ll.mse(x, t)
+    loss.backward()
+    del t
+    gc.collect()
+    assert kept() is None  # loss (and its grad_fn) alive, the targets freed

@@ -181,7 +181,7 @@ def test_pair_paths_threaded_blocks_equal_single_thread_and_reference(name, opti
         mean = fn(*args, **options)
     finally:
         ll.set_num_threads(before)
-    np.testing.assert_allclose(threaded[0], single[0], rtol=1e-5)
+    np.testing.assert_array_equal(threaded[0], single[0])  # the same blocks summed in the same order
     for a, b in zip(threaded[1], single[1]):
         np.testing.assert_array_equal(a, b)  # each element is the same work, whoever runs it
     with ll.reference_path():
@@ -230,10 +230,15 @@ def test_row_blocked_paths_equal_the_reference_on_many_threaded_blocks(name, n_e
     fn, fast = ll.get_loss(name), _engines.fast_path_of(name, "numpy")
     before = ll.get_num_threads()
     try:
-        ll.set_num_threads(3)
         for reduction in ("mean", "sum", "none"):
+            ll.set_num_threads(1)
+            single = fast(tuple(args), options, reduction, None, True)
+            ll.set_num_threads(3)
             out = fast(tuple(args), options, reduction, None, True)
             assert out is not NotImplemented
+            np.testing.assert_array_equal(out[0], single[0])  # the same blocks, summed in the same order
+            for a, b in zip(out[1], single[1]):
+                np.testing.assert_array_equal(a, b)
             with ll.reference_path():
                 ref = fn.value_and_grad(*args, **options, reduction=reduction)
             np.testing.assert_allclose(out[0], ref[0], rtol=2e-5, atol=1e-6)
@@ -256,7 +261,12 @@ def test_row_blocked_paths_leave_bad_values_and_nan_to_the_reference():
     triplet = _engines.fast_path_of("triplet_margin", "numpy")
     assert triplet((nan, x, 2 * x), {}, "mean", None, True) is NotImplemented
     assert np.isnan(ll.triplet_margin(nan, x, 2 * x))
-    assert triplet((x, x, x), {"margin": np.float64(1.0)}, "mean", None, True) is not NotImplemented
+    # a NumPy scalar option reaches a fast path as the Python number Loss._bind made of it
+    assert triplet((x, x, x), {"margin": np.float32(1.0)}, "mean", None, True) is NotImplemented
+    x32 = np.ones((4, 3), np.float32)
+    value, grads = ll.triplet_margin.value_and_grad(x32, x32, 2 * x32, margin=np.float64(2.0))
+    assert value.dtype == np.float32 and grads[0].dtype == np.float32
+    assert value == ll.triplet_margin(x32, x32, 2 * x32, margin=2.0)
     assert _engines.fast_path_of("triplet_margin_with_distance", "numpy")(
         (x, x, x), {"distance_function": lambda a, b: a}, "mean", None, True) is NotImplemented
 
@@ -306,3 +316,12 @@ def test_class_row_paths_equal_the_reference_on_many_threaded_blocks(name, optio
                 np.testing.assert_array_equal(out[1], single[1])  # each row is the same work, whoever runs it
     finally:
         ll.set_num_threads(before)
+
+
+def test_a_nan_embedding_reaches_the_contrastive_loss_of_a_dissimilar_pair():
+    # max(0, margin - d) once turned a NaN distance into a loss of 0 (with a NaN gradient)
+    x = np.ones((3, 2))
+    y = np.zeros((3, 2))
+    y[1, 0] = np.nan
+    value, grads = ll.contrastive.value_and_grad(x, y, np.array([1.0, 0.0, 0.0]))
+    assert np.isnan(value) and np.isnan(grads[0][1]).all() and np.isfinite(grads[0][0]).all()

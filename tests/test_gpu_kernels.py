@@ -191,10 +191,20 @@ def test_heuristic_default_without_a_table(table):
     dev = torch.device(DEVICE)
     small = ce.choose_config(130, torch.bfloat16, dev)
     assert small == ce.default_config(130, torch.bfloat16) and small.source == "heuristic"
-    assert (small.variant, small.block, small.rows_per_program) == ("rows", 256, 16)
+    assert (small.variant, small.block) == ("row", 256)  # the measured kernel until a table says otherwise
     large = ce.choose_config(50304, torch.bfloat16, dev)
     assert (large.variant, large.block, large.num_warps) == ("row", 8192, 8)
     assert ce.resolve(large, 8192, 50304, dev)[4] == 8192  # one program per row
+
+
+def test_a_rows_entry_is_not_stretched_past_the_register_tile_limit(table):
+    # an entry measured at C = 50304 and stretched to 80000 would ask for a 131072-column tile: not used
+    write(table, [{"dtype": "bfloat16", "v_min": 40000, "v_max": 90000, "variant": "rows", "rows_per_program": 1}])
+    dev = torch.device(DEVICE)
+    assert ce.choose_config(50304, torch.bfloat16, dev).variant == "rows"
+    assert ce.choose_config(80000, torch.bfloat16, dev).source == "heuristic"
+    with pytest.raises(ValueError, match="exceeds"):
+        ce.validate(ce.LaunchConfig("rows", block=1 << 15, rows_per_program=4))
 
 
 def test_a_measured_entry_is_used_when_the_table_has_one(table, monkeypatch):

@@ -28,6 +28,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
+import array_api_compat.numpy
 import numpy as np
 
 from . import _engines, _numba, _numpy_kernels
@@ -84,14 +85,17 @@ def get_num_threads() -> int:
 
 
 def _run_blocks(n_rows: int, rows_per_block: int, elements: int, work: Callable[[int, int], None]) -> None:
-    """Call work(lo, hi) over row blocks, split into contiguous chunks over the thread pool."""
+    """Call work(lo, hi) over the blocks of rows [k rows_per_block, (k + 1) rows_per_block), split into
+    contiguous runs of whole blocks over the thread pool: the blocks, and so any per-block partial sums,
+    are the same whatever the thread count."""
+    n_blocks = -(-n_rows // rows_per_block)
     threads = _threads["n"] if elements >= PARALLEL_MIN_ELEMENTS else 1
-    threads = min(threads, max(1, n_rows // rows_per_block))
+    threads = max(1, min(threads, n_blocks))
 
     def chunk(c: int) -> None:
-        lo_c, hi_c = n_rows * c // threads, n_rows * (c + 1) // threads
-        for lo in range(lo_c, hi_c, rows_per_block):
-            work(lo, min(lo + rows_per_block, hi_c))
+        for block in range(n_blocks * c // threads, n_blocks * (c + 1) // threads):
+            lo = block * rows_per_block
+            work(lo, min(lo + rows_per_block, n_rows))
 
     if threads == 1:
         chunk(0)
@@ -698,21 +702,41 @@ mape = _elementwise(_numpy_kernels.mape, {}, True)
 hinge = _elementwise(_numpy_kernels.hinge, {"margin": 1.0}, False, checks=_signs, name="hinge")
 squared_hinge = _elementwise(_numpy_kernels.squared_hinge, {"margin": 1.0}, False, checks=_signs,
                               name="squared_hinge")
-def _soft_margin(xb, tb, l, g, o):
-    # softplus(z), z = -t x: max(z, 0) + L, L = log1p(e^-|z|); dl/dx = -t sigmoid(z) = -t exp(min(z, 0) - L),
-    # exact in both tails (no 1 - sigmoid). The generated kernel computes the same in twice the passes.
-    z = np.multiply(tb, xb)
-    np.negative(z, out=z)
-    big_l = np.abs(z)
-    np.negative(big_l, out=big_l)
+def _log_sigmoid_terms(w, l, g, c: float, scratch) -> None:
+    """For w = -z: l = softplus(w) + c w, i.e. -log s(z) - c z, and with g, g = s(w) + c = -dl/dz.
+
+    softplus(w) = max(w, 0) + L and s(w) = exp(min(w, 0) - L), L = log1p(e^-|w|), -|w| = min(w, 0) - max(w, 0):
+    no overflow, no cancellation. c = 0 is DPO's sigmoid loss and SimPO; with the share e of flipped labels,
+    c = -e is conservative DPO ((1 - e) softplus(-z) + e softplus(z)) and c = e / (1 - 2e) robust DPO, since
+    softplus(z) = softplus(-z) + z and s(z) = 1 - s(-z). Overwrites w (and scratch)."""
+    big_l = scratch
+    np.maximum(w, 0.0, out=l)  # keeps a NaN (the call is then declined)
+    if g is None:
+        np.minimum(w, 0.0, out=big_l)
+        big_l -= l
+    else:
+        np.minimum(w, 0.0, out=g)
+        np.subtract(g, l, out=big_l)
     np.exp(big_l, out=big_l)
     np.log1p(big_l, out=big_l)
-    np.maximum(z, 0.0, out=l)
-    l += big_l
     if g is not None:
-        np.minimum(z, 0.0, out=g)
         g -= big_l
         np.exp(g, out=g)
+        if c:
+            g += c
+    l += big_l
+    if c:
+        w *= c
+        l += w
+
+
+def _soft_margin(xb, tb, l, g, o):
+    # softplus(z) with z = -t x, and dl/dx = -t sigmoid(z): the log-sigmoid terms on w = z (exact in both
+    # tails, no 1 - sigmoid), in half the passes of the generated kernel
+    z = np.multiply(tb, xb)
+    np.negative(z, out=z)
+    _log_sigmoid_terms(z, l, g, 0.0, np.empty_like(z))
+    if g is not None:
         g *= tb
         np.negative(g, out=g)
 
@@ -850,7 +874,8 @@ def siglip(args, options, reduction, normalizer, with_grad):
 # the same numbers as on the whole batch with one pass over memory instead of one per operation. The
 # formulas stay in losses/ranking.py: nothing is written twice here.
 
-_PLAIN_OPTIONS = (bool, int, float, str, type(None), np.generic)
+_PLAIN_OPTIONS = (bool, int, float, str, type(None))
+_NUMPY = array_api_compat.numpy  # the losses' namespace (NumPy 1.x lacks parts of the array API)
 
 
 def _loss_named(name: str):
@@ -875,26 +900,25 @@ def _row_blocked(name: str, n_embeddings: int):
         rows_of = tuple(args[n_embeddings:])
         if any(type(r) is not np.ndarray or r.shape != first.shape[:-1] or r.dtype.kind not in "fiub" for r in rows_of):
             return NotImplemented
-        if not all(isinstance(v, _PLAIN_OPTIONS) for v in options.values()):
+        if not all(type(v) in _PLAIN_OPTIONS for v in options.values()):
             return NotImplemented  # array or callable options: the reference path
         n, dt = embeddings[0].shape[0], first.dtype
         if n == 0:
             return NotImplemented
         loss = _loss_named(name)
         k = normalizer if normalizer is not None else n  # the mean's divisor: one term per row
-        block_reduction = "mean" if reduction == "mean" else reduction
         per_item = np.empty(n, dt) if reduction == "none" else None
         grads = tuple(np.empty_like(e) for e in embeddings) if with_grad else None
         partial = {}
 
         def work(lo: int, hi: int) -> None:
-            st = loss.prepare(np, *(e[lo:hi] for e in embeddings), *(r[lo:hi] for r in rows_of), **options)
+            st = loss.prepare(_NUMPY, *(e[lo:hi] for e in embeddings), *(r[lo:hi] for r in rows_of), **options)
             if with_grad:
-                value, block_grads = loss.value_and_grads(np, st, block_reduction, k, np)
+                value, block_grads = loss.value_and_grads(_NUMPY, st, reduction, k, np)
                 for out, g in zip(grads, block_grads):
                     out[lo:hi] = g
             else:
-                value = loss._value(np, st, block_reduction, k)[0]
+                value = loss._value(_NUMPY, st, reduction, k)[0]
             if per_item is not None:
                 per_item[lo:hi] = value
             else:

@@ -5,7 +5,8 @@ fused, cache-blocked value and gradient passes that register themselves in ``_en
 Every loss here is elementwise over inputs of one shape, with gradients for two of them: the inputs
 are cut into blocks of PAIR_BLOCK_BYTES per array, and each block goes through the whole formula
 (scratch buffers of one block, reused per thread) and writes its gradients while it sits in cache.
-DPO and SimPO are the log-sigmoid loss of a score z, written once (``_log_sigmoid_terms``, on w = -z).
+DPO and SimPO are the log-sigmoid loss of a score z, written once (``_fast._log_sigmoid_terms``, on w = -z,
+which soft_margin's block uses too).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 import numpy as np
 
 from . import _engines
-from ._fast import _coefficient, _finish, _float_array, _number, _reduction_ok, _run_blocks
+from ._fast import _coefficient, _finish, _float_array, _log_sigmoid_terms, _number, _reduction_ok, _run_blocks
 
 PAIR_BLOCK_BYTES = 1 << 17  # per array (32K float32): a DPO block (4 inputs, 2 gradients, 3 scratch) stays in L2
 
@@ -68,38 +69,9 @@ def _run(kernel, arrays, n_grads: int, n_tmp: int, reduction, normalizer, with_g
     return (value, tuple(g.reshape(shape) for g in grads)) if with_grad else value
 
 
-def _log_sigmoid_terms(w, l, g, c: float, scratch) -> None:
-    """For w = -z: l = softplus(w) + c w, i.e. -log s(z) - c z, and with g, g = s(w) + c = -dl/dz.
-
-    softplus(w) = max(w, 0) + L and s(w) = exp(min(w, 0) - L), L = log1p(e^-|w|), -|w| = min(w, 0) - max(w, 0):
-    no overflow, no cancellation. c = 0 is DPO's sigmoid loss and SimPO; with the share e of flipped labels,
-    c = -e is conservative DPO ((1 - e) softplus(-z) + e softplus(z)) and c = e / (1 - 2e) robust DPO, since
-    softplus(z) = softplus(-z) + z and s(z) = 1 - s(-z). Overwrites w (and scratch)."""
-    big_l = scratch
-    np.maximum(w, 0.0, out=l)  # keeps a NaN (the call is then declined)
-    if g is None:
-        np.minimum(w, 0.0, out=big_l)
-        big_l -= l
-    else:
-        np.minimum(w, 0.0, out=g)
-        np.subtract(g, l, out=big_l)
-    np.exp(big_l, out=big_l)
-    np.log1p(big_l, out=big_l)
-    if g is not None:
-        g -= big_l
-        np.exp(g, out=g)
-        if c:
-            g += c
-    l += big_l
-    if c:
-        w *= c
-        l += w
-
-
 # -- DPO (sigmoid, hinge, ipo, robust) --------------------------------------------------------------------
 
 _DPO_OPTIONS = frozenset({"beta", "loss_type", "label_smoothing"})
-_DPO_TYPES = ("sigmoid", "hinge", "ipo", "robust")
 
 
 def dpo(args, options, reduction, normalizer, with_grad):
@@ -110,7 +82,7 @@ def dpo(args, options, reduction, normalizer, with_grad):
     loss_type = options.get("loss_type", "sigmoid")
     e = options.get("label_smoothing", 0.0)
     if (not _DPO_OPTIONS.issuperset(options) or not _number(beta) or not _number(e)
-            or type(loss_type) is not str or loss_type not in _DPO_TYPES):
+            or type(loss_type) is not str):  # its choices were checked against the spec (Loss._bind)
         return NotImplemented
     if e and loss_type in ("hinge", "ipo"):
         return NotImplemented  # the reference path refuses it

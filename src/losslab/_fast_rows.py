@@ -117,7 +117,7 @@ def multiclass_hinge(args, options, reduction, normalizer, with_grad):
     x, t = args
     p, margin = options.get("p", 1), options.get("margin", 1.0)
     if (not _float_array(x) or x.ndim > 2 or type(t) is not np.ndarray or t.dtype.kind not in "iu"
-            or type(p) not in (int, float) or p not in (1, 2) or not _number(margin)):
+            or type(p) not in (int, float) or not _number(margin)):  # p's choices: checked by Loss._bind
         return NotImplemented
     allowed = [(x.shape[0],)] if x.ndim == 2 else [(), (1,)] if x.ndim == 1 else [()]
     c = x.shape[-1] if x.ndim else 1
@@ -418,7 +418,7 @@ def jsd(args, options, reduction, normalizer, with_grad):
     """student and teacher logits (..., C), classes last; beta in [0, 1] (0: KL(p || q), 1: KL(q || p), as
     TRL), temperature; no T^2 factor, the gradient u / T times that of the divergence."""
     beta, temperature = options.get("beta", 0.5), options.get("temperature", 1.0)
-    if not (_number(beta) and _number(temperature)) or not 0.0 <= beta <= 1.0:
+    if not (_number(beta) and _number(temperature)):  # their ranges: checked by Loss._bind
         return NotImplemented
     beta = float(beta)
     kind = "forward" if beta == 0.0 else "reverse" if beta == 1.0 else "mixture"

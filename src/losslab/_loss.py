@@ -103,7 +103,8 @@ class Loss:
         path declines what it does not handle exactly like it."""
         xp, bound, normalizer = self._bind(args, options, reduction, normalizer)
         if args:
-            out = self._fast_path(_xp.kind(args[0]), args, options, reduction, normalizer, with_grad)
+            checked = {k: bound[k] for k in options} if options else options  # as _bind checked them: numbers, not 0-d arrays
+            out = self._fast_path(_xp.kind(args[0]), args, checked, reduction, normalizer, with_grad)
             if out is not NotImplemented:
                 return out
         engine = _engines.engine_for(bound[self.inputs[0]])

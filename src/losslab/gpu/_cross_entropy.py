@@ -79,7 +79,7 @@ def _launch_config(n_cols: int, block: int | None) -> tuple[int, int]:
 # -- launch configurations: variants, the heuristic default and the measured table ----------------------
 
 VARIANTS = ("row", "persistent", "rows")
-ROWS_MAX_TILE = 8192  # the heuristic holds whole rows in registers while ROWS x BLOCK stays under this
+ROWS_TILE_LIMIT = 1 << 16  # the largest rows x BLOCK tile a "rows" launch may hold (64K float32 registers an SM)
 LAUNCH_TABLE = Path(__file__).with_name("launch_table.json")  # LOSSLAB_CE_LAUNCH_TABLE=path overrides it
 TABLE_FORMAT = "losslab-ce-launch-table/1"
 
@@ -136,6 +136,12 @@ def validate(config: LaunchConfig, n_cols: int | None = None) -> None:
         raise ValueError("the 'row' variant launches one program per row; programs are for 'persistent' and 'rows'")
     if config.variant == "rows" and n_cols is not None and config.block is not None and config.block < n_cols:
         raise ValueError(f"the 'rows' variant holds whole rows: block {config.block} < C = {n_cols}")
+    if config.variant == "rows" and (config.block is not None or n_cols is not None):
+        from . import _kernels
+
+        tile = config.rows_per_program * (config.block or _kernels.block_size(n_cols, 1 << 30))
+        if tile > ROWS_TILE_LIMIT:  # e.g. a table entry stretched to a C far wider than the one measured
+            raise ValueError(f"the 'rows' variant's tile of {tile} elements exceeds {ROWS_TILE_LIMIT}")
 
 
 def _device_facts(device: torch.device) -> tuple[int, int]:
@@ -147,15 +153,8 @@ def _device_facts(device: torch.device) -> tuple[int, int]:
 
 
 def default_config(n_cols: int, dtype: torch.dtype) -> LaunchConfig:
-    """The heuristic, used where the table has no measured entry. Not tuned on a GPU (docs/gpu.md):
-    whole rows in registers ("rows", one pass) while rows x BLOCK fits ROWS_MAX_TILE, else the
-    original two-pass row kernel, whose speed is the one measured before the variants existed."""
-    from . import _kernels
-
-    full = _kernels.block_size(n_cols, 1 << 30)
-    if full <= ROWS_MAX_TILE:
-        rows = max(1, min(16, ROWS_MAX_TILE // 2 // full))
-        return LaunchConfig("rows", full, 8 if rows * full >= 4096 else 4, rows, source="heuristic")
+    """Used where the table has no measured entry: the original two-pass row kernel, the only variant
+    measured on a GPU so far (docs/gpu.md). The other variants run where a measured table picks them."""
     block, warps = _launch_config(n_cols, None)
     return LaunchConfig("row", block, warps, source="heuristic")
 
@@ -223,7 +222,7 @@ def choose_config(n_cols: int, dtype: torch.dtype, device: torch.device) -> Laun
     table = load_launch_table()
     if table is not None:
         gpu = table.get("gpu")
-        same_gpu = device.type != "cuda" or not gpu or gpu == torch.cuda.get_device_name(device)
+        same_gpu = device.type != "cuda" or gpu == torch.cuda.get_device_name(device)  # unnamed: not used on CUDA
         name = str(dtype).removeprefix("torch.")
         for dtype_name, v_min, v_max, config in table["entries"] if same_gpu else ():
             if dtype_name == name and v_min <= n_cols <= v_max:

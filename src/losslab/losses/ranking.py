@@ -110,8 +110,7 @@ class Contrastive(Loss):
         return State(v=v, d=_stable.safe_norm(xp, v), s=s, margin=margin, input_dtypes=dtypes)
 
     def _push(self, xp, st):
-        h = st.margin - st.d
-        return xp.where(h > 0, h, xp.zeros_like(h))
+        return _hinged(xp, st.margin - st.d)  # NaN kept: a NaN embedding reaches the loss
 
     def terms(self, xp, st):
         h = self._push(xp, st)

@@ -61,11 +61,14 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
     if not fused or reduction == "none":
         return _reference_apply(loss, bound, reduction, normalizer)
     names = tuple(k for k, v in bound.items() if isinstance(v, torch.Tensor))
-    if isinstance(normalizer, torch.Tensor):
-        names += ("_normalizer",)
-        bound = {**bound, "_normalizer": normalizer}
-    call = (loss, xp, bound, reduction, normalizer, names)  # one constant: apply's cost grows with its arguments
-    return LosslabFusedFunction.apply(call, *(bound[k] for k in names))
+    tensors = tuple(bound[k] for k in names)
+    constants = {k: v for k, v in bound.items() if k not in names}
+    if isinstance(normalizer, torch.Tensor):  # an autograd input too (it gets no gradient)
+        names, tensors, normalizer = (*names, "_normalizer"), (*tensors, normalizer), None
+    # one constant (apply's cost grows with its arguments) that holds no tensor: the graph keeps the
+    # inputs only as saved tensors, which backward() frees
+    call = (loss, xp, constants, reduction, normalizer, names)
+    return LosslabFusedFunction.apply(call, *tensors)
 
 
 # -- computing: value and gradient in one pass --------------------------------------------------------
@@ -194,7 +197,9 @@ class LosslabFusedFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, call, *tensors):
-        loss, xp, bound, reduction, normalizer, names = call
+        loss, xp, constants, reduction, normalizer, names = call
+        bound = {**constants, **dict(zip(names, tensors))}
+        normalizer = bound.pop("_normalizer", normalizer)
         value, grads = _compute(loss, xp, bound, reduction, normalizer, True)
         # the gradients in the order of the tensor arguments (None for targets and weights)
         by_input = dict(zip(loss.inputs, grads))
@@ -207,9 +212,10 @@ class LosslabFusedFunction(torch.autograd.Function):
     def backward(ctx, upstream):
         grads, ctx.grads = ctx.grads, None
         if grads is None or torch.is_grad_enabled():  # a second backward, or create_graph=True
-            loss, _, bound, reduction, normalizer, names = ctx.call
-            constants = {k: v for k, v in bound.items() if k not in names}
-            constants["_normalizer"], constants["_reduction"] = normalizer, reduction
+            loss, _, constants, reduction, normalizer, names = ctx.call
+            constants = {**constants, "_reduction": reduction}
+            if "_normalizer" not in names:
+                constants["_normalizer"] = normalizer
             return (None, *_differentiable_backward(loss, names, constants, ctx.saved_tensors, upstream)[4:])
         # the gradient is ours alone: scale it in place (the reduction is mean or sum, so upstream is 0-d
         # and, as a 0-d tensor, keeps each gradient's dtype); on the CPU nothing when it is 1 (no sync)
