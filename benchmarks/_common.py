@@ -94,3 +94,23 @@ def seconds_per_call(fn: Callable[[], object], calls: int) -> float:
     for _ in range(calls):
         fn()
     return (time.perf_counter() - start) / calls
+
+
+def cuda_median_ms(fn: Callable[[], object], iters: int = 10, warm: int = 3) -> float:
+    """Median ms of ``iters`` CUDA-event-timed runs of ``fn`` after ``warm`` warm-ups, as
+    shared/bench/gpu_anchor_bench.py times its peers (one protocol for every GPU benchmark here)."""
+    import torch
+
+    for _ in range(warm):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(iters):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        fn()
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end))
+    times.sort()
+    return times[len(times) // 2]

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from _common import peak_extra_bytes
+from _common import cuda_median_ms, peak_extra_bytes
 
 DEV = "cuda"  # "cpu" with --smoke
 CE_SHAPES = [(8192, 32000), (8192, 50304), (8192, 128256), (8192, 151936), (16384, 256000)]
@@ -45,19 +45,7 @@ def bench(fn, iters=10, warm=3) -> float:
         start = time.perf_counter()
         fn()
         return (time.perf_counter() - start) * 1e3
-    for _ in range(warm):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    times.sort()
-    return times[len(times) // 2]
+    return cuda_median_ms(fn, iters, warm)
 
 
 def record(case: str, impl: str, fn, limit_ms: float | None = None, limit_name: str = "") -> float | None:

@@ -67,6 +67,9 @@ except ImportError:  # the GPU machine runs the working tree, not an installed p
 
 import torch  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from _common import cuda_median_ms, peak_extra_bytes  # noqa: E402
+
 import losslab.gpu as lg  # noqa: E402
 from losslab.gpu import _cross_entropy as ce  # noqa: E402
 from losslab.gpu._cross_entropy import LaunchConfig  # noqa: E402
@@ -106,27 +109,12 @@ def bench(fn) -> float:
         start = time.perf_counter()
         fn()
         return (time.perf_counter() - start) * 1e3
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(ARGS.iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn()
-        end.record()
-        torch.cuda.synchronize()
-        times.append(start.elapsed_time(end))
-    times.sort()
-    return times[len(times) // 2]
+    return cuda_median_ms(fn, ARGS.iters, 3)
 
 
 def peak_extra_gib(fn) -> float | None:
     if DEV != "cuda":
         return None
-    sys.path.insert(0, str(Path(__file__).parent))
-    from _common import peak_extra_bytes
-
     return round(peak_extra_bytes(fn) / 2**30, 3)
 
 
