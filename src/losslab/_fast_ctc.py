@@ -122,14 +122,7 @@ def _samples(x, labels, width, in_len, tgt_len, blank, lo, hi, want_grad, zero_i
                     a = alpha[t - 1, s] if s < done else ninf
                     b = alpha[t - 1, s - 1] if s >= 1 and s - 1 < done else ninf
                     c = alpha[t - 1, s - 2] if skip[s] and s - 2 < done else ninf
-                    m = a if a > b else b
-                    m = m if m > c else c
-                    if m != ninf:
-                        total = math.exp(a - m) + math.exp(b - m)
-                        if c != ninf:
-                            total = total + math.exp(c - m)
-                        m = m + math.log(total)
-                    alpha[t, s] = e + m
+                    alpha[t, s] = e + _lse3(a, b, c, ninf)
             # log p: the logsumexp of alpha at the last frame over the ends 2 S and 2 S - 1 (2 S alone for S = 0)
             last = tn - 1
             s1 = min(ln, 2 * last + 2)
@@ -164,16 +157,7 @@ def _samples(x, labels, width, in_len, tgt_len, blank, lo, hi, want_grad, zero_i
                     if t == last:
                         r = zero
                     else:
-                        a = beta[s]
-                        b = beta[s + 1]
-                        c = beta[s + 2] if skip[s + 2] else ninf
-                        r = a if a > b else b
-                        r = r if r > c else c
-                        if r != ninf:
-                            total = math.exp(a - r) + math.exp(b - r)
-                            if c != ninf:
-                                total = total + math.exp(c - r)
-                            r = r + math.log(total)
+                        r = _lse3(beta[s], beta[s + 1], beta[s + 2] if skip[s + 2] else ninf, ninf)
                     nbeta[s] = x[t, n, ext[s]] + r
                     if s < s1 and r != ninf:
                         a = alpha[t, s]
@@ -187,10 +171,25 @@ def _samples(x, labels, width, in_len, tgt_len, blank, lo, hi, want_grad, zero_i
     return 0
 
 
+def _lse3(a, b, c, ninf):
+    """The reference's logsumexp of three: m + log(e^(a-m) + e^(b-m) + e^(c-m)), m the largest, -inf when all
+    are -inf; c = -inf (a skip not allowed) adds no term."""
+    m = a if a > b else b
+    m = m if m > c else c
+    if m == ninf:
+        return m
+    total = math.exp(a - m) + math.exp(b - m)
+    if c != ninf:
+        total = total + math.exp(c - m)
+    return m + math.log(total)
+
+
 def _kernel():
     if not _KERNEL:
         from numba import njit
 
+        global _lse3  # compiled first: the kernel calls it (inlined), as Numba resolves globals when it compiles
+        _lse3 = njit(inline="always", cache=True)(_lse3)
         _KERNEL.append(njit(nogil=True, cache=True)(_samples))
     return _KERNEL[0]
 
