@@ -7,16 +7,11 @@ the GPU-only ones (no host sync, CUDA graphs, large vocabularies).
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("triton")
+from gpu_setup import kernels_or_skip
 
-CUDA = torch.cuda.is_available()
-if not CUDA and os.environ.get("TRITON_INTERPRET") != "1":  # conftest.py sets it before Triton is imported
-    pytest.skip("no GPU and Triton's interpreter is off (TRITON_INTERPRET=1)", allow_module_level=True)
+torch, CUDA, DEVICE = kernels_or_skip()
 
 import numpy as np  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -27,7 +22,6 @@ import losslab as ll  # noqa: E402
 from losslab import gpu  # noqa: E402
 from reference import softmax_cross_entropy_torch  # noqa: E402
 
-DEVICE = "cuda" if CUDA else "cpu"
 BLOCK = None if CUDA else 64  # the interpreter: small blocks, so rows take several steps of the loop
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
 TOL = {torch.float32: dict(rtol=1e-5, atol=1e-6), torch.bfloat16: dict(rtol=2e-2, atol=2e-3),

@@ -9,7 +9,6 @@ shapes; with CUDA the same tests run on the GPU.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import warnings
@@ -17,19 +16,15 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch")
-pytest.importorskip("triton")
+from gpu_setup import kernels_or_skip
 
-CUDA = torch.cuda.is_available()
-if not CUDA and os.environ.get("TRITON_INTERPRET") != "1":  # conftest.py sets it before Triton is imported
-    pytest.skip("no GPU and Triton's interpreter is off (TRITON_INTERPRET=1)", allow_module_level=True)
+torch, CUDA, DEVICE = kernels_or_skip()
 
 import losslab as ll  # noqa: E402
 from losslab import gpu  # noqa: E402
 from losslab.gpu import _cross_entropy as ce  # noqa: E402
 from losslab.gpu._cross_entropy import LaunchConfig  # noqa: E402
 
-DEVICE = "cuda" if CUDA else "cpu"
 BASELINE = LaunchConfig("row", 16)  # the original kernel, small blocks: rows take several steps
 VARIANTS = {
     "persistent": LaunchConfig("persistent", 32, programs=2),
