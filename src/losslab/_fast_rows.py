@@ -26,26 +26,12 @@ from ._fast import (
     _number,
     _real_array,
     _reduction_ok,
+    _row_dot,
+    _row_sums,
     _run_blocks,
 )
 
 _NO_POS_WEIGHT = {"pos_weight": None}
-
-# NumPy 2's vecdot: a BLAS dot product per row, accurate as a pairwise sum (einsum keeps one running sum) and,
-# unlike np.dot's matrix kernel, the same whichever block a row falls in: results do not depend on the threads
-if hasattr(np, "vecdot"):
-    _row_dot = np.vecdot
-else:  # pragma: no cover - NumPy 1.x
-    def _row_dot(a, b, out=None):
-        """The dot product of a and b over their last axis."""
-        return np.einsum("...i,...i->...", a, b, out=out)
-
-
-def _row_sums(e, out=None):
-    """The sum of e over its last axis: a dot product with ones, several times faster than np.sum along
-    it (a NaN or an inf still reaches its row)."""
-    return _row_dot(e, np.ones(e.shape[-1], e.dtype), out=out)
-
 
 def _step(h, mask) -> None:
     """h = [h > 0] in place (mask: a bool buffer of h's shape): several times faster than np.sign."""
