@@ -157,8 +157,12 @@ class _Overlap(Loss):
     inputs = ("logits",)
     k = 1.0  # weight of TP in the numerator and the denominator
 
-    def _coefficients(self, st):  # (a, b): weights of FP and FN in the denominator
-        raise NotImplementedError
+    def prepare(self, xp, logits, targets, *, mode="multiclass", from_logits=True, smooth=0.0, eps=1e-7, weight=None,
+                ignore_index=None):  # Dice's and Jaccard's options; Tversky's add alpha and beta
+        return self._prepare(xp, logits, targets, mode, from_logits, smooth, eps, weight, ignore_index)
+
+    def _coefficients(self, st):  # (a, b): weights of FP and FN in the denominator (Tversky: alpha, beta)
+        return 1.0, 1.0
 
     def _prepare(self, xp, logits, targets, mode, from_logits, smooth, eps, weight, ignore_index, **extra):
         x, dtype = floating_input(xp, "logits", logits)
@@ -329,13 +333,6 @@ class Dice(_Overlap):
         "DiceLoss",
     )
 
-    def prepare(self, xp, logits, targets, *, mode="multiclass", from_logits=True, smooth=0.0, eps=1e-7, weight=None,
-                ignore_index=None):
-        return self._prepare(xp, logits, targets, mode, from_logits, smooth, eps, weight, ignore_index)
-
-    def _coefficients(self, st):
-        return 1.0, 1.0
-
 
 class Jaccard(_Overlap):
     """Parameters as ``dice``. Soft Jaccard (IoU) loss, as segmentation_models_pytorch's
@@ -360,13 +357,6 @@ class Jaccard(_Overlap):
         {"pytorch": "none (segmentation_models_pytorch.losses.JaccardLoss)", "optax": "none", "keras": "none"},
         "JaccardLoss",
     )
-
-    def prepare(self, xp, logits, targets, *, mode="multiclass", from_logits=True, smooth=0.0, eps=1e-7, weight=None,
-                ignore_index=None):
-        return self._prepare(xp, logits, targets, mode, from_logits, smooth, eps, weight, ignore_index)
-
-    def _coefficients(self, st):
-        return 1.0, 1.0
 
 
 _ALPHA = OptionSpec("alpha", "weight of the false positives", Interval(0.0, None), 0.0, 1.0)
