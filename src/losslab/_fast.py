@@ -572,8 +572,8 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
             divisor = x.size
         else:
             divisor = float(np.broadcast_to(w, x2.shape).sum(dtype=np.float64))
-        u = number_coefficient(reduction, float(divisor), normalizer)
-        if name is not None and x.size >= PARALLEL_MIN_ELEMENTS:
+        u = _coefficient(reduction, divisor, normalizer)
+        if name is not None:
             w_full = None if w is None else (w.reshape(x.shape) if w.shape == x2.shape else w)
             compiled = _compiled(name, opts, x, t2.reshape(x.shape), w_full, u, keep, with_grad)
             if compiled is not None:
@@ -628,7 +628,7 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
             total = dt.type(sum(partial[k] for k in sorted(partial)))  # a fixed order: same result on any thread count
         if not math.isfinite(total):
             return NotImplemented  # infinite inputs: the reference path defines the result
-        value = per_item.reshape(x.shape) if keep else dt.type(total * u)
+        value = _finish(total, per_item.reshape(x.shape) if keep else None, reduction, u, dt)
         return (value, grad.reshape(x.shape)) if with_grad else value
 
     return fast
