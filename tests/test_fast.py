@@ -61,6 +61,7 @@ LARGE = [
     ("cross_entropy", {"label_smoothing": 0.1, "ignore_index": 3}),
     ("cross_entropy", {"label_smoothing": 0.2, "weight": "w"}),
     ("cross_entropy", {"probs": True, "label_smoothing": 0.1, "weight": "w"}),
+    ("nll", {}), ("nll", {"ignore_index": 3, "weight": "w"}),  # the gradient's zeros filled over threads
     ("mse", {}), ("mae", {"weight": "full"}), ("huber", {"delta": 0.5}), ("smooth_l1", {"beta": 0.2}),
     ("log_cosh", {}), ("quantile", {"q": 0.8}),
     ("binary_cross_entropy_with_logits", {"pos_weight": "w", "weight": "full"}), ("focal", {"gamma": 1.5}),
@@ -82,7 +83,7 @@ def test_threaded_blocks_equal_single_thread_and_reference(name, spec, engine):
         opts["weight"] = rng.uniform(0.5, 2, size=(n, c) if opts["weight"] == "full" else c).astype(np.float32)
     if "pos_weight" in opts:
         opts["pos_weight"] = rng.uniform(0.5, 2, size=c).astype(np.float32)
-    if name == "cross_entropy":
+    if name in ("cross_entropy", "nll"):
         t = rng.dirichlet(np.ones(c), size=n).astype(np.float32) if spec.get("probs") else rng.integers(0, c, n)
     else:
         t = rng.uniform(0, 1, size=(n, c)).astype(np.float32)

@@ -107,6 +107,22 @@ def _run_blocks(n_rows: int, rows_per_block: int, elements: int, work: Callable[
         future.result()
 
 
+def _zeros(shape: tuple, dtype) -> np.ndarray:
+    """np.zeros, filled over the thread pool when large: the first touch of fresh pages is the cost of a big
+    zero buffer (4096 x 1024 float32: 0.8 ms on one thread, 0.5-0.6 ms on two, torch.zeros's time)."""
+    out = np.empty(shape, dtype)
+    flat = out.reshape(-1)
+    if flat.size < PARALLEL_MIN_ELEMENTS:
+        flat.fill(0)
+        return out
+
+    def work(lo: int, hi: int) -> None:
+        flat[lo:hi] = 0
+
+    _run_blocks(flat.size, ELEMENT_BLOCK, flat.size, work)
+    return out
+
+
 # NumPy 2's vecdot: a BLAS dot product per row, accurate as a pairwise sum (einsum keeps one running sum) and,
 # unlike np.dot's matrix kernel, the same whichever block a row falls in: results do not depend on the threads
 if hasattr(np, "vecdot"):
@@ -341,7 +357,7 @@ def nll(args, options, reduction, normalizer, with_grad):
     value = _finish(per_item.sum(), per_item, reduction, u, x.dtype)
     if not with_grad:
         return value
-    grad = np.zeros_like(x)
+    grad = _zeros(x.shape, x.dtype)
     grad[rows, safe] = -u if w_y is None else -u * w_y
     return value, grad
 

@@ -60,11 +60,18 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
         return value, grads[0] if len(grads) == 1 else grads
     if not fused or reduction == "none":
         return _reference_apply(loss, bound, reduction, normalizer)
-    names = tuple(k for k, v in bound.items() if isinstance(v, torch.Tensor))
-    tensors = tuple(bound[k] for k in names)
-    constants = {k: v for k, v in bound.items() if k not in names}
+    names, tensors, constants = [], [], {}
+    for k, v in bound.items():
+        if isinstance(v, torch.Tensor):
+            names.append(k)
+            tensors.append(v)
+        else:
+            constants[k] = v
     if isinstance(normalizer, torch.Tensor):  # an autograd input too (it gets no gradient)
-        names, tensors, normalizer = (*names, "_normalizer"), (*tensors, normalizer), None
+        names.append("_normalizer")
+        tensors.append(normalizer)
+        normalizer = None
+    names = tuple(names)
     # one constant (apply's cost grows with its arguments) that holds no tensor: the graph keeps the
     # inputs only as saved tensors, which backward() frees
     call = (loss, xp, constants, reduction, normalizer, names)
@@ -86,21 +93,23 @@ _PLAIN = (type(None), int, float, bool, str)
 
 def _numpy_view(v: Any):
     """A zero-copy NumPy view of a CPU tensor (other values as they are); TypeError for what the NumPy
-    engine cannot take: another device, bfloat16, a lazily conjugated or negated tensor, another
-    framework's array (the torch path gives its error)."""
+    engine cannot take: another device, bfloat16, a lazily conjugated or negated tensor (``numpy()``
+    refuses each), another framework's array (the torch path gives its error)."""
+    if type(v) in _PLAIN:
+        return v
     if isinstance(v, torch.Tensor):
-        if not v.is_cpu or v.dtype == torch.bfloat16 or v.is_conj() or v.is_neg():
-            raise TypeError
-        return v.detach().numpy()
-    if type(v) in _PLAIN or not _xp.is_array(v) or _xp.backend_of(v) in ("numpy", "torch"):
+        try:
+            return v.detach().numpy()
+        except RuntimeError:  # the conjugate or negative bit: torch resolves it
+            raise TypeError from None
+    if not _xp.is_array(v) or _xp.backend_of(v) in ("numpy", "torch"):
         return v
     raise TypeError
 
 
 def _numpy_views(loss: Loss, bound: dict, normalizer: Any):
     """Zero-copy NumPy views of every tensor of a CPU float32/float64 call, or None."""
-    x = bound[loss.inputs[0]]
-    if not x.is_cpu or x.dtype not in _NUMPY_DTYPES:
+    if bound[loss.inputs[0]].dtype not in _NUMPY_DTYPES:
         return None
     try:
         return {k: _numpy_view(v) for k, v in bound.items()}, _numpy_view(normalizer)
@@ -127,7 +136,7 @@ def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_
             out = loss._reference_state(xp, st, reduction, normalizer, with_grad, ops=torch)
         return out if with_grad else (out, None)
     np_bound, np_normalizer = views  # the NumPy engine's own order: its fast path, else the reference
-    positional = tuple(np_bound[n] for n in loss._positional)
+    positional = tuple([np_bound[n] for n in loss._positional])
     # only the options given, as a NumPy call passes them (a fast path reads a missing one as its default)
     options = {k: np_bound[k] for k, default in loss._keyword_defaults.items() if np_bound[k] is not default}
     out = loss._fast_path("numpy", positional, options, reduction, np_normalizer, with_grad)
@@ -135,7 +144,7 @@ def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_
         out = loss._reference(_NUMPY, np_bound, reduction, np_normalizer, with_grad, ops=np)
     value, grads = out if with_grad else (out, None)
     if grads is not None:
-        grads = tuple(_as_tensor(g) for g in (grads if isinstance(grads, tuple) else (grads,)))
+        grads = tuple([_as_tensor(g) for g in grads]) if isinstance(grads, tuple) else (_as_tensor(grads),)
     return _as_tensor(value), grads
 
 
@@ -198,12 +207,13 @@ class LosslabFusedFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, call, *tensors):
         loss, xp, constants, reduction, normalizer, names = call
-        bound = {**constants, **dict(zip(names, tensors))}
+        bound = dict(constants)
+        bound.update(zip(names, tensors))
         normalizer = bound.pop("_normalizer", normalizer)
         value, grads = _compute(loss, xp, bound, reduction, normalizer, True)
         # the gradients in the order of the tensor arguments (None for targets and weights)
         by_input = dict(zip(loss.inputs, grads))
-        ctx.grads = tuple(by_input.get(n) for n in names)
+        ctx.grads = tuple([by_input.get(n) for n in names])
         ctx.save_for_backward(*tensors)  # only a second backward reads them (and checks they were not modified)
         ctx.call = call
         return value
@@ -224,4 +234,4 @@ class LosslabFusedFunction(torch.autograd.Function):
                 if g is not None:
                     g.mul_(upstream)
         needs = ctx.needs_input_grad
-        return (None, *(g if needs[1 + i] else None for i, g in enumerate(grads)))
+        return (None, *[g if need else None for g, need in zip(grads, needs[1:])])
