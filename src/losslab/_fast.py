@@ -107,19 +107,39 @@ def _run_blocks(n_rows: int, rows_per_block: int, elements: int, work: Callable[
         future.result()
 
 
+def _blocks(n_rows: int, rows_per_block: int, elements: int, block: Callable, scratch: Callable | None = None) -> list:
+    """The blocked driver of every fast path: ``block(lo, hi, bufs)`` over the blocks of ``_run_blocks``, its
+    results in block order (sum them in that order and a reduced value is the same on any thread count).
+    ``scratch(rows)`` makes a block's scratch arrays, once per thread (sliced to each block's rows); with a
+    single block (small inputs) there are no threads and the scratch is made for exactly its rows."""
+    if n_rows <= rows_per_block:
+        return [block(0, n_rows, scratch(n_rows) if scratch is not None else ())]
+    results = {}
+    local = threading.local()
+
+    def work(lo: int, hi: int) -> None:
+        bufs = ()
+        if scratch is not None:
+            own = getattr(local, "bufs", None)
+            if own is None:
+                own = local.bufs = scratch(rows_per_block)
+            bufs = [b[: hi - lo] for b in own]
+        results[lo] = block(lo, hi, bufs)
+
+    _run_blocks(n_rows, rows_per_block, elements, work)
+    return [results[lo] for lo in sorted(results)]
+
+
 def _zeros(shape: tuple, dtype) -> np.ndarray:
     """np.zeros, filled over the thread pool when large: the first touch of fresh pages is the cost of a big
     zero buffer (4096 x 1024 float32: 0.8 ms on one thread, 0.5-0.6 ms on two, torch.zeros's time)."""
     out = np.empty(shape, dtype)
     flat = out.reshape(-1)
-    if flat.size < PARALLEL_MIN_ELEMENTS:
-        flat.fill(0)
-        return out
 
-    def work(lo: int, hi: int) -> None:
+    def block(lo: int, hi: int, _) -> None:
         flat[lo:hi] = 0
 
-    _run_blocks(flat.size, ELEMENT_BLOCK, flat.size, work)
+    _blocks(flat.size, ELEMENT_BLOCK, flat.size, block)
     return out
 
 
@@ -250,17 +270,10 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
     grad = np.empty_like(z) if with_grad else None
     rows = max(1, BLOCK_BYTES // (c * dt.itemsize))
     w_sum = float(weight.sum()) if weight is not None else float(c)
-    scratch = threading.local()
 
-    def work(lo: int, hi: int) -> None:
+    def block(lo: int, hi: int, bufs) -> None:
         zb = z[lo:hi]
-        if with_grad:
-            e = grad[lo:hi]
-        else:
-            buf = getattr(scratch, "buf", None)
-            if buf is None or buf.shape[0] < hi - lo:
-                buf = scratch.buf = np.empty((rows, c), dt)
-            e = buf[: hi - lo]
+        e = grad[lo:hi] if with_grad else bufs[0]  # the shifted logits, then exp, then the gradient
         slope = None
         if cap is not None:  # soft-capped logits c tanh(z / c), and dz'/dz for the gradient
             np.divide(zb, cap, out=e)
@@ -324,10 +337,7 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
         if slope is not None:
             e *= slope
 
-    if n <= rows:
-        work(0, n)  # one block: no thread pool
-    else:
-        _run_blocks(n, rows, z.size, work)
+    _blocks(n, rows, z.size, block, None if with_grad else lambda r: [np.empty((r, c), dt)])
     if not np.isfinite(per_item).all():
         return NotImplemented  # infinite logits: let the reference path define the result
     value = _finish(per_item.sum(), per_item, reduction, u, dt)
@@ -600,48 +610,28 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
                 return (value, grad) if with_grad else value
         rows = max(1, ELEMENT_BLOCK // x2.shape[1])
         grad = np.empty(x2.shape, dt) if with_grad else None
-        if x2.shape[0] <= rows:  # one block (small inputs): no threads, no scratch buffers, no slicing
-            per_item = np.empty(x2.shape, dt)
-            kernel(x2, t2, per_item, grad, opts)
-            if w is not None:
-                per_item *= w
-                if grad is not None:
-                    grad *= w
-            if grad is not None and u != 1.0:
-                grad *= u
-            total = per_item.sum()
-        else:
-            per_item = np.empty(x2.shape, dt) if keep else None
+        single = x2.shape[0] <= rows
+        per_item = np.empty(x2.shape, dt) if keep or single else None  # else per-thread scratch blocks
 
-            def block(lo, hi, lb):  # one block's losses into lb (weighted), its gradient scaled; its sum
-                sub = {k: (v[lo:hi] if isinstance(v, np.ndarray) and v.shape == x2.shape else v)
-                       for k, v in opts.items()}
+        def block(lo, hi, bufs):  # one block's losses (weighted), its gradient scaled while in cache; their sum
+            if single:  # the whole arrays: no views to make (a small call's cost is its Python)
+                xb, tb, lb, gb, sub = x2, t2, per_item, grad, opts
+            else:
+                xb, tb, lb = x2[lo:hi], t2[lo:hi], (bufs[0] if bufs else per_item[lo:hi])
                 gb = grad[lo:hi] if with_grad else None
-                kernel(x2[lo:hi], t2[lo:hi], lb, gb, sub)
-                if w is not None:
-                    wb = sub["weight"]
-                    lb *= wb
-                    if gb is not None:
-                        gb *= wb
-                if gb is not None and u != 1.0:
-                    gb *= u  # while the block is in cache
-                return lb.sum()
+                sub = {k: (v[lo:hi] if isinstance(v, np.ndarray) and v.shape == x2.shape else v) for k, v in opts.items()}
+            kernel(xb, tb, lb, gb, sub)
+            if w is not None:
+                wb = sub["weight"]
+                lb *= wb
+                if gb is not None:
+                    gb *= wb
+            if gb is not None and u != 1.0:
+                gb *= u
+            return lb.sum()
 
-            partial = {}
-            scratch = threading.local()
-
-            def work(lo, hi):
-                if keep:
-                    lb = per_item[lo:hi]
-                else:
-                    buf = getattr(scratch, "buf", None)
-                    if buf is None:
-                        buf = scratch.buf = np.empty((rows, x2.shape[1]), dt)
-                    lb = buf[: hi - lo]
-                partial[lo] = block(lo, hi, lb)
-
-            _run_blocks(x2.shape[0], rows, x.size, work)
-            total = dt.type(sum(partial[k] for k in sorted(partial)))  # a fixed order: same result on any thread count
+        scratch = None if per_item is not None else (lambda r: [np.empty((r, x2.shape[1]), dt)])
+        total = sum(_blocks(x2.shape[0], rows, x.size, block, scratch))  # of dt scalars: a dt scalar
         if not math.isfinite(total):
             return NotImplemented  # infinite inputs: the reference path defines the result
         value = _finish(total, per_item.reshape(x.shape) if keep else None, reduction, u, dt)
@@ -942,9 +932,8 @@ def _row_blocked(name: str, n_embeddings: int):
         k = normalizer if normalizer is not None else n  # the mean's divisor: one term per row
         per_item = np.empty(n, dt) if reduction == "none" else None
         grads = tuple(np.empty_like(e) for e in embeddings) if with_grad else None
-        partial = {}
 
-        def work(lo: int, hi: int) -> None:
+        def block(lo: int, hi: int, _):
             st = loss.prepare(_NUMPY, *(e[lo:hi] for e in embeddings), *(r[lo:hi] for r in rows_of), **options)
             if with_grad:
                 value, block_grads = loss.value_and_grads(_NUMPY, st, reduction, k, np)
@@ -952,20 +941,18 @@ def _row_blocked(name: str, n_embeddings: int):
                     out[lo:hi] = g
             else:
                 value = loss._value(_NUMPY, st, reduction, k)[0]
-            if per_item is not None:
-                per_item[lo:hi] = value
-            else:
-                partial[lo] = value
+            if per_item is None:
+                return value
+            per_item[lo:hi] = value
+            return 0.0
 
         try:
             with np.errstate(all="ignore"):
-                if n <= (rows := _row_blocks(n, n_embeddings * first.shape[-1], dt.itemsize)):
-                    work(0, n)
-                else:
-                    _run_blocks(n, rows, n * first.shape[-1] * n_embeddings, work)
+                rows = _row_blocks(n, n_embeddings * first.shape[-1], dt.itemsize)
+                partial = _blocks(n, rows, n * first.shape[-1] * n_embeddings, block)
         except (ValueError, TypeError):
             return NotImplemented  # bad values: the reference path raises its documented error
-        total = float(sum(partial[lo] for lo in sorted(partial))) if per_item is None else float(per_item.sum())
+        total = float(sum(partial)) if per_item is None else float(per_item.sum())
         if not math.isfinite(total):
             return NotImplemented  # NaN or infinite inputs: the reference path defines the result
         value = per_item if per_item is not None else dt.type(total)

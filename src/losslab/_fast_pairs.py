@@ -12,12 +12,11 @@ which soft_margin's block uses too).
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 
 from . import _engines
-from ._fast import _coefficient, _finish, _float_array, _log_sigmoid_terms, _number, _reduction_ok, _run_blocks
+from ._fast import _blocks, _coefficient, _finish, _float_array, _log_sigmoid_terms, _number, _reduction_ok
 
 PAIR_BLOCK_BYTES = 1 << 17  # per array (32K float32): a DPO block (4 inputs, 2 gradients, 3 scratch) stays in L2
 
@@ -42,27 +41,19 @@ def _run(kernel, arrays, n_grads: int, n_tmp: int, reduction, normalizer, with_g
     keep = reduction == "none"
     grads = [np.empty(n, dt) for _ in range(n_grads)] if with_grad else None
     block = PAIR_BLOCK_BYTES // dt.itemsize
-    if n <= block:  # one block: no threads, no thread-local buffers
-        per_item = np.empty(n, dt)
-        if kernel(flat, per_item, grads, u, [np.empty(n, dt) for _ in range(n_tmp)]) is False:
-            return NotImplemented
-        total = per_item.sum()
-    else:
-        per_item = np.empty(n, dt) if keep else None
-        partial = {}
-        local = threading.local()
+    per_item = np.empty(n, dt) if keep else None  # else a scratch block per thread
 
-        def work(lo: int, hi: int) -> None:
-            buffers = getattr(local, "buffers", None)
-            if buffers is None:
-                buffers = local.buffers = [np.empty(block, dt) for _ in range(n_tmp + (not keep))]
-            tmp = [b[: hi - lo] for b in buffers]
-            lb = per_item[lo:hi] if keep else tmp.pop()
+    def run_block(lo: int, hi: int, tmp):
+        tmp = list(tmp)
+        lb = per_item[lo:hi] if keep else tmp.pop()
+        if hi - lo == n:  # one block: the whole arrays, no views to make
+            ok = kernel(flat, lb, grads, u, tmp)
+        else:
             ok = kernel([a[lo:hi] for a in flat], lb, grads and [g[lo:hi] for g in grads], u, tmp)
-            partial[lo] = lb.sum() if ok is not False else dt.type(np.nan)
+        return lb.sum() if ok is not False else dt.type(np.nan)
 
-        _run_blocks(n, block, n, work)
-        total = dt.type(sum(partial[k] for k in sorted(partial)))  # a fixed order: same result on any thread count
+    partial = _blocks(n, block, n, run_block, lambda r: [np.empty(r, dt) for _ in range(n_tmp + (not keep))])
+    total = sum(partial)  # of dt scalars: a dt scalar
     if not math.isfinite(total):
         return NotImplemented  # NaN or inf inputs, or values out of domain: the reference path defines the result
     value = _finish(total, per_item.reshape(shape) if keep else None, reduction, u, dt)

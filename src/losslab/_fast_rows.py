@@ -6,12 +6,11 @@ As in ``_fast``: each path takes only plain float32/float64 NumPy scores of the 
 documents, options as Python numbers, targets in range and a finite total; anything else returns
 ``NotImplemented`` and goes through the reference path (which computes it or raises its error).
 Work is cut into blocks of rows that stay in cache, the gradient written into its preallocated
-output while the block is there; large inputs are split over threads (``_fast._run_blocks``)."""
+output while the block is there; large inputs are split over threads (``_fast._blocks``)."""
 
 from __future__ import annotations
 
 import math
-import threading
 
 import numpy as np
 
@@ -19,6 +18,7 @@ from . import _engines
 from ._fast import (
     BLOCK_BYTES,
     _bce_logits,
+    _blocks,
     _class_weight,
     _coefficient,
     _finish,
@@ -28,7 +28,6 @@ from ._fast import (
     _reduction_ok,
     _row_dot,
     _row_sums,
-    _run_blocks,
 )
 
 _NO_POS_WEIGHT = {"pos_weight": None}
@@ -50,18 +49,10 @@ def _in_blocks(n: int, c: int, dt, with_grad: bool, tails, rows: int, elements: 
         bufs = [np.empty((r, *tail), dt) for tail in tails]
         return bufs if bool_tail is None else [*bufs, np.empty((r, *bool_tail), bool)]
 
-    if n <= rows:
-        kernel(0, n, grad, buffers(n))
-        return grad
-    local = threading.local()
+    def block(lo: int, hi: int, bufs) -> None:
+        kernel(lo, hi, None if grad is None else grad[lo:hi], bufs)
 
-    def work(lo: int, hi: int) -> None:
-        own = getattr(local, "bufs", None)
-        if own is None:
-            own = local.bufs = buffers(rows)
-        kernel(lo, hi, None if grad is None else grad[lo:hi], [b[: hi - lo] for b in own])
-
-    _run_blocks(n, rows, elements, work)
+    _blocks(n, rows, elements, block, buffers)
     return grad
 
 
