@@ -79,6 +79,11 @@ def main() -> None:
                         "(default: 20 ms at the small size, 100 ms at the larger ones)")
     parser.add_argument("--quick", action="store_true", help="small size only, 2 rounds")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 round, no torch.compile: does it run?")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="skip the torch.compile peer (each point compiles afresh: seconds to a minute on a GPU)")
+    parser.add_argument("--budget-s", type=float, default=None,
+                        help="wall-clock seconds for the whole run: once spent, the remaining points are skipped "
+                        "(and marked so) and the results written, so a run on a lent GPU ends inside its lease")
     parser.add_argument("--out", type=Path, default=Path(os.environ.get("OUT") or Path(__file__).parent / "results"))
     args = parser.parse_args()
     if args.smoke:
@@ -488,6 +493,9 @@ def run_torch(args, rows: list, timer: Timer) -> None:
             gc.collect()
             row = {"section": "torch", "device": dev, "case": c["case"], "loss": c["loss"], "size": size_name,
                    "peer": c["peer_name"], "bound_op": c["bound_name"]}
+            if _over_budget(args, row):
+                rows.append(row)
+                continue
             try:
                 row.update(_torch_point(args, c, size_name, timer.for_size(size_name), ratio_pairs))
             except Exception as ex:
@@ -498,6 +506,15 @@ def run_torch(args, rows: list, timer: Timer) -> None:
             rows.append(row)
             _print_row(row)
     torch._dynamo.reset()
+
+
+def _over_budget(args, row: dict) -> bool:
+    """True, with the row marked skipped, once the run's --budget-s is spent (the row is still reported)."""
+    if args.deadline is None or time.perf_counter() < args.deadline:
+        return False
+    row["error"] = f"skipped: the run's --budget-s {args.budget_s:g} s was spent"
+    print(f"{row['case']:34s} {row['size']:6s} {row['error']}", flush=True)
+    return True
 
 
 def _torch_point(args, c: dict, size_name: str, timer: Timer, ratio_pairs: list) -> dict:
@@ -513,8 +530,8 @@ def _torch_point(args, c: dict, size_name: str, timer: Timer, ratio_pairs: list)
              "losslab": _autograd_step(c["ours"], diff, rest),
              "losslab value_and_grad": _direct_call(c["vg"], plain, rest),
              "bound": _direct_call(c["bound"], plain, rest, returns_grads=False)}
-    if args.smoke:
-        peers["torch.compile"] = "skipped (--smoke)"
+    if args.smoke or args.no_compile:
+        peers["torch.compile"] = f"skipped ({'--smoke' if args.smoke else '--no-compile'})"
     else:
         try:
             # a fresh start for each point: torch.compile wraps every torch function in the same code
@@ -677,6 +694,9 @@ def run_jax(args, rows: list, notes: list) -> None:
                    "peer": c["peer_name"]}
             if c["note"]:
                 row["note"] = c["note"]
+            if _over_budget(args, row):
+                rows.append(row)
+                continue
             try:
                 row.update(_jax_point(jax, c, size_name, timer.for_size(size_name), args.rounds, ratio_pairs))
             except Exception as ex:
@@ -905,6 +925,12 @@ def run(args) -> None:
         notes.append(MEMORY_NOTE_CPU)
     timer = Timer(args.device, warmups=1 if args.smoke else (3 if args.device == "cuda" else 2), target_ms=args.target_ms)
     start = time.perf_counter()
+    args.deadline = None if args.budget_s is None else start + args.budget_s
+    if args.budget_s is not None:
+        meta["budget_s"] = args.budget_s
+        notes.append(f"run with --budget-s {args.budget_s:g}: points reached after it was spent are marked skipped")
+    if args.no_compile:
+        notes.append("run with --no-compile: no torch.compile peer")
     run_torch(args, rows, timer)
     use_jax = args.jax
     if use_jax is None:

@@ -51,3 +51,27 @@ def test_the_torch_benchmark_script_runs(tmp_path):
             assert _positive(jax_rows[case]["peers"][name]), (case, name, jax_rows[case]["peers"][name])
         assert jax_rows[case]["check"]["ok"], (case, jax_rows[case]["check"])
     assert next(tmp_path.glob("torch_losses-cpu-*.md")).read_text().startswith("# losslab on framework arrays")
+
+
+def test_a_spent_budget_skips_the_remaining_points_and_still_writes_the_results(tmp_path):
+    # a lent GPU's lease is short: the run must end inside it and say which points it did not reach
+    out = subprocess.run([sys.executable, str(SCRIPT), "--smoke", "--no-compile", "--budget-s", "0",
+                          "--losses", "mse", "huber", "--out", str(tmp_path)], capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(next(tmp_path.glob("torch_losses-cpu-*.json")).read_text())
+    assert result["meta"]["budget_s"] == 0
+    rows = result["rows"]
+    assert {(r["section"], r["case"]) for r in rows} >= {("torch", "mse"), ("torch", "huber")}
+    assert all(r["error"].startswith("skipped: the run's --budget-s 0 s was spent") for r in rows), rows
+    table = next(tmp_path.glob("torch_losses-cpu-*.md")).read_text()
+    assert "| mse | smoke | | error: skipped: the run's --budget-s 0 s was spent |" in table
+
+
+def test_no_compile_leaves_out_the_compile_peer(tmp_path):
+    out = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--rounds", "1", "--target-ms", "1", "--no-compile",
+                          "--no-jax", "--losses", "mse", "--out", str(tmp_path)], capture_output=True, text=True,
+                         timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    (row,) = json.loads(next(tmp_path.glob("torch_losses-cpu-*.json")).read_text())["rows"]
+    assert row["peers"]["torch.compile"] == {"error": "skipped (--no-compile)"}
+    assert _positive(row["peers"]["losslab"]) and _positive(row["peers"]["torch eager"])
