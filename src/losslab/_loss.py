@@ -41,6 +41,9 @@ class Loss:
     inputs: tuple[str, ...] = ("predictions",)  # the differentiable (prediction) arguments
     reductions: tuple[str, ...] = check.REDUCTIONS
     spec: LossSpec
+    # The call splits into blocks of rows (see ``splits_into_rows``); tests/test_row_blocks.py holds each
+    # loss that says so to it.
+    rows_are_items: bool = False
 
     # -- to implement ---------------------------------------------------------------------------
     def prepare(self, xp, *args, **options) -> State:  # pragma: no cover - abstract
@@ -57,6 +60,13 @@ class Loss:
             f"{self.name} has no Hessian: it is not twice differentiable in a single prediction "
             "per element (losses with a Hessian: see losslab.losses() where spec.has_hessian)"
         )
+
+    def splits_into_rows(self, bound: dict) -> bool:
+        """Whether this call may be computed on blocks of rows and the blocks' results added: every positional
+        argument has the same leading axis of independent items, keyword options apply to every row alike, and
+        "mean" divides by a count proportional to the rows. The torch engine then evaluates the definitions
+        block by block where they would otherwise hold several input-sized temporaries at once."""
+        return self.rows_are_items
 
     # -- public API -----------------------------------------------------------------------------
     def __init__(self) -> None:

@@ -168,6 +168,13 @@ class CrossEntropy(Loss):
         return State(z=z, q=q, divisor=divisor, ndim=x.ndim, input_dtypes=(dtype,), z_scale=z_scale, cap=softcap,
                      row_weight=row_weight)
 
+    def splits_into_rows(self, bound):
+        # probability targets: one item per row, the mean over items; class indices divide by the weights
+        # of the targets that are not ignored, which no block knows alone
+        logits, targets = bound["logits"], bound["targets"]
+        return (_xp.is_array(targets) and _xp.is_array(logits) and tuple(targets.shape) == tuple(logits.shape)
+                and _xp.is_floating(_xp.namespace(targets), targets))
+
     def _capped(self, xp, st):
         return st.z if st.cap is None else softmax_rows.softcapped(xp, st.z, st.cap)
 
@@ -450,6 +457,7 @@ class MulticlassHinge(Loss):
     by its target class's weight). Each item's sum is divided by C and ``mean`` divides by N."""
 
     name = "multiclass_hinge"
+    rows_are_items = True
     inputs = ("scores",)
     spec = LossSpec(
         name="multiclass_hinge",
@@ -587,6 +595,7 @@ class KLDiv(Loss):
     ``"batchmean"`` (sum / first dimension: the true KL per sample; PyTorch's advice)."""
 
     name = "kl_div"
+    rows_are_items = True
     inputs = ("log_probs",)
     reductions = ("none", "mean", "sum", "batchmean")
     spec = LossSpec(
@@ -696,6 +705,7 @@ class MultilabelSoftMargin(Loss):
     logits averaged over its C classes, then the mean over rows."""
 
     name = "multilabel_soft_margin"
+    rows_are_items = True
     inputs = ("scores",)
     spec = LossSpec(
         name="multilabel_soft_margin",
@@ -754,6 +764,7 @@ class MultilabelMargin(Loss):
     beat every non-target class by 1; each row's sum is divided by C."""
 
     name = "multilabel_margin"
+    rows_are_items = True
     inputs = ("scores",)
     spec = LossSpec(
         name="multilabel_margin",

@@ -295,6 +295,7 @@ class DistillKL(Loss):
     pass ``normalizer``."""
 
     name = "distill_kl"
+    rows_are_items = True
     inputs = ("student_logits",)
     spec = LossSpec(
         name="distill_kl",
@@ -352,6 +353,7 @@ class JSD(Loss):
     0). No T^2 factor (TRL has none)."""
 
     name = "jsd"
+    rows_are_items = True
     inputs = ("student_logits",)
     spec = LossSpec(
         name="jsd",

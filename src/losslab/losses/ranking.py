@@ -72,6 +72,7 @@ class Contrastive(Loss):
     pair, 0 for a dissimilar one; ``margin=1.0``. Distances as torch's pairwise_distance."""
 
     name = "contrastive"
+    rows_are_items = True
     inputs = ("x1", "x2")
     spec = LossSpec(
         name="contrastive",
@@ -131,6 +132,7 @@ class TripletMargin(Loss):
     d(p, n), Balntas et al. 2016). Distances as torch's pairwise_distance: ||x - y + eps||_p."""
 
     name = "triplet_margin"
+    rows_are_items = True
     inputs = ("anchor", "positive", "negative")
     spec = LossSpec(
         name="triplet_margin",
@@ -446,6 +448,7 @@ class CosineEmbedding(Loss):
     cosine adds 1e-12 to each squared norm); the gradient is a tuple."""
 
     name = "cosine_embedding"
+    rows_are_items = True
     inputs = ("x1", "x2")
     spec = LossSpec(
         name="cosine_embedding",
@@ -531,6 +534,7 @@ class TripletMarginWithDistance(Loss):
     is a tuple (anchor, positive, negative)."""
 
     name = "triplet_margin_with_distance"
+    rows_are_items = True
     inputs = ("anchor", "positive", "negative")
     spec = LossSpec(
         name="triplet_margin_with_distance",
@@ -565,6 +569,9 @@ class TripletMarginWithDistance(Loss):
         "Where a norm is at cosine_similarity's floor 1e-8 its derivative is 0. A callable distance is refused for "
         "NumPy and JAX arrays (no autograd for it there).",
     )
+
+    def splits_into_rows(self, bound):
+        return isinstance(bound["distance_function"], str)  # a callable's rows are its own business
 
     def prepare(self, xp, anchor, positive, negative, *, distance_function="pairwise", p=2, margin=1.0, swap=False):
         if callable(distance_function):
