@@ -9,8 +9,9 @@
 #
 # It writes to $OUT: gpu.txt (the GPU), tests.log (the CUDA tests, at most TESTS_S seconds) and
 # torch_losses-cuda-DATE.{json,md} (benchmarks/torch_losses.py on CUDA without torch.compile, huge size
-# first, stopping at BUDGET_S seconds and marking the points it did not reach).
+# first; no point starts after BUDGET_S seconds, and those it did not reach are marked skipped).
 set -uo pipefail
+cd "$(dirname "$0")/.."  # the repository's root, wherever it is called from
 OUT=${OUT:-/tmp/losslab-gpu}
 TESTS_S=${TESTS_S:-120}
 BUDGET_S=${BUDGET_S:-330}
@@ -19,7 +20,7 @@ mkdir -p "$OUT"
 if ! python3 -c "import array_api_compat" 2>/dev/null; then
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl \
         || { echo "array-api-compat is missing and no wheel was carried: see the top of $0" >&2; exit 2; }
-    export PYTHONPATH=/tmp/site
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
 export PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 

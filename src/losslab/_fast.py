@@ -108,7 +108,7 @@ def _run_blocks(n_rows: int, rows_per_block: int, elements: int, work: Callable[
 
 
 def _blocks(n_rows: int, rows_per_block: int, elements: int, block: Callable, scratch: Callable | None = None) -> list:
-    """The blocked driver of every fast path: ``block(lo, hi, bufs)`` over the blocks of ``_run_blocks``, its
+    """The blocked driver of the NumPy fast paths (_fast, _fast_pairs, _fast_rows): ``block(lo, hi, bufs)`` over the blocks of ``_run_blocks``, its
     results in block order (sum them in that order and a reduced value is the same on any thread count).
     ``scratch(rows)`` makes a block's scratch arrays, once per thread (sliced to each block's rows); with a
     single block (small inputs) there are no threads and the scratch is made for exactly its rows."""
@@ -133,6 +133,8 @@ def _blocks(n_rows: int, rows_per_block: int, elements: int, block: Callable, sc
 def _zeros(shape: tuple, dtype) -> np.ndarray:
     """np.zeros, filled over the thread pool when large: the first touch of fresh pages is the cost of a big
     zero buffer (4096 x 1024 float32: 0.8 ms on one thread, 0.5-0.6 ms on two, torch.zeros's time)."""
+    if math.prod(shape) <= ELEMENT_BLOCK:
+        return np.zeros(shape, dtype)
     out = np.empty(shape, dtype)
     flat = out.reshape(-1)
 
@@ -367,7 +369,7 @@ def nll(args, options, reduction, normalizer, with_grad):
     value = _finish(per_item.sum(), per_item, reduction, u, x.dtype)
     if not with_grad:
         return value
-    grad = _zeros(x.shape, x.dtype)
+    grad = _zeros(x.shape, x.dtype) if x.flags.c_contiguous else np.zeros_like(x)  # the input's layout
     grad[rows, safe] = -u if w_y is None else -u * w_y
     return value, grad
 
@@ -631,7 +633,7 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
             return lb.sum()
 
         scratch = None if per_item is not None else (lambda r: [np.empty((r, x2.shape[1]), dt)])
-        total = sum(_blocks(x2.shape[0], rows, x.size, block, scratch))  # of dt scalars: a dt scalar
+        total = sum(_blocks(x2.shape[0], rows, x.size, block, scratch), dt.type(0))  # in dt on NumPy 1.x too
         if not math.isfinite(total):
             return NotImplemented  # infinite inputs: the reference path defines the result
         value = _finish(total, per_item.reshape(x.shape) if keep else None, reduction, u, dt)
@@ -909,32 +911,42 @@ def _loss_named(name: str):
 
 def _row_blocked(name: str, n_embeddings: int):
     """A fast path for loss ``name`` whose first ``n_embeddings`` arguments are (N, D) embeddings (the
-    differentiable inputs) and whose other arguments hold one value per row; its mean divides by N."""
+    differentiable inputs) and that splits into rows (``Loss.splits_into_rows``): the loss's own prepare and
+    value_and_grads on blocks of rows (``Loss.row_block``) over threads, each block divided by the whole
+    batch's divisor (``Loss.rows_divisor``), as the torch engine's row blocks do."""
 
     def fast(args, options, reduction, normalizer, with_grad):
         if not _reduction_ok(reduction, normalizer) or len(args) < n_embeddings:
             return NotImplemented
         first = args[0]
-        if not _float_array(first) or first.ndim != 2 or first.shape[-1] == 0:
+        if not _float_array(first) or first.ndim != 2 or 0 in first.shape:
             return NotImplemented  # one (D,) item: nothing to block, the reference path
         embeddings = args[:n_embeddings]
         if any(type(e) is not np.ndarray or e.dtype != first.dtype or e.shape != first.shape for e in embeddings):
             return NotImplemented
-        rows_of = tuple(args[n_embeddings:])
-        if any(type(r) is not np.ndarray or r.shape != first.shape[:-1] or r.dtype.kind not in "fiub" for r in rows_of):
+        if any(type(r) is not np.ndarray or r.dtype.kind not in "fiub" for r in args[n_embeddings:]):
             return NotImplemented
         if not all(type(v) in _PLAIN_OPTIONS for v in options.values()):
             return NotImplemented  # array or callable options: the reference path
-        n, dt = embeddings[0].shape[0], first.dtype
-        if n == 0:
-            return NotImplemented
         loss = _loss_named(name)
-        k = normalizer if normalizer is not None else n  # the mean's divisor: one term per row
+        if len(args) != len(loss._positional):
+            return NotImplemented
+        bound = {**loss._keyword_defaults, **dict(zip(loss._positional, args)), **options}
+        if not loss.splits_into_rows(bound):
+            return NotImplemented
+        n, dt = first.shape[0], first.dtype
+        rows = _row_blocks(n, n_embeddings * first.shape[-1], dt.itemsize)
+        k = normalizer  # one block: the loss's own divisor; several: the batch's
+        if k is None and reduction == "mean" and n > rows:
+            try:
+                k = loss.rows_divisor(_NUMPY, bound)
+            except (ValueError, TypeError):
+                return NotImplemented  # bad values: the reference path raises its documented error
         per_item = np.empty(n, dt) if reduction == "none" else None
         grads = tuple(np.empty_like(e) for e in embeddings) if with_grad else None
 
         def block(lo: int, hi: int, _):
-            st = loss.prepare(_NUMPY, *(e[lo:hi] for e in embeddings), *(r[lo:hi] for r in rows_of), **options)
+            st = loss.prepare(_NUMPY, **loss.row_block(bound, lo, hi))
             if with_grad:
                 value, block_grads = loss.value_and_grads(_NUMPY, st, reduction, k, np)
                 for out, g in zip(grads, block_grads):
@@ -948,7 +960,6 @@ def _row_blocked(name: str, n_embeddings: int):
 
         try:
             with np.errstate(all="ignore"):
-                rows = _row_blocks(n, n_embeddings * first.shape[-1], dt.itemsize)
                 partial = _blocks(n, rows, n * first.shape[-1] * n_embeddings, block)
         except (ValueError, TypeError):
             return NotImplemented  # bad values: the reference path raises its documented error

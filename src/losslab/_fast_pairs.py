@@ -53,7 +53,7 @@ def _run(kernel, arrays, n_grads: int, n_tmp: int, reduction, normalizer, with_g
         return lb.sum() if ok is not False else dt.type(np.nan)
 
     partial = _blocks(n, block, n, run_block, lambda r: [np.empty(r, dt) for _ in range(n_tmp + (not keep))])
-    total = sum(partial)  # of dt scalars: a dt scalar
+    total = sum(partial, dt.type(0))  # in dt on NumPy 1.x too
     if not math.isfinite(total):
         return NotImplemented  # NaN or inf inputs, or values out of domain: the reference path defines the result
     value = _finish(total, per_item.reshape(shape) if keep else None, reduction, u, dt)

@@ -16,6 +16,7 @@ side by side (micrograd style):
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any
 
 import numpy as np
@@ -62,11 +63,50 @@ class Loss:
         )
 
     def splits_into_rows(self, bound: dict) -> bool:
-        """Whether this call may be computed on blocks of rows and the blocks' results added: every positional
-        argument has the same leading axis of independent items, keyword options apply to every row alike, and
-        "mean" divides by a count proportional to the rows. The torch engine then evaluates the definitions
-        block by block where they would otherwise hold several input-sized temporaries at once."""
-        return self.rows_are_items
+        """Whether this call (its bound arguments) may be computed on blocks of rows and the blocks' results
+        added: the loss's items are rows (``rows_are_items``: "mean" divides by a count proportional to them),
+        every positional argument has the same leading axis of rows (batched: the first input has 2 axes or
+        more), and no keyword array varies along the rows (a class weight applies to every row alike; a
+        per-row weight would need slicing). The engines then evaluate the definitions block by block
+        (``row_block``, ``rows_divisor``) where one pass would hold several input-sized temporaries."""
+        if not self.rows_are_items:
+            return False
+        first = bound[self.inputs[0]]
+        if not _xp.is_array(first) or first.ndim < 2:
+            return False
+        n = first.shape[0]
+        for name in self._positional:
+            value = bound[name]
+            if not _xp.is_array(value) or value.ndim < 1 or value.shape[0] != n:
+                return False
+        for name in self._keyword_defaults:
+            value = bound[name]
+            if isinstance(value, (list, tuple)):
+                return False  # a nested list may be per row; the whole call's prepare reads it
+            if _xp.is_array(value) and value.ndim >= first.ndim and value.shape[0] != 1:
+                return False
+        return True
+
+    def row_elements(self, bound: dict) -> int:
+        """The elements one row of a call that splits into rows brings to the definitions' largest temporary
+        (the unit of an engine's block size): by default its widest positional argument's row."""
+        return max(math.prod(bound[name].shape[1:]) for name in self._positional)
+
+    def row_block(self, bound: dict, lo: int, hi: int) -> dict:
+        """The bound arguments of rows [lo, hi) of a call that splits into rows."""
+        block = dict(bound)
+        for name in self._positional:
+            block[name] = bound[name][lo:hi]
+        return block
+
+    def rows_divisor(self, xp, bound: dict) -> int | float | None:
+        """The "mean" divisor of a whole call that splits into rows: one row's (from a one-row call) times
+        the rows, so that each block can be divided by the batch's. None where it is not a Python number
+        (reading a device array would sync)."""
+        divisor = self.terms(xp, self.prepare(xp, **self.row_block(bound, 0, 1)))[1]
+        if not isinstance(divisor, (int, float)):
+            return None
+        return divisor * bound[self.inputs[0]].shape[0]
 
     # -- public API -----------------------------------------------------------------------------
     def __init__(self) -> None:

@@ -168,11 +168,12 @@ class CrossEntropy(Loss):
         return State(z=z, q=q, divisor=divisor, ndim=x.ndim, input_dtypes=(dtype,), z_scale=z_scale, cap=softcap,
                      row_weight=row_weight)
 
+    rows_are_items = True  # with probability targets; class indices divide by the weights of the targets not
+    # ignored, which no block knows alone
+
     def splits_into_rows(self, bound):
-        # probability targets: one item per row, the mean over items; class indices divide by the weights
-        # of the targets that are not ignored, which no block knows alone
-        logits, targets = bound["logits"], bound["targets"]
-        return (_xp.is_array(targets) and _xp.is_array(logits) and tuple(targets.shape) == tuple(logits.shape)
+        targets = bound["targets"]
+        return (super().splits_into_rows(bound) and tuple(targets.shape) == tuple(bound["logits"].shape)
                 and _xp.is_floating(_xp.namespace(targets), targets))
 
     def _capped(self, xp, st):
@@ -805,6 +806,9 @@ class MultilabelMargin(Loss):
         margins = 1.0 - target_scores[..., :, None] + x[..., None, :]  # (..., slot, class)
         active = (margins > 0) & ~ended[..., :, None] & ~is_target[..., None, :]
         return State(margins=margins, active=active, onehot=onehot, classes=c, input_dtypes=(dtype,))
+
+    def row_elements(self, bound):
+        return bound["scores"].shape[-1] ** 2  # the (slot, class) margins of a row
 
     def terms(self, xp, st):
         hinge = xp.where(st.active, st.margins, xp.zeros_like(st.margins))

@@ -571,7 +571,8 @@ class TripletMarginWithDistance(Loss):
     )
 
     def splits_into_rows(self, bound):
-        return isinstance(bound["distance_function"], str)  # a callable's rows are its own business
+        return isinstance(bound["distance_function"], str) and super().splits_into_rows(bound)  # a callable's
+        # rows are its own business
 
     def prepare(self, xp, anchor, positive, negative, *, distance_function="pairwise", p=2, margin=1.0, swap=False):
         if callable(distance_function):

@@ -23,7 +23,6 @@ Defined at import time (not lazily) so ``torch.compile(fullgraph=True)`` can tra
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import array_api_compat.numpy as _NUMPY
@@ -110,7 +109,8 @@ def _numpy_view(v: Any):
 
 def _numpy_views(loss: Loss, bound: dict, normalizer: Any):
     """Zero-copy NumPy views of every tensor of a CPU float32/float64 call, or None."""
-    if bound[loss.inputs[0]].dtype not in _NUMPY_DTYPES:
+    x = bound[loss.inputs[0]]
+    if not x.is_cpu or x.dtype not in _NUMPY_DTYPES:  # CUDA: no exception raised and caught per call
         return None
     try:
         return {k: _numpy_view(v) for k, v in bound.items()}, _numpy_view(normalizer)
@@ -126,52 +126,52 @@ def _as_tensor(a):
     return torch.tensor(a)
 
 
-# Rows per block of the row-blocked evaluation below, per device type: the largest row-aligned argument's block
-# holds at most this many elements, so the temporaries of a definition are a few such blocks, not a few copies of
-# the batch. CPU (bfloat16/float16 tensors): 1M elements, 4 MiB in float32, measured 1.5-2x faster than one pass
+# Rows per block of the row-blocked evaluation below, per device type: a block's largest temporary holds at most
+# this many elements (Loss.row_elements), so the temporaries of a definition are those of one block, not the batch's. CPU (bfloat16/float16 tensors): 1M elements, 4 MiB in float32, measured 1.5-2x faster than one pass
 # over 4096 x 8192 logits (4M: 1.3x, 256K and 64K slower again). CUDA: 16M, 64 MiB, so that 8192 x 32000 logits
 # take 16 blocks of some 15 kernels each, well above launch cost; not yet timed on a GPU (benchmarks/on_gpu.sh).
 ROW_BLOCK_ELEMENTS = {"cpu": 1 << 20, "cuda": 1 << 24}
 
 
-def _row_block(loss: Loss, bound: dict, lo: int, hi: int) -> dict:
-    block = dict(bound)
-    for name in loss._positional:
-        block[name] = bound[name][lo:hi]
-    return block
-
-
 def _in_row_blocks(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool):
-    """The definitions evaluated with torch on blocks of rows, where the loss splits into rows
-    (``Loss.splits_into_rows``) and the call spans several blocks: the values add up, each block's
-    gradient is written into the one gradient buffer, and every block divides by the whole batch's
-    divisor (the count of one row's items, from a one-row call, times the rows). NotImplemented otherwise."""
+    """The definitions evaluated with torch on blocks of rows, where the call splits into rows
+    (``Loss.splits_into_rows``) and spans several blocks: the values add up, each block's gradient is written
+    into the one gradient buffer, and every block divides by the whole batch's divisor (``Loss.rows_divisor``).
+    NotImplemented otherwise. A bad argument raises the whole call's error, as one pass would. (With
+    ``strict_checks`` on CUDA, each block's value checks sync once.)"""
     if reduction == "none" or not loss.splits_into_rows(bound):
         return NotImplemented
-    n = bound[loss.inputs[0]].shape[0] if bound[loss.inputs[0]].ndim >= 2 else 0
     rows_of = [bound[name] for name in loss._positional]
-    if not n or not all(isinstance(a, torch.Tensor) and a.ndim >= 1 and a.shape[0] == n for a in rows_of):
-        return NotImplemented  # the whole call's prepare gives the error
+    if not all(isinstance(a, torch.Tensor) for a in rows_of):
+        return NotImplemented
+    n = rows_of[0].shape[0]
     block = ROW_BLOCK_ELEMENTS.get(rows_of[0].device.type, ROW_BLOCK_ELEMENTS["cuda"])
-    rows = max(1, block // max(1, max(math.prod(a.shape[1:]) for a in rows_of)))
+    rows = max(1, block // max(1, loss.row_elements(bound)))
     if n <= rows:
         return NotImplemented
-    if reduction == "batchmean":  # the sum over the first dimension's count
-        reduction, normalizer = "mean", n
-    elif reduction == "mean" and normalizer is None:
-        one_row = loss.prepare(xp, **_row_block(loss, bound, 0, 1))
-        normalizer = float(loss.terms(xp, one_row)[1]) * n
-    grads = tuple(torch.empty_like(bound[name]) for name in loss.inputs) if with_grad else None
-    total = None
-    for lo in range(0, n, rows):
-        st = loss.prepare(xp, **_row_block(loss, bound, lo, lo + rows))
-        if with_grad:
-            value, block_grads = loss.value_and_grads(xp, st, reduction, normalizer, torch)
-            for out, g in zip(grads, block_grads):
-                out[lo:lo + rows] = g  # in the input's dtype
-        else:
-            value = loss._value(xp, st, reduction, normalizer)[0]
-        total = value if total is None else total + value
+    try:
+        if reduction == "batchmean":  # the sum over the first dimension's count
+            reduction, normalizer = "mean", n
+        elif reduction == "mean" and normalizer is None:
+            normalizer = loss.rows_divisor(xp, bound)
+            if normalizer is None:
+                return NotImplemented
+        grads = tuple(torch.empty_like(bound[name]) for name in loss.inputs) if with_grad else None
+        total = None
+        for lo in range(0, n, rows):
+            st = loss.prepare(xp, **loss.row_block(bound, lo, lo + rows))
+            if with_grad:
+                value, block_grads = loss.value_and_grads(xp, st, reduction, normalizer, torch)
+                for out, g in zip(grads, block_grads):
+                    out[lo:lo + rows] = g  # in the input's dtype
+                del block_grads, g
+            else:
+                value = loss._value(xp, st, reduction, normalizer)[0]
+            del st  # this block's temporaries go before the next block's come
+            total = value if total is None else total + value
+    except (ValueError, TypeError):
+        loss.prepare(xp, **bound)  # the error as the whole call gives it (names its shapes, every bad value)
+        raise
     return total, grads
 
 
