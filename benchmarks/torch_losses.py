@@ -1,7 +1,7 @@
 """PyTorch / JAX benchmark: losslab on framework arrays against the framework's own losses.
 
 What a PyTorch or JAX user sees when calling losslab instead of the framework's loss, in one process,
-side by side, float32:
+side by side, float32 (the torch section: or --dtype bfloat16 / float16):
 
 - torch tensors (``--device cpu``, or ``cuda``): forward + backward of the mean loss as a user writes
   it, ``loss = ll.<name>(x, t); loss.backward()``, against ``torch.nn.functional.<peer>`` (eager) and
@@ -48,6 +48,7 @@ from _common import cpu_model, module_versions, peak_extra_bytes, seconds_per_ca
 
 THREADS_DEFAULT = 2
 RTOL = 1e-4  # float32: a pair that differs by more does not compute the same quantity
+RTOL_OF = {"float32": RTOL, "float16": 5e-3, "bfloat16": 2e-2}  # the same, per --dtype
 UNCHECKED = ("bound",)  # timed as a reference point, computes something else
 
 TARGET_MS = {"smoke": 1.0, "small": 20.0, "large": 100.0, "huge": 100.0}  # least duration of one timed loop
@@ -79,6 +80,9 @@ def main() -> None:
                         "(default: 20 ms at the small size, 100 ms at the larger ones)")
     parser.add_argument("--quick", action="store_true", help="small size only, 2 rounds")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, 1 round, no torch.compile: does it run?")
+    parser.add_argument("--dtype", choices=tuple(RTOL_OF), default="float32",
+                        help="the torch section's floating dtype (bfloat16: the path of mixed-precision training; "
+                        "the JAX section stays float32 and is off unless --jax)")
     parser.add_argument("--no-compile", action="store_true",
                         help="skip the torch.compile peer (each point compiles afresh: seconds to a minute on a GPU)")
     parser.add_argument("--budget-s", type=float, default=None,
@@ -150,7 +154,8 @@ def _err(ex: BaseException) -> str:
     return f"{type(ex).__name__}: {text[:300]}"
 
 
-def measure(peers: dict, timer: Timer, rounds: int, ratio_pairs: list[tuple[str, str]], reference: str) -> dict:
+def measure(peers: dict, timer: Timer, rounds: int, ratio_pairs: list[tuple[str, str]], reference: str,
+            rtol: float = RTOL) -> dict:
     """One point: warm up every peer (compiles), check them against ``reference``, then interleaved rounds.
 
     ``peers``: name -> callable returning (value, [gradients]) (the framework's array types), or an error
@@ -173,7 +178,7 @@ def measure(peers: dict, timer: Timer, rounds: int, ratio_pairs: list[tuple[str,
             out[name]["error"] = _err(ex)
             del live[name]
     try:
-        check = _check({k: v for k, v in results.items() if k not in UNCHECKED}, reference)
+        check = _check({k: v for k, v in results.items() if k not in UNCHECKED}, reference, rtol)
     except Exception as ex:  # an output the check cannot read: say so, time anyway
         check = {"reference": reference, "ok": None, "note": f"check failed: {_err(ex)}"}
     results.clear()
@@ -208,14 +213,14 @@ def measure(peers: dict, timer: Timer, rounds: int, ratio_pairs: list[tuple[str,
     return {"peers": out, "ratios": ratios, "check": check}
 
 
-def _check(results: dict, reference: str) -> dict:
+def _check(results: dict, reference: str, rtol: float = RTOL) -> dict:
     """Every peer's value and gradient against the reference peer's: relative differences, ok or not."""
     import numpy as np
 
     if reference not in results:
         return {"reference": reference, "ok": None, "note": "reference peer failed: nothing to compare with"}
     ref_v, ref_g = _as_numpy(results[reference])
-    check: dict = {"reference": reference, "rtol": RTOL, "ok": True, "peers": {}}
+    check: dict = {"reference": reference, "rtol": rtol, "ok": True, "peers": {}}
     for name, res in results.items():
         if name == reference:
             continue
@@ -223,7 +228,7 @@ def _check(results: dict, reference: str) -> dict:
         value_rel = abs(v - ref_v) / max(abs(ref_v), 1e-30)
         grad_rel = max((float(np.max(np.abs(a - b))) / max(float(np.max(np.abs(b))), 1e-30)
                         for a, b in zip(g, ref_g)), default=0.0) if len(g) == len(ref_g) else math.inf
-        ok = bool(value_rel <= RTOL or abs(v - ref_v) <= 1e-7) and grad_rel <= RTOL
+        ok = bool(value_rel <= rtol or abs(v - ref_v) <= 1e-7) and grad_rel <= rtol
         check["peers"][name] = {"value": v, "reference_value": ref_v, "value_rel_diff": value_rel,
                                 "grad_rel_diff": grad_rel, "ok": ok}
         check["ok"] = check["ok"] and ok
@@ -486,7 +491,7 @@ def run_torch(args, rows: list, timer: Timer) -> None:
     ratio_pairs = [("losslab", "torch eager"), ("losslab", "torch.compile"),
                    ("losslab value_and_grad", "torch eager"), ("losslab value_and_grad", "torch.compile"),
                    ("bound", "losslab"), ("bound", "losslab value_and_grad")]
-    print(f"\n== torch ({dev}): forward + backward of the mean loss, float32; ms per call, median of "
+    print(f"\n== torch ({dev}): forward + backward of the mean loss, {args.dtype}; ms per call, median of "
           f"{args.rounds} round(s) ==", flush=True)
     for size_name in args.sizes:
         for c in cases:
@@ -524,6 +529,8 @@ def _torch_point(args, c: dict, size_name: str, timer: Timer, ratio_pairs: list)
     dev = args.device
     g = torch.Generator(device=dev).manual_seed(0)
     diff, rest = c["make"](SIZES[size_name], g, dev)
+    if args.dtype != "float32":  # the floating inputs only (class indices stay integers)
+        diff, rest = ([x.to(getattr(torch, args.dtype)) if x.is_floating_point() else x for x in xs] for xs in (diff, rest))
     diff = [x.requires_grad_() for x in diff]
     plain = [x.detach() for x in diff]
     peers = {"torch eager": _autograd_step(c["peer"], diff, rest),
@@ -541,7 +548,7 @@ def _torch_point(args, c: dict, size_name: str, timer: Timer, ratio_pairs: list)
         except Exception as ex:
             peers["torch.compile"] = _err(ex)
     point = {"shape": list(diff[0].shape), "elements": int(diff[0].numel())}
-    point.update(measure(peers, timer, args.rounds, ratio_pairs, reference="torch eager"))
+    point.update(measure(peers, timer, args.rounds, ratio_pairs, reference="torch eager", rtol=RTOL_OF[args.dtype]))
     ratios = point["ratios"]
     for name in ("losslab", "losslab value_and_grad"):  # bound ms / losslab ms, per round: 100 % = the least traffic
         if f"bound / {name}" in ratios:
@@ -757,7 +764,7 @@ def _print_row(row: dict) -> None:
         if not c["ok"]:
             print(f"    WARNING: {name} does not compute what {check['reference']} does: value {c['value']:.8g} vs "
                   f"{c['reference_value']:.8g} (rel. diff {c['value_rel_diff']:.2e}), gradient rel. diff "
-                  f"{c['grad_rel_diff']:.2e} (rtol {RTOL})", flush=True)
+                  f"{c['grad_rel_diff']:.2e} (rtol {check['rtol']})", flush=True)
 
 
 def environment(args) -> dict:
@@ -775,7 +782,8 @@ def environment(args) -> dict:
             "sizes": {s: SIZES[s] for s in args.sizes}, "rounds": args.rounds,
             "target_ms": {s: args.target_ms or TARGET_MS[s] for s in args.sizes},
             "mode": "smoke" if args.smoke else "quick" if args.quick else "full",
-            "what": "mean loss + gradient w.r.t. the predictions, float32; ms per call, median over rounds; "
+            "dtype": args.dtype,
+            "what": f"mean loss + gradient w.r.t. the predictions, {args.dtype}; ms per call, median over rounds; "
                     "ratios per round, then median"}
     if args.device == "cuda":
         meta["gpu"] = torch.cuda.get_device_name()
@@ -918,7 +926,8 @@ def run(args) -> None:
         "triplet_margin): the least memory traffic of a fused value + gradient pass; % of bound = bound ms / "
         "losslab ms",
         f"check: before timing, each peer's value and gradient against the framework's (torch eager / Optax), "
-        f"rtol {RTOL}; a WARNING marks a pair that does not compute the same quantity",
+        f"rtol {RTOL_OF[args.dtype]} ({args.dtype}; JAX: {RTOL}); a WARNING marks a pair that does not compute the same "
+        "quantity",
         "JAX rows: targets are jit arguments (as in a training step), not closed-over constants",
     ]
     if args.device == "cpu":
@@ -934,7 +943,7 @@ def run(args) -> None:
     run_torch(args, rows, timer)
     use_jax = args.jax
     if use_jax is None:
-        use_jax = args.device == "cpu"
+        use_jax = args.device == "cpu" and args.dtype == "float32"
     if use_jax:
         try:
             import jax  # noqa: F401
@@ -948,6 +957,8 @@ def run(args) -> None:
     meta["load_average_end"] = _load_average()
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = {"smoke": "-smoke", "quick": "-quick"}.get(meta["mode"], "")
+    if args.dtype != "float32":
+        suffix = f"-{args.dtype}{suffix}"
     stem = args.out / f"torch_losses-{args.device}-{meta['date'][:10]}{suffix}"
     stem.with_suffix(".json").write_text(json.dumps(_clean({"meta": meta, "notes": notes, "rows": rows}), indent=1))
     stem.with_suffix(".md").write_text(markdown(meta, rows, notes))
