@@ -16,6 +16,7 @@ from torch.utils._pytree import tree_flatten  # noqa: E402
 
 import losslab as ll  # noqa: E402
 from cases import CASES, convert  # noqa: E402
+from losslab.losses._elementwise import Elementwise  # noqa: E402
 from losslab.torch import _function  # noqa: E402
 
 
@@ -29,9 +30,11 @@ SPLITTING = [c for c in CASES if c.fn.splits_into_rows(_bound(c)[1])]
 
 
 def test_the_losses_that_split_into_rows():
-    assert {c.loss for c in SPLITTING} == {
+    elementwise = {c.loss for c in SPLITTING if isinstance(c.fn, Elementwise)}  # every element an item
+    assert {c.loss for c in SPLITTING} - elementwise == {
         "cross_entropy", "multiclass_hinge", "kl_div", "contrastive", "triplet_margin", "distill_kl", "jsd",
         "cosine_embedding", "multilabel_soft_margin", "multilabel_margin", "triplet_margin_with_distance"}
+    assert {"poisson_nll", "soft_margin", "hinge_embedding", "msle", "mse"} <= elementwise
     # cross-entropy with class indices divides by the weights of the targets it does not ignore: it does not split
     assert all(c.label.startswith(("prob", "spatial-prob")) for c in SPLITTING if c.loss == "cross_entropy")
     assert not ll.info_nce.splits_into_rows({})  # one row's loss reads every other row
@@ -109,6 +112,19 @@ def test_calls_that_do_not_split_take_one_pass(blocks_of_two_rows):
     ll.multiclass_hinge.value_and_grad(x[0], torch.tensor(1))  # one unbatched item
     ll.multiclass_hinge(x, torch.tensor([0, 1, 2, 3, 4, 0]), reduction="none")
     assert blocks_of_two_rows == [False, False, False]
+
+
+def test_a_weighted_mean_whose_divisor_is_the_weights_sum_takes_one_pass(blocks_of_two_rows):
+    # mse's mean divides by the weights' sum, an array: no block can be told the batch's without a sync
+    g = torch.Generator().manual_seed(3)
+    x, t = torch.randn(6, 5, generator=g, dtype=torch.bfloat16), torch.randn(6, 5, generator=g, dtype=torch.bfloat16)
+    w = torch.rand(5, generator=g, dtype=torch.bfloat16) + 0.5
+    value, grad = ll.mse.value_and_grad(x, t, weight=w)
+    assert blocks_of_two_rows == [False]
+    with ll.reference_path():
+        ref_value, ref_grad = ll.mse.value_and_grad(x, t, weight=w)
+    torch.testing.assert_close(value, ref_value)
+    torch.testing.assert_close(grad, ref_grad)
 
 
 def test_a_bad_argument_gets_the_whole_call_s_error(blocks_of_two_rows):

@@ -45,6 +45,7 @@ class Loss:
     # The call splits into blocks of rows (see ``splits_into_rows``); tests/test_row_blocks.py holds each
     # loss that says so to it.
     rows_are_items: bool = False
+    min_row_ndim: int = 2  # a row loss's 1-D input is one item (an elementwise loss's, a row of items)
 
     # -- to implement ---------------------------------------------------------------------------
     def prepare(self, xp, *args, **options) -> State:  # pragma: no cover - abstract
@@ -65,14 +66,14 @@ class Loss:
     def splits_into_rows(self, bound: dict) -> bool:
         """Whether this call (its bound arguments) may be computed on blocks of rows and the blocks' results
         added: the loss's items are rows (``rows_are_items``: "mean" divides by a count proportional to them),
-        every positional argument has the same leading axis of rows (batched: the first input has 2 axes or
-        more), and no keyword array varies along the rows (a class weight applies to every row alike; a
+        every positional argument has the same leading axis of rows (batched: the first input has
+        ``min_row_ndim`` axes or more), and no keyword array varies along the rows (a class weight applies to every row alike; a
         per-row weight would need slicing). The engines then evaluate the definitions block by block
         (``row_block``, ``rows_divisor``) where one pass would hold several input-sized temporaries."""
         if not self.rows_are_items:
             return False
         first = bound[self.inputs[0]]
-        if not _xp.is_array(first) or first.ndim < 2:
+        if not _xp.is_array(first) or first.ndim < self.min_row_ndim:
             return False
         n = first.shape[0]
         for name in self._positional:

@@ -21,6 +21,7 @@ class Elementwise(Loss):
     # "rescaling" weights (BCE)
     mean_divides_by_weight_sum = True
     definition: type[Pointwise]
+    rows_are_items, min_row_ndim = True, 1  # every element is an item (a weighted mean's divisor is an array: no)
 
     def definition_options(self, st: State) -> dict:
         return {name: getattr(st, name) for name in self.definition.options}

@@ -179,11 +179,12 @@ def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_
     """(value, gradients as a tuple in the inputs' dtypes, or None)."""
     views = _numpy_views(loss, bound, normalizer)
     if views is None:  # CUDA, fp16/bf16: a registered kernel (generated Triton), else the definitions in torch
-        out = _in_row_blocks(loss, xp, bound, reduction, normalizer, with_grad)
-        if out is not NotImplemented:
-            return out
-        st = loss.prepare(xp, **bound)
         kernel = _engines.kernel_of(loss.name, "torch")
+        if kernel is None or not bound[loss.inputs[0]].is_cuda:  # a kernel makes one fused pass
+            out = _in_row_blocks(loss, xp, bound, reduction, normalizer, with_grad)
+            if out is not NotImplemented:
+                return out
+        st = loss.prepare(xp, **bound)
         out = NotImplemented if kernel is None else kernel(loss, xp, st, reduction, normalizer, with_grad)
         if out is NotImplemented:
             out = loss._reference_state(xp, st, reduction, normalizer, with_grad, ops=torch)
