@@ -108,8 +108,9 @@ def _run_blocks(n_rows: int, rows_per_block: int, elements: int, work: Callable[
 
 
 def _blocks(n_rows: int, rows_per_block: int, elements: int, block: Callable, scratch: Callable | None = None) -> list:
-    """The blocked driver of the NumPy fast paths (_fast, _fast_pairs, _fast_rows): ``block(lo, hi, bufs)`` over the blocks of ``_run_blocks``, its
-    results in block order (sum them in that order and a reduced value is the same on any thread count).
+    """The blocked driver of the NumPy fast paths (_fast, _fast_pairs, _fast_rows): ``block(lo, hi, bufs)``
+    over the blocks of ``_run_blocks``, its results in block order (sum them in that order and a reduced value
+    is the same on any thread count).
     ``scratch(rows)`` makes a block's scratch arrays, once per thread (sliced to each block's rows); with a
     single block (small inputs) there are no threads and the scratch is made for exactly its rows."""
     if n_rows <= rows_per_block:
@@ -621,7 +622,8 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
             else:
                 xb, tb, lb = x2[lo:hi], t2[lo:hi], (bufs[0] if bufs else per_item[lo:hi])
                 gb = grad[lo:hi] if with_grad else None
-                sub = {k: (v[lo:hi] if isinstance(v, np.ndarray) and v.shape == x2.shape else v) for k, v in opts.items()}
+                sub = {k: (v[lo:hi] if isinstance(v, np.ndarray) and v.shape == x2.shape else v)
+                       for k, v in opts.items()}
             kernel(xb, tb, lb, gb, sub)
             if w is not None:
                 wb = sub["weight"]

@@ -67,8 +67,8 @@ class Loss:
         """Whether this call (its bound arguments) may be computed on blocks of rows and the blocks' results
         added: the loss's items are rows (``rows_are_items``: "mean" divides by a count proportional to them),
         every positional argument has the same leading axis of rows (batched: the first input has
-        ``min_row_ndim`` axes or more), and no keyword array varies along the rows (a class weight applies to every row alike; a
-        per-row weight would need slicing). The engines then evaluate the definitions block by block
+        ``min_row_ndim`` axes or more), and no keyword array varies along the rows (a class weight applies to
+        every row alike; a per-row weight would need slicing). The engines then evaluate the definitions block by block
         (``row_block``, ``rows_divisor``) where one pass would hold several input-sized temporaries."""
         if not self.rows_are_items:
             return False
@@ -154,7 +154,8 @@ class Loss:
         path declines what it does not handle exactly like it."""
         xp, bound, normalizer = self._bind(args, options, reduction, normalizer)
         if args:
-            checked = {k: bound[k] for k in options} if options else options  # as _bind checked them: numbers, not 0-d arrays
+            # the options as _bind checked them: numbers, not 0-d arrays
+            checked = {k: bound[k] for k in options} if options else options
             out = self._fast_path(_xp.kind(args[0]), args, checked, reduction, normalizer, with_grad)
             if out is not NotImplemented:
                 return out

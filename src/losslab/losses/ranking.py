@@ -571,8 +571,8 @@ class TripletMarginWithDistance(Loss):
     )
 
     def splits_into_rows(self, bound):
-        return isinstance(bound["distance_function"], str) and super().splits_into_rows(bound)  # a callable's
-        # rows are its own business
+        # a named distance is per row; what a callable does across rows is its own business
+        return isinstance(bound["distance_function"], str) and super().splits_into_rows(bound)
 
     def prepare(self, xp, anchor, positive, negative, *, distance_function="pairwise", p=2, margin=1.0, swap=False):
         if callable(distance_function):

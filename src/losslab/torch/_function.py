@@ -127,7 +127,8 @@ def _as_tensor(a):
 
 
 # Rows per block of the row-blocked evaluation below, per device type: a block's largest temporary holds at most
-# this many elements (Loss.row_elements), so the temporaries of a definition are those of one block, not the batch's. CPU (bfloat16/float16 tensors): 1M elements, 4 MiB in float32, measured 1.5-2x faster than one pass
+# this many elements (Loss.row_elements), so the temporaries of a definition are those of one block, not the
+# batch's. CPU (bfloat16/float16 tensors): 1M elements, 4 MiB in float32, measured 1.5-2x faster than one pass
 # over 4096 x 8192 logits (4M: 1.3x, 256K and 64K slower again). CUDA: 16M, 64 MiB, so that 8192 x 32000 logits
 # take 16 blocks of some 15 kernels each, well above launch cost; not yet timed on a GPU (benchmarks/on_gpu.sh).
 ROW_BLOCK_ELEMENTS = {"cpu": 1 << 20, "cuda": 1 << 24}
