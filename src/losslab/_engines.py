@@ -25,8 +25,6 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from . import _xp
-
 _fast_paths: dict[tuple[str, str], Any] = {}
 _engines: dict[str, Any] = {}
 _kernels: dict[tuple[str, str], Any] = {}
@@ -78,8 +76,8 @@ def fast_path_of(loss_name: str, kind: str) -> Callable | None:
     return entry
 
 
-def engine_for(first_input: Any) -> Callable | None:
-    kind = _xp.kind(first_input)
+def engine_of(kind: str) -> Callable | None:
+    """The engine registered for ``kind`` arrays (``_xp.kind`` of a call's first input), or None."""
     entry = _engines.get(kind)
     if isinstance(entry, str):
         entry = _engines[kind] = _resolve(entry)

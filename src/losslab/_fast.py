@@ -533,8 +533,9 @@ def _focal(xb, tb, l, g, o):
 
 def _compiled(name, opts: dict, x, t, w, u, keep, with_grad):
     """Run the Numba kernel generated for loss ``name`` with options ``opts`` on flat contiguous arrays;
-    None where none applies (small input, no kernel for the loss or these options, Numba off or missing)."""
-    if not _settings.compiled or x.size < PARALLEL_MIN_ELEMENTS:
+    None where none applies (no kernel for the loss or these options, Numba off or missing); the caller takes
+    only large inputs to it (below PARALLEL_MIN_ELEMENTS the NumPy blocks are as fast)."""
+    if not _settings.compiled:
         return None
     from .definitions import codegen  # imported here: `python -m losslab.definitions.codegen` imports losslab first
 
@@ -551,6 +552,20 @@ def _compiled(name, opts: dict, x, t, w, u, keep, with_grad):
     scalar = x.dtype.type  # float32 options keep float32 arithmetic (and SIMD width)
     total = kernel(x.reshape(-1), t.reshape(-1), flat_w, scalar(u), per_item, grad, *(scalar(opts[o]) for o in variant.params))
     return total, (per_item.reshape(x.shape) if keep else None), (grad.reshape(x.shape) if with_grad else None)
+
+
+def _element_block(kernel, xb, tb, lb, gb, sub: dict, w, u: float):
+    """One block of an elementwise loss: its losses (weighted) into lb, its gradient (weighted, scaled by u) into gb
+    while the block is in cache; their sum."""
+    kernel(xb, tb, lb, gb, sub)
+    if w is not None:
+        wb = sub["weight"]
+        lb *= wb
+        if gb is not None:
+            gb *= wb
+    if gb is not None and u != 1.0:
+        gb *= u
+    return lb.sum()
 
 
 def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), checks=None, name=None,
@@ -602,7 +617,7 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         else:
             divisor = float(np.broadcast_to(w, x2.shape).sum(dtype=np.float64))
         u = _coefficient(reduction, divisor, normalizer)
-        if name is not None:
+        if name is not None and x.size >= PARALLEL_MIN_ELEMENTS:  # (the Numba kernels take large inputs only)
             w_full = None if w is None else (w.reshape(x.shape) if w.shape == x2.shape else w)
             compiled = _compiled(name, opts, x, t2.reshape(x.shape), w_full, u, keep, with_grad)
             if compiled is not None:
@@ -613,29 +628,20 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
                 return (value, grad) if with_grad else value
         rows = max(1, ELEMENT_BLOCK // x2.shape[1])
         grad = np.empty(x2.shape, dt) if with_grad else None
-        single = x2.shape[0] <= rows
-        per_item = np.empty(x2.shape, dt) if keep or single else None  # else per-thread scratch blocks
+        if x2.shape[0] <= rows:  # one block, the whole arrays: no views, no driver (a small call's cost is its Python)
+            per_item = np.empty(x2.shape, dt)
+            total = _element_block(kernel, x2, t2, per_item, grad, opts, w, u)
+        else:
+            per_item = np.empty(x2.shape, dt) if keep else None  # else per-thread scratch blocks
 
-        def block(lo, hi, bufs):  # one block's losses (weighted), its gradient scaled while in cache; their sum
-            if single:  # the whole arrays: no views to make (a small call's cost is its Python)
-                xb, tb, lb, gb, sub = x2, t2, per_item, grad, opts
-            else:
-                xb, tb, lb = x2[lo:hi], t2[lo:hi], (bufs[0] if bufs else per_item[lo:hi])
-                gb = grad[lo:hi] if with_grad else None
+            def block(lo, hi, bufs):
                 sub = {k: (v[lo:hi] if isinstance(v, np.ndarray) and v.shape == x2.shape else v)
                        for k, v in opts.items()}
-            kernel(xb, tb, lb, gb, sub)
-            if w is not None:
-                wb = sub["weight"]
-                lb *= wb
-                if gb is not None:
-                    gb *= wb
-            if gb is not None and u != 1.0:
-                gb *= u
-            return lb.sum()
+                return _element_block(kernel, x2[lo:hi], t2[lo:hi], bufs[0] if bufs else per_item[lo:hi],
+                                      grad[lo:hi] if with_grad else None, sub, w, u)
 
-        scratch = None if per_item is not None else (lambda r: [np.empty((r, x2.shape[1]), dt)])
-        total = sum(_blocks(x2.shape[0], rows, x.size, block, scratch), dt.type(0))  # in dt on NumPy 1.x too
+            scratch = None if keep else (lambda r: [np.empty((r, x2.shape[1]), dt)])
+            total = sum(_blocks(x2.shape[0], rows, x.size, block, scratch), dt.type(0))  # in dt on NumPy 1.x too
         if not math.isfinite(total):
             return NotImplemented  # infinite inputs: the reference path defines the result
         value = _finish(total, per_item.reshape(x.shape) if keep else None, reduction, u, dt)

@@ -153,13 +153,14 @@ class Loss:
         reference path below. Array checks (shapes, dtypes, values) are the loss's ``prepare``; a fast
         path declines what it does not handle exactly like it."""
         xp, bound, normalizer = self._bind(args, options, reduction, normalizer)
+        kind = _xp.kind(bound[self.inputs[0]])  # (the first positional argument, as an array)
         if args:
             # the options as _bind checked them: numbers, not 0-d arrays
             checked = {k: bound[k] for k in options} if options else options
-            out = self._fast_path(_xp.kind(args[0]), args, checked, reduction, normalizer, with_grad)
+            out = self._fast_path(kind, args, checked, reduction, normalizer, with_grad)
             if out is not NotImplemented:
                 return out
-        engine = _engines.engine_for(bound[self.inputs[0]])
+        engine = _engines.engine_of(kind)
         if engine is not None:
             out = engine(self, xp, bound, reduction, normalizer, with_grad)
             if out is not NotImplemented:

@@ -37,15 +37,22 @@ _NUMPY_DTYPES = (torch.float32, torch.float64)
 
 def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool):
     """The torch engine's entry (registered in losslab/__init__.py for torch tensors)."""
+    # one pass over the arguments: the tensors (autograd's inputs) apart from the rest, and who needs a gradient
+    names, tensors, constants = [], [], {}
     tracks = others_track = False
-    if torch.is_grad_enabled():
-        inputs = loss.inputs
-        for k, v in bound.items():
-            if isinstance(v, torch.Tensor) and v.requires_grad:
+    grad_mode = torch.is_grad_enabled()
+    inputs = loss.inputs
+    for k, v in bound.items():
+        if isinstance(v, torch.Tensor):
+            names.append(k)
+            tensors.append(v)
+            if grad_mode and v.requires_grad:
                 if k in inputs:
                     tracks = True
                 else:
                     others_track = True
+        else:
+            constants[k] = v
     if others_track and not with_grad:
         return NotImplemented  # targets or weights with gradients: autograd traces the reference forward
     fused = (_fast.enabled() and not torch.compiler.is_compiling()
@@ -60,22 +67,14 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
         return value, grads[0] if len(grads) == 1 else grads
     if not fused or reduction == "none":
         return _reference_apply(loss, bound, reduction, normalizer)
-    names, tensors, constants = [], [], {}
-    for k, v in bound.items():
-        if isinstance(v, torch.Tensor):
-            names.append(k)
-            tensors.append(v)
-        else:
-            constants[k] = v
     if isinstance(normalizer, torch.Tensor):  # an autograd input too (it gets no gradient)
         names.append("_normalizer")
         tensors.append(normalizer)
         normalizer = None
-    names = tuple(names)
     # one constant (apply's cost grows with its arguments) that holds no tensor: the graph keeps the
     # inputs only as saved tensors, which backward() frees
-    call = (loss, xp, constants, reduction, normalizer, names)
-    return LosslabFusedFunction.apply(call, *tensors)
+    call = (loss, xp, constants, reduction, normalizer, tuple(names))
+    return _apply_fused(call, tensors)
 
 
 # -- computing: value and gradient in one pass --------------------------------------------------------
@@ -113,13 +112,14 @@ def _numpy_views(loss: Loss, bound: dict, normalizer: Any):
     if not x.is_cpu or x.dtype not in _NUMPY_DTYPES:  # CUDA: no exception raised and caught per call
         return None
     try:
-        return {k: _numpy_view(v) for k, v in bound.items()}, _numpy_view(normalizer)
+        return ({k: v if type(v) in _PLAIN else _numpy_view(v) for k, v in bound.items()},
+                normalizer if normalizer is None else _numpy_view(normalizer))
     except TypeError:
         return None
 
 
 def _as_tensor(a):
-    if isinstance(a, np.ndarray):
+    if type(a) is np.ndarray:
         return torch.from_numpy(a if a.flags.writeable else a.copy())
     if isinstance(a, np.generic):  # a NumPy scalar keeps its dtype (a 0-d array: 3x cheaper than torch.tensor)
         return torch.from_numpy(np.asarray(a))
@@ -191,16 +191,21 @@ def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_
             out = loss._reference_state(xp, st, reduction, normalizer, with_grad, ops=torch)
         return out if with_grad else (out, None)
     np_bound, np_normalizer = views  # the NumPy engine's own order: its fast path, else the reference
-    positional = tuple([np_bound[n] for n in loss._positional])
-    # only the options given, as a NumPy call passes them (a fast path reads a missing one as its default)
-    options = {k: np_bound[k] for k, default in loss._keyword_defaults.items() if np_bound[k] is not default}
-    out = loss._fast_path("numpy", positional, options, reduction, np_normalizer, with_grad)
+    out = NotImplemented
+    fast = _engines.fast_path_of(loss.name, "numpy")  # (the fast paths are on: run checked)
+    if fast is not None:
+        positional = tuple([np_bound[n] for n in loss._positional])
+        # only the options given, as a NumPy call passes them (a fast path reads a missing one as its default)
+        options = {k: np_bound[k] for k, default in loss._keyword_defaults.items() if np_bound[k] is not default}
+        out = fast(positional, options, reduction, np_normalizer, with_grad)
     if out is NotImplemented:
         out = loss._reference(_NUMPY, np_bound, reduction, np_normalizer, with_grad, ops=np)
-    value, grads = out if with_grad else (out, None)
-    if grads is not None:
-        grads = tuple([_as_tensor(g) for g in grads]) if isinstance(grads, tuple) else (_as_tensor(grads),)
-    return _as_tensor(value), grads
+    if not with_grad:
+        return _as_tensor(out), None
+    value, grads = out
+    if type(grads) is tuple:
+        return _as_tensor(value), tuple([_as_tensor(g) for g in grads])
+    return _as_tensor(value), (_as_tensor(grads),)
 
 
 # -- autograd -----------------------------------------------------------------------------------------
@@ -290,3 +295,20 @@ class LosslabFusedFunction(torch.autograd.Function):
                     g.mul_(upstream)
         needs = ctx.needs_input_grad
         return (None, *[g if need else None for g, need in zip(grads, needs[1:])])
+
+
+# Function.apply's Python wrapper (binding defaults for setup_context, then functorch's check) costs about 2 us of a
+# small call's 40-50: without functorch transforms active it ends in the C apply, which is called here directly
+# (dead functorch wrappers unwrapped as the wrapper does). Any other case, or a torch without these, takes apply.
+try:
+    _functorch_active = torch._C._are_functorch_transforms_active
+    _unwrap_if_dead = torch._C._functorch.unwrap_if_dead
+    _fused_c_apply = super(torch.autograd.Function, LosslabFusedFunction).apply
+except AttributeError:  # pragma: no cover - another torch version
+    _fused_c_apply = None
+
+
+def _apply_fused(call: tuple, tensors: list):
+    if _fused_c_apply is None or _functorch_active():
+        return LosslabFusedFunction.apply(call, *tensors)
+    return _fused_c_apply(call, *[_unwrap_if_dead(t) for t in tensors])
