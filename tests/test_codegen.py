@@ -206,8 +206,10 @@ CASES = [("mse", {}), ("huber", {"delta": 0.5}), ("smooth_l1", {"beta": 0.0}), (
 def test_torch_engine_runs_the_generated_kernel(name, options, reduction, monkeypatch):
     """bf16 CPU tensors under the interpreter (and any CUDA tensor) reach the kernel through ll.<loss>."""
     from losslab.gpu import pointwise as gpu_pointwise
+    from losslab.torch import _function
 
     monkeypatch.setenv("LOSSLAB_TRITON", "1")
+    monkeypatch.setattr(_function, "CPU_HALF_IN_NUMPY", False)  # bf16 CPU tensors take the path of CUDA ones
     launched = []
     real = gpu_pointwise.launch
     monkeypatch.setattr(gpu_pointwise, "launch", lambda *a, **k: launched.append(a[0]) or real(*a, **k))
@@ -239,8 +241,10 @@ def test_torch_engine_runs_the_generated_kernel(name, options, reduction, monkey
 @needs_triton
 def test_kernel_declines_what_it_does_not_take(monkeypatch):
     from losslab.gpu import pointwise as gpu_pointwise
+    from losslab.torch import _function
 
     monkeypatch.setenv("LOSSLAB_TRITON", "1")
+    monkeypatch.setattr(_function, "CPU_HALF_IN_NUMPY", False)  # bf16 CPU tensors take the path of CUDA ones
     launched = []
     real = gpu_pointwise.launch
     monkeypatch.setattr(gpu_pointwise, "launch", lambda *a, **k: launched.append(a[0]) or real(*a, **k))

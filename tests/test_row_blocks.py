@@ -1,8 +1,9 @@
 """The torch engine's row blocks: where a loss splits into rows (``Loss.splits_into_rows``), torch tensors that
-the NumPy engine does not take (CUDA, float16/bfloat16) are computed block by block, so the temporaries of the
-definitions are those of one block. Held here: each loss's claim that it splits, equality with the reference path
-on many uneven blocks, and the peak memory of the temporaries (counted per torch operation, so it runs on the CPU
-along the same path as on CUDA)."""
+the NumPy engine does not take as they are (CUDA, float16/bfloat16) are computed block by block, so the temporaries
+of the definitions are those of one block. Held here: each loss's claim that it splits, equality with the reference
+path on many uneven blocks, and the peak memory of the temporaries (counted per torch operation, so it runs on the
+CPU along the same path as on CUDA: bfloat16 CPU tensors with ``CPU_HALF_IN_NUMPY`` off). The NumPy engine's blocks
+of float16/bfloat16 CPU tensors: tests/test_half_on_cpu.py."""
 
 import math
 import weakref
@@ -51,14 +52,21 @@ def test_the_mean_divides_by_a_count_proportional_to_the_rows(case):
 
 
 @pytest.fixture
-def blocks_of_two_rows(monkeypatch):
-    """Blocks of two rows (one for batches of up to three; odd batches end with a short block); float32 CPU tensors kept off the NumPy
-    engine, so they take the path of CUDA tensors."""
-    def two_rows(loss, xp, bound, reduction, normalizer, with_grad):
+def torch_ops_path(monkeypatch):
+    """bfloat16 CPU tensors take the path of CUDA tensors (the definitions in torch operations), not the NumPy
+    engine in float32."""
+    monkeypatch.setattr(_function, "CPU_HALF_IN_NUMPY", False)
+
+
+@pytest.fixture
+def blocks_of_two_rows(monkeypatch, torch_ops_path):
+    """Blocks of two rows (one for batches of up to three; odd batches end with a short block); float32 CPU tensors
+    kept off the NumPy engine, so they take the path of CUDA tensors, as bfloat16 ones do (torch_ops_path)."""
+    def two_rows(loss, xp, bound, reduction, normalizer, with_grad, evaluate):
         widest = max(math.prod(bound[a].shape[1:]) for a in loss._positional)
         rows = 2 if bound[loss.inputs[0]].shape[0] > 3 else 1
         monkeypatch.setitem(_function.ROW_BLOCK_ELEMENTS, "cpu", rows * widest)
-        return real(loss, xp, bound, reduction, normalizer, with_grad)
+        return real(loss, xp, bound, reduction, normalizer, with_grad, evaluate)
 
     real = _function._in_row_blocks
     calls = []
@@ -197,7 +205,7 @@ def _peak_bytes(step) -> int:
 
 
 @pytest.mark.parametrize("name", ["cross_entropy", "distill_kl", "multiclass_hinge"])
-def test_the_temporaries_are_a_block_s_not_the_batch_s(name, monkeypatch):
+def test_the_temporaries_are_a_block_s_not_the_batch_s(name, monkeypatch, torch_ops_path):
     """bfloat16 logits (the path of CUDA tensors): forward and backward peak, beside torch's own loss (the same
     quantity: probability targets, Hinton's distillation recipe; measured 3.0 and 5.0 gradients' worth), with
     blocks of 1/16 of the batch."""
@@ -234,7 +242,7 @@ def test_the_temporaries_are_a_block_s_not_the_batch_s(name, monkeypatch):
         assert blocked <= theirs, (blocked, theirs)
 
 
-def test_multilabel_margin_s_blocks_are_sized_by_its_slot_by_class_temporaries(monkeypatch):
+def test_multilabel_margin_s_blocks_are_sized_by_its_slot_by_class_temporaries(monkeypatch, torch_ops_path):
     # its definition holds (rows, C, C) arrays: a block of the default CPU size takes a handful of rows
     n, c = 256, 300
     g = torch.Generator().manual_seed(2)

@@ -133,13 +133,21 @@ def _as_tensor(a):
 # take 16 blocks of some 15 kernels each, well above launch cost; not yet timed on a GPU (benchmarks/on_gpu.sh).
 ROW_BLOCK_ELEMENTS = {"cpu": 1 << 20, "cuda": 1 << 24}
 
+_HALF_DTYPES = (torch.float16, torch.bfloat16)
 
-def _in_row_blocks(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool):
-    """The definitions evaluated with torch on blocks of rows, where the call splits into rows
-    (``Loss.splits_into_rows``) and spans several blocks: the values add up, each block's gradient is written
-    into the one gradient buffer, and every block divides by the whole batch's divisor (``Loss.rows_divisor``).
-    NotImplemented otherwise. A bad argument raises the whole call's error, as one pass would. (With
-    ``strict_checks`` on CUDA, each block's value checks sync once.)"""
+# float16/bfloat16 CPU tensors: the NumPy engine on float32 copies, a block of rows at a time where the call splits
+# into rows (so the copies are a block's), else the whole call. Measured on 2 cores at 4M elements
+# (benchmarks/results/torch_losses-cpu-*-bfloat16-half-in-numpy.md): 2-8x faster than the definitions in torch
+# operations for most losses, as fast for the rest. The tests switch it off to run the CUDA path on the CPU.
+CPU_HALF_IN_NUMPY = True
+
+
+def _in_row_blocks(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool, evaluate):
+    """``evaluate(block, reduction, normalizer)`` (the block's value and gradients, or None) on blocks of rows,
+    where the call splits into rows (``Loss.splits_into_rows``) and spans several blocks: the values add up,
+    each block's gradient is written into the one gradient buffer (in the input's dtype), and every block divides
+    by the whole batch's divisor (``Loss.rows_divisor``). NotImplemented otherwise. A bad argument raises the
+    whole call's error, as one pass would. (With ``strict_checks`` on CUDA, each block's value checks sync once.)"""
     if reduction == "none" or not loss.splits_into_rows(bound):
         return NotImplemented
     rows_of = [bound[name] for name in loss._positional]
@@ -160,15 +168,12 @@ def _in_row_blocks(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any,
         grads = tuple(torch.empty_like(bound[name]) for name in loss.inputs) if with_grad else None
         total = None
         for lo in range(0, n, rows):
-            st = loss.prepare(xp, **loss.row_block(bound, lo, lo + rows))
+            # this block's temporaries are gone (evaluate returned) before the next block's come
+            value, block_grads = evaluate(loss.row_block(bound, lo, lo + rows), reduction, normalizer)
             if with_grad:
-                value, block_grads = loss.value_and_grads(xp, st, reduction, normalizer, torch)
                 for out, g in zip(grads, block_grads):
                     out[lo:lo + rows] = g  # in the input's dtype
-                del block_grads, g
-            else:
-                value = loss._value(xp, st, reduction, normalizer)[0]
-            del st  # this block's temporaries go before the next block's come
+            del block_grads
             total = value if total is None else total + value
     except (ValueError, TypeError):
         loss.prepare(xp, **bound)  # the error as the whole call gives it (names its shapes, every bad value)
@@ -176,21 +181,62 @@ def _in_row_blocks(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any,
     return total, grads
 
 
+def _in_torch_ops(loss: Loss, xp, with_grad: bool):
+    """An ``evaluate`` of the definitions in torch operations (fp16/bf16 computed in float32): the value and the
+    gradients in the compute dtype."""
+    def evaluate(bound: dict, reduction: str, normalizer: Any):
+        st = loss.prepare(xp, **bound)
+        if with_grad:
+            return loss.value_and_grads(xp, st, reduction, normalizer, torch)
+        return loss._value(xp, st, reduction, normalizer)[0], None
+    return evaluate
+
+
+def _in_float32(loss: Loss, xp, with_grad: bool):
+    """An ``evaluate`` for float16/bfloat16 CPU tensors: the NumPy engine on float32 copies (the gradients in
+    float32); the torch operations where a value has no NumPy view."""
+    def evaluate(bound: dict, reduction: str, normalizer: Any):
+        wide = {k: v.float() if isinstance(v, torch.Tensor) and v.dtype in _HALF_DTYPES else v for k, v in bound.items()}
+        if isinstance(normalizer, torch.Tensor) and normalizer.dtype in _HALF_DTYPES:
+            normalizer = normalizer.float()
+        views = _numpy_views(loss, wide, normalizer)
+        if views is None:
+            return _in_torch_ops(loss, xp, with_grad)(bound, reduction, normalizer)
+        return _numpy_compute(loss, *views, reduction, with_grad)
+    return evaluate
+
+
 def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool):
     """(value, gradients as a tuple in the inputs' dtypes, or None)."""
     views = _numpy_views(loss, bound, normalizer)
-    if views is None:  # CUDA, fp16/bf16: a registered kernel (generated Triton), else the definitions in torch
-        kernel = _engines.kernel_of(loss.name, "torch")
-        if kernel is None or not bound[loss.inputs[0]].is_cuda:  # a kernel makes one fused pass
-            out = _in_row_blocks(loss, xp, bound, reduction, normalizer, with_grad)
-            if out is not NotImplemented:
-                return out
-        st = loss.prepare(xp, **bound)
-        out = NotImplemented if kernel is None else kernel(loss, xp, st, reduction, normalizer, with_grad)
+    if views is not None:
+        return _numpy_compute(loss, *views, reduction, with_grad)
+    x = bound[loss.inputs[0]]
+    if CPU_HALF_IN_NUMPY and x.is_cpu and x.dtype in _HALF_DTYPES:
+        evaluate = _in_float32(loss, xp, with_grad)
+        out = _in_row_blocks(loss, xp, bound, reduction, normalizer, with_grad, evaluate)
         if out is NotImplemented:
-            out = loss._reference_state(xp, st, reduction, normalizer, with_grad, ops=torch)
-        return out if with_grad else (out, None)
-    np_bound, np_normalizer = views  # the NumPy engine's own order: its fast path, else the reference
+            value, grads = evaluate(bound, reduction, normalizer)
+            if grads is not None:
+                grads = tuple([g.to(bound[name].dtype) for g, name in zip(grads, loss.inputs)])
+            out = value, grads
+        return out
+    # CUDA (or fp16/bf16 in torch): a registered kernel (generated Triton), else the definitions in torch
+    kernel = _engines.kernel_of(loss.name, "torch")
+    if kernel is None or not x.is_cuda:  # a kernel makes one fused pass
+        out = _in_row_blocks(loss, xp, bound, reduction, normalizer, with_grad, _in_torch_ops(loss, xp, with_grad))
+        if out is not NotImplemented:
+            return out
+    st = loss.prepare(xp, **bound)
+    out = NotImplemented if kernel is None else kernel(loss, xp, st, reduction, normalizer, with_grad)
+    if out is NotImplemented:
+        out = loss._reference_state(xp, st, reduction, normalizer, with_grad, ops=torch)
+    return out if with_grad else (out, None)
+
+
+def _numpy_compute(loss: Loss, np_bound: dict, np_normalizer: Any, reduction: str, with_grad: bool):
+    """The NumPy engine on NumPy views, in its own order (its fast path, else the reference): (value, gradients as
+    a tuple, or None), as tensors sharing the results' memory."""
     out = NotImplemented
     fast = _engines.fast_path_of(loss.name, "numpy")  # (the fast paths are on: run checked)
     if fast is not None:
