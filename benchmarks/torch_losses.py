@@ -490,7 +490,8 @@ def run_torch(args, rows: list, timer: Timer) -> None:
     cases = [c for c in torch_cases(ll, torch, F) if not args.losses or {c["case"], c["loss"]} & set(args.losses)]
     ratio_pairs = [("losslab", "torch eager"), ("losslab", "torch.compile"),
                    ("losslab value_and_grad", "torch eager"), ("losslab value_and_grad", "torch.compile"),
-                   ("bound", "losslab"), ("bound", "losslab value_and_grad")]
+                   ("bound", "losslab"), ("bound", "losslab value_and_grad"),
+                   ("losslab value_and_grad", TORCH_OPS_PEER)]
     print(f"\n== torch ({dev}): forward + backward of the mean loss, {args.dtype}; ms per call, median of "
           f"{args.rounds} round(s) ==", flush=True)
     for size_name in args.sizes:
@@ -511,6 +512,24 @@ def run_torch(args, rows: list, timer: Timer) -> None:
             rows.append(row)
             _print_row(row)
     torch._dynamo.reset()
+
+
+TORCH_OPS_PEER = "losslab value_and_grad, torch operations"
+
+
+def _with_half_in_torch_ops(fn):
+    """``fn`` with the torch engine's CPU_HALF_IN_NUMPY off: half-precision CPU tensors evaluated by the definitions
+    in torch operations (the path of CUDA tensors) instead of the NumPy engine on float32 copies."""
+    from losslab.torch import _function
+
+    def call(*args):
+        _function.CPU_HALF_IN_NUMPY = False
+        try:
+            return fn(*args)
+        finally:
+            _function.CPU_HALF_IN_NUMPY = True
+
+    return call
 
 
 def _over_budget(args, row: dict) -> bool:
@@ -537,6 +556,8 @@ def _torch_point(args, c: dict, size_name: str, timer: Timer, ratio_pairs: list)
              "losslab": _autograd_step(c["ours"], diff, rest),
              "losslab value_and_grad": _direct_call(c["vg"], plain, rest),
              "bound": _direct_call(c["bound"], plain, rest, returns_grads=False)}
+    if dev == "cpu" and args.dtype != "float32":  # the engine's rule for half precision on the CPU, side by side
+        peers[TORCH_OPS_PEER] = _direct_call(_with_half_in_torch_ops(c["vg"]), plain, rest)
     if args.smoke or args.no_compile:
         peers["torch.compile"] = f"skipped ({'--smoke' if args.smoke else '--no-compile'})"
     else:
@@ -892,6 +913,14 @@ def markdown(meta: dict, rows: list, notes: list) -> str:
                   if "error" in p and not p["error"].startswith("skipped")}
         if errors:
             lines += ["", "Errors:", ""] + [f"- {c}, {n}: {e}" for c, n, e in sorted(errors)]
+        half = [r for r in torch_rows if f"losslab value_and_grad / {TORCH_OPS_PEER}" in r.get("ratios", {})]
+        if half:
+            lines += ["", "### Half precision on the CPU: the NumPy engine on float32 copies (the default) against the "
+                      "definitions in torch operations (`CPU_HALF_IN_NUMPY` off), value_and_grad", "",
+                      "| loss | size | NumPy engine, float32 ms | torch operations ms | ratio |", "|---|---|---:|---:|---:|"]
+            lines += [f"| {r['case']} | {r['size']} | {_ms(r['peers']['losslab value_and_grad'])} "
+                      f"| {_ms(r['peers'][TORCH_OPS_PEER])} "
+                      f"| {_fmt(r['ratios'][f'losslab value_and_grad / {TORCH_OPS_PEER}'])} |" for r in half]
     jax_rows = [r for r in rows if r["section"] == "jax"]
     if jax_rows:
         lines += ["", "## JAX: `jax.jit(jax.value_and_grad(lambda x, t: ll.<name>(x, t)))` vs the same of Optax", "",
