@@ -136,10 +136,18 @@ ROW_BLOCK_ELEMENTS = {"cpu": 1 << 20, "cuda": 1 << 24}
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
 # float16/bfloat16 CPU tensors: the NumPy engine on float32 copies, a block of rows at a time where the call splits
-# into rows (so the copies are a block's), else the whole call. Measured on 2 cores at 4M elements
-# (benchmarks/results/torch_losses-cpu-*-bfloat16-half-in-numpy.md): 2-8x faster than the definitions in torch
-# operations for most losses, as fast for the rest. The tests switch it off to run the CUDA path on the CPU.
+# into rows (so the copies are a block's), else the whole call. Measured on 2 cores, bf16, value_and_grad
+# (benchmarks/results/torch_losses-cpu-2026-11-30-bfloat16.md): 1.1-25x faster than the definitions in torch
+# operations at 4M elements where the NumPy engine has a fast path for the loss, 1.1-24x at 1,024 for every loss;
+# 1.5x slower at 4M for the two losses without one (poisson_nll, gaussian_nll: the NumPy reference path is one
+# thread, torch's operations use all), so those stay in torch operations from PARALLEL_MIN_ELEMENTS up. The tests
+# switch it off to run the CUDA path on the CPU.
 CPU_HALF_IN_NUMPY = True
+
+
+def _half_in_numpy(loss: Loss, x) -> bool:
+    return (CPU_HALF_IN_NUMPY and x.is_cpu and x.dtype in _HALF_DTYPES
+            and (x.numel() < _fast.PARALLEL_MIN_ELEMENTS or _engines.fast_path_of(loss.name, "numpy") is not None))
 
 
 def _in_row_blocks(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool, evaluate):
@@ -212,7 +220,7 @@ def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_
     if views is not None:
         return _numpy_compute(loss, *views, reduction, with_grad)
     x = bound[loss.inputs[0]]
-    if CPU_HALF_IN_NUMPY and x.is_cpu and x.dtype in _HALF_DTYPES:
+    if _half_in_numpy(loss, x):
         evaluate = _in_float32(loss, xp, with_grad)
         out = _in_row_blocks(loss, xp, bound, reduction, normalizer, with_grad, evaluate)
         if out is NotImplemented:
