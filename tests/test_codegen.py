@@ -18,7 +18,7 @@ from losslab.definitions import codegen, pointwise
 
 VARIANTS = codegen.VARIANTS
 IDS = [v.name for v in VARIANTS]
-OPTION_VALUES = {"delta": 0.7, "beta": 0.4, "q": 0.8, "margin": 1.0, "alpha": 0.3, "gamma": 1.5}
+OPTION_VALUES = {"delta": 0.7, "beta": 0.4, "q": 0.8, "margin": 1.0, "alpha": 0.3, "gamma": 1.5, "eps": 1e-8}
 
 
 def test_generated_files_are_current():
@@ -28,7 +28,7 @@ def test_generated_files_are_current():
 
 def test_every_elementwise_definition_has_a_kernel():
     assert {v.definition for v in VARIANTS} == {d for d in pointwise.DEFINITIONS.values() if d.generated}
-    assert [d.name for d in pointwise.DEFINITIONS.values() if not d.generated] == ["tweedie_deviance", "poisson_nll"]
+    assert [d.name for d in pointwise.DEFINITIONS.values() if not d.generated] == ["tweedie_deviance"]
 
 
 def test_tracing_refuses_a_python_branch_on_an_array_value():
@@ -55,10 +55,11 @@ def _inputs(variant, n, rng, specials=True):
         edges = [0.0, 1.0, 1e-30, 1 - 1e-16, 0.5]
     else:
         edges = [0.0, 1e-30, -1e-30, 40.0, -40.0, 800.0, -800.0, 0.7, -0.7]  # kinks at the options' values
-    if name in ("poisson_deviance", "gamma_deviance", "msle"):  # a positive mean (> -1 for msle) and targets
+    rate = name == "poisson_nll" and variant.fixed["log_input"] is False  # rates, not log-rates
+    if name in ("poisson_deviance", "gamma_deviance", "msle") or rate:  # a positive mean (> -1 for msle) and targets
         x = rng.uniform(0.01, 20.0, n)
-        edges = [1e-3, 1e3, 0.7, 1.0]
-        t = rng.poisson(3.0, n).astype(float) if name == "poisson_deviance" else rng.uniform(0.01, 20.0, n)
+        edges = [1e-3, 1e3, 0.7, 1.0] + [0.0] * rate
+        t = rng.poisson(3.0, n).astype(float) if name in ("poisson_deviance", "poisson_nll") else rng.uniform(0.01, 20.0, n)
         if name == "msle":
             x[: n // 2] -= 0.999
         t[:5] = x[:5]
@@ -67,6 +68,8 @@ def _inputs(variant, n, rng, specials=True):
     elif name in ("binary_cross_entropy", "binary_cross_entropy_with_logits", "focal"):
         t = rng.uniform(0, 1, n)
         t[: n // 4] = np.round(t[: n // 4])
+    elif name == "poisson_nll":  # counts, on the log-rate
+        t = rng.poisson(3.0, n).astype(float)
     elif name not in ("poisson_deviance", "gamma_deviance", "msle"):
         t = rng.standard_normal(n) * 4
         t[:5] = x[:5]  # errors of exactly 0
@@ -197,7 +200,19 @@ def test_triton_kernel_equals_definition(variant, dtype):
 
 CASES = [("mse", {}), ("huber", {"delta": 0.5}), ("smooth_l1", {"beta": 0.0}), ("smooth_l1", {"beta": 2.0}),
          ("quantile", {"q": 0.2}), ("log_cosh", {}), ("binary_cross_entropy_with_logits", {}),
-         ("focal", {"alpha": -1.0, "gamma": 2.0}), ("hinge", {"margin": 0.5})]
+         ("focal", {"alpha": -1.0, "gamma": 2.0}), ("hinge", {"margin": 0.5}), ("poisson_nll", {}),
+         ("poisson_nll", {"log_input": False, "full": True}), ("poisson_deviance", {}), ("gamma_deviance", {}),
+         ("msle", {}), ("mape", {}), ("soft_margin", {}), ("hinge_embedding", {"margin": 0.5})]
+DOMAIN_INPUTS = {"poisson_nll", "poisson_deviance", "gamma_deviance", "msle", "mape", "soft_margin", "hinge_embedding"}
+
+
+def test_every_loss_with_a_generated_kernel_has_it_registered_for_torch_tensors():
+    from losslab import _engines
+
+    # (mae's kernel runs in the case smooth_l1 with beta 0)
+    assert {v.definition.name for v in VARIANTS} == {name for name, _ in CASES} | {"binary_cross_entropy",
+                                                                                  "squared_hinge", "mae"}
+    assert all(_engines.kernel_of(v.definition.name, "torch") is not None for v in VARIANTS)
 
 
 @needs_triton
@@ -218,6 +233,13 @@ def test_torch_engine_runs_the_generated_kernel(name, options, reduction, monkey
     t = torch.rand(37, 11, generator=g).to(DEVICE)
     if name == "hinge":
         t = torch.where(t > 0.5, 1.0, -1.0)
+    if name in DOMAIN_INPUTS:  # predictions and targets in the loss's domain, as its kernel test draws them
+        fixed = {"log_input": True, "full": False, **options} if name == "poisson_nll" else {}
+        fixed = {k: v for k, v in fixed.items() if k in ("log_input", "full")}
+        variant = next(v for v in VARIANTS if v.definition.name == name and all(v.fixed.get(k) is b for k, b in fixed.items()))
+        x, t = (torch.tensor(a.reshape(37, 11), dtype=torch.float32) for a in _inputs(variant, 37 * 11, np.random.default_rng(1),
+                                                                                     specials=False))
+        x, t = x.to(DEVICE, torch.bfloat16), t.to(DEVICE)
     weight = torch.rand(37, 1, generator=g).to(DEVICE) + 0.5
     fn = ll.get_loss(name)
     options = {**options, **({"weight": weight} if "weight" in fn._keyword_defaults else {})}

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")
 
 import losslab as ll  # noqa: E402
 from cases import CASES, convert  # noqa: E402
+from losslab import _engines  # noqa: E402
 from losslab.torch import _function  # noqa: E402
 from test_row_blocks import _peak_bytes  # noqa: E402
 
@@ -189,9 +190,11 @@ def test_large_calls_of_a_loss_without_a_numpy_fast_path_stay_in_torch_operation
     # the NumPy reference path runs on one thread, torch's operations on all: measured 1.5x slower at 4M elements
     n = 1 << 19
     g = torch.Generator().manual_seed(5)
-    x, t = torch.randn(n, generator=g, dtype=torch.bfloat16), torch.rand(n, generator=g, dtype=torch.bfloat16) * 3
-    ll.poisson_nll.value_and_grad(x, t)
+    x, t = torch.randn(n, generator=g, dtype=torch.bfloat16), torch.randn(n, generator=g, dtype=torch.bfloat16)
+    var = torch.rand(n, generator=g, dtype=torch.bfloat16) + 0.5
+    assert _engines.fast_path_of("gaussian_nll", "numpy") is None
+    ll.gaussian_nll.value_and_grad(x, t, var)
     assert numpy_calls == []
-    ll.poisson_nll.value_and_grad(x[:1024], t[:1024])  # small: the NumPy engine, whatever the path
+    ll.gaussian_nll.value_and_grad(x[:1024], t[:1024], var[:1024])  # small: the NumPy engine, whatever the path
     ll.mse.value_and_grad(x, t)  # a fast path: the NumPy engine at any size
-    assert numpy_calls == ["poisson_nll", "mse"]
+    assert numpy_calls == ["gaussian_nll", "mse"]

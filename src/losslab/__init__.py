@@ -62,8 +62,9 @@ _engines.register_engine("torch", "losslab.torch._function:run")
 for _kind in ("jax", "jaxlib"):  # jax.Array's type lives in jaxlib; tracers in jax
     _engines.register_engine(_kind, "losslab._jax:run")
 _engines.register_fast_path("cross_entropy", "torch", "losslab.gpu.dispatch:cross_entropy")
-for _loss in (binary_cross_entropy, binary_cross_entropy_with_logits, focal, hinge, squared_hinge,
-              huber, log_cosh, mae, mse, quantile, smooth_l1):
+for _loss in (binary_cross_entropy, binary_cross_entropy_with_logits, focal, hinge, squared_hinge, huber, log_cosh, mae,
+              mse, quantile, smooth_l1, poisson_nll, poisson_deviance, gamma_deviance, msle, mape, soft_margin,
+              hinge_embedding):
     _engines.register_kernel(_loss.name, "torch", "losslab.gpu.pointwise:run")  # generated Triton kernels
 if "torch" in sys.modules:  # torch is loaded already: load its engine now, so a first call under torch.compile works
     _engines.preload("torch")

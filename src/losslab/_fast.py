@@ -731,6 +731,23 @@ poisson_deviance = _elementwise(_numpy_kernels.poisson_deviance, {}, True,
 gamma_deviance = _elementwise(_numpy_kernels.gamma_deviance, {}, True,
                               checks=lambda o, t, x: _above(x, 0.0) and _above(t, 0.0))
 msle = _elementwise(_numpy_kernels.msle, {}, True, checks=lambda o, t, x: _above(x, -1.0) and _above(t, -1.0))
+
+
+_POISSON_NLL_KERNELS = {(True, False): _numpy_kernels.poisson_nll, (False, False): _numpy_kernels.poisson_nll_rate,
+                        (True, True): _numpy_kernels.poisson_nll_full, (False, True): _numpy_kernels.poisson_nll_rate_full}
+
+
+def _poisson_nll(xb, tb, l, g, o):  # the generated kernel of the formula (log_input, full) select
+    _POISSON_NLL_KERNELS[o["log_input"], o["full"]](xb, tb, l, g, o)
+
+
+def _poisson_nll_ok(o, t, x) -> bool:  # values outside the domain: the reference path says why
+    return (type(o["log_input"]) is bool and type(o["full"]) is bool and _number(o["eps"])
+            and _above(t, 0.0, inclusive=True) and (o["log_input"] or _above(x, -o["eps"])))
+
+
+poisson_nll = _elementwise(_poisson_nll, {"log_input": True, "full": False, "eps": 1e-8}, True, checks=_poisson_nll_ok,
+                           name="poisson_nll")
 mape = _elementwise(_numpy_kernels.mape, {}, True)
 hinge = _elementwise(_numpy_kernels.hinge, {"margin": 1.0}, False, checks=_signs, name="hinge")
 squared_hinge = _elementwise(_numpy_kernels.squared_hinge, {"margin": 1.0}, False, checks=_signs,
@@ -993,6 +1010,7 @@ for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth
                      "focal": focal, "cross_entropy": cross_entropy, "nll": nll,
                      "binary_cross_entropy": binary_cross_entropy, "hinge": hinge, "squared_hinge": squared_hinge,
                      "kl_div": kl_div, "info_nce": info_nce, "siglip": siglip, "poisson_deviance": poisson_deviance,
+                     "poisson_nll": poisson_nll,
                      "gamma_deviance": gamma_deviance, "msle": msle, "mape": mape, "soft_margin": soft_margin,
                      "hinge_embedding": hinge_embedding, "triplet_margin": triplet_margin,
                      "triplet_margin_with_distance": triplet_margin_with_distance,

@@ -758,4 +758,144 @@ def hinge_embedding(x, t, w, u, l, g, margin):
     return total
 
 
-KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape, 'soft_margin': soft_margin, 'hinge_embedding': hinge_embedding}
+@njit(inline="always", cache=True)
+def poisson_nll_element(x, t, eps):
+    v3 = math.exp(x)
+    v4 = t * x
+    v5 = v3 - v4
+    v6 = v3 - t
+    return v5, v6
+
+
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+def poisson_nll(x, t, w, u, l, g, eps):
+    """poisson_nll: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
+    (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
+    n = x.shape[0]
+    has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
+    total = 0.0  # float64 accumulator
+    for i in prange(n):
+        li, gi = poisson_nll_element(x[i], t[i], eps)
+        if has_w:
+            li *= w[i]
+            gi *= w[i]
+        total += li
+        if want_l:
+            l[i] = li
+        if want_g:
+            g[i] = gi * u
+    return total
+
+
+@njit(inline="always", cache=True)
+def poisson_nll_rate_element(x, t, eps):
+    v3 = x + eps
+    v4 = math.log(v3)
+    v5 = t * v4
+    v6 = x - v5
+    v7 = t / v3
+    v8 = 1.0 - v7
+    return v6, v8
+
+
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+def poisson_nll_rate(x, t, w, u, l, g, eps):
+    """poisson_nll_rate: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
+    (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
+    n = x.shape[0]
+    has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
+    total = 0.0  # float64 accumulator
+    for i in prange(n):
+        li, gi = poisson_nll_rate_element(x[i], t[i], eps)
+        if has_w:
+            li *= w[i]
+            gi *= w[i]
+        total += li
+        if want_l:
+            l[i] = li
+        if want_g:
+            g[i] = gi * u
+    return total
+
+
+@njit(inline="always", cache=True)
+def poisson_nll_full_element(x, t, eps):
+    v3 = math.exp(x)
+    v4 = t * x
+    v5 = v3 - v4
+    v6 = t > 1.0
+    v7 = t if v6 else 1.0
+    v8 = math.log(v7)
+    v9 = v7 * v8
+    v10 = v9 - v7
+    v11 = 0.5 * v8
+    v12 = v10 + v11
+    v13 = v12 + 0.9189385332046727
+    v14 = v13 if v6 else 0.0
+    v15 = v5 + v14
+    v16 = v3 - t
+    return v15, v16
+
+
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+def poisson_nll_full(x, t, w, u, l, g, eps):
+    """poisson_nll_full: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
+    (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
+    n = x.shape[0]
+    has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
+    total = 0.0  # float64 accumulator
+    for i in prange(n):
+        li, gi = poisson_nll_full_element(x[i], t[i], eps)
+        if has_w:
+            li *= w[i]
+            gi *= w[i]
+        total += li
+        if want_l:
+            l[i] = li
+        if want_g:
+            g[i] = gi * u
+    return total
+
+
+@njit(inline="always", cache=True)
+def poisson_nll_rate_full_element(x, t, eps):
+    v3 = x + eps
+    v4 = math.log(v3)
+    v5 = t * v4
+    v6 = x - v5
+    v7 = t > 1.0
+    v8 = t if v7 else 1.0
+    v9 = math.log(v8)
+    v10 = v8 * v9
+    v11 = v10 - v8
+    v12 = 0.5 * v9
+    v13 = v11 + v12
+    v14 = v13 + 0.9189385332046727
+    v15 = v14 if v7 else 0.0
+    v16 = v6 + v15
+    v17 = t / v3
+    v18 = 1.0 - v17
+    return v16, v18
+
+
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+def poisson_nll_rate_full(x, t, w, u, l, g, eps):
+    """poisson_nll_rate_full: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
+    (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
+    n = x.shape[0]
+    has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
+    total = 0.0  # float64 accumulator
+    for i in prange(n):
+        li, gi = poisson_nll_rate_full_element(x[i], t[i], eps)
+        if has_w:
+            li *= w[i]
+            gi *= w[i]
+        total += li
+        if want_l:
+            l[i] = li
+        if want_g:
+            g[i] = gi * u
+    return total
+
+
+KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape, 'soft_margin': soft_margin, 'hinge_embedding': hinge_embedding, 'poisson_nll': poisson_nll, 'poisson_nll_rate': poisson_nll_rate, 'poisson_nll_full': poisson_nll_full, 'poisson_nll_rate_full': poisson_nll_rate_full}

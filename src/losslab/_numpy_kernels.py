@@ -753,4 +753,143 @@ def hinge_embedding(x, t, l, g, o):
         np.copyto(g, np.where(b2, x, f1))
 
 
-KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape, 'soft_margin': soft_margin, 'hinge_embedding': hinge_embedding}
+def poisson_nll(x, t, l, g, o):
+    """poisson_nll on one block: the per-element losses into l, their gradient into g (None: not wanted);
+    ``o`` maps option names to Python numbers."""
+    eps = o['eps']
+    with np.errstate(all="ignore"):  # both sides of a where are computed; only the chosen one is kept
+        if g is None:
+            f1 = np.empty(x.shape, x.dtype)
+            np.exp(x, out=f1)
+            f2 = np.empty(x.shape, x.dtype)
+            np.multiply(t, x, out=f2)
+            np.subtract(f1, f2, out=l)
+            return
+        f1 = np.empty(x.shape, x.dtype)
+        np.exp(x, out=f1)
+        f2 = np.empty(x.shape, x.dtype)
+        np.multiply(t, x, out=f2)
+        np.subtract(f1, f2, out=l)
+        np.subtract(f1, t, out=g)
+
+
+def poisson_nll_rate(x, t, l, g, o):
+    """poisson_nll_rate on one block: the per-element losses into l, their gradient into g (None: not wanted);
+    ``o`` maps option names to Python numbers."""
+    eps = o['eps']
+    with np.errstate(all="ignore"):  # both sides of a where are computed; only the chosen one is kept
+        if g is None:
+            f1 = np.empty(x.shape, x.dtype)
+            np.add(x, eps, out=f1)
+            np.log(f1, out=f1)
+            np.multiply(t, f1, out=f1)
+            np.subtract(x, f1, out=l)
+            return
+        f1 = np.empty(x.shape, x.dtype)
+        np.add(x, eps, out=f1)
+        f2 = np.empty(x.shape, x.dtype)
+        np.log(f1, out=f2)
+        np.multiply(t, f2, out=f2)
+        np.subtract(x, f2, out=l)
+        np.divide(t, f1, out=f1)
+        np.subtract(1.0, f1, out=g)
+
+
+def poisson_nll_full(x, t, l, g, o):
+    """poisson_nll_full on one block: the per-element losses into l, their gradient into g (None: not wanted);
+    ``o`` maps option names to Python numbers."""
+    eps = o['eps']
+    with np.errstate(all="ignore"):  # both sides of a where are computed; only the chosen one is kept
+        if g is None:
+            f1 = np.empty(x.shape, x.dtype)
+            np.exp(x, out=f1)
+            f2 = np.empty(x.shape, x.dtype)
+            np.multiply(t, x, out=f2)
+            np.subtract(f1, f2, out=f2)
+            b1 = np.empty(x.shape, bool)
+            np.greater(t, 1.0, out=b1)
+            np.copyto(f1, np.where(b1, t, 1.0))
+            f3 = np.empty(x.shape, x.dtype)
+            np.log(f1, out=f3)
+            f4 = np.empty(x.shape, x.dtype)
+            np.multiply(f1, f3, out=f4)
+            np.subtract(f4, f1, out=f1)
+            np.multiply(0.5, f3, out=f3)
+            np.add(f1, f3, out=f3)
+            np.add(f3, 0.9189385332046727, out=f3)
+            np.copyto(f3, np.where(b1, f3, 0.0))
+            np.add(f2, f3, out=l)
+            return
+        f1 = np.empty(x.shape, x.dtype)
+        np.exp(x, out=f1)
+        f2 = np.empty(x.shape, x.dtype)
+        np.multiply(t, x, out=f2)
+        np.subtract(f1, f2, out=f2)
+        b1 = np.empty(x.shape, bool)
+        np.greater(t, 1.0, out=b1)
+        f3 = np.empty(x.shape, x.dtype)
+        np.copyto(f3, np.where(b1, t, 1.0))
+        f4 = np.empty(x.shape, x.dtype)
+        np.log(f3, out=f4)
+        f5 = np.empty(x.shape, x.dtype)
+        np.multiply(f3, f4, out=f5)
+        np.subtract(f5, f3, out=f3)
+        np.multiply(0.5, f4, out=f4)
+        np.add(f3, f4, out=f4)
+        np.add(f4, 0.9189385332046727, out=f4)
+        np.copyto(f4, np.where(b1, f4, 0.0))
+        np.add(f2, f4, out=l)
+        np.subtract(f1, t, out=g)
+
+
+def poisson_nll_rate_full(x, t, l, g, o):
+    """poisson_nll_rate_full on one block: the per-element losses into l, their gradient into g (None: not wanted);
+    ``o`` maps option names to Python numbers."""
+    eps = o['eps']
+    with np.errstate(all="ignore"):  # both sides of a where are computed; only the chosen one is kept
+        if g is None:
+            f1 = np.empty(x.shape, x.dtype)
+            np.add(x, eps, out=f1)
+            np.log(f1, out=f1)
+            np.multiply(t, f1, out=f1)
+            np.subtract(x, f1, out=f1)
+            b1 = np.empty(x.shape, bool)
+            np.greater(t, 1.0, out=b1)
+            f2 = np.empty(x.shape, x.dtype)
+            np.copyto(f2, np.where(b1, t, 1.0))
+            f3 = np.empty(x.shape, x.dtype)
+            np.log(f2, out=f3)
+            f4 = np.empty(x.shape, x.dtype)
+            np.multiply(f2, f3, out=f4)
+            np.subtract(f4, f2, out=f2)
+            np.multiply(0.5, f3, out=f3)
+            np.add(f2, f3, out=f3)
+            np.add(f3, 0.9189385332046727, out=f3)
+            np.copyto(f3, np.where(b1, f3, 0.0))
+            np.add(f1, f3, out=l)
+            return
+        f1 = np.empty(x.shape, x.dtype)
+        np.add(x, eps, out=f1)
+        f2 = np.empty(x.shape, x.dtype)
+        np.log(f1, out=f2)
+        np.multiply(t, f2, out=f2)
+        np.subtract(x, f2, out=f2)
+        b1 = np.empty(x.shape, bool)
+        np.greater(t, 1.0, out=b1)
+        f3 = np.empty(x.shape, x.dtype)
+        np.copyto(f3, np.where(b1, t, 1.0))
+        f4 = np.empty(x.shape, x.dtype)
+        np.log(f3, out=f4)
+        f5 = np.empty(x.shape, x.dtype)
+        np.multiply(f3, f4, out=f5)
+        np.subtract(f5, f3, out=f3)
+        np.multiply(0.5, f4, out=f4)
+        np.add(f3, f4, out=f4)
+        np.add(f4, 0.9189385332046727, out=f4)
+        np.copyto(f4, np.where(b1, f4, 0.0))
+        np.add(f2, f4, out=l)
+        np.divide(t, f1, out=f1)
+        np.subtract(1.0, f1, out=g)
+
+
+KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape, 'soft_margin': soft_margin, 'hinge_embedding': hinge_embedding, 'poisson_nll': poisson_nll, 'poisson_nll_rate': poisson_nll_rate, 'poisson_nll_full': poisson_nll_full, 'poisson_nll_rate_full': poisson_nll_rate_full}

@@ -200,6 +200,11 @@ VARIANTS = (
     Variant("mape", pointwise.AbsolutePercentageError),
     Variant("soft_margin", pointwise.SoftMargin),
     Variant("hinge_embedding", pointwise.HingeEmbedding),
+    # torch's poisson_nll_loss on the log-rate (the default) or on the rate, with or without Stirling's term
+    Variant("poisson_nll", pointwise.PoissonNLL, fixed={"log_input": True, "full": False}),
+    Variant("poisson_nll_rate", pointwise.PoissonNLL, fixed={"log_input": False, "full": False}, positive=("eps",)),
+    Variant("poisson_nll_full", pointwise.PoissonNLL, fixed={"log_input": True, "full": True}),
+    Variant("poisson_nll_rate_full", pointwise.PoissonNLL, fixed={"log_input": False, "full": True}, positive=("eps",)),
 )
 
 

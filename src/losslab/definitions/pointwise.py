@@ -516,12 +516,11 @@ HALF_LOG_2PI = 0.5 * math.log(2.0 * math.pi)
 
 
 class PoissonNLL(Pointwise):
-    """torch's poisson_nll_loss. ``log_input``/``full`` are Python bools (they select the formula, so
-    no kernel is generated); ``eps`` keeps log(x + eps) finite at a rate of 0."""
+    """torch's poisson_nll_loss. ``log_input``/``full`` are Python bools that select the formula: each of the
+    four generated kernels fixes them; ``eps`` keeps log(x + eps) finite at a rate of 0."""
 
     name = "poisson_nll"
     options = ("log_input", "full", "eps")
-    generated = False
 
     @classmethod
     def value(cls, ops, x, t, log_input, full, eps):
@@ -536,6 +535,13 @@ class PoissonNLL(Pointwise):
     @classmethod
     def grad(cls, ops, x, t, log_input, full, eps):
         return ops.exp(x) - t if log_input else 1.0 - t / (x + eps)
+
+    @classmethod
+    def value_and_grad(cls, ops, x, t, log_input, full, eps):
+        if not log_input or full:
+            return cls.value(ops, x, t, log_input, full, eps), cls.grad(ops, x, t, log_input, full, eps)
+        rate = ops.exp(x)  # one exp for both
+        return rate - t * x, rate - t
 
     @classmethod
     def second(cls, ops, x, t, log_input, full, eps):

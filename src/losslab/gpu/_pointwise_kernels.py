@@ -737,4 +737,136 @@ def hinge_embedding_kernel(X, T, W, G, L, PARTIAL, SCALE, n, margin, HAS_WEIGHT:
         tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
 
 
-KERNELS = {'mse': mse_kernel, 'mae': mae_kernel, 'huber': huber_kernel, 'smooth_l1': smooth_l1_kernel, 'log_cosh': log_cosh_kernel, 'quantile': quantile_kernel, 'binary_cross_entropy': binary_cross_entropy_kernel, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits_kernel, 'hinge': hinge_kernel, 'squared_hinge': squared_hinge_kernel, 'focal': focal_kernel, 'focal_unweighted': focal_unweighted_kernel, 'poisson_deviance': poisson_deviance_kernel, 'gamma_deviance': gamma_deviance_kernel, 'msle': msle_kernel, 'mape': mape_kernel, 'soft_margin': soft_margin_kernel, 'hinge_embedding': hinge_embedding_kernel}
+@triton.jit
+def poisson_nll_kernel(X, T, W, G, L, PARTIAL, SCALE, n, eps, HAS_WEIGHT: tl.constexpr, WITH_GRAD: tl.constexpr,
+                       KEEP: tl.constexpr, BLOCK: tl.constexpr):
+    """poisson_nll: per block, the sum of the (weighted) losses into PARTIAL; the gradient times SCALE[0]
+    into G, the per-item losses into L (when asked). Computed in float32."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
+    v3 = tl.exp(x)
+    v4 = t * x
+    v5 = v3 - v4
+    v6 = v3 - t
+    value = v5 + tl.zeros_like(x)
+    if HAS_WEIGHT:
+        w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
+        value = value * w
+    if KEEP:
+        tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
+    tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
+    if WITH_GRAD:
+        grad = (v6) * tl.load(SCALE)
+        if HAS_WEIGHT:
+            grad = grad * w
+        tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def poisson_nll_rate_kernel(X, T, W, G, L, PARTIAL, SCALE, n, eps, HAS_WEIGHT: tl.constexpr, WITH_GRAD: tl.constexpr,
+                            KEEP: tl.constexpr, BLOCK: tl.constexpr):
+    """poisson_nll_rate: per block, the sum of the (weighted) losses into PARTIAL; the gradient times SCALE[0]
+    into G, the per-item losses into L (when asked). Computed in float32."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
+    v3 = x + eps
+    v4 = tl.log(v3)
+    v5 = t * v4
+    v6 = x - v5
+    v7 = t / v3
+    v8 = 1.0 - v7
+    value = v6 + tl.zeros_like(x)
+    if HAS_WEIGHT:
+        w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
+        value = value * w
+    if KEEP:
+        tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
+    tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
+    if WITH_GRAD:
+        grad = (v8) * tl.load(SCALE)
+        if HAS_WEIGHT:
+            grad = grad * w
+        tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def poisson_nll_full_kernel(X, T, W, G, L, PARTIAL, SCALE, n, eps, HAS_WEIGHT: tl.constexpr, WITH_GRAD: tl.constexpr,
+                            KEEP: tl.constexpr, BLOCK: tl.constexpr):
+    """poisson_nll_full: per block, the sum of the (weighted) losses into PARTIAL; the gradient times SCALE[0]
+    into G, the per-item losses into L (when asked). Computed in float32."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
+    v3 = tl.exp(x)
+    v4 = t * x
+    v5 = v3 - v4
+    v6 = t > 1.0
+    v7 = tl.where(v6, t, 1.0)
+    v8 = tl.log(v7)
+    v9 = v7 * v8
+    v10 = v9 - v7
+    v11 = 0.5 * v8
+    v12 = v10 + v11
+    v13 = v12 + 0.9189385332046727
+    v14 = tl.where(v6, v13, 0.0)
+    v15 = v5 + v14
+    v16 = v3 - t
+    value = v15 + tl.zeros_like(x)
+    if HAS_WEIGHT:
+        w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
+        value = value * w
+    if KEEP:
+        tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
+    tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
+    if WITH_GRAD:
+        grad = (v16) * tl.load(SCALE)
+        if HAS_WEIGHT:
+            grad = grad * w
+        tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def poisson_nll_rate_full_kernel(X, T, W, G, L, PARTIAL, SCALE, n, eps, HAS_WEIGHT: tl.constexpr, WITH_GRAD: tl.constexpr,
+                                 KEEP: tl.constexpr, BLOCK: tl.constexpr):
+    """poisson_nll_rate_full: per block, the sum of the (weighted) losses into PARTIAL; the gradient times SCALE[0]
+    into G, the per-item losses into L (when asked). Computed in float32."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
+    v3 = x + eps
+    v4 = tl.log(v3)
+    v5 = t * v4
+    v6 = x - v5
+    v7 = t > 1.0
+    v8 = tl.where(v7, t, 1.0)
+    v9 = tl.log(v8)
+    v10 = v8 * v9
+    v11 = v10 - v8
+    v12 = 0.5 * v9
+    v13 = v11 + v12
+    v14 = v13 + 0.9189385332046727
+    v15 = tl.where(v7, v14, 0.0)
+    v16 = v6 + v15
+    v17 = t / v3
+    v18 = 1.0 - v17
+    value = v16 + tl.zeros_like(x)
+    if HAS_WEIGHT:
+        w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
+        value = value * w
+    if KEEP:
+        tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
+    tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
+    if WITH_GRAD:
+        grad = (v18) * tl.load(SCALE)
+        if HAS_WEIGHT:
+            grad = grad * w
+        tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
+
+
+KERNELS = {'mse': mse_kernel, 'mae': mae_kernel, 'huber': huber_kernel, 'smooth_l1': smooth_l1_kernel, 'log_cosh': log_cosh_kernel, 'quantile': quantile_kernel, 'binary_cross_entropy': binary_cross_entropy_kernel, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits_kernel, 'hinge': hinge_kernel, 'squared_hinge': squared_hinge_kernel, 'focal': focal_kernel, 'focal_unweighted': focal_unweighted_kernel, 'poisson_deviance': poisson_deviance_kernel, 'gamma_deviance': gamma_deviance_kernel, 'msle': msle_kernel, 'mape': mape_kernel, 'soft_margin': soft_margin_kernel, 'hinge_embedding': hinge_embedding_kernel, 'poisson_nll': poisson_nll_kernel, 'poisson_nll_rate': poisson_nll_rate_kernel, 'poisson_nll_full': poisson_nll_full_kernel, 'poisson_nll_rate_full': poisson_nll_rate_full_kernel}

@@ -139,9 +139,9 @@ _HALF_DTYPES = (torch.float16, torch.bfloat16)
 # into rows (so the copies are a block's), else the whole call. Measured on 2 cores, bf16, value_and_grad
 # (benchmarks/results/torch_losses-cpu-2026-11-30-bfloat16-half-in-numpy.md): as fast as to 28x faster than the
 # definitions in torch operations at 4M elements where the NumPy engine has a fast path for the loss, 1.1-26x at
-# 1,024 for every loss; 1.5x slower at 4M for the two losses without one (poisson_nll, gaussian_nll: the NumPy
-# reference path is one thread, torch's operations use all), so those stay in torch operations from
-# PARALLEL_MIN_ELEMENTS up. The tests switch it off to run the CUDA path on the CPU.
+# 1,024 for every loss; 1.5x slower at 4M for the two losses then without one (poisson_nll, which has one since,
+# and gaussian_nll: the NumPy reference path is one thread, torch's operations use all), so a loss without one
+# stays in torch operations from PARALLEL_MIN_ELEMENTS up. The tests switch it off to run the CUDA path on the CPU.
 CPU_HALF_IN_NUMPY = True
 
 
