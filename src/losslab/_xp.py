@@ -108,7 +108,8 @@ TRACED_TORCH_TYPES = ("FakeTensor", "FunctionalTensor")  # torch.compile's stand
 
 
 def is_traced(x: Any) -> bool:
-    """True for values whose content is not known now (jax tracers, torch.compile fakes)."""
+    """True for values whose content is not known now (jax tracers, torch.compile fakes, tensors inside a
+    torch.func transform: vmap's batched tensors have no single value to check)."""
     if array_api_compat.is_jax_array(x):
         import jax
 
@@ -116,10 +117,18 @@ def is_traced(x: Any) -> bool:
     if array_api_compat.is_torch_array(x):
         import torch
 
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_compiling() or functorch_active():
             return True
         return type(x).__name__ in TRACED_TORCH_TYPES
     return False
+
+
+def functorch_active() -> bool:
+    """Whether a torch.func transform (grad, vmap, jacrev, ...) is running (False where torch does not say)."""
+    import torch
+
+    active = getattr(torch._C, "_are_functorch_transforms_active", None)
+    return bool(active is not None and active())
 
 
 def is_concrete(x: Any) -> bool:

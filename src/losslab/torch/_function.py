@@ -14,6 +14,8 @@ Every ``ll.<loss>`` call on torch tensors comes here after it is bound and valid
 - **reference** (``LosslabFunction``): under ``torch.compile``, inside ``ll.reference_path()``, for
   ``reduction="none"``: the forward computes the value only and the backward is the analytic
   gradient for any upstream gradient, written with differentiable torch operations.
+- inside a ``torch.func`` transform (``grad``, ``vmap``, ``jacrev``, ...) neither: the engine declines and the
+  reference path runs in torch operations, which the transform differentiates and batches.
 
 Either way ``loss.backward()`` equals ``.grad``, no intermediate of the forward but the gradient is
 kept, and the gradient stays finite where autodiff of the forward would not (BCE at p = 0 or 1).
@@ -37,6 +39,10 @@ _NUMPY_DTYPES = (torch.float32, torch.float64)
 
 def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool):
     """The torch engine's entry (registered in losslab/__init__.py for torch tensors)."""
+    if _xp.functorch_active():
+        # inside torch.func.grad / vmap / jacrev: the reference path in torch operations, which the transform
+        # differentiates and batches (an autograd.Function would need setup_context and a vmap rule)
+        return NotImplemented
     # one pass over the arguments: the tensors (autograd's inputs) apart from the rest, and who needs a gradient
     names, tensors, constants = [], [], {}
     tracks = others_track = False
@@ -352,10 +358,9 @@ class LosslabFusedFunction(torch.autograd.Function):
 
 
 # Function.apply's Python wrapper (binding defaults for setup_context, then functorch's check) costs about 2 us of a
-# small call's 40-50: without functorch transforms active it ends in the C apply, which is called here directly
-# (dead functorch wrappers unwrapped as the wrapper does). Any other case, or a torch without these, takes apply.
+# small call's 40-50: without functorch transforms active (run makes sure) it ends in the C apply, which is called
+# here directly (dead functorch wrappers unwrapped as the wrapper does). A torch without these takes apply.
 try:
-    _functorch_active = torch._C._are_functorch_transforms_active
     _unwrap_if_dead = torch._C._functorch.unwrap_if_dead
     _fused_c_apply = super(torch.autograd.Function, LosslabFusedFunction).apply
 except AttributeError:  # pragma: no cover - another torch version
@@ -363,6 +368,6 @@ except AttributeError:  # pragma: no cover - another torch version
 
 
 def _apply_fused(call: tuple, tensors: list):
-    if _fused_c_apply is None or _functorch_active():
+    if _fused_c_apply is None:  # (run declines every call inside a functorch transform)
         return LosslabFusedFunction.apply(call, *tensors)
     return _fused_c_apply(call, *[_unwrap_if_dead(t) for t in tensors])
