@@ -954,10 +954,8 @@ def _row_blocked(name: str, n_embeddings: int):
         if not all(type(v) in _PLAIN_OPTIONS for v in options.values()):
             return NotImplemented  # array or callable options: the reference path
         loss = _loss_named(name)
-        if len(args) != len(loss._positional):
-            return NotImplemented
-        bound = {**loss._keyword_defaults, **dict(zip(loss._positional, args)), **options}
-        if not loss.splits_into_rows(bound):
+        bound = loss._quick_bind(args, options)  # None: not the positional arguments, each by position
+        if bound is None or not loss.splits_into_rows(bound):
             return NotImplemented
         n, dt = first.shape[0], first.dtype
         rows = _row_blocks(n, n_embeddings * first.shape[-1], dt.itemsize)
