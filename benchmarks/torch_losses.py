@@ -520,14 +520,12 @@ TORCH_OPS_PEER = "losslab value_and_grad, torch operations"
 def _with_half_in_torch_ops(fn):
     """``fn`` with the torch engine's CPU_HALF_IN_NUMPY off: half-precision CPU tensors evaluated by the definitions
     in torch operations (the path of CUDA tensors) instead of the NumPy engine on float32 copies."""
+    from losslab._xp import overriding
     from losslab.torch import _function
 
     def call(*args):
-        _function.CPU_HALF_IN_NUMPY = False
-        try:
+        with overriding(_function, "CPU_HALF_IN_NUMPY", False):
             return fn(*args)
-        finally:
-            _function.CPU_HALF_IN_NUMPY = True
 
     return call
 

@@ -45,3 +45,23 @@ def to_numpy(x):
         return x.cpu().numpy()
     x = np.asarray(x)
     return x.astype(np.float32) if "bfloat16" in str(x.dtype) else x  # ml_dtypes' bf16 is not kind "f"
+
+
+@pytest.fixture
+def two_row_blocks(monkeypatch):
+    """The torch engine's row blocks (``losslab.torch._function._in_row_blocks``) made two rows each (one for
+    batches of up to three; odd batches end with a short block); the fixture's value lists whether each call took
+    them."""
+    from losslab.torch import _function
+
+    real, calls = _function._in_row_blocks, []
+
+    def two_rows(loss, xp, bound, reduction, normalizer, with_grad, evaluate):
+        rows = 2 if bound[loss.inputs[0]].shape[0] > 3 else 1
+        monkeypatch.setitem(_function.ROW_BLOCK_ELEMENTS, "cpu", rows * loss.row_elements(bound))
+        out = real(loss, xp, bound, reduction, normalizer, with_grad, evaluate)
+        calls.append(out is not NotImplemented)
+        return out
+
+    monkeypatch.setattr(_function, "_in_row_blocks", two_rows)
+    return calls

@@ -4,7 +4,6 @@ the whole call. Held here: every case equals the definitions in torch operations
 reference path, gradients come back in the inputs' dtypes, the NumPy engine really ran, blocks keep the float32
 copies a block's size, and bad input gets the error it gets on any other path."""
 
-import math
 import tracemalloc
 
 import pytest
@@ -12,19 +11,14 @@ import pytest
 torch = pytest.importorskip("torch")
 
 import losslab as ll  # noqa: E402
-from cases import CASES, convert  # noqa: E402
+from cases import CASES  # noqa: E402
 from losslab import _engines  # noqa: E402
+from losslab._xp import overriding  # noqa: E402
 from losslab.torch import _function  # noqa: E402
-from test_row_blocks import _peak_bytes  # noqa: E402
+from test_row_blocks import SPLITTING, _peak_bytes, _torch_args  # noqa: E402
 
 HALF = ["bfloat16", "float16"]
 TOL = {"bfloat16": dict(rtol=2e-2, atol=2e-3), "float16": dict(rtol=2e-3, atol=2e-4)}
-SPLITTING = [c for c in CASES if c.fn.splits_into_rows({**c.fn._keyword_defaults, **dict(zip(c.fn._positional, c.args)),
-                                                         **c.options})]
-
-
-def _torch_args(case, dtype):
-    return [convert(a, "torch", dtype) for a in case.args], {k: convert(v, "torch", dtype) for k, v in case.options.items()}
 
 
 @pytest.fixture
@@ -41,12 +35,8 @@ def numpy_calls(monkeypatch):
 
 
 def _in_torch_ops(fn, *args, **kwargs):
-    before = _function.CPU_HALF_IN_NUMPY
-    _function.CPU_HALF_IN_NUMPY = False
-    try:
+    with overriding(_function, "CPU_HALF_IN_NUMPY", False):
         return fn(*args, **kwargs)
-    finally:
-        _function.CPU_HALF_IN_NUMPY = before
 
 
 def _as_tuple(grads):
@@ -79,33 +69,16 @@ def test_every_case_equals_the_definitions_in_torch_operations(case, dtype, nump
         torch.testing.assert_close(items, _in_torch_ops(fn, *args, **options, reduction="none"), **TOL[dtype])
 
 
-@pytest.fixture
-def blocks_of_two_rows(monkeypatch):
-    """Blocks of two rows (one for batches of up to three), and whether each call took them."""
-    real, calls = _function._in_row_blocks, []
-
-    def two_rows(loss, xp, bound, reduction, normalizer, with_grad, evaluate):
-        widest = max(math.prod(bound[a].shape[1:]) for a in loss._positional)
-        rows = 2 if bound[loss.inputs[0]].shape[0] > 3 else 1
-        monkeypatch.setitem(_function.ROW_BLOCK_ELEMENTS, "cpu", rows * widest)
-        out = real(loss, xp, bound, reduction, normalizer, with_grad, evaluate)
-        calls.append(out is not NotImplemented)
-        return out
-
-    monkeypatch.setattr(_function, "_in_row_blocks", two_rows)
-    return calls
-
-
 @pytest.mark.parametrize("case", SPLITTING, ids=[c.id for c in SPLITTING])
-def test_row_blocks_of_the_numpy_engine_equal_the_reference_path(case, blocks_of_two_rows, numpy_calls):
+def test_row_blocks_of_the_numpy_engine_equal_the_reference_path(case, two_row_blocks, numpy_calls):
     args, options = _torch_args(case, "bfloat16")
     fn = case.fn
     calls = [("mean", None), ("sum", None), ("mean", 3.5)] + [("batchmean", None)] * ("batchmean" in case.reductions)
     for reduction, normalizer in calls:
-        blocks_of_two_rows.clear()
+        two_row_blocks.clear()
         numpy_calls.clear()
         value, grads = fn.value_and_grad(*args, **options, reduction=reduction, normalizer=normalizer)
-        assert blocks_of_two_rows == [True] and numpy_calls, (reduction, blocks_of_two_rows, numpy_calls)
+        assert two_row_blocks == [True] and numpy_calls, (reduction, two_row_blocks, numpy_calls)
         with ll.reference_path():
             ref_value, ref_grads = fn.value_and_grad(*args, **options, reduction=reduction, normalizer=normalizer)
         _assert_same(value, grads, ref_value, ref_grads, TOL["bfloat16"])

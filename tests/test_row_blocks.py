@@ -5,7 +5,6 @@ path on many uneven blocks, and the peak memory of the temporaries (counted per 
 CPU along the same path as on CUDA: bfloat16 CPU tensors with ``CPU_HALF_IN_NUMPY`` off). The NumPy engine's blocks
 of float16/bfloat16 CPU tensors: tests/test_half_on_cpu.py."""
 
-import math
 import weakref
 
 import pytest
@@ -22,9 +21,7 @@ from losslab.torch import _function  # noqa: E402
 
 
 def _bound(case):
-    fn = case.fn
-    bound = {**fn._keyword_defaults, **dict(zip(fn._positional, case.args)), **case.options}
-    return fn, bound
+    return case.fn, case.fn._quick_bind(case.args, case.options)
 
 
 SPLITTING = [c for c in CASES if c.fn.splits_into_rows(_bound(c)[1])]
@@ -59,26 +56,11 @@ def torch_ops_path(monkeypatch):
 
 
 @pytest.fixture
-def blocks_of_two_rows(monkeypatch, torch_ops_path):
-    """Blocks of two rows (one for batches of up to three; odd batches end with a short block); float32 CPU tensors
-    kept off the NumPy engine, so they take the path of CUDA tensors, as bfloat16 ones do (torch_ops_path)."""
-    def two_rows(loss, xp, bound, reduction, normalizer, with_grad, evaluate):
-        widest = max(math.prod(bound[a].shape[1:]) for a in loss._positional)
-        rows = 2 if bound[loss.inputs[0]].shape[0] > 3 else 1
-        monkeypatch.setitem(_function.ROW_BLOCK_ELEMENTS, "cpu", rows * widest)
-        return real(loss, xp, bound, reduction, normalizer, with_grad, evaluate)
-
-    real = _function._in_row_blocks
-    calls = []
-
-    def counted(*args):
-        out = two_rows(*args)
-        calls.append(out is not NotImplemented)
-        return out
-
-    monkeypatch.setattr(_function, "_in_row_blocks", counted)
+def blocks_of_two_rows(two_row_blocks, torch_ops_path, monkeypatch):
+    """two_row_blocks (conftest.py) on the path of CUDA tensors: float32 CPU tensors kept off the NumPy engine, bfloat16 ones
+    in torch operations (torch_ops_path)."""
     monkeypatch.setattr(_function, "_numpy_views", lambda *a: None)
-    return calls
+    return two_row_blocks
 
 
 def _torch_args(case, dtype):
