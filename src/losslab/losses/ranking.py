@@ -194,14 +194,14 @@ class TripletMargin(Loss):
         # is a direction times a per-row scale, into which the hinge's [z > 0] u is folded first
         z, g_ap, g_an, g_pn, use_pn = parts
         active = _stable.keep_nan(xp, z, xp.astype(z > 0, z.dtype)) * u
-        gp = -_scaled(*g_ap, active)
+        gp = _scaled(*g_ap, -active)  # the sign folded into the per-row factor: one full-size pass
         if st.swap:  # the negative's distance came from d(a, n) or from d(p, n)
             from_pn = xp.astype(use_pn, z.dtype)
             g_neg_a = _scaled(*g_an, active * (1.0 - from_pn))
             g_neg_p = _scaled(*g_pn, active * from_pn)
-            return -gp - g_neg_a, gp - g_neg_p, g_neg_a + g_neg_p
+            return -(gp + g_neg_a), gp - g_neg_p, g_neg_a + g_neg_p
         gn = _scaled(*g_an, active)
-        return -gp - gn, gp, gn
+        return -(gp + gn), gp, gn  # the distances are translation invariant: d/da = -(d/dp + d/dn)
 
 
 def _normalized(xp, x, normalize: bool):
@@ -496,34 +496,63 @@ class CosineEmbedding(Loss):
         slope = xp.where(st.t > 0, -xp.ones_like(st.cos),
                          xp.where(st.cos - st.margin >= 0, xp.ones_like(st.cos), xp.zeros_like(st.cos)))
         slope = _stable.keep_nan(xp, st.cos, slope) * u
-        g_a = (st.b / st.root[..., None] - (st.cos / st.sq_a)[..., None] * st.a) * slope[..., None]
-        g_b = (st.a / st.root[..., None] - (st.cos / st.sq_b)[..., None] * st.b) * slope[..., None]
-        return g_a, g_b
+        # dcos/da = b / root - cos a / sq_a: the per-row factors folded first, so each gradient is two multiplies and
+        # a subtraction over (N, D)
+        cross = slope / st.root
+        return (st.b * cross[..., None] - st.a * (slope * st.cos / st.sq_a)[..., None],
+                st.a * cross[..., None] - st.b * (slope * st.cos / st.sq_b)[..., None])
 
 
 _COSINE_SIMILARITY_EPS = 1e-8  # torch's cosine_similarity floors each norm at it
 
 
+# A distance's gradients are kept as combinations of full-size arrays with per-row coefficients,
+# ((array, coefficient), ...) meaning sum(array * coefficient[..., None]): the loss folds its own per-row factors
+# into the coefficients and adds the terms of one input up once (_combined), so each gradient costs a multiply
+# per distinct array and an add between them, not a full-size pass per factor.
+
+
 def _pairwise_distance(xp, x, y, p, eps):
-    """torch's pairwise_distance ||x - y + eps||_p with its gradients for x and y."""
+    """torch's pairwise_distance ||x - y + eps||_p with its gradients for x and y (as combinations)."""
     d, direction, scale = _pnorm(xp, x - y + eps, p)
-    g = _scaled(direction, scale, xp.ones_like(d))
-    return d, g, -g
+    k = xp.ones_like(d) if scale is None else scale
+    return d, ((direction, k),), ((direction, -k),)
 
 
 def _cosine_distance(xp, x, y):
-    """1 - torch's cosine_similarity (norms floored at 1e-8) with its gradients for x and y."""
-    nx = xp.maximum(_stable.safe_norm(xp, x), xp.full(x.shape[:-1], _COSINE_SIMILARITY_EPS, dtype=x.dtype,
-                                                      device=_xp.device(x)))
-    ny = xp.maximum(_stable.safe_norm(xp, y), xp.full(y.shape[:-1], _COSINE_SIMILARITY_EPS, dtype=y.dtype,
-                                                      device=_xp.device(y)))
-    cos = xp.vecdot(x, y) / (nx * ny)
-    # d||x||/dx = x / ||x|| where the floor does not bind, 0 where it does
-    free_x = xp.astype(_stable.safe_norm(xp, x) > _COSINE_SIMILARITY_EPS, x.dtype)[..., None]
-    free_y = xp.astype(_stable.safe_norm(xp, y) > _COSINE_SIMILARITY_EPS, y.dtype)[..., None]
-    g_x = y / (nx * ny)[..., None] - free_x * (cos / (nx * nx))[..., None] * x
-    g_y = x / (nx * ny)[..., None] - free_y * (cos / (ny * ny))[..., None] * y
-    return 1.0 - cos, -g_x, -g_y
+    """1 - torch's cosine_similarity (norms floored at 1e-8) with its gradients for x and y (as combinations):
+    d/dx = -y / (|x| |y|) + [|x| > 1e-8] cos x / |x|^2, and symmetrically (the derivative of a floored norm is 0)."""
+    raw_x, raw_y = _stable.safe_norm(xp, x), _stable.safe_norm(xp, y)
+    floor = xp.full(raw_x.shape, _COSINE_SIMILARITY_EPS, dtype=raw_x.dtype, device=_xp.device(raw_x))
+    nx, ny = xp.maximum(raw_x, floor), xp.maximum(raw_y, floor)
+    inv = 1.0 / (nx * ny)
+    cos = xp.vecdot(x, y) * inv
+    zero = xp.zeros_like(cos)
+    k_xx = xp.where(raw_x > _COSINE_SIMILARITY_EPS, cos / (nx * nx), zero)
+    k_yy = xp.where(raw_y > _COSINE_SIMILARITY_EPS, cos / (ny * ny), zero)
+    return 1.0 - cos, ((y, -inv), (x, k_xx)), ((x, -inv), (y, k_yy))
+
+
+def _times(terms, factor):
+    """A combination with every coefficient times a per-row ``factor``."""
+    return tuple((a, k * factor) for a, k in terms)
+
+
+def _combined(*terms):
+    """sum(array * coefficient[..., None]) over the terms, the coefficients of one array (by identity) added first."""
+    merged: list = []
+    for a, k in terms:
+        for i, (b, c) in enumerate(merged):
+            if b is a:
+                merged[i] = (b, c + k)
+                break
+        else:
+            merged.append((a, k))
+    total = None
+    for a, k in merged:
+        term = a * k[..., None]
+        total = term if total is None else total + term
+    return total
 
 
 class TripletMarginWithDistance(Loss):
@@ -596,7 +625,7 @@ class TripletMarginWithDistance(Loss):
             d_pn, gp_pn, gn_pn = self._distance(xp, st, st.pos, st.neg)
             use_pn = d_pn < d_an
             d_an = xp.where(use_pn, d_pn, d_an)
-            swapped = (xp.astype(use_pn, d_pn.dtype)[..., None], gp_pn, gn_pn)
+            swapped = (xp.astype(use_pn, d_pn.dtype), gp_pn, gn_pn)
         return d_ap - d_an + st.margin, (ga_ap, gp_ap, ga_an, gn_an), swapped
 
     def terms(self, xp, st):
@@ -604,13 +633,17 @@ class TripletMarginWithDistance(Loss):
         return _hinged(xp, z), math.prod(z.shape)
 
     def grad_terms(self, xp, st, u):
+        # z = d(a, p) - d(a, n) + margin: the hinge's [z > 0] u folded into the distances' per-row coefficients
         z, (ga_ap, gp_ap, ga_an, gn_an), swapped = self._parts(xp, st)
-        active = (_stable.keep_nan(xp, z, xp.astype(z > 0, z.dtype)) * u)[..., None]
+        active = _stable.keep_nan(xp, z, xp.astype(z > 0, z.dtype)) * u
         if swapped is None:
-            return active * (ga_ap - ga_an), active * gp_ap, -active * gn_an
+            return (_combined(*_times(ga_ap, active), *_times(ga_an, -active)), _combined(*_times(gp_ap, active)),
+                    _combined(*_times(gn_an, -active)))
         from_pn, gp_pn, gn_pn = swapped
-        return (active * (ga_ap - (1.0 - from_pn) * ga_an), active * (gp_ap - from_pn * gp_pn),
-                -active * ((1.0 - from_pn) * gn_an + from_pn * gn_pn))
+        via_an, via_pn = active * (1.0 - from_pn), active * from_pn
+        return (_combined(*_times(ga_ap, active), *_times(ga_an, -via_an)),
+                _combined(*_times(gp_ap, active), *_times(gp_pn, -via_pn)),
+                _combined(*_times(gn_an, -via_an), *_times(gn_pn, -via_pn)))
 
     def _run(self, args, options, reduction, normalizer, with_grad: bool):
         if not callable(options.get("distance_function")):
