@@ -14,22 +14,16 @@ torch = pytest.importorskip("torch")
 
 import losslab as ll  # noqa: E402
 from cases import CASES, convert_case  # noqa: E402
+from losslab import _fast  # noqa: E402
 from losslab.definitions import pointwise  # noqa: E402
-from losslab.torch import _function  # noqa: E402
 
 
 def _tuple(g):
     return g if isinstance(g, tuple) else (g,)
 
 
-@pytest.fixture
-def torch_operations(monkeypatch):
-    """The torch engine without the NumPy views: the definitions evaluated in torch operations."""
-    monkeypatch.setattr(_function, "_numpy_views", lambda *args: None)
-
-
 @pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
-def test_torch_operations_engine_equals_the_reference(case, torch_operations):
+def test_torch_operations_engine_equals_the_reference(case, off_numpy_engine):
     args, options = convert_case(case, "torch")
     for reduction in case.reductions:
         value, grads = case.fn.value_and_grad(*args, **options, reduction=reduction)
@@ -120,3 +114,106 @@ def test_the_graph_keeps_no_input_after_backward():
     del t
     gc.collect()
     assert kept() is None  # loss (and its grad_fn) alive, the targets freed
+
+
+# -- the compiled lane of small elementwise calls (torch._function._direct) ---------------------------------------
+
+needs_numba = pytest.mark.skipif(not _fast._numba.AVAILABLE, reason="needs Numba (pip install 'losslab[fast]')")
+LANE = [("mse", {}), ("mae", {}), ("huber", {"delta": 0.7}), ("smooth_l1", {"beta": 0.5}), ("smooth_l1", {"beta": 0.0}),
+        ("quantile", {"q": 0.3}), ("hinge", {}), ("squared_hinge", {"margin": 0.5})]
+
+
+@pytest.fixture
+def lane(monkeypatch):
+    """Records what each compiled-lane call of a loss returned (NotImplemented: it declined)."""
+    seen = []
+
+    def spy(name):
+        fast = ll._engines.fast_path_of(name, "numpy")
+        real = fast.direct
+
+        def direct(*args):
+            out = real(*args)
+            seen.append(out)
+            return out
+
+        monkeypatch.setattr(fast, "direct", direct)
+        return seen
+
+    return spy
+
+
+def _lane_inputs(name, shape, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=g, dtype=dtype) * 2
+    t = torch.sign(torch.randn(shape, generator=g, dtype=dtype)) if "hinge" in name else torch.randn(shape, generator=g, dtype=dtype)
+    return x.requires_grad_(), t
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize(("name", "options"), LANE, ids=[f"{n}-{o}" for n, o in LANE])
+def test_small_plain_calls_take_the_compiled_lane_and_equal_the_reference(name, options, reduction, dtype, lane):
+    seen = lane(name)
+    fn = getattr(ll, name)
+    x, t = _lane_inputs(name, (5, 7), dtype)
+    loss = fn(x, t, reduction=reduction, **options)
+    assert len(seen) == 1 and seen[0] is not NotImplemented
+    assert type(loss.grad_fn).__name__ == "LosslabFusedFunctionBackward" and loss.dtype == dtype
+    (loss * 1.5).backward()
+    with ll.reference_path():
+        want, want_grad = fn.value_and_grad(x.detach(), t, reduction=reduction, **options)
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-13}
+    torch.testing.assert_close(loss.detach(), want, **tol)
+    torch.testing.assert_close(x.grad, 1.5 * want_grad, **tol)
+
+
+@needs_numba
+def test_the_compiled_lane_declines_what_it_does_not_compute(lane):
+    seen = lane("huber")
+    x, t = _lane_inputs("huber", (6, 8), torch.float32)
+    calls = {
+        "a strided view": lambda: ll.huber(x[:, ::2], t[:, ::2]),
+        "targets of another dtype": lambda: ll.huber(x, t.double()),
+        "a weight": lambda: ll.huber(x, t, weight=torch.rand(6, 8)),
+        "a normalizer": lambda: ll.huber(x, t, normalizer=3.0),
+        "a NaN": lambda: ll.huber(torch.where(t > 1, float("nan"), x), t),
+        "broadcast targets": lambda: ll.huber(x, t[0]),
+    }
+    for what, call in calls.items():
+        seen.clear()
+        try:
+            value = call()
+        except ValueError:  # broadcast targets: refused as everywhere (no silent broadcasting)
+            assert what == "broadcast targets"
+            continue
+        assert all(out is NotImplemented for out in seen), what
+        assert type(value.grad_fn).__name__ == "LosslabFusedFunctionBackward", what
+    assert torch.isnan(calls["a NaN"]()).item()  # the NaN reaches the value
+    seen.clear()
+    with _fast.numpy_only():  # the compiled kernels switched off
+        ll.huber(x, t)
+    assert seen == [NotImplemented]
+    seen.clear()
+    ll.huber(x, t, reduction="none")  # per-item values: the reference bridge, not the fused node
+    assert seen == []
+
+
+@needs_numba
+def test_the_compiled_lane_refuses_bad_targets_with_the_reference_error(lane):
+    seen = lane("hinge")
+    x, _ = _lane_inputs("hinge", (10,), torch.float32)
+    with pytest.raises(ValueError, match="targets"):
+        ll.hinge(x, torch.full((10,), 0.5))
+    assert seen == [NotImplemented]
+
+
+@needs_numba
+def test_second_order_gradients_after_the_compiled_lane(lane):
+    seen = lane("huber")
+    x, t = _lane_inputs("huber", (50,), torch.float64)
+    (g,) = torch.autograd.grad(ll.huber(x, t), x, create_graph=True)
+    assert seen and seen[0] is not NotImplemented
+    (hvp,) = torch.autograd.grad(g.sum(), x)
+    torch.testing.assert_close(hvp, ((x - t).abs() <= 1.0).double() / 50)

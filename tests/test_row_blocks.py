@@ -56,10 +56,9 @@ def torch_ops_path(monkeypatch):
 
 
 @pytest.fixture
-def blocks_of_two_rows(two_row_blocks, torch_ops_path, monkeypatch):
-    """two_row_blocks (conftest.py) on the path of CUDA tensors: float32 CPU tensors kept off the NumPy engine, bfloat16 ones
-    in torch operations (torch_ops_path)."""
-    monkeypatch.setattr(_function, "_numpy_views", lambda *a: None)
+def blocks_of_two_rows(two_row_blocks, torch_ops_path, off_numpy_engine):
+    """two_row_blocks (conftest.py) on the path of CUDA tensors: float32 CPU tensors kept off the NumPy engine
+    (off_numpy_engine), bfloat16 ones in torch operations (torch_ops_path)."""
     return two_row_blocks
 
 
