@@ -362,8 +362,9 @@ def nll(args, options, reduction, normalizer, with_grad):
     if not with_grad:
         return value
     scale = -u if w_y is None else -u * w_y
-    if not x.flags.c_contiguous:
-        grad = np.zeros_like(x)  # the input's layout
+    rows_per_block = max(1, _ZERO_BLOCK_BYTES // (c * x.itemsize))
+    if not x.flags.c_contiguous or n <= rows_per_block:  # a small one in a single step (np.zeros), in the input's layout
+        grad = np.zeros_like(x)
         grad[rows, safe] = scale
         return value, grad
     grad = np.empty_like(x)
@@ -373,7 +374,7 @@ def nll(args, options, reduction, normalizer, with_grad):
         grad[lo:hi].view(np.uint8).fill(0)
         grad[rows[: hi - lo] + lo, safe[lo:hi]] = scale[lo:hi] if per_row else scale
 
-    _blocks(n, max(1, _ZERO_BLOCK_BYTES // (c * x.itemsize)), x.size, block)
+    _blocks(n, rows_per_block, x.size, block)
     return value, grad
 
 
