@@ -26,15 +26,20 @@ from pathlib import Path
 import _common
 
 LOSSES = ("mse", "mae", "huber", "smooth_l1", "quantile", "hinge", "squared_hinge", "log_cosh",
-          "binary_cross_entropy_with_logits", "focal", "binary_cross_entropy")
+          "binary_cross_entropy_with_logits", "focal", "binary_cross_entropy", "soft_margin", "hinge_embedding",
+          "poisson_nll", "poisson_deviance", "gamma_deviance", "msle", "mape")
 
 
 def _data(name, n, rng, np):
     x = rng.uniform(0, 1, n) if name == "binary_cross_entropy" else rng.standard_normal(n)
-    if "hinge" in name:
+    if "hinge" in name or name == "soft_margin":
         t = np.sign(rng.standard_normal(n))
     elif name in ("binary_cross_entropy", "binary_cross_entropy_with_logits", "focal"):
         t = rng.uniform(0, 1, n)
+    elif name in ("poisson_nll", "poisson_deviance", "gamma_deviance", "msle"):  # counts or positive targets
+        t = rng.poisson(3.0, n) + (name == "gamma_deviance")
+        if name != "poisson_nll":  # a positive mean (msle: above -1)
+            x = rng.uniform(0.2, 5.0, n)
     else:
         t = rng.standard_normal(n)
     return x.astype(np.float32), t.astype(np.float32)
@@ -43,7 +48,8 @@ def _data(name, n, rng, np):
 HAND_CHAINS = {"mse": "_mse", "mae": "_mae", "huber": "_huber", "smooth_l1": "_smooth_l1", "log_cosh": "_log_cosh",
                "quantile": "_quantile", "binary_cross_entropy_with_logits": "_bce_logits", "focal": "_focal",
                "soft_margin": "_soft_margin"}
-OPTIONS = {"delta": 1.0, "beta": 1.0, "q": 0.5, "margin": 1.0, "alpha": 0.25, "gamma": 2.0, "pos_weight": None}
+OPTIONS = {"delta": 1.0, "beta": 1.0, "q": 0.5, "margin": 1.0, "alpha": 0.25, "gamma": 2.0, "pos_weight": None,
+           "log_input": True, "full": False, "eps": 1e-8}
 
 
 def _ratio_rounds(first, second, rounds, calls):

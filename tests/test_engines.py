@@ -120,7 +120,12 @@ def test_the_graph_keeps_no_input_after_backward():
 
 needs_numba = pytest.mark.skipif(not _fast._numba.AVAILABLE, reason="needs Numba (pip install 'losslab[fast]')")
 LANE = [("mse", {}), ("mae", {}), ("huber", {"delta": 0.7}), ("smooth_l1", {"beta": 0.5}), ("smooth_l1", {"beta": 0.0}),
-        ("quantile", {"q": 0.3}), ("hinge", {}), ("squared_hinge", {"margin": 0.5})]
+        ("quantile", {"q": 0.3}), ("hinge", {}), ("squared_hinge", {"margin": 0.5}), ("hinge_embedding", {"margin": 0.5}),
+        # kernels used by the lane at small sizes only (_fast.DIRECT_SMALL_ELEMENTS)
+        ("binary_cross_entropy_with_logits", {}), ("binary_cross_entropy", {}), ("soft_margin", {}), ("log_cosh", {}),
+        # (focal has no lane: its prepare reads a negative alpha as none, its generated kernel would not)
+        ("poisson_nll", {}), ("poisson_nll", {"log_input": False, "eps": 1e-3}),
+        ("poisson_nll", {"full": True}), ("poisson_deviance", {}), ("gamma_deviance", {}), ("msle", {}), ("mape", {})]
 
 
 @pytest.fixture
@@ -146,7 +151,17 @@ def lane(monkeypatch):
 def _lane_inputs(name, shape, dtype, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=g, dtype=dtype) * 2
-    t = torch.sign(torch.randn(shape, generator=g, dtype=dtype)) if "hinge" in name else torch.randn(shape, generator=g, dtype=dtype)
+    t = torch.randn(shape, generator=g, dtype=dtype)
+    if "hinge" in name or name == "soft_margin":
+        t = torch.sign(t)
+    elif name in ("binary_cross_entropy", "binary_cross_entropy_with_logits", "focal"):
+        t = torch.rand(shape, generator=g, dtype=dtype)
+        if name == "binary_cross_entropy":
+            x = torch.sigmoid(x)
+    elif name in ("poisson_nll", "poisson_deviance", "gamma_deviance", "msle"):
+        t = torch.poisson(torch.full(shape, 3.0, dtype=dtype), generator=g) + (name == "gamma_deviance")
+        if name != "poisson_nll":
+            x = torch.rand(shape, generator=g, dtype=dtype) * 4 + 0.2
     return x.requires_grad_(), t
 
 
@@ -158,6 +173,8 @@ def test_small_plain_calls_take_the_compiled_lane_and_equal_the_reference(name, 
     seen = lane(name)
     fn = getattr(ll, name)
     x, t = _lane_inputs(name, (5, 7), dtype)
+    if name == "poisson_nll" and options.get("log_input") is False:
+        x = x.detach().abs().requires_grad_()  # a rate
     loss = fn(x, t, reduction=reduction, **options)
     assert len(seen) == 1 and seen[0] is not NotImplemented
     assert type(loss.grad_fn).__name__ == "LosslabFusedFunctionBackward" and loss.dtype == dtype
@@ -198,6 +215,25 @@ def test_the_compiled_lane_declines_what_it_does_not_compute(lane):
     seen.clear()
     ll.huber(x, t, reduction="none")  # per-item values: the reference bridge, not the fused node
     assert seen == []
+
+
+@needs_numba
+def test_kernels_slower_than_the_numpy_blocks_at_large_sizes_take_the_lane_at_small_ones_only(lane):
+    n = _fast.DIRECT_SMALL_ELEMENTS
+    for name, outcome in (("binary_cross_entropy_with_logits", False), ("mse", True)):  # mse's kernel: every size
+        seen = lane(name)
+        for size, taken in ((n, True), (n + 1, outcome)):
+            seen.clear()
+            x, t = _lane_inputs(name, (size,), torch.float32)
+            getattr(ll, name)(x, t).backward()
+            assert (seen[0] is not NotImplemented) == taken, (name, size)
+    seen = lane("binary_cross_entropy")
+    seen.clear()
+    x, t = _lane_inputs("binary_cross_entropy", (10,), torch.float32)
+    smoothed = ll.binary_cross_entropy(x, t, label_smoothing=0.2)  # smoothed targets: the kernel has none
+    assert seen == [NotImplemented]
+    with ll.reference_path():
+        torch.testing.assert_close(smoothed, ll.binary_cross_entropy(x, t, label_smoothing=0.2))
 
 
 @needs_numba

@@ -15,6 +15,7 @@ x, t; w, l, g are empty arrays when absent (no weight, per-item losses or gradie
 
 Which losses use them (``NAMES``) is measured (benchmarks/README.md): the losses that need exp or
 log1p are faster as NumPy's vectorised ufuncs, which Numba's scalar libm calls (no SVML) do not match.
+Every generated kernel serves the torch engine's compiled lane for small calls (``_fast.DIRECT_SMALL_ELEMENTS``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import importlib.util
 import os
 
 AVAILABLE = importlib.util.find_spec("numba") is not None and os.environ.get("LOSSLAB_NUMBA", "1") not in ("0", "false", "False")
-NAMES = ("mse", "mae", "huber", "smooth_l1", "quantile", "hinge", "squared_hinge")
+NAMES = ("mse", "mae", "huber", "smooth_l1", "quantile", "hinge", "squared_hinge", "hinge_embedding")
 _threads = {"n": 1}
 _loaded: dict = {}
 
@@ -39,11 +40,13 @@ def _module():
     return _loaded["module"]
 
 
-def kernel(name: str):
-    """The compiled kernel for a loss, or None (no kernel for it, or Numba not installed)."""
-    if not AVAILABLE or name not in NAMES:
+def kernel(name: str, small: bool = False):
+    """The compiled kernel of a generated variant, or None (no kernel for it, or Numba not installed or switched
+    off): one of ``NAMES``, used at every size, or with ``small`` any generated kernel (for the small calls of
+    ``_fast``'s compiled lane, up to ``_fast.DIRECT_SMALL_ELEMENTS``)."""
+    if not AVAILABLE or not (small or name in NAMES):
         return None
-    return _module().KERNELS[name]
+    return _module().KERNELS.get(name)
 
 
 def set_threads(n: int) -> None:
