@@ -253,3 +253,14 @@ def test_second_order_gradients_after_the_compiled_lane(lane):
     assert seen and seen[0] is not NotImplemented
     (hvp,) = torch.autograd.grad(g.sum(), x)
     torch.testing.assert_close(hvp, ((x - t).abs() <= 1.0).double() / 50)
+
+
+@needs_numba
+def test_the_compiled_lane_over_many_option_values(lane):
+    seen = lane("huber")
+    x, t = _lane_inputs("huber", (64,), torch.float64)
+    for delta in np.linspace(0.05, 3.0, 3 * _fast._PLANS // 2):  # more values than the lane keeps plans for
+        value = ll.huber(x, t, delta=float(delta))
+        with ll.reference_path():
+            torch.testing.assert_close(value.detach(), ll.huber(x.detach(), t, delta=float(delta)))
+    assert len(seen) == 3 * _fast._PLANS // 2 and NotImplemented not in seen

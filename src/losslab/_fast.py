@@ -142,6 +142,7 @@ _ZERO_BLOCK_BYTES = 1 << 21
 # (NumPy blocks / Numba kernel): BCE with logits 33.8 / 26.7 us at 1,024 elements but 97.5 / 378 us at 16,384,
 # soft_margin 37.8 / 19.1 and 118 / 277 us (Numba's scalar exp and log1p against NumPy's SIMD ones).
 DIRECT_SMALL_ELEMENTS = 4096
+_PLANS = 64
 
 
 # NumPy 2's vecdot: a BLAS dot product per row, accurate as a pairwise sum (einsum keeps one running sum) and,
@@ -657,14 +658,17 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         value = _finish(total, per_item.reshape(x.shape) if keep else None, reduction, u, dt)
         return (value, grad.reshape(x.shape)) if with_grad else value
 
-    plans: dict = {}  # the scalar options' values -> (kernel, its option arguments, the options) or None
+    # the scalar options' values -> (kernel, its option arguments, the options, whether it runs at every size) or
+    # None; at most _PLANS entries (a sweep over an option's values must not grow it without bound)
+    plans: dict = {}
 
     def direct(x, t, options: dict, reduction: str):
-        """(value, gradient) by the loss's generated Numba kernel alone, at any size, for the plainest call: x and t
-        C-contiguous arrays of one float dtype and shape, ``options`` the loss's keyword options as bound (none an
-        array), reduction "mean" or "sum". NotImplemented for anything else, or a value that is not finite (as
-        ``fast``). The torch engine's lane for small calls: one compiled call in place of a dozen NumPy
-        operations and their Python, which are most of a small call's cost."""
+        """(value, gradient) by the loss's generated Numba kernel alone, for the plainest call: x and t C-contiguous
+        arrays of one float dtype and shape, ``options`` the loss's keyword options as bound (none an array, no
+        label smoothing), reduction "mean" or "sum"; at every size for the kernels of ``_numba.NAMES``, up to
+        DIRECT_SMALL_ELEMENTS for the others. NotImplemented for anything else, or a value that is not finite (as
+        ``fast``). The torch engine's compiled lane: one compiled call in place of a dozen NumPy operations and
+        their Python, which are most of a small call's cost."""
         if not _settings.compiled or not _numba.AVAILABLE:
             return NotImplemented
         if x.dtype not in _FLOATS or t.dtype != x.dtype or t.shape != x.shape or x.size == 0:
@@ -674,6 +678,8 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         key = tuple(options.values())
         plan = plans.get(key, False)
         if plan is False:
+            if len(plans) >= _PLANS:
+                plans.clear()
             plan = plans[key] = _direct_plan(options) if all(type(v) in _PLAIN_OPTIONS for v in key) else None
         if plan is None:
             return NotImplemented

@@ -2,11 +2,13 @@
 
 Every ``ll.<loss>`` call on torch tensors comes here after it is bound and validated once (``run``):
 
-- **fused** (the default, eager mode): value and gradient are computed together in the forward
-  pass, from the loss's own definitions: the NumPy engine on zero-copy views of float32/float64 CPU
-  tensors (its blocked kernels, else the definitions in NumPy); on CUDA the Triton kernel generated
-  from the loss's definition where one is registered (``losslab.gpu.pointwise``); else the
-  definitions evaluated with torch operations (fp16/bf16 computed in float32). The forward keeps the gradient (one buffer, the size of the
+- **fused** (the default, eager mode): value and gradient are computed together, before the graph
+  node, from the loss's own definitions: a plain elementwise call on float32/float64 CPU tensors by
+  its generated Numba loop alone (``_direct``, the compiled lane); other CPU float32/float64 calls
+  by the NumPy engine on zero-copy views (its blocked kernels, else the definitions in NumPy); on
+  CUDA the Triton kernel generated from the loss's definition where one is registered
+  (``losslab.gpu.pointwise``); else the definitions evaluated with torch operations (fp16/bf16
+  computed in float32). The node keeps the gradient (one buffer, the size of the
   input) and the backward pass only rescales it by the upstream gradient, in place; on the CPU
   nothing at all when the upstream gradient is 1, as it is for ``loss.backward()``. A backward that
   builds a graph (``create_graph=True``: Hessian-vector products) or a second backward through the
@@ -264,8 +266,8 @@ def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_
 def _direct(loss: Loss, bound: dict, reduction: str):
     """The loss's generated Numba kernel alone (``direct`` of its NumPy fast path), on zero-copy views of two
     contiguous CPU tensors of one float dtype and shape: (value, (gradient,)) as tensors, or NotImplemented. Most of
-    a small call's cost is Python and NumPy's per-operation overhead, which this lane skips (measured in the closing
-    note of issue 11: huber on 1,024 elements, forward and backward, 1.3x torch's time against 2.7x)."""
+    a small call's cost is Python and NumPy's per-operation overhead, which this lane skips (huber on 1,024
+    elements, forward and backward: 0.64-0.77x the time of the views and the NumPy fast path; docs/architecture.md)."""
     direct = getattr(_engines.fast_path_of(loss.name, "numpy"), "direct", None)
     if direct is None or len(loss._positional) != 2:
         return NotImplemented
