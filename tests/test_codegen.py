@@ -315,3 +315,22 @@ def test_a_nan_input_reaches_the_loss_and_gradient(name, backend, where):
         grad = np.asarray(fn.grad(x, t, reduction="none"))
     assert np.isnan(items[[1, 2]]).all() and np.isnan(grad[[1, 2]]).all(), (items, grad)
     assert np.isfinite(items[[0, 3]]).all() and np.isfinite(grad[[0, 3]]).all()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_numpy_kernels_select_is_np_where_bit_for_bit(dtype):
+    from losslab import _numpy_kernels
+
+    rng = np.random.default_rng(4)
+    a, b = rng.standard_normal(999).astype(dtype), rng.standard_normal(999).astype(dtype)
+    a[:4], b[4:8] = [np.nan, np.inf, -np.inf, -0.0], [np.nan, -np.inf, -0.0, 0.0]
+    c = rng.random(999) < 0.5
+    bits = np.uint32 if dtype == np.float32 else np.uint64
+    for case in ("fresh", "into a", "into b", "scalar b", "scalar a", "a twice, into a"):
+        x, y = a.copy(), b.copy()
+        first, second, out = {"fresh": (x, y, np.empty(999, dtype)), "into a": (x, y, x), "into b": (x, y, y),
+                              "scalar b": (x, 0.0, np.empty(999, dtype)), "scalar a": (-1.5, y, np.empty(999, dtype)),
+                              "a twice, into a": (x, x, x)}[case]
+        want = np.where(c, np.asarray(first, dtype), np.asarray(second, dtype))
+        _numpy_kernels._select(c, first, second, out)
+        np.testing.assert_array_equal(out.view(bits), want.view(bits), err_msg=case)
