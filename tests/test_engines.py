@@ -264,3 +264,30 @@ def test_the_compiled_lane_over_many_option_values(lane):
         with ll.reference_path():
             torch.testing.assert_close(value.detach(), ll.huber(x.detach(), t, delta=float(delta)))
     assert len(seen) == 3 * _fast._PLANS // 2 and NotImplemented not in seen
+
+
+@needs_numba
+def test_the_compiled_lane_with_array_options_and_divisions_by_zero(lane):
+    import gc
+    import weakref
+
+    x, t = _lane_inputs("mse", (16,), torch.float32)
+    for weight in ([0.5] * 16, np.full(16, 0.5), torch.full((16,), 0.5)):  # declined, not hashed
+        with ll.reference_path():
+            want = ll.mse(x.detach(), t, weight=weight)
+        torch.testing.assert_close(ll.mse(x, t, weight=weight).detach(), want)
+    w = torch.full((16,), 0.5)
+    kept = weakref.ref(w)
+    ll.mse(x, t, weight=w).backward()
+    del w
+    gc.collect()
+    assert kept() is None  # no option array is kept by the lane
+    # float32 divisions by zero inside a kernel (x * x underflows; beta rounds to 0): inf or NaN, then the usual path
+    tiny = torch.full((4,), 1e-30, requires_grad=True)
+    value = ll.gamma_deviance(tiny, torch.ones(4))
+    with ll.reference_path():
+        torch.testing.assert_close(value.detach(), ll.gamma_deviance(tiny.detach(), torch.ones(4)))
+    y = torch.randn(4, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    value = ll.smooth_l1(y, torch.zeros(4), beta=1e-46)
+    with ll.reference_path():
+        torch.testing.assert_close(value.detach(), ll.smooth_l1(y.detach(), torch.zeros(4), beta=1e-46))

@@ -676,11 +676,13 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         if not (x.flags.c_contiguous and t.flags.c_contiguous) or reduction not in ("mean", "sum"):
             return NotImplemented
         key = tuple(options.values())
+        if not all(type(v) in _PLAIN_OPTIONS for v in key):
+            return NotImplemented  # an array option (a weight): the usual path; and no array is kept as a key
         plan = plans.get(key, False)
         if plan is False:
             if len(plans) >= _PLANS:
                 plans.clear()
-            plan = plans[key] = _direct_plan(options) if all(type(v) in _PLAIN_OPTIONS for v in key) else None
+            plan = plans[key] = _direct_plan(options)
         if plan is None:
             return NotImplemented
         kernel, arguments, opts, any_size = plan

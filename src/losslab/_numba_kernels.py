@@ -14,33 +14,35 @@ from numba import njit, prange
 # non-finite input still gives a non-finite total, and the caller then runs the reference path.
 _FASTMATH = {"reassoc", "contract"}
 
+# Every function here uses NumPy's error model: a float division by zero gives inf or NaN (which the caller sees in
+# the total and hands to the reference path), not Python's ZeroDivisionError.
 # Below this many elements a kernel loops on the calling thread: waking the thread pool costs more than the loop
 # (a kernel call on 1,024 elements: 4.6 us with the pool's threads spinning, 21.5 us when they sleep, as they do
 # under OMP_WAIT_POLICY=PASSIVE or after a pause; losslab's NumPy blocks use threads from the same size up).
 _SERIAL_BELOW = 1 << 18
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def _maximum(a, b):  # NumPy's: NaN if either is NaN
     return a if (a > b or a != a) else b
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def _minimum(a, b):
     return a if (a < b or a != a) else b
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def _sign(a):  # 0 at 0 and NaN at NaN, as np.sign
     return 1.0 if a > 0 else (-1.0 if a < 0 else a)
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def _power(a, b):
     return a ** b
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def mse_element(x, t):
     v2 = x - t
     v3 = v2 * v2
@@ -48,7 +50,7 @@ def mse_element(x, t):
     return v3, v4
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def mse_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     li, gi = mse_element(x[i], t[i])
     if has_w:
@@ -61,7 +63,7 @@ def mse_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def mse(x, t, w, u, l, g):
     """mse: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -77,7 +79,7 @@ def mse(x, t, w, u, l, g):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def mae_element(x, t):
     v2 = x - t
     v3 = abs(v2)
@@ -85,7 +87,7 @@ def mae_element(x, t):
     return v3, v4
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def mae_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     li, gi = mae_element(x[i], t[i])
     if has_w:
@@ -98,7 +100,7 @@ def mae_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def mae(x, t, w, u, l, g):
     """mae: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -114,7 +116,7 @@ def mae(x, t, w, u, l, g):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def huber_element(x, t, delta):
     v3 = x - t
     v4 = abs(v3)
@@ -128,7 +130,7 @@ def huber_element(x, t, delta):
     return v8, v11
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def huber_item(x, t, w, u, l, g, i, has_w, want_l, want_g, delta):
     li, gi = huber_element(x[i], t[i], delta)
     if has_w:
@@ -141,7 +143,7 @@ def huber_item(x, t, w, u, l, g, i, has_w, want_l, want_g, delta):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def huber(x, t, w, u, l, g, delta):
     """huber: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -157,7 +159,7 @@ def huber(x, t, w, u, l, g, delta):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def smooth_l1_element(x, t, beta):
     v3 = x - t
     v4 = abs(v3)
@@ -172,7 +174,7 @@ def smooth_l1_element(x, t, beta):
     return v9, v12
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def smooth_l1_item(x, t, w, u, l, g, i, has_w, want_l, want_g, beta):
     li, gi = smooth_l1_element(x[i], t[i], beta)
     if has_w:
@@ -185,7 +187,7 @@ def smooth_l1_item(x, t, w, u, l, g, i, has_w, want_l, want_g, beta):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def smooth_l1(x, t, w, u, l, g, beta):
     """smooth_l1: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -201,7 +203,7 @@ def smooth_l1(x, t, w, u, l, g, beta):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def log_cosh_element(x, t):
     v2 = x - t
     v3 = abs(v2)
@@ -218,7 +220,7 @@ def log_cosh_element(x, t):
     return v12, v13
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def log_cosh_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     li, gi = log_cosh_element(x[i], t[i])
     if has_w:
@@ -231,7 +233,7 @@ def log_cosh_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def log_cosh(x, t, w, u, l, g):
     """log_cosh: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -247,7 +249,7 @@ def log_cosh(x, t, w, u, l, g):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def quantile_element(x, t, q):
     v3 = t - x
     v4 = q * v3
@@ -265,7 +267,7 @@ def quantile_element(x, t, q):
     return v7, v15
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def quantile_item(x, t, w, u, l, g, i, has_w, want_l, want_g, q):
     li, gi = quantile_element(x[i], t[i], q)
     if has_w:
@@ -278,7 +280,7 @@ def quantile_item(x, t, w, u, l, g, i, has_w, want_l, want_g, q):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def quantile(x, t, w, u, l, g, q):
     """quantile: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -294,7 +296,7 @@ def quantile(x, t, w, u, l, g, q):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def binary_cross_entropy_element(x, t):
     v2 = x > 3.720075976020836e-44
     v3 = x if v2 else 1.0
@@ -321,7 +323,7 @@ def binary_cross_entropy_element(x, t):
     return v19, v23
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def binary_cross_entropy_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     li, gi = binary_cross_entropy_element(x[i], t[i])
     if has_w:
@@ -334,7 +336,7 @@ def binary_cross_entropy_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def binary_cross_entropy(x, t, w, u, l, g):
     """binary_cross_entropy: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -350,7 +352,7 @@ def binary_cross_entropy(x, t, w, u, l, g):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def binary_cross_entropy_with_logits_element(x, t):
     v2 = t < 1.0
     v3 = 1.0 - t
@@ -384,7 +386,7 @@ def binary_cross_entropy_with_logits_element(x, t):
     return v20, v30
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def binary_cross_entropy_with_logits_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     li, gi = binary_cross_entropy_with_logits_element(x[i], t[i])
     if has_w:
@@ -397,7 +399,7 @@ def binary_cross_entropy_with_logits_item(x, t, w, u, l, g, i, has_w, want_l, wa
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def binary_cross_entropy_with_logits(x, t, w, u, l, g):
     """binary_cross_entropy_with_logits: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -413,7 +415,7 @@ def binary_cross_entropy_with_logits(x, t, w, u, l, g):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def hinge_element(x, t, margin):
     v3 = t * x
     v4 = margin - v3
@@ -427,7 +429,7 @@ def hinge_element(x, t, margin):
     return v8, v11
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def hinge_item(x, t, w, u, l, g, i, has_w, want_l, want_g, margin):
     li, gi = hinge_element(x[i], t[i], margin)
     if has_w:
@@ -440,7 +442,7 @@ def hinge_item(x, t, w, u, l, g, i, has_w, want_l, want_g, margin):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def hinge(x, t, w, u, l, g, margin):
     """hinge: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -456,7 +458,7 @@ def hinge(x, t, w, u, l, g, margin):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def squared_hinge_element(x, t, margin):
     v3 = t * x
     v4 = margin - v3
@@ -470,7 +472,7 @@ def squared_hinge_element(x, t, margin):
     return v9, v11
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def squared_hinge_item(x, t, w, u, l, g, i, has_w, want_l, want_g, margin):
     li, gi = squared_hinge_element(x[i], t[i], margin)
     if has_w:
@@ -483,7 +485,7 @@ def squared_hinge_item(x, t, w, u, l, g, i, has_w, want_l, want_g, margin):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def squared_hinge(x, t, w, u, l, g, margin):
     """squared_hinge: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -499,7 +501,7 @@ def squared_hinge(x, t, w, u, l, g, margin):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def focal_element(x, t, alpha, gamma):
     v4 = abs(x)
     v5 = -v4
@@ -553,7 +555,7 @@ def focal_element(x, t, alpha, gamma):
     return v44, v52
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def focal_item(x, t, w, u, l, g, i, has_w, want_l, want_g, alpha, gamma):
     li, gi = focal_element(x[i], t[i], alpha, gamma)
     if has_w:
@@ -566,7 +568,7 @@ def focal_item(x, t, w, u, l, g, i, has_w, want_l, want_g, alpha, gamma):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def focal(x, t, w, u, l, g, alpha, gamma):
     """focal: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -582,7 +584,7 @@ def focal(x, t, w, u, l, g, alpha, gamma):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def focal_unweighted_element(x, t, gamma):
     v3 = abs(x)
     v4 = -v3
@@ -631,7 +633,7 @@ def focal_unweighted_element(x, t, gamma):
     return v38, v46
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def focal_unweighted_item(x, t, w, u, l, g, i, has_w, want_l, want_g, gamma):
     li, gi = focal_unweighted_element(x[i], t[i], gamma)
     if has_w:
@@ -644,7 +646,7 @@ def focal_unweighted_item(x, t, w, u, l, g, i, has_w, want_l, want_g, gamma):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def focal_unweighted(x, t, w, u, l, g, gamma):
     """focal_unweighted: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -660,7 +662,7 @@ def focal_unweighted(x, t, w, u, l, g, gamma):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def poisson_deviance_element(x, t):
     v2 = t > 0.0
     v3 = t if v2 else 1.0
@@ -676,7 +678,7 @@ def poisson_deviance_element(x, t):
     return v9, v12
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def poisson_deviance_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     li, gi = poisson_deviance_element(x[i], t[i])
     if has_w:
@@ -689,7 +691,7 @@ def poisson_deviance_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def poisson_deviance(x, t, w, u, l, g):
     """poisson_deviance: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -705,7 +707,7 @@ def poisson_deviance(x, t, w, u, l, g):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def gamma_deviance_element(x, t):
     v2 = x / t
     v3 = math.log(v2)
@@ -720,7 +722,7 @@ def gamma_deviance_element(x, t):
     return v7, v11
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def gamma_deviance_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     li, gi = gamma_deviance_element(x[i], t[i])
     if has_w:
@@ -733,7 +735,7 @@ def gamma_deviance_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def gamma_deviance(x, t, w, u, l, g):
     """gamma_deviance: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -749,7 +751,7 @@ def gamma_deviance(x, t, w, u, l, g):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def msle_element(x, t):
     v2 = math.log1p(x)
     v3 = math.log1p(t)
@@ -761,7 +763,7 @@ def msle_element(x, t):
     return v5, v8
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def msle_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     li, gi = msle_element(x[i], t[i])
     if has_w:
@@ -774,7 +776,7 @@ def msle_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def msle(x, t, w, u, l, g):
     """msle: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -790,7 +792,7 @@ def msle(x, t, w, u, l, g):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def mape_element(x, t):
     v2 = x - t
     v3 = abs(v2)
@@ -802,7 +804,7 @@ def mape_element(x, t):
     return v6, v8
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def mape_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     li, gi = mape_element(x[i], t[i])
     if has_w:
@@ -815,7 +817,7 @@ def mape_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def mape(x, t, w, u, l, g):
     """mape: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -831,7 +833,7 @@ def mape(x, t, w, u, l, g):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def soft_margin_element(x, t):
     v2 = -t
     v3 = v2 * x
@@ -850,7 +852,7 @@ def soft_margin_element(x, t):
     return v9, v15
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def soft_margin_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     li, gi = soft_margin_element(x[i], t[i])
     if has_w:
@@ -863,7 +865,7 @@ def soft_margin_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def soft_margin(x, t, w, u, l, g):
     """soft_margin: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -879,7 +881,7 @@ def soft_margin(x, t, w, u, l, g):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def hinge_embedding_element(x, t, margin):
     v3 = margin - x
     v4 = t > 0.0
@@ -896,7 +898,7 @@ def hinge_embedding_element(x, t, margin):
     return v8, v14
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def hinge_embedding_item(x, t, w, u, l, g, i, has_w, want_l, want_g, margin):
     li, gi = hinge_embedding_element(x[i], t[i], margin)
     if has_w:
@@ -909,7 +911,7 @@ def hinge_embedding_item(x, t, w, u, l, g, i, has_w, want_l, want_g, margin):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def hinge_embedding(x, t, w, u, l, g, margin):
     """hinge_embedding: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -925,7 +927,7 @@ def hinge_embedding(x, t, w, u, l, g, margin):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_element(x, t, eps):
     v3 = math.exp(x)
     v4 = t * x
@@ -934,7 +936,7 @@ def poisson_nll_element(x, t, eps):
     return v5, v6
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_item(x, t, w, u, l, g, i, has_w, want_l, want_g, eps):
     li, gi = poisson_nll_element(x[i], t[i], eps)
     if has_w:
@@ -947,7 +949,7 @@ def poisson_nll_item(x, t, w, u, l, g, i, has_w, want_l, want_g, eps):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def poisson_nll(x, t, w, u, l, g, eps):
     """poisson_nll: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -963,7 +965,7 @@ def poisson_nll(x, t, w, u, l, g, eps):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_rate_element(x, t, eps):
     v3 = x + eps
     v4 = math.log(v3)
@@ -974,7 +976,7 @@ def poisson_nll_rate_element(x, t, eps):
     return v6, v8
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_rate_item(x, t, w, u, l, g, i, has_w, want_l, want_g, eps):
     li, gi = poisson_nll_rate_element(x[i], t[i], eps)
     if has_w:
@@ -987,7 +989,7 @@ def poisson_nll_rate_item(x, t, w, u, l, g, i, has_w, want_l, want_g, eps):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def poisson_nll_rate(x, t, w, u, l, g, eps):
     """poisson_nll_rate: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1003,7 +1005,7 @@ def poisson_nll_rate(x, t, w, u, l, g, eps):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_full_element(x, t, eps):
     v3 = math.exp(x)
     v4 = t * x
@@ -1022,7 +1024,7 @@ def poisson_nll_full_element(x, t, eps):
     return v15, v16
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_full_item(x, t, w, u, l, g, i, has_w, want_l, want_g, eps):
     li, gi = poisson_nll_full_element(x[i], t[i], eps)
     if has_w:
@@ -1035,7 +1037,7 @@ def poisson_nll_full_item(x, t, w, u, l, g, i, has_w, want_l, want_g, eps):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def poisson_nll_full(x, t, w, u, l, g, eps):
     """poisson_nll_full: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1051,7 +1053,7 @@ def poisson_nll_full(x, t, w, u, l, g, eps):
     return total
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_rate_full_element(x, t, eps):
     v3 = x + eps
     v4 = math.log(v3)
@@ -1072,7 +1074,7 @@ def poisson_nll_rate_full_element(x, t, eps):
     return v16, v18
 
 
-@njit(inline="always", cache=True)
+@njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_rate_full_item(x, t, w, u, l, g, i, has_w, want_l, want_g, eps):
     li, gi = poisson_nll_rate_full_element(x[i], t[i], eps)
     if has_w:
@@ -1085,7 +1087,7 @@ def poisson_nll_rate_full_item(x, t, w, u, l, g, i, has_w, want_l, want_g, eps):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True)
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def poisson_nll_rate_full(x, t, w, u, l, g, eps):
     """poisson_nll_rate_full: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""

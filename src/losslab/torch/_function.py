@@ -3,8 +3,8 @@
 Every ``ll.<loss>`` call on torch tensors comes here after it is bound and validated once (``run``):
 
 - **fused** (the default, eager mode): value and gradient are computed together, before the graph
-  node, from the loss's own definitions: a plain elementwise call on float32/float64 CPU tensors by
-  its generated Numba loop alone (``_direct``, the compiled lane); other CPU float32/float64 calls
+  node, from the loss's own definitions: a plain elementwise call through autograd on float32/float64
+  CPU tensors by its generated Numba loop alone (``_direct``, the compiled lane); other CPU float32/float64 calls
   by the NumPy engine on zero-copy views (its blocked kernels, else the definitions in NumPy); on
   CUDA the Triton kernel generated from the loss's definition where one is registered
   (``losslab.gpu.pointwise``); else the definitions evaluated with torch operations (fp16/bf16
@@ -359,7 +359,8 @@ class LosslabFunction(torch.autograd.Function):
 
 
 class LosslabFusedFunction(torch.autograd.Function):
-    """The fused engine: value and gradient in the forward; the backward rescales the gradient."""
+    """The fused engine's graph node: it holds the value and gradients that ``run`` computed before it; the backward
+    rescales the gradient."""
 
     @staticmethod
     def forward(ctx, computed, *tensors):
