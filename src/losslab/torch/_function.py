@@ -68,24 +68,15 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
     if with_grad or not tracks:
         if not fused:
             return NotImplemented
-        with torch.no_grad():
-            if not with_grad:
-                return _compute(loss, xp, bound, reduction, normalizer, False)[0]
-            value, grads = _compute(loss, xp, bound, reduction, normalizer, True)
+        if not with_grad:
+            return _compute(loss, xp, bound, reduction, normalizer, False)[0]
+        value, grads = _compute(loss, xp, bound, reduction, normalizer, True)
         return value, grads[0] if len(grads) == 1 else grads
     if not fused or reduction == "none":
         return _reference_apply(loss, bound, reduction, normalizer)
-    # value and gradients first (no torch operation of the NumPy engine is recorded; the others' are not either),
-    # then the graph node that holds the gradients
+    # value and gradients first (_compute records no graph), then the graph node that holds the gradients
     out = NotImplemented if normalizer is not None else _direct(loss, bound, reduction)
-    if out is NotImplemented:
-        views = _numpy_views(loss, bound, normalizer)
-        if views is not None:
-            out = _numpy_compute(loss, *views, reduction, True)
-        else:
-            with torch.no_grad():
-                out = _compute(loss, xp, bound, reduction, normalizer, True)
-    value, grads = out
+    value, grads = _compute(loss, xp, bound, reduction, normalizer, True) if out is NotImplemented else out
     if isinstance(normalizer, torch.Tensor):  # an autograd input too (it gets no gradient)
         names.append("_normalizer")
         tensors.append(normalizer)
@@ -236,10 +227,18 @@ def _in_float32(loss: Loss, xp, with_grad: bool):
 
 
 def _compute(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool):
-    """(value, gradients as a tuple in the inputs' dtypes, or None)."""
+    """(value, gradients as a tuple in the inputs' dtypes, or None), recording no autograd graph: the NumPy engine
+    on views, else torch operations under ``torch.no_grad()`` (the entry to a context costs a small call ~1 us, so
+    only the torch paths pay it)."""
     views = _numpy_views(loss, bound, normalizer)
     if views is not None:
         return _numpy_compute(loss, *views, reduction, with_grad)
+    with torch.no_grad():
+        return _compute_in_torch(loss, xp, bound, reduction, normalizer, with_grad)
+
+
+def _compute_in_torch(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad: bool):
+    """``_compute`` for tensors without NumPy views: fp16/bf16 on the CPU, CUDA."""
     x = bound[loss.inputs[0]]
     if _half_in_numpy(loss, x):
         evaluate = _in_float32(loss, xp, with_grad)
