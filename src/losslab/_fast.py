@@ -542,27 +542,42 @@ def _focal(xb, tb, l, g, o):
         g *= a_t
 
 
+def _kernel_for(name: str, opts: dict, small: bool = False):
+    """(the Numba kernel generated for loss ``name`` with options ``opts``, its option arguments, whether it runs at
+    every size) or None: no kernel for the loss or these options, or Numba missing (``_numba.kernel``)."""
+    from .definitions import codegen  # imported here: `python -m losslab.definitions.codegen` imports losslab first
+
+    variant = codegen.variant_for(name, opts)
+    kernel = _numba.kernel(variant.name, small) if variant is not None else None
+    if kernel is None:
+        return None
+    return kernel, tuple(opts[o] for o in variant.params), variant.name in _numba.NAMES
+
+
+def _run_kernel(kernel, arguments: tuple, x, t, w, u, keep, with_grad):
+    """A generated kernel on contiguous x and t (and w of their shape, or None): (total, per-item losses or None,
+    gradient or None), shaped like x."""
+    empty = np.empty(0, x.dtype)
+    flat_w = np.ascontiguousarray(w).reshape(-1) if w is not None else empty
+    per_item = np.empty(x.size, x.dtype) if keep else empty
+    grad = np.empty(x.size, x.dtype) if with_grad else empty
+    scalar = x.dtype.type  # float32 options keep float32 arithmetic (and SIMD width)
+    total = kernel(x.reshape(-1), t.reshape(-1), flat_w, scalar(u), per_item, grad, *[scalar(a) for a in arguments])
+    return total, (per_item.reshape(x.shape) if keep else None), (grad.reshape(x.shape) if with_grad else None)
+
+
 def _compiled(name, opts: dict, x, t, w, u, keep, with_grad):
     """Run the Numba kernel generated for loss ``name`` with options ``opts`` on flat contiguous arrays;
     None where none applies (no kernel for the loss or these options, Numba off or missing); the caller takes
     only large inputs to it (below PARALLEL_MIN_ELEMENTS the NumPy blocks are as fast)."""
     if not _settings.compiled:
         return None
-    from .definitions import codegen  # imported here: `python -m losslab.definitions.codegen` imports losslab first
-
-    variant = codegen.variant_for(name, opts)
-    kernel = _numba.kernel(variant.name) if variant is not None else None
-    if kernel is None:
+    found = _kernel_for(name, opts)
+    if found is None:
         return None
     if not (x.flags.c_contiguous and t.flags.c_contiguous) or (w is not None and w.shape != x.shape):
         return None
-    empty = np.empty(0, x.dtype)
-    flat_w = np.ascontiguousarray(w).reshape(-1) if w is not None else empty
-    per_item = np.empty(x.size, x.dtype) if keep else empty
-    grad = np.empty(x.size, x.dtype) if with_grad else empty
-    scalar = x.dtype.type  # float32 options keep float32 arithmetic (and SIMD width)
-    total = kernel(x.reshape(-1), t.reshape(-1), flat_w, scalar(u), per_item, grad, *(scalar(opts[o]) for o in variant.params))
-    return total, (per_item.reshape(x.shape) if keep else None), (grad.reshape(x.shape) if with_grad else None)
+    return _run_kernel(*found[:2], x, t, w, u, keep, with_grad)
 
 
 def _element_block(kernel, xb, tb, lb, gb, sub: dict, w, u: float):
@@ -658,8 +673,8 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         value = _finish(total, per_item.reshape(x.shape) if keep else None, reduction, u, dt)
         return (value, grad.reshape(x.shape)) if with_grad else value
 
-    # the scalar options' values -> (kernel, its option arguments, the options, whether it runs at every size) or
-    # None; at most _PLANS entries (a sweep over an option's values must not grow it without bound)
+    # the scalar options' values -> (_kernel_for's answer, the options) or None; at most _PLANS entries (a sweep
+    # over an option's values must not grow it without bound)
     plans: dict = {}
 
     def direct(x, t, options: dict, reduction: str):
@@ -685,33 +700,24 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
             plan = plans[key] = _direct_plan(options)
         if plan is None:
             return NotImplemented
-        kernel, arguments, opts, any_size = plan
+        (kernel, arguments, any_size), opts = plan
         if not any_size and x.size > DIRECT_SMALL_ELEMENTS:
             return NotImplemented
         if checks is not None and not checks(opts, t, x):
             return NotImplemented
-        scalar = x.dtype.type
         u = 1.0 / x.size if reduction == "mean" else 1.0
-        grad = np.empty(x.shape, x.dtype)
-        empty = np.empty(0, x.dtype)
-        total = kernel(x.reshape(-1), t.reshape(-1), empty, scalar(u), empty, grad.reshape(-1),
-                       *[scalar(a) for a in arguments])
+        total, _, grad = _run_kernel(kernel, arguments, x, t, None, u, False, True)
         if not math.isfinite(total):
             return NotImplemented  # NaN or infinite inputs: the reference path defines the result
-        return scalar(total * u), grad
+        return x.dtype.type(total * u), grad
 
     def _direct_plan(options: dict):
         if (any(options.get(option) is not None for option in array_options) or options.get("label_smoothing")
                 or not known.issuperset(k for k, v in options.items() if v is not None)):
             return None  # a weight, smoothed targets or an option the kernel does not read: the usual path
         opts = {**base, **{k: v for k, v in options.items() if k in option_names}}
-        from .definitions import codegen  # (as _compiled)
-
-        variant = codegen.variant_for(name, opts)
-        kernel = _numba.kernel(variant.name, small=True) if variant is not None else None
-        if kernel is None:
-            return None
-        return kernel, tuple(opts[o] for o in variant.params), opts, variant.name in _numba.NAMES
+        found = _kernel_for(name, opts, small=True)
+        return None if found is None else (found, opts)
 
     fast.direct = None if name is None else direct
     return fast
