@@ -27,7 +27,7 @@ import _common
 
 LOSSES = ("mse", "mae", "huber", "smooth_l1", "quantile", "hinge", "squared_hinge", "log_cosh",
           "binary_cross_entropy_with_logits", "focal", "binary_cross_entropy", "soft_margin", "hinge_embedding",
-          "poisson_nll", "poisson_deviance", "gamma_deviance", "msle", "mape")
+          "poisson_nll", "poisson_deviance", "gamma_deviance", "msle", "mape", "kl_div")
 
 
 def _data(name, n, rng, np):
@@ -40,6 +40,10 @@ def _data(name, n, rng, np):
         t = rng.poisson(3.0, n) + (name == "gamma_deviance")
         if name != "poisson_nll":  # a positive mean (msle: above -1)
             x = rng.uniform(0.2, 5.0, n)
+    elif name == "kl_div":  # log-probabilities (rows of 1,024 classes), probabilities with a tenth of them 0
+        rows = x.reshape(-1, 1024) if n % 1024 == 0 else x.reshape(1, -1)
+        x = (rows - np.log(np.exp(rows).sum(1, keepdims=True))).reshape(-1)
+        t = rng.uniform(0, 1, n) * (rng.uniform(0, 1, n) > 0.1)
     else:
         t = rng.standard_normal(n)
     return x.astype(np.float32), t.astype(np.float32)
@@ -47,9 +51,9 @@ def _data(name, n, rng, np):
 
 HAND_CHAINS = {"mse": "_mse", "mae": "_mae", "huber": "_huber", "smooth_l1": "_smooth_l1", "log_cosh": "_log_cosh",
                "quantile": "_quantile", "binary_cross_entropy_with_logits": "_bce_logits", "focal": "_focal",
-               "soft_margin": "_soft_margin"}
+               "soft_margin": "_soft_margin", "kl_div": "_kl_div"}
 OPTIONS = {"delta": 1.0, "beta": 1.0, "q": 0.5, "margin": 1.0, "alpha": 0.25, "gamma": 2.0, "pos_weight": None,
-           "log_input": True, "full": False, "eps": 1e-8}
+           "log_input": True, "full": False, "eps": 1e-8, "log_target": False}
 
 
 def _ratio_rounds(first, second, rounds, calls):

@@ -71,7 +71,8 @@ def two_row_blocks(monkeypatch):
 def off_numpy_engine(monkeypatch):
     """float32/float64 CPU tensors kept off the NumPy engine (its zero-copy views and the compiled lane of small
     elementwise calls): the torch engine evaluates the definitions in torch operations, as for CUDA tensors."""
+    from losslab import _engines
     from losslab.torch import _function
 
     monkeypatch.setattr(_function, "_numpy_views", lambda *args: None)
-    monkeypatch.setattr(_function, "_direct", lambda *args: NotImplemented)
+    monkeypatch.setitem(_engines._lanes, "torch", lambda *args: NotImplemented)

@@ -70,6 +70,10 @@ def _inputs(variant, n, rng, specials=True):
         t[: n // 4] = np.round(t[: n // 4])
     elif name == "poisson_nll":  # counts, on the log-rate
         t = rng.poisson(3.0, n).astype(float)
+    elif name == "kl_div":  # probabilities with zeros among them, or log-probabilities
+        t = np.log(rng.uniform(1e-6, 1.0, n)) if variant.fixed["log_target"] else rng.uniform(0, 1, n)
+        if not variant.fixed["log_target"]:
+            t[: n // 8] = 0.0
     elif name not in ("poisson_deviance", "gamma_deviance", "msle"):
         t = rng.standard_normal(n) * 4
         t[:5] = x[:5]  # errors of exactly 0
@@ -202,7 +206,8 @@ CASES = [("mse", {}), ("huber", {"delta": 0.5}), ("smooth_l1", {"beta": 0.0}), (
          ("quantile", {"q": 0.2}), ("log_cosh", {}), ("binary_cross_entropy_with_logits", {}),
          ("focal", {"alpha": -1.0, "gamma": 2.0}), ("hinge", {"margin": 0.5}), ("poisson_nll", {}),
          ("poisson_nll", {"log_input": False, "full": True}), ("poisson_deviance", {}), ("gamma_deviance", {}),
-         ("msle", {}), ("mape", {}), ("soft_margin", {}), ("hinge_embedding", {"margin": 0.5})]
+         ("msle", {}), ("mape", {}), ("soft_margin", {}), ("hinge_embedding", {"margin": 0.5}), ("kl_div", {}),
+         ("kl_div", {"log_target": True})]
 DOMAIN_INPUTS = {"poisson_nll", "poisson_deviance", "gamma_deviance", "msle", "mape", "soft_margin", "hinge_embedding"}
 
 
@@ -282,7 +287,7 @@ def test_kernel_declines_what_it_does_not_take(monkeypatch):
 
 
 REFUSE_NAN_TARGETS = {"binary_cross_entropy", "binary_cross_entropy_with_logits", "focal", "hinge", "squared_hinge",
-                      "soft_margin", "hinge_embedding"}
+                      "soft_margin", "hinge_embedding", "kl_div"}
 
 
 @pytest.mark.parametrize("where", ["predictions", "targets"])

@@ -54,15 +54,23 @@ def test_each_definitions_value_and_grad_equals_its_parts(name):
     if name in ("poisson_deviance", "gamma_deviance", "tweedie_deviance", "msle"):  # positive means and targets
         x, t = rng.uniform(0.2, 5.0, size=200), rng.uniform(0.2, 5.0, size=200)
     options = {"delta": 0.7, "beta": 0.5, "q": 0.3, "margin": 1.0, "pos_weight": None, "alpha": 0.25, "gamma": 2.0,
-               "power": 1.5, "log_input": True, "full": True, "eps": 1e-8}
+               "power": 1.5, "log_input": True, "full": True, "eps": 1e-8, "log_target": False}
     options = {k: options[k] for k in definition.options}
+    if name == "kl_div":  # probabilities, zeros among them; the log-target formula on log-probabilities below
+        t = np.where(np.arange(200) < 20, 0.0, rng.uniform(size=200))
+        log_t = np.log(rng.uniform(1e-3, 1, size=200))
+        assert _smooth_share_if_value_and_grad_equal_its_parts(definition, x, log_t, {"log_target": True}) > 0.95
+    assert _smooth_share_if_value_and_grad_equal_its_parts(definition, x, t, options) > 0.95
+
+
+def _smooth_share_if_value_and_grad_equal_its_parts(definition, x, t, options):
     value, grad = definition.value_and_grad(np, x, t, **options)
     np.testing.assert_array_equal(value, definition.value(np, x, t, **options))
     np.testing.assert_array_equal(grad, definition.grad(np, x, t, **options))
     h = 1e-6  # and the gradient is the derivative of the value (away from kinks: checked where smooth)
     numeric = (definition.value(np, x + h, t, **options) - definition.value(np, x - h, t, **options)) / (2 * h)
     smooth = np.abs(numeric - grad) < 1e-3 * (1 + np.abs(grad))
-    assert smooth.mean() > 0.95
+    return smooth.mean()
 
 
 def test_a_second_backward_and_create_graph_recompute_the_gradient():
@@ -116,7 +124,7 @@ def test_the_graph_keeps_no_input_after_backward():
     assert kept() is None  # loss (and its grad_fn) alive, the targets freed
 
 
-# -- the compiled lane of small elementwise calls (torch._function._direct) ---------------------------------------
+# -- the compiled lane of plain elementwise calls (torch._function.lane) --------------------------------------------
 
 needs_numba = pytest.mark.skipif(not _fast._numba.AVAILABLE, reason="needs Numba (pip install 'losslab[fast]')")
 LANE = [("mse", {}), ("mae", {}), ("huber", {"delta": 0.7}), ("smooth_l1", {"beta": 0.5}), ("smooth_l1", {"beta": 0.0}),
@@ -125,7 +133,8 @@ LANE = [("mse", {}), ("mae", {}), ("huber", {"delta": 0.7}), ("smooth_l1", {"bet
         ("binary_cross_entropy_with_logits", {}), ("binary_cross_entropy", {}), ("soft_margin", {}), ("log_cosh", {}),
         # (focal has no lane: its prepare reads a negative alpha as none, its generated kernel would not)
         ("poisson_nll", {}), ("poisson_nll", {"log_input": False, "eps": 1e-3}),
-        ("poisson_nll", {"full": True}), ("poisson_deviance", {}), ("gamma_deviance", {}), ("msle", {}), ("mape", {})]
+        ("poisson_nll", {"full": True}), ("poisson_deviance", {}), ("gamma_deviance", {}), ("msle", {}), ("mape", {}),
+        ("kl_div", {}), ("kl_div", {"log_target": True})]
 
 
 @pytest.fixture
@@ -134,15 +143,15 @@ def lane(monkeypatch):
     seen = []
 
     def spy(name):
-        fast = ll._engines.fast_path_of(name, "numpy")
-        real = fast.direct
+        fast_lane = ll._engines.fast_path_of(name, "numpy").lane
+        real = fast_lane.run
 
-        def direct(*args):
+        def run(*args):
             out = real(*args)
             seen.append(out)
             return out
 
-        monkeypatch.setattr(fast, "direct", direct)
+        monkeypatch.setattr(fast_lane, "run", run)
         return seen
 
     return spy
@@ -158,6 +167,8 @@ def _lane_inputs(name, shape, dtype, seed=0):
         t = torch.rand(shape, generator=g, dtype=dtype)
         if name == "binary_cross_entropy":
             x = torch.sigmoid(x)
+    elif name == "kl_div":  # log-probabilities and probabilities along the last axis
+        x, t = torch.log_softmax(x, -1), torch.softmax(t, -1)
     elif name in ("poisson_nll", "poisson_deviance", "gamma_deviance", "msle"):
         t = torch.poisson(torch.full(shape, 3.0, dtype=dtype), generator=g) + (name == "gamma_deviance")
         if name != "poisson_nll":
@@ -184,6 +195,22 @@ def test_small_plain_calls_take_the_compiled_lane_and_equal_the_reference(name, 
     tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-13}
     torch.testing.assert_close(loss.detach(), want, **tol)
     torch.testing.assert_close(x.grad, 1.5 * want_grad, **tol)
+
+
+@needs_numba
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div_batchmean_takes_the_compiled_lane(log_target, lane):
+    seen = lane("kl_div")
+    x, t = _lane_inputs("kl_div", (6, 9), torch.float64)
+    t = t.log() if log_target else t
+    value = ll.kl_div(x, t, reduction="batchmean", log_target=log_target)
+    assert len(seen) == 1 and seen[0] is not NotImplemented
+    value.backward()
+    x2 = x.detach().clone().requires_grad_()
+    want = torch.nn.functional.kl_div(x2, t, reduction="batchmean", log_target=log_target)
+    want.backward()
+    torch.testing.assert_close(value, want)
+    torch.testing.assert_close(x.grad, x2.grad)
 
 
 @needs_numba
@@ -231,7 +258,7 @@ def test_kernels_slower_than_the_numpy_blocks_at_large_sizes_take_the_lane_at_sm
     seen.clear()
     x, t = _lane_inputs("binary_cross_entropy", (10,), torch.float32)
     smoothed = ll.binary_cross_entropy(x, t, label_smoothing=0.2)  # smoothed targets: the kernel has none
-    assert seen == [NotImplemented]
+    assert seen == []  # declined by its plan: the kernel never runs
     with ll.reference_path():
         torch.testing.assert_close(smoothed, ll.binary_cross_entropy(x, t, label_smoothing=0.2))
 
@@ -264,6 +291,56 @@ def test_the_compiled_lane_over_many_option_values(lane):
         with ll.reference_path():
             torch.testing.assert_close(value.detach(), ll.huber(x.detach(), t, delta=float(delta)))
     assert len(seen) == 3 * _fast._PLANS // 2 and NotImplemented not in seen
+    from losslab.torch import _function
+
+    assert len(_function._LANE_PLANS) <= _fast._PLANS and len(ll._engines.fast_path_of("huber", "numpy").lane.plans) <= _fast._PLANS
+
+
+@needs_numba
+def test_the_compiled_lane_checks_options_as_binding_does_on_every_call(lane):
+    seen = lane("huber")
+    x, t = _lane_inputs("huber", (12,), torch.float32)
+    for _ in range(2):  # a refused value is never kept as a plan: the second call is refused again
+        with pytest.raises(ValueError, match="delta"):
+            ll.huber(x, t, delta=-1.0)
+        with pytest.raises(TypeError, match="delta"):
+            ll.huber(x, t, delta="1")
+    seen = lane("poisson_nll")
+    x, t = _lane_inputs("poisson_nll", (12,), torch.float32)
+    ll.poisson_nll(x, t, log_input=True).backward()  # a plan for True ...
+    assert len(seen) == 1 and seen[0] is not NotImplemented
+    with pytest.raises(ValueError, match="log_input"):  # ... is not one for 1, which is not a bool (True == 1 as keys)
+        ll.poisson_nll(x, t, log_input=1)
+    with pytest.raises(TypeError, match="unexpected keyword"):  # an unknown option: binding's error
+        ll.huber(x, t, delt=1.0)
+
+
+@needs_numba
+def test_the_compiled_lane_serves_value_and_grad_and_parameters_and_steps_aside_otherwise(lane):
+    seen = lane("huber")
+    x, t = _lane_inputs("huber", (6, 5), torch.float64)
+    with ll.reference_path():
+        want, want_grad = ll.huber.value_and_grad(x.detach(), t, delta=0.5)
+    value, grad = ll.huber.value_and_grad(x, t, delta=0.5)  # value_and_grad: no graph node, the two tensors
+    assert seen[-1] is not NotImplemented and value.grad_fn is None and not grad.requires_grad
+    torch.testing.assert_close((value, grad), (want, want_grad))
+    weights = torch.nn.Parameter(x.detach().clone())  # a module's parameter
+    ll.huber(weights, t, delta=0.5).backward()
+    assert seen[-1] is not NotImplemented
+    torch.testing.assert_close(weights.grad, want_grad)
+    seen.clear()
+    steps_aside = {
+        "no gradient wanted": lambda: ll.huber(x.detach(), t),
+        "under no_grad": lambda: torch.no_grad()(ll.huber)(x, t),
+        "targets with gradients": lambda: ll.huber(x, t.clone().requires_grad_()),
+        "arguments by name": lambda: ll.huber(predictions=x, targets=t),
+        "a NumPy option value": lambda: ll.huber(x, t, delta=np.float64(1.0)),
+    }
+    for what, call in steps_aside.items():
+        value = call()
+        assert seen == [], what
+        with ll.reference_path():
+            torch.testing.assert_close(value.detach(), ll.huber(x.detach(), t.detach()), msg=what)
 
 
 @needs_numba

@@ -149,6 +149,37 @@ def test_kl_div_batchmean_fast_path_equals_reference(case):
     np.testing.assert_allclose(out[1], ref[1], rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("log_target", [False, True])
+def test_kl_div_hand_kernel_equals_its_definition(log_target, dtype):
+    """kl_div's NumPy kernel is written by hand (fewer passes than its generated one): held to the definition on
+    random blocks with its edge values (zero targets, -inf and NaN predictions where the targets are 0 or not); a NaN
+    prediction's value is NaN (the call then takes the reference path, which gives its gradient)."""
+    from losslab.definitions.pointwise import KLDivergence
+
+    rng = np.random.default_rng(7)
+    for nan in (False, True):
+        x = np.log(rng.uniform(1e-4, 1.0, 4000)).astype(dtype)
+        t = rng.uniform(0, 1, 4000).astype(dtype)
+        t[:400] = 0.0
+        x[:3], x[400:403] = -np.inf, [-50.0, 3.0, 0.0]
+        if log_target:
+            t, x[:3] = np.log(rng.uniform(1e-4, 1.0, 4000)).astype(dtype), -3.0  # (-inf with e^t (t - x): inf)
+        if nan:
+            x[[5, 410, 3999]] = np.nan
+        l, g = np.empty_like(x), np.empty_like(x)
+        _fast._kl_div(x, t, l, g, {"log_target": log_target})
+        with np.errstate(all="ignore"):
+            want_l, want_g = KLDivergence.value_and_grad(np, x, t, log_target)
+        rtol = 1e-6 if dtype == np.float32 else 1e-14
+        np.testing.assert_allclose(l, want_l, rtol=rtol, atol=0)  # NaN where NaN, 0 where 0
+        assert np.isnan(l).sum() == (3 if nan else 0)
+        np.testing.assert_allclose(g[~np.isnan(x)], want_g[~np.isnan(x)], rtol=rtol, atol=0)
+    x, t = np.array([0.5, np.nan, -1.0], dtype), np.array([0.5, 0.0, 0.5], dtype)
+    value, grad = ll.kl_div.value_and_grad(x, t, reduction="sum")  # the whole call: NaN in value and gradient
+    assert np.isnan(value) and np.isnan(grad[1]) and np.isfinite(grad[[0, 2]]).all()
+
+
 PAIRS = [
     ("dpo", {"beta": 0.2, "loss_type": "sigmoid", "label_smoothing": 0.1}),
     ("dpo", {"beta": 0.05, "loss_type": "hinge"}),

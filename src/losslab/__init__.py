@@ -59,12 +59,13 @@ from .registry import get, get_loss, losses
 # The engines for other array kinds, imported when such an array first arrives (the NumPy blocks of
 # _fast register themselves on import).
 _engines.register_engine("torch", "losslab.torch._function:run")
+_engines.register_lane("torch", "losslab.torch._function:lane")
 for _kind in ("jax", "jaxlib"):  # jax.Array's type lives in jaxlib; tracers in jax
     _engines.register_engine(_kind, "losslab._jax:run")
 _engines.register_fast_path("cross_entropy", "torch", "losslab.gpu.dispatch:cross_entropy")
 for _loss in (binary_cross_entropy, binary_cross_entropy_with_logits, focal, hinge, squared_hinge, huber, log_cosh, mae,
               mse, quantile, smooth_l1, poisson_nll, poisson_deviance, gamma_deviance, msle, mape, soft_margin,
-              hinge_embedding):
+              hinge_embedding, kl_div):
     _engines.register_kernel(_loss.name, "torch", "losslab.gpu.pointwise:run")  # generated Triton kernels
 if "torch" in sys.modules:  # torch is loaded already: load its engine now, so a first call under torch.compile works
     _engines.preload("torch")

@@ -9,6 +9,10 @@ Two kinds of entries:
 - an **engine** for one array kind, run after the call is bound and validated once:
   ``(loss, xp, bound, reduction, normalizer, with_grad)`` -> result or ``NotImplemented``
   (torch: ``losslab.torch._function.run``, fused value and gradient plus the autograd bridge);
+- a **lane** for one array kind, tried first, before binding, for the plainest call (two positional arrays, no
+  normalizer): ``(loss, args, options, reduction, with_grad)`` -> result or ``NotImplemented``; it validates each
+  distinct set of options once, as binding would, and keeps what it learned (torch: the compiled lane of
+  ``losslab.torch._function.lane``, whose per-call cost is most of a small call's);
 - a **kernel** an engine may run on a prepared call (the loss's ``prepare`` has checked and
   converted the arrays): ``(loss, xp, state, reduction, normalizer, with_grad)`` -> result or
   ``NotImplemented`` (the generated Triton kernels of the elementwise losses, ``losslab.gpu.pointwise``).
@@ -28,6 +32,7 @@ from typing import Any
 _fast_paths: dict[tuple[str, str], Any] = {}
 _engines: dict[str, Any] = {}
 _kernels: dict[tuple[str, str], Any] = {}
+_lanes: dict[str, Any] = {}
 
 
 def _resolve(entry: Any) -> Callable:
@@ -41,8 +46,9 @@ def _resolve(entry: Any) -> Callable:
 def preload(kind: str) -> None:
     """Resolve the engine and the fast paths of ``kind`` now (outside any trace): a first call inside torch.compile
     cannot import them."""
-    if isinstance(_engines.get(kind), str):
-        _engines[kind] = _resolve(_engines[kind])
+    for entries in (_engines, _lanes):
+        if isinstance(entries.get(kind), str):
+            entries[kind] = _resolve(entries[kind])
     for key, entry in list(_fast_paths.items()):
         if key[1] == kind and isinstance(entry, str):
             _fast_paths[key] = _resolve(entry)
@@ -54,6 +60,10 @@ def register_fast_path(loss_name: str, kind: str, fn: Callable | str) -> None:
 
 def register_engine(kind: str, fn: Callable | str) -> None:
     _engines[kind] = fn
+
+
+def register_lane(kind: str, fn: Callable | str) -> None:
+    _lanes[kind] = fn
 
 
 def register_kernel(loss_name: str, kind: str, fn: Callable | str) -> None:
@@ -81,4 +91,12 @@ def engine_of(kind: str) -> Callable | None:
     entry = _engines.get(kind)
     if isinstance(entry, str):
         entry = _engines[kind] = _resolve(entry)
+    return entry
+
+
+def lane_of(kind: str) -> Callable | None:
+    """The lane registered for ``kind`` arrays, or None."""
+    entry = _lanes.get(kind)
+    if isinstance(entry, str):
+        entry = _lanes[kind] = _resolve(entry)
     return entry

@@ -673,54 +673,82 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
         value = _finish(total, per_item.reshape(x.shape) if keep else None, reduction, u, dt)
         return (value, grad.reshape(x.shape)) if with_grad else value
 
-    # the scalar options' values -> (_kernel_for's answer, the options) or None; at most _PLANS entries (a sweep
-    # over an option's values must not grow it without bound)
-    plans: dict = {}
+    fast.lane = None if name is None else _Lane(name, checks, known, base, option_names, array_options)
+    return fast
 
-    def direct(x, t, options: dict, reduction: str):
-        """(value, gradient) by the loss's generated Numba kernel alone, for the plainest call: x and t C-contiguous
-        arrays of one float dtype and shape, ``options`` the loss's keyword options as bound (none an array, no
-        label smoothing), reduction "mean" or "sum"; at every size for the kernels of ``_numba.NAMES``, up to
-        DIRECT_SMALL_ELEMENTS for the others. NotImplemented for anything else, or a value that is not finite (as
-        ``fast``). The torch engine's compiled lane: one compiled call in place of a dozen NumPy operations and
-        their Python, which are most of a small call's cost."""
-        if not _settings.compiled or not _numba.AVAILABLE:
-            return NotImplemented
-        if x.dtype not in _FLOATS or t.dtype != x.dtype or t.shape != x.shape or x.size == 0:
-            return NotImplemented
-        if not (x.flags.c_contiguous and t.flags.c_contiguous) or reduction not in ("mean", "sum"):
-            return NotImplemented
+
+_EMPTY = {dt: np.empty(0, dt) for dt in _FLOATS}  # "no weight", "no per-item losses" to a kernel (read-only)
+
+
+class _Lane:
+    """The compiled lane of an elementwise loss: its generated Numba kernel alone for the plainest call (x and t
+    C-contiguous arrays of one float dtype and shape, scalar options, no weight or label smoothing, reduction
+    "mean", "sum" or kl_div's "batchmean"), at every size for the kernels of ``_numba.NAMES``, up to DIRECT_SMALL_ELEMENTS for the others.
+    The torch engine's lane for CPU tensors: one compiled call in place of a dozen NumPy operations and their
+    Python, which are most of a small call's cost. ``plan`` looks up the kernel for a set of options once,
+    ``run`` computes."""
+
+    def __init__(self, name, checks, known, base, option_names, array_options):
+        self.name, self.checks, self.known, self.base = name, checks, known, base
+        self.option_names, self.array_options = option_names, array_options
+        # the options' values -> plan or None; at most _PLANS entries (a sweep over an option must not grow it)
+        self.plans: dict = {}
+
+    def plan(self, options: dict):
+        """The plan for a call with ``options`` (the loss's keyword options, checked and with their defaults, in
+        declaration order): (kernel, its option arguments per dtype, whether it runs at every size, the options the
+        kernel's checks read), or None where the lane does not compute such a call (an array option, label
+        smoothing, no kernel for these options, Numba missing)."""
         key = tuple(options.values())
         if not all(type(v) in _PLAIN_OPTIONS for v in key):
-            return NotImplemented  # an array option (a weight): the usual path; and no array is kept as a key
-        plan = plans.get(key, False)
+            return None  # an array option (a weight): the usual path; and no array is kept as a key
+        plan = self.plans.get(key, False)
         if plan is False:
-            if len(plans) >= _PLANS:
-                plans.clear()
-            plan = plans[key] = _direct_plan(options)
-        if plan is None:
+            if len(self.plans) >= _PLANS:
+                self.plans.clear()
+            plan = self.plans[key] = self._plan(options)
+        return plan
+
+    def _plan(self, options: dict):
+        if (any(options.get(option) is not None for option in self.array_options) or options.get("label_smoothing")
+                or not self.known.issuperset(k for k, v in options.items() if v is not None)):
+            return None  # a weight, smoothed targets or an option the kernel does not read: the usual path
+        opts = {**self.base, **{k: v for k, v in options.items() if k in self.option_names}}
+        found = _kernel_for(self.name, opts, small=True)
+        if found is None:
+            return None
+        kernel, arguments, any_size = found
+        # float32 options keep float32 arithmetic (and SIMD width): the scalars made once per dtype
+        per_dtype = {dt: tuple(dt.type(a) for a in arguments) for dt in _FLOATS}
+        return kernel, per_dtype, any_size, opts
+
+    def run(self, plan, x, t, reduction: str):
+        """(value, gradient) of a planned call by the kernel; NotImplemented for a call outside the lane, or a value
+        that is not finite (the reference path then defines the result, as for ``fast``)."""
+        if not _settings.compiled:
             return NotImplemented
-        (kernel, arguments, any_size), opts = plan
-        if not any_size and x.size > DIRECT_SMALL_ELEMENTS:
+        dt = x.dtype
+        if dt not in _FLOATS or t.dtype != dt or t.shape != x.shape or x.size == 0:
             return NotImplemented
-        if checks is not None and not checks(opts, t, x):
+        if reduction == "mean":
+            u = 1.0 / x.size
+        elif reduction == "sum":
+            u = 1.0
+        elif reduction == "batchmean":  # (kl_div's) the sum over the first dimension's count
+            u = 1.0 / (x.shape[0] if x.ndim else 1)
+        else:
             return NotImplemented
-        u = 1.0 / x.size if reduction == "mean" else 1.0
-        total, _, grad = _run_kernel(kernel, arguments, x, t, None, u, False, True)
+        kernel, per_dtype, any_size, opts = plan
+        if not (any_size or x.size <= DIRECT_SMALL_ELEMENTS) or not (x.flags.c_contiguous and t.flags.c_contiguous):
+            return NotImplemented
+        if self.checks is not None and not self.checks(opts, t, x):
+            return NotImplemented
+        grad = np.empty(x.shape, dt)
+        empty = _EMPTY[dt]
+        total = kernel(x.reshape(-1), t.reshape(-1), empty, dt.type(u), empty, grad.reshape(-1), *per_dtype[dt])
         if not math.isfinite(total):
             return NotImplemented  # NaN or infinite inputs: the reference path defines the result
-        return x.dtype.type(total * u), grad
-
-    def _direct_plan(options: dict):
-        if (any(options.get(option) is not None for option in array_options) or options.get("label_smoothing")
-                or not known.issuperset(k for k, v in options.items() if v is not None)):
-            return None  # a weight, smoothed targets or an option the kernel does not read: the usual path
-        opts = {**base, **{k: v for k, v in options.items() if k in option_names}}
-        found = _kernel_for(name, opts, small=True)
-        return None if found is None else (found, opts)
-
-    fast.direct = None if name is None else direct
-    return fast
+        return dt.type(total * u), grad
 
 
 def _numbers(*names):
@@ -751,25 +779,32 @@ binary_cross_entropy_with_logits = _elementwise(_bce_logits, {}, False, extra_ar
 focal = _elementwise(_focal, {"alpha": 0.25, "gamma": 2.0}, False, checks=_focal_ok)
 
 
-def _kl(xb, tb, l, g, o):
-    # t (log t - x), 0 where t = 0 (and its limit); with log targets e^t (t - x). dl/dx = -t (-e^t)
-    if o["log_target"]:
+def _kl_div(xb, tb, l, g, o):
+    """kl_div's definition (``pointwise.KLDivergence``) on one block, by hand in 5-6 NumPy passes where its generated
+    kernel takes 12 (4096 x 1024 float32, value and gradient: 0.35x torch's time, the generated kernel's 1.0x), so
+    written twice and held to the definition by tests/test_fast.py. A NaN prediction gives NaN in its element's value,
+    so that the call's total is NaN and ``fast`` hands the call to the reference path (NaN gradients there too)."""
+    if o["log_target"]:  # exp(t) (t - x), dl/dx = -exp(t)
         e = np.exp(tb)
         np.subtract(tb, xb, out=l)
         l *= e
         if g is not None:
             np.negative(e, out=g)
         return
-    with np.errstate(divide="ignore"):
-        np.log(tb, out=l)  # -inf where t = 0: that term is taken as 0 below
-    l -= xb
-    l *= tb
-    l[tb == 0] = 0.0
+    # t (log t - x), 0 where t = 0 (also where x = -inf), dl/dx = -t
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.log(tb, out=l)  # -inf where t = 0, and then NaN: that term is set to 0 below
+        l -= xb
+        l *= tb
+    zero = tb == 0
+    l[zero] = 0.0
+    if np.isnan(xb[zero]).any():  # a NaN prediction where t = 0: its term NaN again
+        np.copyto(l, xb, where=np.isnan(xb))
     if g is not None:
         np.negative(tb, out=g)
 
 
-_kl_div_blocks = _elementwise(_kl, {"log_target": False}, False,
+_kl_div_blocks = _elementwise(_kl_div, {"log_target": False}, False, name="kl_div",
                               checks=lambda o, t, x: t.dtype.kind == "f" and (o["log_target"] or _in_unit(t)))
 
 
@@ -781,6 +816,9 @@ def kl_div(args, options, reduction, normalizer, with_grad):
             return NotImplemented
         reduction, normalizer = "mean", x.shape[0]
     return _kl_div_blocks(args, options, reduction, normalizer, with_grad)
+
+
+kl_div.lane = _kl_div_blocks.lane  # (which computes "batchmean" itself)
 
 
 def _pm1(o, t, x):

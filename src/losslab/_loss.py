@@ -151,7 +151,15 @@ class Loss:
         then a registered fast path that takes the raw arguments (NumPy blocks, the CUDA cross-entropy
         kernel), else the engine of the arrays' kind (torch: losslab.torch._function), else the
         reference path below. Array checks (shapes, dtypes, values) are the loss's ``prepare``; a fast
-        path declines what it does not handle exactly like it."""
+        path declines what it does not handle exactly like it. Before all that, the plainest call (two positional
+        arrays, no normalizer) tries the lane of its arrays' kind, which checks the options as binding does, once
+        per distinct set."""
+        if normalizer is None and len(args) == 2:
+            lane = _engines.lane_of(_xp.kind(args[0]))
+            if lane is not None:
+                out = lane(self, args, options, reduction, with_grad)
+                if out is not NotImplemented:
+                    return out
         xp, bound, normalizer = self._bind(args, options, reduction, normalizer)
         kind = _xp.kind(bound[self.inputs[0]])  # (the first positional argument, as an array)
         if args:
@@ -205,11 +213,7 @@ class Loss:
                 raise TypeError(f"{self.name}{self._signature}: {err}") from None
             bound.apply_defaults()
             arguments = dict(bound.arguments)
-        defaults = self._keyword_defaults
-        for option in self.spec.options:  # each option against the domain its spec declares: the one check
-            value = arguments[option.name]
-            if value is not defaults.get(option.name, _UNSET):  # defaults are valid (tests/test_registry.py)
-                arguments[option.name] = check.option_in(option, value)
+        self._check_options(arguments)
         for name in self.inputs:
             value = arguments[name]
             if not _xp.is_array(value):  # lists and scalars become NumPy float64 arrays
@@ -220,6 +224,17 @@ class Loss:
                                     f"got {_xp.ragged(err) or type(value).__name__}") from None
         xp = _xp.namespace(*(arguments[n] for n in self.inputs), names=self.inputs)
         return xp, arguments, normalizer
+
+    def _check_options(self, arguments: dict) -> None:
+        """Each option in ``arguments`` (bound by name) against the domain its spec declares, in place: the one
+        check of an option's value (numbers converted as ``check.option_in`` does)."""
+        defaults = self._keyword_defaults
+        for option in self.spec.options:
+            if option.name not in arguments:
+                continue
+            value = arguments[option.name]
+            if value is not defaults.get(option.name, _UNSET):  # defaults are valid (tests/test_registry.py)
+                arguments[option.name] = check.option_in(option, value)
 
     def _quick_bind(self, args, options) -> dict | None:
         """The usual call (every positional argument given by position, only known keyword options),
@@ -238,13 +253,17 @@ class Loss:
         return self._reduced(xp, terms, divisor, st, reduction, normalizer)
 
     def _reduced(self, xp, terms, divisor, st: State, reduction: str, normalizer: Any):
-        if reduction == "batchmean":
-            divisor = st.batch_size
-            reduction = "mean"
+        reduction, divisor = without_batchmean(reduction, divisor, st)
         if normalizer is not None and _xp.is_array(normalizer):
             normalizer = _xp.as_array(normalizer, xp, terms, name="normalizer")
         value = reduce(xp, terms, divisor, reduction, normalizer)
         return value, coefficient(xp, terms, divisor, reduction, normalizer)
+
+
+def without_batchmean(reduction: str, divisor: Any, st: State):
+    """(reduction, divisor) to compute with: "batchmean" is the mean divided by the first dimension's count
+    (``st.batch_size``), not by the element count."""
+    return ("mean", st.batch_size) if reduction == "batchmean" else (reduction, divisor)
 
 
 def astype(x, dtype):

@@ -1103,4 +1103,90 @@ def poisson_nll_rate_full(x, t, w, u, l, g, eps):
     return total
 
 
-KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape, 'soft_margin': soft_margin, 'hinge_embedding': hinge_embedding, 'poisson_nll': poisson_nll, 'poisson_nll_rate': poisson_nll_rate, 'poisson_nll_full': poisson_nll_full, 'poisson_nll_rate_full': poisson_nll_rate_full}
+@njit(inline="always", cache=True, error_model="numpy")
+def kl_div_element(x, t):
+    v2 = t > 0.0
+    v3 = t if v2 else 1.0
+    v4 = math.log(v3)
+    v5 = x + t
+    v6 = v4 - x
+    v7 = t * v6
+    v8 = v7 if v2 else 0.0
+    v9 = math.isnan(v5)
+    v10 = v5 if v9 else v8
+    v11 = -t
+    v12 = math.isnan(x)
+    v13 = x if v12 else v11
+    return v10, v13
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def kl_div_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
+    li, gi = kl_div_element(x[i], t[i])
+    if has_w:
+        li *= w[i]
+        gi *= w[i]
+    if want_l:
+        l[i] = li
+    if want_g:
+        g[i] = gi * u
+    return li
+
+
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+def kl_div(x, t, w, u, l, g):
+    """kl_div: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
+    (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
+    n = x.shape[0]
+    has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
+    total = 0.0  # float64 accumulator
+    if n < _SERIAL_BELOW:
+        for i in range(n):
+            total += kl_div_item(x, t, w, u, l, g, i, has_w, want_l, want_g)
+        return total
+    for i in prange(n):
+        total += kl_div_item(x, t, w, u, l, g, i, has_w, want_l, want_g)
+    return total
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def kl_div_log_target_element(x, t):
+    v2 = math.exp(t)
+    v3 = t - x
+    v4 = v2 * v3
+    v5 = -v2
+    v6 = math.isnan(x)
+    v7 = x if v6 else v5
+    return v4, v7
+
+
+@njit(inline="always", cache=True, error_model="numpy")
+def kl_div_log_target_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
+    li, gi = kl_div_log_target_element(x[i], t[i])
+    if has_w:
+        li *= w[i]
+        gi *= w[i]
+    if want_l:
+        l[i] = li
+    if want_g:
+        g[i] = gi * u
+    return li
+
+
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+def kl_div_log_target(x, t, w, u, l, g):
+    """kl_div_log_target: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
+    (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
+    n = x.shape[0]
+    has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
+    total = 0.0  # float64 accumulator
+    if n < _SERIAL_BELOW:
+        for i in range(n):
+            total += kl_div_log_target_item(x, t, w, u, l, g, i, has_w, want_l, want_g)
+        return total
+    for i in prange(n):
+        total += kl_div_log_target_item(x, t, w, u, l, g, i, has_w, want_l, want_g)
+    return total
+
+
+KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape, 'soft_margin': soft_margin, 'hinge_embedding': hinge_embedding, 'poisson_nll': poisson_nll, 'poisson_nll_rate': poisson_nll_rate, 'poisson_nll_full': poisson_nll_full, 'poisson_nll_rate_full': poisson_nll_rate_full, 'kl_div': kl_div, 'kl_div_log_target': kl_div_log_target}

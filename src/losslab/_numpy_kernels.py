@@ -915,4 +915,61 @@ def poisson_nll_rate_full(x, t, l, g, o):
         np.subtract(1.0, f1, out=g)
 
 
-KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape, 'soft_margin': soft_margin, 'hinge_embedding': hinge_embedding, 'poisson_nll': poisson_nll, 'poisson_nll_rate': poisson_nll_rate, 'poisson_nll_full': poisson_nll_full, 'poisson_nll_rate_full': poisson_nll_rate_full}
+def kl_div(x, t, l, g, o):
+    """kl_div on one block: the per-element losses into l, their gradient into g (None: not wanted);
+    ``o`` maps option names to Python numbers."""
+    with np.errstate(all="ignore"):  # both sides of a where are computed; only the chosen one is kept
+        if g is None:
+            b1 = np.empty(x.shape, bool)
+            np.greater(t, 0.0, out=b1)
+            f1 = np.empty(x.shape, x.dtype)
+            _select(b1, t, 1.0, f1)
+            np.log(f1, out=f1)
+            f2 = np.empty(x.shape, x.dtype)
+            np.add(x, t, out=f2)
+            np.subtract(f1, x, out=f1)
+            np.multiply(t, f1, out=f1)
+            _select(b1, f1, 0.0, f1)
+            np.isnan(f2, out=b1)
+            _select(b1, f2, f1, l)
+            return
+        b1 = np.empty(x.shape, bool)
+        np.greater(t, 0.0, out=b1)
+        f1 = np.empty(x.shape, x.dtype)
+        _select(b1, t, 1.0, f1)
+        np.log(f1, out=f1)
+        f2 = np.empty(x.shape, x.dtype)
+        np.add(x, t, out=f2)
+        np.subtract(f1, x, out=f1)
+        np.multiply(t, f1, out=f1)
+        _select(b1, f1, 0.0, f1)
+        np.isnan(f2, out=b1)
+        _select(b1, f2, f1, l)
+        np.negative(t, out=f1)
+        np.isnan(x, out=b1)
+        _select(b1, x, f1, g)
+
+
+def kl_div_log_target(x, t, l, g, o):
+    """kl_div_log_target on one block: the per-element losses into l, their gradient into g (None: not wanted);
+    ``o`` maps option names to Python numbers."""
+    with np.errstate(all="ignore"):  # both sides of a where are computed; only the chosen one is kept
+        if g is None:
+            f1 = np.empty(x.shape, x.dtype)
+            np.exp(t, out=f1)
+            f2 = np.empty(x.shape, x.dtype)
+            np.subtract(t, x, out=f2)
+            np.multiply(f1, f2, out=l)
+            return
+        f1 = np.empty(x.shape, x.dtype)
+        np.exp(t, out=f1)
+        f2 = np.empty(x.shape, x.dtype)
+        np.subtract(t, x, out=f2)
+        np.multiply(f1, f2, out=l)
+        np.negative(f1, out=f1)
+        b1 = np.empty(x.shape, bool)
+        np.isnan(x, out=b1)
+        _select(b1, x, f1, g)
+
+
+KERNELS = {'mse': mse, 'mae': mae, 'huber': huber, 'smooth_l1': smooth_l1, 'log_cosh': log_cosh, 'quantile': quantile, 'binary_cross_entropy': binary_cross_entropy, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits, 'hinge': hinge, 'squared_hinge': squared_hinge, 'focal': focal, 'focal_unweighted': focal_unweighted, 'poisson_deviance': poisson_deviance, 'gamma_deviance': gamma_deviance, 'msle': msle, 'mape': mape, 'soft_margin': soft_margin, 'hinge_embedding': hinge_embedding, 'poisson_nll': poisson_nll, 'poisson_nll_rate': poisson_nll_rate, 'poisson_nll_full': poisson_nll_full, 'poisson_nll_rate_full': poisson_nll_rate_full, 'kl_div': kl_div, 'kl_div_log_target': kl_div_log_target}

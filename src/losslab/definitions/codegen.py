@@ -205,6 +205,9 @@ VARIANTS = (
     Variant("poisson_nll_rate", pointwise.PoissonNLL, fixed={"log_input": False, "full": False}, positive=("eps",)),
     Variant("poisson_nll_full", pointwise.PoissonNLL, fixed={"log_input": True, "full": True}),
     Variant("poisson_nll_rate_full", pointwise.PoissonNLL, fixed={"log_input": False, "full": True}, positive=("eps",)),
+    # torch's kl_div on probabilities or (log_target) on log-probabilities
+    Variant("kl_div", pointwise.KLDivergence, fixed={"log_target": False}),
+    Variant("kl_div_log_target", pointwise.KLDivergence, fixed={"log_target": True}),
 )
 
 

@@ -548,11 +548,41 @@ class PoissonNLL(Pointwise):
         return ops.exp(x) if log_input else t / ((x + eps) * (x + eps))
 
 
+class KLDivergence(Pointwise):
+    """torch's kl_div on log-probabilities x: t (log t - x), 0 where t = 0 (0 log 0 = 0, also where x = -inf, a
+    masked class); with ``log_target`` (a Python bool that selects the formula: each generated kernel fixes it) the
+    targets are log-probabilities, exp(t) (t - x). A NaN prediction reaches the value and the gradient."""
+
+    name = "kl_div"
+    options = ("log_target",)
+
+    @classmethod
+    def value(cls, ops, x, t, log_target):
+        if log_target:
+            return ops.exp(t) * (t - x)
+        positive = t > 0.0
+        log_t = ops.log(ops.where(positive, t, ops.ones_like(t)))
+        # x + t is NaN exactly where x or t is (t is a probability: never infinite)
+        return _stable.keep_nan(ops, x + t, ops.where(positive, t * (log_t - x), ops.zeros_like(t)))
+
+    @classmethod
+    def grad(cls, ops, x, t, log_target):
+        return _stable.keep_nan(ops, x, -(ops.exp(t) if log_target else t))
+
+    @classmethod
+    def value_and_grad(cls, ops, x, t, log_target):
+        if not log_target:
+            return cls.value(ops, x, t, log_target), cls.grad(ops, x, t, log_target)
+        p = ops.exp(t)  # one exp for both
+        return p * (t - x), _stable.keep_nan(ops, x, -p)
+
+
 DEFINITIONS: dict[str, type[Pointwise]] = {
     d.name: d
     for d in (SquaredError, AbsoluteError, Huber, SmoothL1, LogCosh, Pinball, BinaryCrossEntropy,
               BinaryCrossEntropyWithLogits, Hinge, SquaredHinge, Focal, PoissonDeviance, GammaDeviance,
-              TweedieDeviance, SquaredLogError, AbsolutePercentageError, SoftMargin, HingeEmbedding, PoissonNLL)
+              TweedieDeviance, SquaredLogError, AbsolutePercentageError, SoftMargin, HingeEmbedding, PoissonNLL,
+              KLDivergence)
 }
 
 __all__ = ["DEFINITIONS", "Pointwise"]

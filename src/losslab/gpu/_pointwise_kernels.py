@@ -869,4 +869,68 @@ def poisson_nll_rate_full_kernel(X, T, W, G, L, PARTIAL, SCALE, n, eps, HAS_WEIG
         tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
 
 
-KERNELS = {'mse': mse_kernel, 'mae': mae_kernel, 'huber': huber_kernel, 'smooth_l1': smooth_l1_kernel, 'log_cosh': log_cosh_kernel, 'quantile': quantile_kernel, 'binary_cross_entropy': binary_cross_entropy_kernel, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits_kernel, 'hinge': hinge_kernel, 'squared_hinge': squared_hinge_kernel, 'focal': focal_kernel, 'focal_unweighted': focal_unweighted_kernel, 'poisson_deviance': poisson_deviance_kernel, 'gamma_deviance': gamma_deviance_kernel, 'msle': msle_kernel, 'mape': mape_kernel, 'soft_margin': soft_margin_kernel, 'hinge_embedding': hinge_embedding_kernel, 'poisson_nll': poisson_nll_kernel, 'poisson_nll_rate': poisson_nll_rate_kernel, 'poisson_nll_full': poisson_nll_full_kernel, 'poisson_nll_rate_full': poisson_nll_rate_full_kernel}
+@triton.jit
+def kl_div_kernel(X, T, W, G, L, PARTIAL, SCALE, n, HAS_WEIGHT: tl.constexpr, WITH_GRAD: tl.constexpr,
+                  KEEP: tl.constexpr, BLOCK: tl.constexpr):
+    """kl_div: per block, the sum of the (weighted) losses into PARTIAL; the gradient times SCALE[0]
+    into G, the per-item losses into L (when asked). Computed in float32."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
+    v2 = t > 0.0
+    v3 = tl.where(v2, t, 1.0)
+    v4 = tl.log(v3)
+    v5 = x + t
+    v6 = v4 - x
+    v7 = t * v6
+    v8 = tl.where(v2, v7, 0.0)
+    v9 = _isnan(v5)
+    v10 = tl.where(v9, v5, v8)
+    v11 = -t
+    v12 = _isnan(x)
+    v13 = tl.where(v12, x, v11)
+    value = v10 + tl.zeros_like(x)
+    if HAS_WEIGHT:
+        w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
+        value = value * w
+    if KEEP:
+        tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
+    tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
+    if WITH_GRAD:
+        grad = (v13) * tl.load(SCALE)
+        if HAS_WEIGHT:
+            grad = grad * w
+        tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
+
+
+@triton.jit
+def kl_div_log_target_kernel(X, T, W, G, L, PARTIAL, SCALE, n, HAS_WEIGHT: tl.constexpr, WITH_GRAD: tl.constexpr,
+                             KEEP: tl.constexpr, BLOCK: tl.constexpr):
+    """kl_div_log_target: per block, the sum of the (weighted) losses into PARTIAL; the gradient times SCALE[0]
+    into G, the per-item losses into L (when asked). Computed in float32."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < n
+    x = tl.load(X + offs, mask=mask, other=0.0).to(tl.float32)
+    t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
+    v2 = tl.exp(t)
+    v3 = t - x
+    v4 = v2 * v3
+    v5 = -v2
+    v6 = _isnan(x)
+    v7 = tl.where(v6, x, v5)
+    value = v4 + tl.zeros_like(x)
+    if HAS_WEIGHT:
+        w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
+        value = value * w
+    if KEEP:
+        tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
+    tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
+    if WITH_GRAD:
+        grad = (v7) * tl.load(SCALE)
+        if HAS_WEIGHT:
+            grad = grad * w
+        tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
+
+
+KERNELS = {'mse': mse_kernel, 'mae': mae_kernel, 'huber': huber_kernel, 'smooth_l1': smooth_l1_kernel, 'log_cosh': log_cosh_kernel, 'quantile': quantile_kernel, 'binary_cross_entropy': binary_cross_entropy_kernel, 'binary_cross_entropy_with_logits': binary_cross_entropy_with_logits_kernel, 'hinge': hinge_kernel, 'squared_hinge': squared_hinge_kernel, 'focal': focal_kernel, 'focal_unweighted': focal_unweighted_kernel, 'poisson_deviance': poisson_deviance_kernel, 'gamma_deviance': gamma_deviance_kernel, 'msle': msle_kernel, 'mape': mape_kernel, 'soft_margin': soft_margin_kernel, 'hinge_embedding': hinge_embedding_kernel, 'poisson_nll': poisson_nll_kernel, 'poisson_nll_rate': poisson_nll_rate_kernel, 'poisson_nll_full': poisson_nll_full_kernel, 'poisson_nll_rate_full': poisson_nll_rate_full_kernel, 'kl_div': kl_div_kernel, 'kl_div_log_target': kl_div_log_target_kernel}

@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from .. import _reduce
+from .._loss import without_batchmean
 from ..definitions import codegen
 from .dispatch import _kernel_device, kernels_enabled
 
@@ -67,7 +68,7 @@ def run(loss, xp, st, reduction: str, normalizer: Any, with_grad: bool):
     params = tuple(options[p] for p in variant.params)
     if not all(isinstance(p, (int, float)) and not isinstance(p, bool) for p in params):
         return NotImplemented  # a 0-d tensor option: the torch operations take it as it is
-    divisor = loss.divisor(xp, st)
+    reduction, divisor = without_batchmean(reduction, loss.divisor(xp, st), st)
     u = _reduce.number_coefficient(reduction, divisor, normalizer)
     if u is None:  # a weight sum or a normalizer on the device: the scale stays there
         ones = torch.ones((), dtype=torch.float32, device=x.device)

@@ -11,7 +11,7 @@ import math
 
 from .. import _checks as check
 from .. import _xp
-from .._loss import Loss, State, floating_input, option_array
+from .._loss import Loss, State, floating_input, option_array, without_batchmean
 from .._reduce import number_coefficient, reduce
 from ..definitions.pointwise import Pointwise
 
@@ -63,6 +63,7 @@ class Elementwise(Loss):
         # the definition's value_and_grad shares its intermediates (the error, the sigmoids)
         f, g = self.definition.value_and_grad(ops or xp, st.x, st.t, **self.definition_options(st))
         terms, divisor = self._weighted_terms(xp, st, f)
+        reduction, divisor = without_batchmean(reduction, divisor, st)  # (kl_div's)
         u = number_coefficient(reduction, divisor, normalizer) if ops is not None else None
         if u is None:
             value, u = self._reduced(xp, terms, divisor, st, reduction, normalizer)

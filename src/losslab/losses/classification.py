@@ -590,13 +590,14 @@ class Focal(Elementwise):
         return st
 
 
-class KLDiv(Loss):
+class KLDiv(Elementwise):
     """Parameters: ``log_probs`` (the model's log-probabilities), ``targets`` (probabilities in
     [0, 1], or log-probabilities with ``log_target=True``), same shape. Reductions add
     ``"batchmean"`` (sum / first dimension: the true KL per sample; PyTorch's advice)."""
 
     name = "kl_div"
-    rows_are_items = True
+    definition = pointwise.KLDivergence
+    mean_divides_by_weight_sum = False  # (no weight: the mean divides by the element count, as torch's)
     inputs = ("log_probs",)
     reductions = ("none", "mean", "sum", "batchmean")
     spec = LossSpec(
@@ -627,24 +628,11 @@ class KLDiv(Loss):
         t = _xp.as_array(targets, xp, x)
         check.floating(xp, "targets", t)
         check.same_shape("log_probs", x, "targets", t)
-        t = xp.astype(t, x.dtype)
+        t = t if t.dtype == x.dtype else xp.astype(t, x.dtype)
         if not log_target:
             check.values_between("targets", t, 0.0, 1.0, "targets are probabilities (pass log_target=True for log-probabilities)")
         batch = x.shape[0] if x.ndim else 1
-        return State(x=x, t=t, log_target=log_target, batch_size=batch, input_dtypes=(dtype,))
-
-    def terms(self, xp, st):
-        if st.log_target:
-            l = xp.exp(st.t) * (st.t - st.x)
-        else:  # xlogy: 0 log 0 = 0
-            positive = st.t > 0
-            log_t = xp.log(xp.where(positive, st.t, xp.ones_like(st.t)))
-            l = xp.where(positive, st.t * (log_t - st.x), xp.zeros_like(st.t))
-        return l, math.prod(l.shape)
-
-    def grad_terms(self, xp, st, u):  # d/dx t (log t - x) = -t
-        weight = xp.exp(st.t) if st.log_target else st.t
-        return (-weight * u,)
+        return State(x=x, t=t, w=None, log_target=log_target, batch_size=batch, input_dtypes=(dtype,))
 
 
 cross_entropy, nll = CrossEntropy(), NLL()
