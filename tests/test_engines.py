@@ -368,3 +368,96 @@ def test_the_compiled_lane_with_array_options_and_divisions_by_zero(lane):
     value = ll.smooth_l1(y, torch.zeros(4), beta=1e-46)
     with ll.reference_path():
         torch.testing.assert_close(value.detach(), ll.smooth_l1(y.detach(), torch.zeros(4), beta=1e-46))
+
+
+# -- the compiled lane of the class-index row losses (losslab._numba_rows) --------------------------------------
+
+ROW_LANE = [("nll", {}), ("nll", {"ignore_index": 3}), ("multiclass_hinge", {}),
+            ("multiclass_hinge", {"p": 2, "margin": 0.5}), ("multilabel_margin", {})]
+
+
+@pytest.fixture
+def row_lane(monkeypatch):
+    """Records what each row-lane call of a loss returned (NotImplemented: it declined)."""
+    seen = []
+
+    def spy(name):
+        row_lane = ll._engines.fast_path_of(name, "numpy").lane
+        real = row_lane.run
+        monkeypatch.setattr(row_lane, "run", lambda *args: seen.append(real(*args)) or seen[-1])
+        return seen
+
+    return spy
+
+
+def _row_lane_inputs(name, n, c, dtype, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, generator=g, dtype=dtype) * 2
+    if name == "nll":
+        x = torch.log_softmax(x, -1)
+    if name == "multilabel_margin":  # up to 3 target classes a row (a repeat among them), -1, then leftovers
+        t = torch.full((n, c), -1, dtype=torch.long)
+        for i in range(n):
+            k = i % 4
+            t[i, :k] = torch.randperm(c, generator=g)[:k]
+            if k == 3:
+                t[i, 2] = t[i, 0]  # a target listed twice counts twice
+            if k + 1 < c:
+                t[i, k + 1:] = torch.randint(0, c, (c - k - 1,), generator=g)  # after the -1: ignored
+    else:
+        t = torch.randint(0, c, (n,), generator=g)
+    return x.requires_grad_(), t
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+@pytest.mark.parametrize(("name", "options"), ROW_LANE, ids=[f"{n}-{o}" for n, o in ROW_LANE])
+def test_row_losses_take_their_compiled_lane_and_equal_the_reference(name, options, reduction, dtype, row_lane):
+    seen = row_lane(name)
+    fn = getattr(ll, name)
+    x, t = _row_lane_inputs(name, 13, 7, dtype)
+    loss = fn(x, t, reduction=reduction, **options)
+    assert len(seen) == 1 and seen[0] is not NotImplemented
+    assert type(loss.grad_fn).__name__ == "LosslabFusedFunctionBackward" and loss.dtype == dtype
+    (loss * 1.5).backward()
+    value, grad = fn.value_and_grad(x.detach(), t, reduction=reduction, **options)  # the lane too
+    assert len(seen) == 2 and seen[1] is not NotImplemented
+    with ll.reference_path():
+        want, want_grad = fn.value_and_grad(x.detach(), t, reduction=reduction, **options)
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-13}
+    for got in (loss.detach(), value):
+        torch.testing.assert_close(got, want, **tol)
+    torch.testing.assert_close(x.grad, 1.5 * want_grad, **tol)
+    torch.testing.assert_close(grad, want_grad, **tol)
+
+
+@needs_numba
+def test_row_lanes_decline_what_they_do_not_compute(row_lane):
+    for name in ("nll", "multiclass_hinge", "multilabel_margin"):
+        seen = row_lane(name)
+        fn = getattr(ll, name)
+        x, t = _row_lane_inputs(name, 6, 5, torch.float32)
+        bad = t.clone()
+        bad.view(-1)[1] = 5  # a class index out of range: the usual flow's error
+        with pytest.raises(ValueError, match="targets"):
+            fn(x, bad)
+        assert seen == [NotImplemented]
+        seen.clear()
+        nan = x.detach().clone()
+        nan[2, 4 if name == "multilabel_margin" else t[2]] = float("nan")  # it reaches the value, by the usual flow
+        assert torch.isnan(fn(nan.requires_grad_(), t)).item() and seen == [NotImplemented]
+        seen.clear()
+        big = _row_lane_inputs(name, _fast.DIRECT_SMALL_ELEMENTS // 8 + 1, 8, torch.float32)
+        fn(*big).backward()  # above the lane's size: the NumPy blocks
+        assert seen == [NotImplemented]
+        seen.clear()
+        if name != "multilabel_margin":
+            fn(x, t, weight=torch.rand(5)).backward()  # a class weight: declined by the plan, never run
+            assert seen == []
+    seen = row_lane("nll")
+    x, t = _row_lane_inputs("nll", 4, 3, torch.float64)
+    value = ll.nll(x, torch.full((4,), -100))  # every row ignored: a mean over nothing is 0, not NaN
+    assert value.item() == 0.0 and seen[-1] is not NotImplemented
+    value.backward()
+    assert torch.count_nonzero(x.grad) == 0

@@ -1131,4 +1131,6 @@ for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth
     _engines.register_fast_path(_name, "numpy", _path)
 
 # the fast paths of the pair, class-row and CTC losses live in their own modules and register themselves
-from . import _fast_ctc, _fast_pairs, _fast_rows  # noqa: E402,F401
+from . import _fast_ctc, _fast_pairs, _fast_rows, _numba_rows  # noqa: E402,F401
+
+nll.lane = _numba_rows.NLL  # the compiled lane of small calls (torch CPU tensors)

@@ -113,9 +113,8 @@ def lane(loss: Loss, args: tuple, options: dict, reduction: str, with_grad: bool
         return NotImplemented
     if not with_grad and not (x.requires_grad and not t.requires_grad and torch.is_grad_enabled()):
         return NotImplemented  # a value only, or targets with gradients: the usual flow
-    if (not (x.is_cpu and t.is_cpu) or x.dtype not in _NUMPY_DTYPES or t.dtype != x.dtype or t.shape != x.shape
-            or _functorch_active() or not _fast.enabled()):
-        return NotImplemented
+    if not (x.is_cpu and t.is_cpu) or x.dtype not in _NUMPY_DTYPES or _functorch_active() or not _fast.enabled():
+        return NotImplemented  # (the fast path's lane checks the shapes and the targets' dtype)
     key = (loss, _NO_OPTIONS)
     if options:
         if not all(type(v) in _fast._PLAIN_OPTIONS for v in options.values()):

@@ -1,0 +1,189 @@
+"""The compiled lane of three class-index row losses, nll, multiclass_hinge and multilabel_margin: one Numba loop
+over the rows of a small (N, C) float32/float64 input with (N,) integer targets ((N, C) for multilabel_margin)
+computes the value and writes the gradient, where
+their NumPy fast paths take a dozen NumPy operations (gathers, a scatter into zeros, masks), whose per-operation
+cost is most of a small call's (torch CPU tensors: ``losslab.torch._function.lane`` runs it; ``_fast._Lane`` is the
+elementwise losses' lane, with the same ``plan`` and ``run``).
+
+Written by hand: their definitions are the losses' ``terms`` and ``grad_terms`` (losses/classification.py), over a
+class axis, which the elementwise code generator does not cover. tests/test_engines.py holds each loop to its
+loss's reference path on random inputs and every option the lane takes.
+
+Taken: C-contiguous 2-D scores or log-probabilities (a row per item), C-contiguous integer targets, at most
+``_fast.DIRECT_SMALL_ELEMENTS`` scores (above it the NumPy paths' threads and blocked zero fills are faster),
+no class weight, reduction mean or sum. Declined (the usual flow then computes the call, or raises its
+documented error): a target out of range, NaN or infinite scores, Numba missing or switched off. Loops are
+compiled on first use (Numba imported then, as in ``_numba``) and cached on disk.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import _fast, _numba
+
+_KERNELS: dict = {}
+
+
+def _nll_rows(x, y, ignore_index, mean, grad):
+    """nll: sum over the rows not ignored of -x[i, y_i], and the gradient -u at each target (u = 1 / the rows not
+    ignored for the mean, 0 if there are none; 1 for the sum) and 0 elsewhere. NaN when the reference must take
+    the call: a target out of [0, C), or a NaN or infinite score anywhere (the reference reads every score)."""
+    n, c = x.shape
+    total = 0.0  # float64 accumulator
+    count = 0
+    for i in range(n):
+        for j in range(c):
+            if not math.isfinite(x[i, j]):
+                return math.nan
+            grad[i, j] = 0.0
+        k = y[i]
+        if k == ignore_index:
+            continue
+        if k < 0 or k >= c:
+            return math.nan
+        total -= x[i, k]
+        count += 1
+    u = (1.0 / count if count else 0.0) if mean else 1.0
+    for i in range(n):
+        k = y[i]
+        if k != ignore_index:
+            grad[i, k] = -u
+    return total * u
+
+
+def _multiclass_hinge_rows(x, y, p, margin, mean, grad):
+    """multiclass_hinge: h_j = margin - x_y + x_j off the target, l_i = sum_j max(h_j, 0)^p / C; the gradient
+    u p h_j^(p-1) / C where h_j > 0 and minus the row's sum at the target (u = 1 / N for the mean, 1 for the sum).
+    NaN when the reference must take the call: a target out of [0, C), or a NaN or infinite score."""
+    n, c = x.shape
+    u = 1.0 / n if mean else 1.0
+    scale = u / c
+    total = 0.0  # float64 accumulator
+    for i in range(n):
+        k = y[i]
+        if k < 0 or k >= c:
+            return math.nan
+        s_y = x[i, k]
+        row_grad = 0.0
+        for j in range(c):
+            s = x[i, j]
+            if not math.isfinite(s):
+                return math.nan
+            if j == k:
+                continue
+            h = margin - s_y + s
+            if h > 0:
+                if p == 2:
+                    total += h * h
+                    gj = 2.0 * h * scale
+                else:
+                    total += h
+                    gj = scale
+                grad[i, j] = gj
+                row_grad += gj
+            else:
+                grad[i, j] = 0.0
+        grad[i, k] = -row_grad
+    return total * scale
+
+
+def _multilabel_margin_rows(x, t, one, mean, grad):
+    """multilabel_margin: each row's targets are t[i] up to its first -1 (Y_i); every pair j in Y_i, k not in Y_i
+    adds h = 1 - x_j + x_k where positive, l_i = the sum / C, and -u / C to the gradient at j, +u / C at k (u = 1 / N
+    for the mean, 1 for the sum; the pairs counted first, so the gradient is a count times u / C, as the
+    reference's). NaN when the reference must take the call: a target out of [-1, C), or a NaN or infinite score."""
+    n, c = x.shape
+    u = 1.0 / n if mean else 1.0
+    scale = u / c
+    total = 0.0  # float64 accumulator
+    is_target = np.zeros(c, np.bool_)
+    for i in range(n):
+        for j in range(c):
+            if not math.isfinite(x[i, j]):
+                return math.nan
+            grad[i, j] = 0.0
+            is_target[j] = False
+        slots = c
+        for s in range(c):
+            k = t[i, s]
+            if k < -1 or k >= c:
+                return math.nan
+            if k == -1 and slots == c:
+                slots = s  # the rest of the row is ignored (but checked, as the reference checks it)
+            if slots == c:
+                is_target[k] = True
+        for s in range(slots):
+            j = t[i, s]
+            x_j = x[i, j]
+            for k in range(c):
+                if is_target[k]:
+                    continue
+                h = one - x_j + x[i, k]
+                if h > 0:
+                    total += h
+                    grad[i, j] -= 1.0
+                    grad[i, k] += 1.0
+        for j in range(c):
+            grad[i, j] *= scale
+    return total * scale
+
+
+def _kernel(name: str):
+    if not _KERNELS:
+        import numba
+
+        for function in (_nll_rows, _multiclass_hinge_rows, _multilabel_margin_rows):
+            _KERNELS[function.__name__] = numba.njit(cache=True, nogil=True, error_model="numpy")(function)
+    return _KERNELS[name]
+
+
+class _RowLane:
+    """The lane of one class-index row loss: ``plan(options)`` reads the options (the loss's keyword options,
+    checked, with their defaults) once; ``run(plan, x, t, reduction)`` gives (value, gradient) or NotImplemented."""
+
+    def __init__(self, kernel: str, arguments, targets_per_class: bool = False):
+        self.kernel, self.arguments = kernel, arguments  # arguments(options): the loop's option arguments or None
+        self.targets_shape = (lambda x: x.shape) if targets_per_class else (lambda x: x.shape[:1])
+
+    def plan(self, options: dict):
+        if not _numba.AVAILABLE or options.get("weight") is not None:
+            return None
+        arguments = self.arguments(options)
+        return None if arguments is None else (self.kernel, arguments)
+
+    def run(self, plan, x, t, reduction: str):
+        if not _fast._settings.compiled or reduction not in ("mean", "sum"):
+            return NotImplemented
+        dt = x.dtype
+        if (dt not in _fast._FLOATS or x.ndim != 2 or t.dtype.kind not in "iu" or t.shape != self.targets_shape(x)
+                or x.size == 0 or x.size > _fast.DIRECT_SMALL_ELEMENTS
+                or not (x.flags.c_contiguous and t.flags.c_contiguous)):
+            return NotImplemented
+        name, arguments = plan
+        grad = np.empty(x.shape, dt)
+        # float options in the scores' dtype (float32 arithmetic stays float32, as the reference's)
+        total = _kernel(name)(x, t, *[dt.type(a) if type(a) is float else a for a in arguments],
+                              reduction == "mean", grad)
+        if not math.isfinite(total):
+            return NotImplemented
+        return dt.type(total), grad
+
+
+def _ignore_index(options):
+    index = options.get("ignore_index", -100)
+    return (index,) if type(index) is int else None
+
+
+def _hinge_options(options):
+    p, margin = options.get("p", 1), options.get("margin", 1.0)
+    if p not in (1, 2) or type(p) is bool or type(margin) not in (int, float):
+        return None
+    return int(p), float(margin)
+
+
+NLL = _RowLane("_nll_rows", _ignore_index)
+MULTICLASS_HINGE = _RowLane("_multiclass_hinge_rows", _hinge_options)
+MULTILABEL_MARGIN = _RowLane("_multilabel_margin_rows", lambda options: (1.0,), targets_per_class=True)
