@@ -370,7 +370,7 @@ def test_the_compiled_lane_with_array_options_and_divisions_by_zero(lane):
         torch.testing.assert_close(value.detach(), ll.smooth_l1(y.detach(), torch.zeros(4), beta=1e-46))
 
 
-# -- the compiled lane of the class-index row losses (losslab._numba_rows) --------------------------------------
+# -- the hand-written compiled lanes (losslab._numba_lanes): row losses, margin_ranking --------------------------
 
 ROW_LANE = [("nll", {}), ("nll", {"ignore_index": 3}), ("multiclass_hinge", {}),
             ("multiclass_hinge", {"p": 2, "margin": 0.5}), ("multilabel_margin", {})]
@@ -461,3 +461,39 @@ def test_row_lanes_decline_what_they_do_not_compute(row_lane):
     assert value.item() == 0.0 and seen[-1] is not NotImplemented
     value.backward()
     assert torch.count_nonzero(x.grad) == 0
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("options", [{}, {"margin": 0.3}])
+def test_margin_ranking_takes_its_compiled_lane_with_three_arguments(options, dtype, row_lane):
+    seen = row_lane("margin_ranking")
+    g = torch.Generator().manual_seed(5)
+    a, b = (torch.randn(40, generator=g, dtype=dtype).requires_grad_() for _ in range(2))
+    t = torch.sign(torch.randn(40, generator=g, dtype=dtype))
+    t[0], b.data[1] = 1.0, a.data[1] + options.get("margin", 0.0)  # z = 0 exactly: the gradient passes
+    for reduction in ("mean", "sum"):
+        a.grad = b.grad = None
+        loss = ll.margin_ranking(a, b, t, reduction=reduction, **options)
+        assert seen[-1] is not NotImplemented and type(loss.grad_fn).__name__ == "LosslabFusedFunctionBackward"
+        (loss * 1.5).backward()
+        with ll.reference_path():
+            want, (want_a, want_b) = ll.margin_ranking.value_and_grad(a.detach(), b.detach(), t, reduction=reduction,
+                                                                       **options)
+        torch.testing.assert_close(loss.detach(), want)
+        torch.testing.assert_close((a.grad, b.grad), (1.5 * want_a, 1.5 * want_b))
+    seen.clear()
+    only_a = ll.margin_ranking(a, b.detach(), t, **options)  # one input tracked: its gradient alone
+    assert seen[-1] is not NotImplemented
+    a.grad = b.grad = None
+    only_a.backward()
+    with ll.reference_path():
+        mean_a = ll.margin_ranking.value_and_grad(a.detach(), b.detach(), t, **options)[1][0]
+    torch.testing.assert_close(a.grad, mean_a)
+    assert b.grad is None  # (its detached copy went in)
+    with pytest.raises(ValueError, match="target"):  # a target other than -1 or +1: the usual flow's error
+        ll.margin_ranking(a, b, torch.full((40,), 0.5, dtype=dtype))
+    assert seen[-1] is NotImplemented
+    seen.clear()
+    ll.margin_ranking(a, b, t.clone().requires_grad_())  # targets with gradients: autograd traces the reference
+    assert seen == []

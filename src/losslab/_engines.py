@@ -9,7 +9,7 @@ Two kinds of entries:
 - an **engine** for one array kind, run after the call is bound and validated once:
   ``(loss, xp, bound, reduction, normalizer, with_grad)`` -> result or ``NotImplemented``
   (torch: ``losslab.torch._function.run``, fused value and gradient plus the autograd bridge);
-- a **lane** for one array kind, tried first, before binding, for the plainest call (two positional arrays, no
+- a **lane** for one array kind, tried first, before binding, for the plainest call (the arrays by position, no
   normalizer): ``(loss, args, options, reduction, with_grad)`` -> result or ``NotImplemented``; it validates each
   distinct set of options once, as binding would, and keeps what it learned (torch: the compiled lane of
   ``losslab.torch._function.lane``, whose per-call cost is most of a small call's);

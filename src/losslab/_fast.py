@@ -722,11 +722,12 @@ class _Lane:
         per_dtype = {dt: tuple(dt.type(a) for a in arguments) for dt in _FLOATS}
         return kernel, per_dtype, any_size, opts
 
-    def run(self, plan, x, t, reduction: str):
-        """(value, gradient) of a planned call by the kernel; NotImplemented for a call outside the lane, or a value
-        that is not finite (the reference path then defines the result, as for ``fast``)."""
+    def run(self, plan, arrays, reduction: str):
+        """(value, (gradient,)) of a planned call on ``arrays`` (x, t) by the kernel; NotImplemented for a call outside
+        the lane, or a value that is not finite (the reference path then defines the result, as for ``fast``)."""
         if not _settings.compiled:
             return NotImplemented
+        x, t = arrays
         dt = x.dtype
         if dt not in _FLOATS or t.dtype != dt or t.shape != x.shape or x.size == 0:
             return NotImplemented
@@ -748,7 +749,7 @@ class _Lane:
         total = kernel(x.reshape(-1), t.reshape(-1), empty, dt.type(u), empty, grad.reshape(-1), *per_dtype[dt])
         if not math.isfinite(total):
             return NotImplemented  # NaN or infinite inputs: the reference path defines the result
-        return dt.type(total * u), grad
+        return dt.type(total * u), (grad,)
 
 
 def _numbers(*names):
@@ -1131,6 +1132,6 @@ for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth
     _engines.register_fast_path(_name, "numpy", _path)
 
 # the fast paths of the pair, class-row and CTC losses live in their own modules and register themselves
-from . import _fast_ctc, _fast_pairs, _fast_rows, _numba_rows  # noqa: E402,F401
+from . import _fast_ctc, _fast_pairs, _fast_rows, _numba_lanes  # noqa: E402,F401
 
-nll.lane = _numba_rows.NLL  # the compiled lane of small calls (torch CPU tensors)
+nll.lane = _numba_lanes.NLL  # the compiled lane of small calls (torch CPU tensors)

@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-from . import _engines
+from . import _engines, _numba_lanes
 from ._fast import _blocks, _coefficient, _finish, _float_array, _log_sigmoid_terms, _number, _reduction_ok
 
 PAIR_BLOCK_BYTES = 1 << 17  # per array (32K float32): a DPO block (4 inputs, 2 gradients, 3 scratch) stays in L2
@@ -221,5 +221,6 @@ def margin_ranking(args, options, reduction, normalizer, with_grad):
     return _run(kernel, (x1, x2, targets), 2, 2, reduction, normalizer, with_grad)
 
 
+margin_ranking.lane = _numba_lanes.MARGIN_RANKING  # the compiled lane of small calls (torch CPU tensors)
 for _name, _path in {"dpo": dpo, "simpo": simpo, "orpo": orpo, "margin_ranking": margin_ranking}.items():
     _engines.register_fast_path(_name, "numpy", _path)

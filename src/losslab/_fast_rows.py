@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from . import _engines, _numba_rows
+from . import _engines, _numba_lanes
 from ._fast import (
     BLOCK_BYTES,
     _bce_logits,
@@ -404,7 +404,7 @@ def jsd(args, options, reduction, normalizer, with_grad):
 
 
 # the compiled lanes of small calls (torch CPU tensors)
-multiclass_hinge.lane, multilabel_margin.lane = _numba_rows.MULTICLASS_HINGE, _numba_rows.MULTILABEL_MARGIN
+multiclass_hinge.lane, multilabel_margin.lane = _numba_lanes.MULTICLASS_HINGE, _numba_lanes.MULTILABEL_MARGIN
 for _name, _path in {"multiclass_hinge": multiclass_hinge, "multilabel_soft_margin": multilabel_soft_margin,
                      "multilabel_margin": multilabel_margin, "distill_kl": distill_kl, "jsd": jsd}.items():
     _engines.register_fast_path(_name, "numpy", _path)

@@ -151,10 +151,10 @@ class Loss:
         then a registered fast path that takes the raw arguments (NumPy blocks, the CUDA cross-entropy
         kernel), else the engine of the arrays' kind (torch: losslab.torch._function), else the
         reference path below. Array checks (shapes, dtypes, values) are the loss's ``prepare``; a fast
-        path declines what it does not handle exactly like it. Before all that, the plainest call (two positional
-        arrays, no normalizer) tries the lane of its arrays' kind, which checks the options as binding does, once
+        path declines what it does not handle exactly like it. Before all that, the plainest call (its arrays by
+        position, no normalizer) tries the lane of its arrays' kind, which checks the options as binding does, once
         per distinct set."""
-        if normalizer is None and len(args) == 2:
+        if normalizer is None and args:
             lane = _engines.lane_of(_xp.kind(args[0]))
             if lane is not None:
                 out = lane(self, args, options, reduction, with_grad)

@@ -1,10 +1,13 @@
 """The torch engine and the PyTorch autograd bridge, in one module.
 
-Every ``ll.<loss>`` call on torch tensors comes here after it is bound and validated once (``run``):
+Every ``ll.<loss>`` call on torch tensors comes here: a plain small call first to the compiled lane (``lane``,
+before binding; it checks each distinct set of options once, as binding does), every other call after it is bound
+and validated once (``run``):
 
 - **fused** (the default, eager mode): value and gradient are computed together, before the graph
-  node, from the loss's own definitions: a plain elementwise call through autograd on float32/float64
-  CPU tensors by its generated Numba loop alone (``_direct``, the compiled lane); other CPU float32/float64 calls
+  node, from the loss's own definitions: a plain call of an elementwise loss (and of nll, multiclass_hinge,
+  multilabel_margin, margin_ranking) on float32/float64 CPU tensors by one compiled Numba loop
+  (``lane``: generated from the definition, or written by hand in ``losslab._numba_lanes``); other CPU float32/float64 calls
   by the NumPy engine on zero-copy views (its blocked kernels, else the definitions in NumPy); on
   CUDA the Triton kernel generated from the loss's definition where one is registered
   (``losslab.gpu.pointwise``); else the definitions evaluated with torch operations (fp16/bf16
@@ -88,33 +91,34 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
     return _apply_fused((call, value, tuple([by_input.get(n) for n in names])), tensors)
 
 
-# -- the compiled lane: plain elementwise calls on CPU tensors ----------------------------------------------------
+# -- the compiled lane: plain small calls on CPU tensors ----------------------------------------------------------
 # A small call's cost is mostly Python: binding, the engine's checks, the NumPy views and the fast path's dozen
-# NumPy operations, each paid per call. For the plainest call of an elementwise loss (two positional float32/float64
-# CPU tensors of one dtype and shape, contiguous, scalar options, mean or sum, no normalizer) the lane skips all of
-# them: the options are checked once per distinct set (as binding checks them) and the loss's generated Numba kernel
-# (``_fast._Lane``) computes value and gradient on zero-copy views. Measured on 2 cores, mse on 1,024 elements,
-# forward and backward: 44 us in place of 67 (torch 32).
+# NumPy operations, each paid per call. For the plainest call of a loss whose NumPy fast path has a lane (its
+# float32/float64 CPU tensors by position, scalar options, mean or sum, no normalizer; the lane checks the rest) this
+# skips all of them: the options are checked once per distinct set (as binding checks them) and one Numba loop
+# (``_fast._Lane``: generated from an elementwise definition; ``_numba_lanes``: by hand) computes the value and the
+# gradients on zero-copy views. Measured on 2 cores, mse on 1,024 elements, forward and backward: 44 us in place of
+# 67 (torch 32).
 
 _TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
-_LANE_PLANS: dict = {}  # (loss, the call's options) -> (the fast path's lane, its plan, the bound options) or None
+# (loss, the call's options) -> (the fast path's lane, its plan, the bound options, the inputs' places) or None
+_LANE_PLANS: dict = {}
 _NO_OPTIONS = ()
 _LANE_REDUCTIONS = ("mean", "sum", "batchmean")  # per-item values ("none") take the reference bridge
 _functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
 
 
 def lane(loss: Loss, args: tuple, options: dict, reduction: str, with_grad: bool):
-    """The torch lane (``_engines.register_lane``): the compiled lane for a plain call of an elementwise loss, the
-    fused node (or, with ``with_grad``, value and gradient) as ``run`` makes them; NotImplemented for any other call,
-    which then takes the usual flow (so the errors are its errors)."""
-    x, t = args
-    if (type(x) not in _TENSOR_TYPES or type(t) not in _TENSOR_TYPES or reduction not in _LANE_REDUCTIONS
-            or torch.compiler.is_compiling()):
+    """The torch lane (``_engines.register_lane``): the compiled lane for a plain call of a loss whose NumPy fast path
+    has one (``fast.lane``), the fused node (or, with ``with_grad``, value and gradients) as ``run`` makes them;
+    NotImplemented for any other call, which then takes the usual flow (so the errors are its errors)."""
+    if reduction not in _LANE_REDUCTIONS or len(args) != len(loss._positional) or torch.compiler.is_compiling():
         return NotImplemented
-    if not with_grad and not (x.requires_grad and not t.requires_grad and torch.is_grad_enabled()):
-        return NotImplemented  # a value only, or targets with gradients: the usual flow
-    if not (x.is_cpu and t.is_cpu) or x.dtype not in _NUMPY_DTYPES or _functorch_active() or not _fast.enabled():
-        return NotImplemented  # (the fast path's lane checks the shapes and the targets' dtype)
+    for a in args:
+        if type(a) not in _TENSOR_TYPES or not a.is_cpu:
+            return NotImplemented
+    if args[0].dtype not in _NUMPY_DTYPES or _functorch_active() or not _fast.enabled():
+        return NotImplemented  # (the fast path's lane checks the other arguments' shapes and dtypes)
     key = (loss, _NO_OPTIONS)
     if options:
         if not all(type(v) in _fast._PLAIN_OPTIONS for v in options.values()):
@@ -131,26 +135,38 @@ def lane(loss: Loss, args: tuple, options: dict, reduction: str, with_grad: bool
         _LANE_PLANS[key] = entry
     if entry is None or reduction not in loss.reductions:
         return NotImplemented
-    fast_lane, plan, bound_options = entry
+    fast_lane, plan, bound_options, slots = entry
+    if not with_grad:  # through autograd: an input must require a gradient, and nothing else may
+        if not torch.is_grad_enabled():
+            return NotImplemented
+        tracks = False
+        for a, slot in zip(args, slots):
+            if a.requires_grad:
+                if slot is None:
+                    return NotImplemented  # targets with gradients: autograd traces the reference forward
+                tracks = True
+        if not tracks:
+            return NotImplemented  # a value only: the usual flow
     try:
-        out = fast_lane.run(plan, x.detach().numpy(), t.detach().numpy(), reduction)
+        out = fast_lane.run(plan, [a.detach().numpy() for a in args], reduction)
     except RuntimeError:  # the conjugate or negative bit: numpy() refuses, torch resolves it on the usual flow
         return NotImplemented
     if out is NotImplemented:
         return out
-    value, grad = torch.from_numpy(np.asarray(out[0])), torch.from_numpy(out[1])
+    value = torch.from_numpy(np.asarray(out[0]))
+    grads = [torch.from_numpy(g) for g in out[1]]
     if with_grad:
-        return value, grad
+        return value, grads[0] if len(grads) == 1 else tuple(grads)
     call = (loss, bound_options, reduction, None, loss._positional)
-    return _apply_fused((call, value, (grad, None)), [x, t])
+    return _apply_fused((call, value, tuple([None if slot is None else grads[slot] for slot in slots])), list(args))
 
 
 def _lane_plan(loss: Loss, options: dict):
     """The lane's entry for ``loss`` called with ``options``: (the NumPy fast path's lane, its plan, the keyword options
-    bound and checked), None where the lane never takes such a call, NotImplemented (not kept) for an option that
-    fails its check."""
+    bound and checked, each positional argument's place among the loss's inputs or None), None where the lane never
+    takes such a call, NotImplemented (not kept) for an option that fails its check."""
     fast_lane = getattr(_engines.fast_path_of(loss.name, "numpy"), "lane", None)
-    if fast_lane is None or len(loss._positional) != 2 or not options.keys() <= loss._keyword_defaults.keys():
+    if fast_lane is None or not options.keys() <= loss._keyword_defaults.keys():
         return None
     bound_options = {**loss._keyword_defaults, **options}
     try:
@@ -158,7 +174,8 @@ def _lane_plan(loss: Loss, options: dict):
     except (ValueError, TypeError):
         return NotImplemented
     plan = fast_lane.plan(bound_options)
-    return None if plan is None else (fast_lane, plan, bound_options)
+    slots = tuple(loss.inputs.index(name) if name in loss.inputs else None for name in loss._positional)
+    return None if plan is None else (fast_lane, plan, bound_options, slots)
 
 
 # -- computing: value and gradient in one pass --------------------------------------------------------

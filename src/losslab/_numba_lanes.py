@@ -1,19 +1,20 @@
-"""The compiled lane of three class-index row losses, nll, multiclass_hinge and multilabel_margin: one Numba loop
-over the rows of a small (N, C) float32/float64 input with (N,) integer targets ((N, C) for multilabel_margin)
-computes the value and writes the gradient, where
-their NumPy fast paths take a dozen NumPy operations (gathers, a scatter into zeros, masks), whose per-operation
-cost is most of a small call's (torch CPU tensors: ``losslab.torch._function.lane`` runs it; ``_fast._Lane`` is the
-elementwise losses' lane, with the same ``plan`` and ``run``).
+"""Hand-written compiled lanes: one Numba loop computes the value and writes the gradients of a small call, where the
+NumPy fast paths take a dozen NumPy operations (gathers, scatters into zeros, masks), whose per-operation cost is
+most of a small call's (torch CPU tensors: ``losslab.torch._function.lane`` runs them; ``_fast._Lane`` is the
+generated lane of the elementwise losses, with the same ``plan`` and ``run``). For three class-index row losses,
+nll, multiclass_hinge and multilabel_margin, over the rows of an (N, C) float32/float64 input with (N,) integer
+targets ((N, C) for multilabel_margin), and for margin_ranking, over its pairs.
 
-Written by hand: their definitions are the losses' ``terms`` and ``grad_terms`` (losses/classification.py), over a
-class axis, which the elementwise code generator does not cover. tests/test_engines.py holds each loop to its
-loss's reference path on random inputs and every option the lane takes.
+Written by hand: the row losses' definitions are their ``terms`` and ``grad_terms`` over a class axis
+(losses/classification.py), and margin_ranking has three arguments, which the elementwise code generator does not
+cover. tests/test_engines.py holds each loop to its loss's reference path on random inputs and every option the
+lane takes.
 
-Taken: C-contiguous 2-D scores or log-probabilities (a row per item), C-contiguous integer targets, at most
-``_fast.DIRECT_SMALL_ELEMENTS`` scores (above it the NumPy paths' threads and blocked zero fills are faster),
-no class weight, reduction mean or sum. Declined (the usual flow then computes the call, or raises its
-documented error): a target out of range, NaN or infinite scores, Numba missing or switched off. Loops are
-compiled on first use (Numba imported then, as in ``_numba``) and cached on disk.
+Taken: C-contiguous arrays, at most ``_fast.DIRECT_SMALL_ELEMENTS`` scores (above it the NumPy paths' threads and
+blocked zero fills are faster), no class weight, reduction mean or sum; margin_ranking's targets in the inputs'
+dtype. Declined (the usual flow then computes the call, or raises its documented error): a target out of range,
+a NaN or infinite score, Numba missing or switched off. Loops are compiled on first use (Numba imported then, as
+in ``_numba``) and cached on disk.
 """
 
 from __future__ import annotations
@@ -131,11 +132,34 @@ def _multilabel_margin_rows(x, t, one, mean, grad):
     return total * scale
 
 
+def _margin_ranking_pairs(a, b, t, margin, mean, g1, g2):
+    """margin_ranking: z = t (b - a) + margin, l = max(0, z); the gradient u t [z >= 0] for b and its negative for a
+    (passed at z = 0, as torch's clamp_min; u = 1 / n for the mean, 1 for the sum). NaN when the reference must take
+    the call: a target other than -1 or +1, or a NaN input."""
+    n = a.shape[0]
+    u = 1.0 / n if mean else 1.0
+    total = 0.0  # float64 accumulator
+    for i in range(n):
+        t_i = t[i]
+        if t_i != 1.0 and t_i != -1.0:
+            return math.nan
+        z = (b[i] - a[i]) * t_i + margin
+        if z != z:
+            return math.nan
+        g = 0.0
+        if z >= 0:
+            total += z
+            g = t_i * u
+        g2[i] = g
+        g1[i] = -g
+    return total * u
+
+
 def _kernel(name: str):
     if not _KERNELS:
         import numba
 
-        for function in (_nll_rows, _multiclass_hinge_rows, _multilabel_margin_rows):
+        for function in (_nll_rows, _multiclass_hinge_rows, _multilabel_margin_rows, _margin_ranking_pairs):
             _KERNELS[function.__name__] = numba.njit(cache=True, nogil=True, error_model="numpy")(function)
     return _KERNELS[name]
 
@@ -154,9 +178,10 @@ class _RowLane:
         arguments = self.arguments(options)
         return None if arguments is None else (self.kernel, arguments)
 
-    def run(self, plan, x, t, reduction: str):
+    def run(self, plan, arrays, reduction: str):
         if not _fast._settings.compiled or reduction not in ("mean", "sum"):
             return NotImplemented
+        x, t = arrays
         dt = x.dtype
         if (dt not in _fast._FLOATS or x.ndim != 2 or t.dtype.kind not in "iu" or t.shape != self.targets_shape(x)
                 or x.size == 0 or x.size > _fast.DIRECT_SMALL_ELEMENTS
@@ -169,7 +194,31 @@ class _RowLane:
                               reduction == "mean", grad)
         if not math.isfinite(total):
             return NotImplemented
-        return dt.type(total), grad
+        return dt.type(total), (grad,)
+
+
+class _MarginRankingLane:
+    """margin_ranking's lane: two inputs and ±1 targets of one float dtype and shape."""
+
+    def plan(self, options: dict):
+        margin = options.get("margin", 0.0)
+        return (float(margin),) if _numba.AVAILABLE and type(margin) in (int, float) else None
+
+    def run(self, plan, arrays, reduction: str):
+        if not _fast._settings.compiled or reduction not in ("mean", "sum"):
+            return NotImplemented
+        a, b, t = arrays
+        dt = a.dtype
+        if (dt not in _fast._FLOATS or b.dtype != dt or t.dtype != dt or b.shape != a.shape or t.shape != a.shape
+                or a.size == 0 or a.size > _fast.DIRECT_SMALL_ELEMENTS
+                or not (a.flags.c_contiguous and b.flags.c_contiguous and t.flags.c_contiguous)):
+            return NotImplemented
+        g1, g2 = np.empty(a.shape, dt), np.empty(a.shape, dt)
+        total = _kernel("_margin_ranking_pairs")(a.reshape(-1), b.reshape(-1), t.reshape(-1), dt.type(plan[0]),
+                                                 reduction == "mean", g1.reshape(-1), g2.reshape(-1))
+        if not math.isfinite(total):
+            return NotImplemented
+        return dt.type(total), (g1, g2)
 
 
 def _ignore_index(options):
@@ -187,3 +236,4 @@ def _hinge_options(options):
 NLL = _RowLane("_nll_rows", _ignore_index)
 MULTICLASS_HINGE = _RowLane("_multiclass_hinge_rows", _hinge_options)
 MULTILABEL_MARGIN = _RowLane("_multilabel_margin_rows", lambda options: (1.0,), targets_per_class=True)
+MARGIN_RANKING = _MarginRankingLane()
