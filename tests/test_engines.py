@@ -497,3 +497,32 @@ def test_margin_ranking_takes_its_compiled_lane_with_three_arguments(options, dt
     seen.clear()
     ll.margin_ranking(a, b, t.clone().requires_grad_())  # targets with gradients: autograd traces the reference
     assert seen == []
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("options", [{}, {"margin": 0.5, "eps": 0.0}, {"p": 2.0, "margin": 3.0}])
+def test_triplet_margin_takes_its_compiled_lane(options, dtype, row_lane):
+    seen = row_lane("triplet_margin")
+    g = torch.Generator().manual_seed(6)
+    a, p, n = (torch.randn(17, 9, generator=g, dtype=dtype).requires_grad_() for _ in range(3))
+    p.data[0] = a.data[0]  # a zero distance (eps 0: the safe norm's floor)
+    for reduction in ("mean", "sum"):
+        for e in (a, p, n):
+            e.grad = None
+        loss = ll.triplet_margin(a, p, n, reduction=reduction, **options)
+        assert seen[-1] is not NotImplemented and type(loss.grad_fn).__name__ == "LosslabFusedFunctionBackward"
+        (loss * 1.5).backward()
+        with ll.reference_path():
+            want, want_grads = ll.triplet_margin.value_and_grad(a.detach(), p.detach(), n.detach(),
+                                                                reduction=reduction, **options)
+        tol = {"rtol": 2e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-13}
+        torch.testing.assert_close(loss.detach(), want, **tol)
+        torch.testing.assert_close((a.grad, p.grad, n.grad), tuple(1.5 * w for w in want_grads), **tol)
+    seen.clear()
+    for declined in ({"p": 1}, {"swap": True}):  # other norms and the distance swap: the usual flow
+        ll.triplet_margin(a, p, n, **declined).backward()
+        assert seen == [], declined
+    nan = n.detach().clone()
+    nan[3, 2] = float("nan")
+    assert torch.isnan(ll.triplet_margin(a, p, nan)).item() and seen == [NotImplemented]

@@ -1134,4 +1134,4 @@ for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth
 # the fast paths of the pair, class-row and CTC losses live in their own modules and register themselves
 from . import _fast_ctc, _fast_pairs, _fast_rows, _numba_lanes  # noqa: E402,F401
 
-nll.lane = _numba_lanes.NLL  # the compiled lane of small calls (torch CPU tensors)
+nll.lane, triplet_margin.lane = _numba_lanes.NLL, _numba_lanes.TRIPLET_MARGIN  # compiled lanes of small calls

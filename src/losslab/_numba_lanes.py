@@ -3,11 +3,12 @@ NumPy fast paths take a dozen NumPy operations (gathers, scatters into zeros, ma
 most of a small call's (torch CPU tensors: ``losslab.torch._function.lane`` runs them; ``_fast._Lane`` is the
 generated lane of the elementwise losses, with the same ``plan`` and ``run``). For three class-index row losses,
 nll, multiclass_hinge and multilabel_margin, over the rows of an (N, C) float32/float64 input with (N,) integer
-targets ((N, C) for multilabel_margin), and for margin_ranking, over its pairs.
+targets ((N, C) for multilabel_margin); for margin_ranking, over its pairs; for triplet_margin (p = 2, no swap), over
+the rows of its three (N, D) embeddings.
 
 Written by hand: the row losses' definitions are their ``terms`` and ``grad_terms`` over a class axis
-(losses/classification.py), and margin_ranking has three arguments, which the elementwise code generator does not
-cover. tests/test_engines.py holds each loop to its loss's reference path on random inputs and every option the
+(losses/classification.py), margin_ranking and triplet_margin have three arguments (and triplet_margin a norm over
+each row): the elementwise code generator covers none of them. tests/test_engines.py holds each loop to its loss's reference path on random inputs and every option the
 lane takes.
 
 Taken: C-contiguous arrays, at most ``_fast.DIRECT_SMALL_ELEMENTS`` scores (above it the NumPy paths' threads and
@@ -155,11 +156,48 @@ def _margin_ranking_pairs(a, b, t, margin, mean, g1, g2):
     return total * u
 
 
+def _triplet_margin_rows(a, p, n, margin, eps, mean, ga, gp, gn):
+    """triplet_margin with p = 2, no swap: d(x, y) = max(||x - y + eps||, 1e-15) (the reference's safe norm), z = d(a, p)
+    - d(a, n) + margin, l = max(0, z); where z > 0 the gradients -u v / d(a, p) for the positive (v = a - p + eps),
+    u w / d(a, n) for the negative (w = a - n + eps) and minus their sum for the anchor (u = 1 / N for the mean, 1
+    for the sum). NaN when the reference must take the call: a NaN or infinite z."""
+    rows, width = a.shape
+    u = 1.0 / rows if mean else 1.0
+    total = 0.0  # float64 accumulator
+    for i in range(rows):
+        s_ap = 0.0
+        s_an = 0.0
+        for k in range(width):
+            v = a[i, k] - p[i, k] + eps
+            w = a[i, k] - n[i, k] + eps
+            s_ap += v * v
+            s_an += w * w
+        d_ap = math.sqrt(max(s_ap, 1e-30))
+        d_an = math.sqrt(max(s_an, 1e-30))
+        z = d_ap - d_an + margin
+        if not math.isfinite(z):
+            return math.nan
+        c_ap = 0.0
+        c_an = 0.0
+        if z > 0:
+            total += z
+            c_ap = -u / d_ap
+            c_an = u / d_an
+        for k in range(width):
+            g_p = (a[i, k] - p[i, k] + eps) * c_ap
+            g_n = (a[i, k] - n[i, k] + eps) * c_an
+            gp[i, k] = g_p
+            gn[i, k] = g_n
+            ga[i, k] = -(g_p + g_n)
+    return total * u
+
+
 def _kernel(name: str):
     if not _KERNELS:
         import numba
 
-        for function in (_nll_rows, _multiclass_hinge_rows, _multilabel_margin_rows, _margin_ranking_pairs):
+        for function in (_nll_rows, _multiclass_hinge_rows, _multilabel_margin_rows, _margin_ranking_pairs,
+                         _triplet_margin_rows):
             _KERNELS[function.__name__] = numba.njit(cache=True, nogil=True, error_model="numpy")(function)
     return _KERNELS[name]
 
@@ -236,4 +274,32 @@ def _hinge_options(options):
 NLL = _RowLane("_nll_rows", _ignore_index)
 MULTICLASS_HINGE = _RowLane("_multiclass_hinge_rows", _hinge_options)
 MULTILABEL_MARGIN = _RowLane("_multilabel_margin_rows", lambda options: (1.0,), targets_per_class=True)
+class _TripletMarginLane:
+    """triplet_margin's lane: anchor, positive and negative (N, D) of one float dtype; p = 2, no swap."""
+
+    def plan(self, options: dict):
+        p, margin, eps = options.get("p", 2), options.get("margin", 1.0), options.get("eps", 1e-6)
+        if (not _numba.AVAILABLE or p != 2 or type(p) is bool or options.get("swap", False) is not False
+                or type(margin) not in (int, float) or type(eps) not in (int, float)):
+            return None
+        return float(margin), float(eps)
+
+    def run(self, plan, arrays, reduction: str):
+        if not _fast._settings.compiled or reduction not in ("mean", "sum"):
+            return NotImplemented
+        a, p, n = arrays
+        dt = a.dtype
+        if (dt not in _fast._FLOATS or a.ndim != 2 or any(e.dtype != dt or e.shape != a.shape for e in (p, n))
+                or a.size == 0 or a.size > _fast.DIRECT_SMALL_ELEMENTS
+                or not (a.flags.c_contiguous and p.flags.c_contiguous and n.flags.c_contiguous)):
+            return NotImplemented
+        grads = (np.empty(a.shape, dt), np.empty(a.shape, dt), np.empty(a.shape, dt))
+        total = _kernel("_triplet_margin_rows")(a, p, n, dt.type(plan[0]), dt.type(plan[1]), reduction == "mean",
+                                                *grads)
+        if not math.isfinite(total):
+            return NotImplemented
+        return dt.type(total), grads
+
+
 MARGIN_RANKING = _MarginRankingLane()
+TRIPLET_MARGIN = _TripletMarginLane()
