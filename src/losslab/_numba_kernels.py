@@ -1109,11 +1109,11 @@ def kl_div_element(x, t):
     v3 = t if v2 else 1.0
     v4 = math.log(v3)
     v5 = x + t
-    v6 = v4 - x
-    v7 = t * v6
-    v8 = v7 if v2 else 0.0
-    v9 = math.isnan(v5)
-    v10 = v5 if v9 else v8
+    v6 = math.isnan(v5)
+    v7 = v2 | v6
+    v8 = v4 - x
+    v9 = t * v8
+    v10 = v9 if v7 else 0.0
     v11 = -t
     v12 = math.isnan(x)
     v13 = x if v12 else v11

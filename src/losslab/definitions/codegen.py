@@ -64,7 +64,7 @@ class Graph:
 
 _PYTHON = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv,
            "pow": operator.pow, "neg": operator.neg, "gt": operator.gt, "lt": operator.lt, "ge": operator.ge,
-           "le": operator.le, "abs": abs, "exp": math.exp, "log": math.log, "log1p": math.log1p, "tanh": math.tanh,
+           "le": operator.le, "or": operator.or_, "abs": abs, "exp": math.exp, "log": math.log, "log1p": math.log1p, "tanh": math.tanh,
            "maximum": max, "minimum": min}
 
 
@@ -79,6 +79,9 @@ def _fold(op: str, args: tuple):
         if isinstance(condition, bool):
             return a if condition else b
         return None
+    if op == "or" and any(isinstance(a, bool) for a in args):  # a comparison folded to a constant
+        constant, other = args if isinstance(args[0], bool) else args[::-1]
+        return True if constant else other
     if all(_is_number(a) for a in args) and op in _PYTHON:
         return _PYTHON[op](*(float(a) for a in args))
     if op in ("gt", "ge", "lt", "le") and isinstance(args[0], Symbol) and args[0].positive and args[1] == 0:
@@ -117,6 +120,8 @@ class Symbol:
     def __lt__(self, o): return self._binary("lt", o)
     def __ge__(self, o): return self._binary("ge", o)
     def __le__(self, o): return self._binary("le", o)
+    def __or__(self, o): return self._binary("or", o)  # of two conditions
+    def __ror__(self, o): return self._binary("or", o, True)
 
     def __bool__(self):
         raise TypeError("a definition branched in Python on an array value; write it with ops.where")
@@ -256,7 +261,8 @@ def _needed(graph: Graph, outputs) -> list[Symbol]:
 class Language:
     """How each operation is written; ``ref`` names a symbol or writes a constant."""
 
-    infix: ClassVar[dict[str, str]] = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">", "lt": "<", "ge": ">=", "le": "<="}
+    infix: ClassVar[dict[str, str]] = {"add": "+", "sub": "-", "mul": "*", "div": "/", "gt": ">", "lt": "<", "ge": ">=", "le": "<=",
+                                       "or": "|"}
     calls: ClassVar[dict[str, str]] = {}
 
     def ref(self, a) -> str:
@@ -303,8 +309,8 @@ class NumpyLanguage(Language):
         "add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.divide", "pow": "np.power",
         "neg": "np.negative", "gt": "np.greater", "lt": "np.less", "ge": "np.greater_equal", "le": "np.less_equal",
         "abs": "np.abs", "exp": "np.exp", "log": "np.log", "log1p": "np.log1p", "tanh": "np.tanh", "sign": "np.sign",
-        "isnan": "np.isnan", "maximum": "np.maximum", "minimum": "np.minimum"}
-    boolean: ClassVar[frozenset] = frozenset({"gt", "lt", "ge", "le", "isnan"})
+        "isnan": "np.isnan", "maximum": "np.maximum", "minimum": "np.minimum", "or": "np.logical_or"}
+    boolean: ClassVar[frozenset] = frozenset({"gt", "lt", "ge", "le", "isnan", "or"})
 
     def lines(self, graph: Graph, outputs: dict, indent: str) -> list[str]:
         """Source lines computing ``outputs`` ({symbol of ``graph``: buffer name}) into their buffers."""

@@ -882,11 +882,11 @@ def kl_div_kernel(X, T, W, G, L, PARTIAL, SCALE, n, HAS_WEIGHT: tl.constexpr, WI
     v3 = tl.where(v2, t, 1.0)
     v4 = tl.log(v3)
     v5 = x + t
-    v6 = v4 - x
-    v7 = t * v6
-    v8 = tl.where(v2, v7, 0.0)
-    v9 = _isnan(v5)
-    v10 = tl.where(v9, v5, v8)
+    v6 = _isnan(v5)
+    v7 = v2 | v6
+    v8 = v4 - x
+    v9 = t * v8
+    v10 = tl.where(v7, v9, 0.0)
     v11 = -t
     v12 = _isnan(x)
     v13 = tl.where(v12, x, v11)
