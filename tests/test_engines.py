@@ -135,6 +135,10 @@ LANE = [("mse", {}), ("mae", {}), ("huber", {"delta": 0.7}), ("smooth_l1", {"bet
         ("poisson_nll", {}), ("poisson_nll", {"log_input": False, "eps": 1e-3}),
         ("poisson_nll", {"full": True}), ("poisson_deviance", {}), ("gamma_deviance", {}), ("msle", {}), ("mape", {}),
         ("kl_div", {}), ("kl_div", {"log_target": True})]
+# the hand-written lanes of the class-index row losses (losslab._numba_lanes)
+ROW_LANE = [("nll", {}), ("nll", {"ignore_index": 3}), ("multiclass_hinge", {}),
+            ("multiclass_hinge", {"p": 2, "margin": 0.5}), ("multilabel_margin", {})]
+ROW_LOSSES = {name for name, _ in ROW_LANE}
 
 
 @pytest.fixture
@@ -158,6 +162,8 @@ def lane(monkeypatch):
 
 
 def _lane_inputs(name, shape, dtype, seed=0):
+    if name in ROW_LOSSES:
+        return _row_lane_inputs(name, *shape, dtype, seed)
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=g, dtype=dtype) * 2
     t = torch.randn(shape, generator=g, dtype=dtype)
@@ -179,22 +185,26 @@ def _lane_inputs(name, shape, dtype, seed=0):
 @needs_numba
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("reduction", ["mean", "sum"])
-@pytest.mark.parametrize(("name", "options"), LANE, ids=[f"{n}-{o}" for n, o in LANE])
+@pytest.mark.parametrize(("name", "options"), LANE + ROW_LANE, ids=[f"{n}-{o}" for n, o in LANE + ROW_LANE])
 def test_small_plain_calls_take_the_compiled_lane_and_equal_the_reference(name, options, reduction, dtype, lane):
     seen = lane(name)
     fn = getattr(ll, name)
-    x, t = _lane_inputs(name, (5, 7), dtype)
+    x, t = _lane_inputs(name, (13, 7), dtype)
     if name == "poisson_nll" and options.get("log_input") is False:
         x = x.detach().abs().requires_grad_()  # a rate
     loss = fn(x, t, reduction=reduction, **options)
     assert len(seen) == 1 and seen[0] is not NotImplemented
     assert type(loss.grad_fn).__name__ == "LosslabFusedFunctionBackward" and loss.dtype == dtype
     (loss * 1.5).backward()
+    value, grad = fn.value_and_grad(x.detach(), t, reduction=reduction, **options)  # the lane too: no graph node
+    assert len(seen) == 2 and seen[1] is not NotImplemented
     with ll.reference_path():
         want, want_grad = fn.value_and_grad(x.detach(), t, reduction=reduction, **options)
     tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-13}
-    torch.testing.assert_close(loss.detach(), want, **tol)
+    for got in (loss.detach(), value):
+        torch.testing.assert_close(got, want, **tol)
     torch.testing.assert_close(x.grad, 1.5 * want_grad, **tol)
+    torch.testing.assert_close(grad, want_grad, **tol)
 
 
 @needs_numba
@@ -372,22 +382,6 @@ def test_the_compiled_lane_with_array_options_and_divisions_by_zero(lane):
 
 # -- the hand-written compiled lanes (losslab._numba_lanes): row losses, margin_ranking --------------------------
 
-ROW_LANE = [("nll", {}), ("nll", {"ignore_index": 3}), ("multiclass_hinge", {}),
-            ("multiclass_hinge", {"p": 2, "margin": 0.5}), ("multilabel_margin", {})]
-
-
-@pytest.fixture
-def row_lane(monkeypatch):
-    """Records what each row-lane call of a loss returned (NotImplemented: it declined)."""
-    seen = []
-
-    def spy(name):
-        row_lane = ll._engines.fast_path_of(name, "numpy").lane
-        real = row_lane.run
-        monkeypatch.setattr(row_lane, "run", lambda *args: seen.append(real(*args)) or seen[-1])
-        return seen
-
-    return spy
 
 
 def _row_lane_inputs(name, n, c, dtype, seed=0):
@@ -410,32 +404,9 @@ def _row_lane_inputs(name, n, c, dtype, seed=0):
 
 
 @needs_numba
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
-@pytest.mark.parametrize(("name", "options"), ROW_LANE, ids=[f"{n}-{o}" for n, o in ROW_LANE])
-def test_row_losses_take_their_compiled_lane_and_equal_the_reference(name, options, reduction, dtype, row_lane):
-    seen = row_lane(name)
-    fn = getattr(ll, name)
-    x, t = _row_lane_inputs(name, 13, 7, dtype)
-    loss = fn(x, t, reduction=reduction, **options)
-    assert len(seen) == 1 and seen[0] is not NotImplemented
-    assert type(loss.grad_fn).__name__ == "LosslabFusedFunctionBackward" and loss.dtype == dtype
-    (loss * 1.5).backward()
-    value, grad = fn.value_and_grad(x.detach(), t, reduction=reduction, **options)  # the lane too
-    assert len(seen) == 2 and seen[1] is not NotImplemented
-    with ll.reference_path():
-        want, want_grad = fn.value_and_grad(x.detach(), t, reduction=reduction, **options)
-    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-13}
-    for got in (loss.detach(), value):
-        torch.testing.assert_close(got, want, **tol)
-    torch.testing.assert_close(x.grad, 1.5 * want_grad, **tol)
-    torch.testing.assert_close(grad, want_grad, **tol)
-
-
-@needs_numba
-def test_row_lanes_decline_what_they_do_not_compute(row_lane):
+def test_row_lanes_decline_what_they_do_not_compute(lane):
     for name in ("nll", "multiclass_hinge", "multilabel_margin"):
-        seen = row_lane(name)
+        seen = lane(name)
         fn = getattr(ll, name)
         x, t = _row_lane_inputs(name, 6, 5, torch.float32)
         bad = t.clone()
@@ -455,7 +426,7 @@ def test_row_lanes_decline_what_they_do_not_compute(row_lane):
         if name != "multilabel_margin":
             fn(x, t, weight=torch.rand(5)).backward()  # a class weight: declined by the plan, never run
             assert seen == []
-    seen = row_lane("nll")
+    seen = lane("nll")
     x, t = _row_lane_inputs("nll", 4, 3, torch.float64)
     value = ll.nll(x, torch.full((4,), -100))  # every row ignored: a mean over nothing is 0, not NaN
     assert value.item() == 0.0 and seen[-1] is not NotImplemented
@@ -466,8 +437,8 @@ def test_row_lanes_decline_what_they_do_not_compute(row_lane):
 @needs_numba
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("options", [{}, {"margin": 0.3}])
-def test_margin_ranking_takes_its_compiled_lane_with_three_arguments(options, dtype, row_lane):
-    seen = row_lane("margin_ranking")
+def test_margin_ranking_takes_its_compiled_lane_with_three_arguments(options, dtype, lane):
+    seen = lane("margin_ranking")
     g = torch.Generator().manual_seed(5)
     a, b = (torch.randn(40, generator=g, dtype=dtype).requires_grad_() for _ in range(2))
     t = torch.sign(torch.randn(40, generator=g, dtype=dtype))
@@ -502,8 +473,8 @@ def test_margin_ranking_takes_its_compiled_lane_with_three_arguments(options, dt
 @needs_numba
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("options", [{}, {"margin": 0.5, "eps": 0.0}, {"p": 2.0, "margin": 3.0}])
-def test_triplet_margin_takes_its_compiled_lane(options, dtype, row_lane):
-    seen = row_lane("triplet_margin")
+def test_triplet_margin_takes_its_compiled_lane(options, dtype, lane):
+    seen = lane("triplet_margin")
     g = torch.Generator().manual_seed(6)
     a, p, n = (torch.randn(17, 9, generator=g, dtype=dtype).requires_grad_() for _ in range(3))
     p.data[0] = a.data[0]  # a zero distance (eps 0: the safe norm's floor)
