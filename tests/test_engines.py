@@ -497,3 +497,63 @@ def test_triplet_margin_takes_its_compiled_lane(options, dtype, lane):
     nan = n.detach().clone()
     nan[3, 2] = float("nan")
     assert torch.isnan(ll.triplet_margin(a, p, nan)).item() and seen == [NotImplemented]
+
+
+@needs_numba
+def test_hand_written_lanes_agree_with_the_usual_flow_at_their_edges(lane):
+    """The reviewer's cases: float32 distances computed in float32 (a row at the hinge stays inactive), float32 sums
+    that overflow (inf, as the reference's), uint64 targets beyond 2^53 (refused, not matched to ignore_index)."""
+    seen = lane("triplet_margin")
+    a = torch.zeros(1, 2, requires_grad=True)
+    p, n = torch.tensor([[1.0, 2.0**-12]]), torch.tensor([[1.0, 0.0]])
+    value = ll.triplet_margin(a, p, n, margin=0.0, eps=0.0)
+    assert seen[-1] is not NotImplemented
+    with ll.reference_path():
+        want = ll.triplet_margin(a.detach(), p, n, margin=0.0, eps=0.0)
+    assert value.item() == want.item() == 0.0
+    value.backward()
+    assert torch.count_nonzero(a.grad) == 0
+    seen = lane("multiclass_hinge")
+    s = torch.full((5, 4), 1e38)
+    s[:, 0] = -1e38
+    value = ll.multiclass_hinge(s.requires_grad_(), torch.zeros(5, dtype=torch.long))
+    assert seen[-1] is NotImplemented and value.item() == float("inf")  # the reference's float32 sum
+    seen = lane("mse")
+    big = torch.full((8,), 1e19, requires_grad=True)
+    value = ll.mse(big, torch.zeros(8), reduction="sum")
+    assert seen[-1] is NotImplemented and value.item() == float("inf")
+    log_probs = torch.log_softmax(torch.randn(4, 3), -1).requires_grad_()
+    with pytest.raises(ValueError, match="targets"):
+        ll.nll(log_probs, torch.tensor([0, 1, 2, 2**53 + 1], dtype=torch.uint64), ignore_index=2**53)
+
+
+@needs_numba
+def test_hand_written_loops_are_published_at_once():
+    import threading
+
+    from losslab import _numba_lanes
+
+    saved = dict(_numba_lanes._KERNELS)
+    errors = []
+    try:
+        for _ in range(5):
+            _numba_lanes._KERNELS.clear()
+            start = threading.Barrier(6)
+
+            def take(name, start=start):
+                start.wait()
+                try:
+                    _numba_lanes._kernel(name)
+                except KeyError as err:
+                    errors.append(err)
+
+            names = ["_nll_rows", "_margin_ranking_pairs", "_triplet_margin_rows"] * 2
+            threads = [threading.Thread(target=take, args=(name,)) for name in names]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+    finally:
+        _numba_lanes._KERNELS.clear()
+        _numba_lanes._KERNELS.update(saved)
+    assert errors == []

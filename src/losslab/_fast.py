@@ -648,7 +648,7 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
             compiled = _compiled(name, opts, x, t2.reshape(x.shape), w_full, u, keep, with_grad)
             if compiled is not None:
                 total, items, grad = compiled
-                if not np.isfinite(total):
+                if not finite_in(total, dt):
                     return NotImplemented
                 value = _finish(total, items, reduction, u, dt)
                 return (value, grad) if with_grad else value
@@ -678,6 +678,13 @@ def _elementwise(kernel, option_names, weighted_mean: bool, extra_arrays=(), che
 
 
 _EMPTY = {dt: np.empty(0, dt) for dt in _FLOATS}  # "no weight", "no per-item losses" to a kernel (read-only)
+_LARGEST = {dt: float(np.finfo(dt).max) for dt in _FLOATS}
+
+
+def finite_in(total: float, dt) -> bool:
+    """Whether a compiled loop's float64 total is finite in the inputs' dtype ``dt``: beyond dt's largest value, the
+    sum in dt that the reference path computes overflows to inf (so the call goes there)."""
+    return math.isfinite(total) and abs(total) <= _LARGEST[dt]
 
 
 class _Lane:
@@ -747,8 +754,8 @@ class _Lane:
         grad = np.empty(x.shape, dt)
         empty = _EMPTY[dt]
         total = kernel(x.reshape(-1), t.reshape(-1), empty, dt.type(u), empty, grad.reshape(-1), *per_dtype[dt])
-        if not math.isfinite(total):
-            return NotImplemented  # NaN or infinite inputs: the reference path defines the result
+        if not finite_in(total, dt):
+            return NotImplemented  # NaN or infinite inputs or sum: the reference path defines the result
         return dt.type(total * u), (grad,)
 
 

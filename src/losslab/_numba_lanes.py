@@ -29,7 +29,7 @@ from . import _fast, _numba
 _KERNELS: dict = {}
 
 
-def _nll_rows(x, y, ignore_index, mean, grad):
+def _nll_rows(x, y, ignore_index, mean, largest, grad):
     """nll: sum over the rows not ignored of -x[i, y_i], and the gradient -u at each target (u = 1 / the rows not
     ignored for the mean, 0 if there are none; 1 for the sum) and 0 elsewhere. NaN when the reference must take
     the call: a target out of [0, C), or a NaN or infinite score anywhere (the reference reads every score)."""
@@ -48,6 +48,8 @@ def _nll_rows(x, y, ignore_index, mean, grad):
             return math.nan
         total -= x[i, k]
         count += 1
+    if abs(total) > largest:
+        return math.nan  # the reference's sum in the inputs' dtype overflows
     u = (1.0 / count if count else 0.0) if mean else 1.0
     for i in range(n):
         k = y[i]
@@ -56,10 +58,11 @@ def _nll_rows(x, y, ignore_index, mean, grad):
     return total * u
 
 
-def _multiclass_hinge_rows(x, y, p, margin, mean, grad):
+def _multiclass_hinge_rows(x, y, p, margin, mean, largest, grad):
     """multiclass_hinge: h_j = margin - x_y + x_j off the target, l_i = sum_j max(h_j, 0)^p / C; the gradient
     u p h_j^(p-1) / C where h_j > 0 and minus the row's sum at the target (u = 1 / N for the mean, 1 for the sum).
-    NaN when the reference must take the call: a target out of [0, C), or a NaN or infinite score."""
+    NaN when the reference must take the call: a target out of [0, C), a NaN or infinite score, or a row's sum or
+    the total beyond ``largest`` (where the reference's sums in the inputs' dtype overflow to inf)."""
     n, c = x.shape
     u = 1.0 / n if mean else 1.0
     scale = u / c
@@ -69,6 +72,7 @@ def _multiclass_hinge_rows(x, y, p, margin, mean, grad):
         if k < 0 or k >= c:
             return math.nan
         s_y = x[i, k]
+        row = 0.0
         row_grad = 0.0
         for j in range(c):
             s = x[i, j]
@@ -79,20 +83,25 @@ def _multiclass_hinge_rows(x, y, p, margin, mean, grad):
             h = margin - s_y + s
             if h > 0:
                 if p == 2:
-                    total += h * h
+                    row += h * h
                     gj = 2.0 * h * scale
                 else:
-                    total += h
+                    row += h
                     gj = scale
                 grad[i, j] = gj
                 row_grad += gj
             else:
                 grad[i, j] = 0.0
         grad[i, k] = -row_grad
-    return total * scale
+        if row > largest:
+            return math.nan  # the reference's row sum in the inputs' dtype overflows
+        total += row / c
+    if total > largest:
+        return math.nan
+    return total * u
 
 
-def _multilabel_margin_rows(x, t, one, mean, grad):
+def _multilabel_margin_rows(x, t, one, mean, largest, grad):
     """multilabel_margin: each row's targets are t[i] up to its first -1 (Y_i); every pair j in Y_i, k not in Y_i
     adds h = 1 - x_j + x_k where positive, l_i = the sum / C, and -u / C to the gradient at j, +u / C at k (u = 1 / N
     for the mean, 1 for the sum; the pairs counted first, so the gradient is a count times u / C, as the
@@ -117,6 +126,7 @@ def _multilabel_margin_rows(x, t, one, mean, grad):
                 slots = s  # the rest of the row is ignored (but checked, as the reference checks it)
             if slots == c:
                 is_target[k] = True
+        row = 0.0
         for s in range(slots):
             j = t[i, s]
             x_j = x[i, j]
@@ -125,15 +135,20 @@ def _multilabel_margin_rows(x, t, one, mean, grad):
                     continue
                 h = one - x_j + x[i, k]
                 if h > 0:
-                    total += h
+                    row += h
                     grad[i, j] -= 1.0
                     grad[i, k] += 1.0
         for j in range(c):
             grad[i, j] *= scale
-    return total * scale
+        if row > largest:
+            return math.nan  # the reference's row sum in the inputs' dtype overflows
+        total += row / c
+    if total > largest:
+        return math.nan
+    return total * u
 
 
-def _margin_ranking_pairs(a, b, t, margin, mean, g1, g2):
+def _margin_ranking_pairs(a, b, t, margin, mean, largest, g1, g2):
     """margin_ranking: z = t (b - a) + margin, l = max(0, z); the gradient u t [z >= 0] for b and its negative for a
     (passed at z = 0, as torch's clamp_min; u = 1 / n for the mean, 1 for the sum). NaN when the reference must take
     the call: a target other than -1 or +1, or a NaN input."""
@@ -153,27 +168,31 @@ def _margin_ranking_pairs(a, b, t, margin, mean, g1, g2):
             g = t_i * u
         g2[i] = g
         g1[i] = -g
+    if total > largest:
+        return math.nan  # the reference's sum in the inputs' dtype overflows
     return total * u
 
 
-def _triplet_margin_rows(a, p, n, margin, eps, mean, ga, gp, gn):
+def _triplet_margin_rows(a, p, n, margin, eps, zero, tiny, mean, largest, ga, gp, gn):
     """triplet_margin with p = 2, no swap: d(x, y) = max(||x - y + eps||, 1e-15) (the reference's safe norm), z = d(a, p)
     - d(a, n) + margin, l = max(0, z); where z > 0 the gradients -u v / d(a, p) for the positive (v = a - p + eps),
     u w / d(a, n) for the negative (w = a - n + eps) and minus their sum for the anchor (u = 1 / N for the mean, 1
-    for the sum). NaN when the reference must take the call: a NaN or infinite z."""
+    for the sum). The distances and z in the inputs' dtype (``zero`` and ``tiny``, 1e-30, given in it), as the
+    reference computes them, so that a row is active exactly where the reference's is. NaN when the reference must
+    take the call: a NaN or infinite z."""
     rows, width = a.shape
     u = 1.0 / rows if mean else 1.0
-    total = 0.0  # float64 accumulator
+    total = 0.0  # float64 accumulator of the hinges
     for i in range(rows):
-        s_ap = 0.0
-        s_an = 0.0
+        s_ap = zero
+        s_an = zero
         for k in range(width):
             v = a[i, k] - p[i, k] + eps
             w = a[i, k] - n[i, k] + eps
             s_ap += v * v
             s_an += w * w
-        d_ap = math.sqrt(max(s_ap, 1e-30))
-        d_an = math.sqrt(max(s_an, 1e-30))
+        d_ap = np.sqrt(max(s_ap, tiny))
+        d_an = np.sqrt(max(s_an, tiny))
         z = d_ap - d_an + margin
         if not math.isfinite(z):
             return math.nan
@@ -189,6 +208,8 @@ def _triplet_margin_rows(a, p, n, margin, eps, mean, ga, gp, gn):
             gp[i, k] = g_p
             gn[i, k] = g_n
             ga[i, k] = -(g_p + g_n)
+    if total > largest:
+        return math.nan  # the reference's sum in the inputs' dtype overflows
     return total * u
 
 
@@ -196,9 +217,10 @@ def _kernel(name: str):
     if not _KERNELS:
         import numba
 
-        for function in (_nll_rows, _multiclass_hinge_rows, _multilabel_margin_rows, _margin_ranking_pairs,
-                         _triplet_margin_rows):
-            _KERNELS[function.__name__] = numba.njit(cache=True, nogil=True, error_model="numpy")(function)
+        compiled = {function.__name__: numba.njit(cache=True, nogil=True, error_model="numpy")(function)
+                    for function in (_nll_rows, _multiclass_hinge_rows, _multilabel_margin_rows, _margin_ranking_pairs,
+                                     _triplet_margin_rows)}
+        _KERNELS.update(compiled)  # all at once: another thread never sees some of them
     return _KERNELS[name]
 
 
@@ -221,7 +243,9 @@ class _RowLane:
             return NotImplemented
         x, t = arrays
         dt = x.dtype
-        if (dt not in _fast._FLOATS or x.ndim != 2 or t.dtype.kind not in "iu" or t.shape != self.targets_shape(x)
+        # (uint64 targets: Numba compares them with the int64 ignore_index as float64, which rounds above 2^53)
+        if (dt not in _fast._FLOATS or x.ndim != 2 or t.dtype.kind not in "iu" or t.dtype == np.uint64
+                or t.shape != self.targets_shape(x)
                 or x.size == 0 or x.size > _fast.DIRECT_SMALL_ELEMENTS
                 or not (x.flags.c_contiguous and t.flags.c_contiguous)):
             return NotImplemented
@@ -229,8 +253,8 @@ class _RowLane:
         grad = np.empty(x.shape, dt)
         # float options in the scores' dtype (float32 arithmetic stays float32, as the reference's)
         total = _kernel(name)(x, t, *[dt.type(a) if type(a) is float else a for a in arguments],
-                              reduction == "mean", grad)
-        if not math.isfinite(total):
+                              reduction == "mean", _fast._LARGEST[dt], grad)
+        if not _fast.finite_in(total, dt):
             return NotImplemented
         return dt.type(total), (grad,)
 
@@ -253,8 +277,8 @@ class _MarginRankingLane:
             return NotImplemented
         g1, g2 = np.empty(a.shape, dt), np.empty(a.shape, dt)
         total = _kernel("_margin_ranking_pairs")(a.reshape(-1), b.reshape(-1), t.reshape(-1), dt.type(plan[0]),
-                                                 reduction == "mean", g1.reshape(-1), g2.reshape(-1))
-        if not math.isfinite(total):
+                                                 reduction == "mean", _fast._LARGEST[dt], g1.reshape(-1), g2.reshape(-1))
+        if not _fast.finite_in(total, dt):
             return NotImplemented
         return dt.type(total), (g1, g2)
 
@@ -294,9 +318,9 @@ class _TripletMarginLane:
                 or not (a.flags.c_contiguous and p.flags.c_contiguous and n.flags.c_contiguous)):
             return NotImplemented
         grads = (np.empty(a.shape, dt), np.empty(a.shape, dt), np.empty(a.shape, dt))
-        total = _kernel("_triplet_margin_rows")(a, p, n, dt.type(plan[0]), dt.type(plan[1]), reduction == "mean",
-                                                *grads)
-        if not math.isfinite(total):
+        total = _kernel("_triplet_margin_rows")(a, p, n, dt.type(plan[0]), dt.type(plan[1]), dt.type(0), dt.type(1e-30),
+                                                reduction == "mean", _fast._LARGEST[dt], *grads)
+        if not _fast.finite_in(total, dt):
             return NotImplemented
         return dt.type(total), grads
 
