@@ -224,63 +224,64 @@ def _kernel(name: str):
     return _KERNELS[name]
 
 
-class _RowLane:
-    """The lane of one class-index row loss: ``plan(options)`` reads the options (the loss's keyword options,
-    checked, with their defaults) once; ``run(plan, x, t, reduction)`` gives (value, gradient) or NotImplemented."""
+class _HandLane:
+    """The lane of one loss by its hand-written loop: ``plan(options)`` reads the options (the loss's keyword options,
+    checked, with their defaults) once, into the loop's option arguments or None (the lane never takes such a call);
+    ``run(plan, arrays, reduction)`` gives (value, gradients) or NotImplemented. What differs between the losses:
+    ``arguments`` (options -> the loop's option arguments, or None), ``accepts`` (the arrays, checked beyond one
+    float dtype, C-contiguous, at most DIRECT_SMALL_ELEMENTS elements), ``flat`` (the loop reads 1-D arrays) and
+    ``inputs`` (how many gradients it writes)."""
 
-    def __init__(self, kernel: str, arguments, targets_per_class: bool = False):
-        self.kernel, self.arguments = kernel, arguments  # arguments(options): the loop's option arguments or None
-        self.targets_shape = (lambda x: x.shape) if targets_per_class else (lambda x: x.shape[:1])
+    def __init__(self, kernel: str, arguments, accepts, inputs: int = 1, flat: bool = False):
+        self.kernel, self.arguments, self.accepts, self.inputs, self.flat = kernel, arguments, accepts, inputs, flat
 
     def plan(self, options: dict):
-        if not _numba.AVAILABLE or options.get("weight") is not None:
+        arguments = self.arguments(options) if _numba.AVAILABLE else None
+        if arguments is None:
             return None
-        arguments = self.arguments(options)
-        return None if arguments is None else (self.kernel, arguments)
+        # float options in the inputs' dtype (float32 arithmetic stays float32, as the reference's), made once
+        return {dt: tuple(dt.type(a) if type(a) is float else a for a in arguments) for dt in _fast._FLOATS}
 
     def run(self, plan, arrays, reduction: str):
-        if not _fast._settings.compiled or reduction not in ("mean", "sum"):
+        if not _fast._settings.compiled or (reduction != "mean" and reduction != "sum"):
             return NotImplemented
-        x, t = arrays
+        x = arrays[0]
         dt = x.dtype
-        # (uint64 targets: Numba compares them with the int64 ignore_index as float64, which rounds above 2^53)
-        if (dt not in _fast._FLOATS or x.ndim != 2 or t.dtype.kind not in "iu" or t.dtype == np.uint64
-                or t.shape != self.targets_shape(x)
-                or x.size == 0 or x.size > _fast.DIRECT_SMALL_ELEMENTS
-                or not (x.flags.c_contiguous and t.flags.c_contiguous)):
+        if dt not in _fast._FLOATS or x.size == 0 or x.size > _fast.DIRECT_SMALL_ELEMENTS or not self.accepts(*arrays):
             return NotImplemented
-        name, arguments = plan
-        grad = np.empty(x.shape, dt)
-        # float options in the scores' dtype (float32 arithmetic stays float32, as the reference's)
-        total = _kernel(name)(x, t, *[dt.type(a) if type(a) is float else a for a in arguments],
-                              reduction == "mean", _fast._LARGEST[dt], grad)
+        for a in arrays:
+            if not a.flags.c_contiguous:
+                return NotImplemented
+        grads = [np.empty(x.shape, dt) for _ in range(self.inputs)]
+        loop, scalars = _kernel(self.kernel), plan[dt]
+        if self.flat:
+            total = loop(*[a.reshape(-1) for a in arrays], *scalars, reduction == "mean", _fast._LARGEST[dt],
+                         *[g.reshape(-1) for g in grads])
+        else:
+            total = loop(*arrays, *scalars, reduction == "mean", _fast._LARGEST[dt], *grads)
         if not _fast.finite_in(total, dt):
             return NotImplemented
-        return dt.type(total), (grad,)
+        return dt.type(total), tuple(grads)
 
 
-class _MarginRankingLane:
-    """margin_ranking's lane: two inputs and ±1 targets of one float dtype and shape."""
+def _class_rows(targets_per_class: bool):
+    """``accepts`` of a class-row loss: (N, C) scores, integer targets of shape (N,), or (N, C) per class. (uint64
+    targets: Numba compares them with the int64 ignore_index as float64, which rounds above 2^53.)"""
+    def accepts(x, t):
+        return (x.ndim == 2 and t.dtype.kind in "iu" and t.dtype != np.uint64
+                and t.shape == (x.shape if targets_per_class else x.shape[:1]))
+    return accepts
 
-    def plan(self, options: dict):
-        margin = options.get("margin", 0.0)
-        return (float(margin),) if _numba.AVAILABLE and type(margin) in (int, float) else None
 
-    def run(self, plan, arrays, reduction: str):
-        if not _fast._settings.compiled or reduction not in ("mean", "sum"):
-            return NotImplemented
-        a, b, t = arrays
-        dt = a.dtype
-        if (dt not in _fast._FLOATS or b.dtype != dt or t.dtype != dt or b.shape != a.shape or t.shape != a.shape
-                or a.size == 0 or a.size > _fast.DIRECT_SMALL_ELEMENTS
-                or not (a.flags.c_contiguous and b.flags.c_contiguous and t.flags.c_contiguous)):
-            return NotImplemented
-        g1, g2 = np.empty(a.shape, dt), np.empty(a.shape, dt)
-        total = _kernel("_margin_ranking_pairs")(a.reshape(-1), b.reshape(-1), t.reshape(-1), dt.type(plan[0]),
-                                                 reduction == "mean", _fast._LARGEST[dt], g1.reshape(-1), g2.reshape(-1))
-        if not _fast.finite_in(total, dt):
-            return NotImplemented
-        return dt.type(total), (g1, g2)
+def _same(*arrays):
+    """``accepts`` of a loss whose arrays share one dtype and shape."""
+    first = arrays[0]
+    return all(a.dtype == first.dtype and a.shape == first.shape for a in arrays[1:])
+
+
+def _unweighted(arguments):
+    """No class weight: the loop has none."""
+    return lambda options: None if options.get("weight") is not None else arguments(options)
 
 
 def _ignore_index(options):
@@ -295,35 +296,24 @@ def _hinge_options(options):
     return int(p), float(margin)
 
 
-NLL = _RowLane("_nll_rows", _ignore_index)
-MULTICLASS_HINGE = _RowLane("_multiclass_hinge_rows", _hinge_options)
-MULTILABEL_MARGIN = _RowLane("_multilabel_margin_rows", lambda options: (1.0,), targets_per_class=True)
-class _TripletMarginLane:
-    """triplet_margin's lane: anchor, positive and negative (N, D) of one float dtype; p = 2, no swap."""
-
-    def plan(self, options: dict):
-        p, margin, eps = options.get("p", 2), options.get("margin", 1.0), options.get("eps", 1e-6)
-        if (not _numba.AVAILABLE or p != 2 or type(p) is bool or options.get("swap", False) is not False
-                or type(margin) not in (int, float) or type(eps) not in (int, float)):
-            return None
-        return float(margin), float(eps)
-
-    def run(self, plan, arrays, reduction: str):
-        if not _fast._settings.compiled or reduction not in ("mean", "sum"):
-            return NotImplemented
-        a, p, n = arrays
-        dt = a.dtype
-        if (dt not in _fast._FLOATS or a.ndim != 2 or any(e.dtype != dt or e.shape != a.shape for e in (p, n))
-                or a.size == 0 or a.size > _fast.DIRECT_SMALL_ELEMENTS
-                or not (a.flags.c_contiguous and p.flags.c_contiguous and n.flags.c_contiguous)):
-            return NotImplemented
-        grads = (np.empty(a.shape, dt), np.empty(a.shape, dt), np.empty(a.shape, dt))
-        total = _kernel("_triplet_margin_rows")(a, p, n, dt.type(plan[0]), dt.type(plan[1]), dt.type(0), dt.type(1e-30),
-                                                reduction == "mean", _fast._LARGEST[dt], *grads)
-        if not _fast.finite_in(total, dt):
-            return NotImplemented
-        return dt.type(total), grads
+def _margin_option(options):
+    margin = options.get("margin", 0.0)
+    return (float(margin),) if type(margin) in (int, float) else None
 
 
-MARGIN_RANKING = _MarginRankingLane()
-TRIPLET_MARGIN = _TripletMarginLane()
+def _triplet_options(options):
+    """p = 2 without the distance swap; margin, eps, and 0 and the norm's floor 1e-30 (in the inputs' dtype)."""
+    p, margin, eps = options.get("p", 2), options.get("margin", 1.0), options.get("eps", 1e-6)
+    if (p != 2 or type(p) is bool or options.get("swap", False) is not False
+            or type(margin) not in (int, float) or type(eps) not in (int, float)):
+        return None
+    return float(margin), float(eps), 0.0, 1e-30
+
+
+NLL = _HandLane("_nll_rows", _unweighted(_ignore_index), _class_rows(False))
+MULTICLASS_HINGE = _HandLane("_multiclass_hinge_rows", _unweighted(_hinge_options), _class_rows(False))
+MULTILABEL_MARGIN = _HandLane("_multilabel_margin_rows", lambda options: (1.0,), _class_rows(True))
+MARGIN_RANKING = _HandLane("_margin_ranking_pairs", _margin_option, _same, inputs=2, flat=True)  # (any shape)
+# (N, D) embeddings
+TRIPLET_MARGIN = _HandLane("_triplet_margin_rows", _triplet_options, lambda a, p, n: a.ndim == 2 and _same(a, p, n),
+                           inputs=3)
