@@ -6,7 +6,7 @@ and validated once (``run``):
 
 - **fused** (the default, eager mode): value and gradient are computed together, before the graph
   node, from the loss's own definitions: a plain call of an elementwise loss (and of nll, multiclass_hinge,
-  multilabel_margin, margin_ranking) on float32/float64 CPU tensors by one compiled Numba loop
+  multilabel_margin, margin_ranking, triplet_margin) on float32/float64 CPU tensors by one compiled Numba loop
   (``lane``: generated from the definition, or written by hand in ``losslab._numba_lanes``); other CPU float32/float64 calls
   by the NumPy engine on zero-copy views (its blocked kernels, else the definitions in NumPy); on
   CUDA the Triton kernel generated from the loss's definition where one is registered
@@ -105,7 +105,6 @@ _TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
 _LANE_PLANS: dict = {}
 _NO_OPTIONS = ()
 _LANE_REDUCTIONS = ("mean", "sum", "batchmean")  # per-item values ("none") take the reference bridge
-_functorch_active = getattr(torch._C, "_are_functorch_transforms_active", lambda: False)
 
 
 def lane(loss: Loss, args: tuple, options: dict, reduction: str, with_grad: bool):
@@ -117,7 +116,7 @@ def lane(loss: Loss, args: tuple, options: dict, reduction: str, with_grad: bool
     for a in args:
         if type(a) not in _TENSOR_TYPES or not a.is_cpu:
             return NotImplemented
-    if args[0].dtype not in _NUMPY_DTYPES or _functorch_active() or not _fast.enabled():
+    if args[0].dtype not in _NUMPY_DTYPES or _xp.functorch_active() or not _fast.enabled():
         return NotImplemented  # (the fast path's lane checks the other arguments' shapes and dtypes)
     key = (loss, _NO_OPTIONS)
     if options:
