@@ -15,12 +15,12 @@ torch, CUDA, DEVICE = kernels_or_skip()
 
 import numpy as np  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
-from hypothesis import given, settings  # noqa: E402
+from hypothesis import example, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import losslab as ll  # noqa: E402
 from losslab import gpu  # noqa: E402
-from reference import softmax_cross_entropy_torch  # noqa: E402
+from reference import confident_logits, softmax_cross_entropy_torch  # noqa: E402
 
 BLOCK = None if CUDA else 64  # the interpreter: small blocks, so rows take several steps of the loop
 needs_cuda = pytest.mark.skipif(not CUDA, reason="needs a CUDA GPU")
@@ -480,6 +480,9 @@ def test_large_vocabularies_in_bfloat16(vocab):
 
 
 @settings(max_examples=60 if not CUDA else 200, deadline=None)
+# a confident row at scale 30 (p_y = 0.9995): 1 - p_y lost its digits while the kernel formed exp(z - lse)
+@example(n=1, c=81, block=16, smoothing=0.0, z_scale=0.0, softcap=None, weighted=True, reduction="none", seed=20473,
+         scale=30.0)
 @given(n=st.integers(1, 6), c=st.integers(1, 150), block=st.sampled_from([16, 32, 128]),
        smoothing=st.sampled_from([0.0, 0.3]), z_scale=st.sampled_from([0.0, 0.05]), softcap=st.sampled_from([None, 2.5]),
        weighted=st.booleans(), reduction=st.sampled_from(["none", "mean", "sum"]), seed=st.integers(0, 2**16),
@@ -501,6 +504,21 @@ def test_kernel_matches_the_reference_for_random_shapes_and_options(n, c, block,
     assert torch.isfinite(loss).all() and torch.isfinite(x.grad).all()
     torch.testing.assert_close(loss.double(), ref.detach(), rtol=2e-5, atol=2e-5)
     torch.testing.assert_close(x.grad.double(), xr.grad, rtol=2e-4, atol=2e-6)
+
+
+@pytest.mark.parametrize("variant", ["row", "rows"])
+def test_a_confident_row_keeps_the_digits_of_its_small_loss(variant):
+    """Losses of 1e-3 beside lse near 100 (float32 holds lse to 4e-6): the kernels keep the row max and
+    log sum exp(z - max) apart, as the core loss (tests/test_numerics.py) and torch's log_softmax do."""
+    from losslab.gpu._cross_entropy import LaunchConfig
+
+    config = LaunchConfig("row", 16) if variant == "row" else LaunchConfig("rows", rows_per_program=4)
+    x, y, truth, grad_truth = confident_logits()
+    logits = torch.tensor(x, device=DEVICE, requires_grad=True)
+    rows = gpu.cross_entropy(logits, torch.tensor(y, device=DEVICE), reduction="none", _config=config)
+    rows.sum().backward()
+    np.testing.assert_allclose(rows.detach().cpu().numpy(), truth, rtol=3e-4, atol=1e-9)
+    np.testing.assert_allclose(logits.grad.cpu().numpy(), grad_truth, rtol=3e-4, atol=1e-9)
 
 
 @pytest.mark.skipif(CUDA, reason="with a GPU, run the benchmark itself; --smoke is the check for machines without one")

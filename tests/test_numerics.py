@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import torch
 
 import losslab as ll
 from conftest import to_numpy
+from reference import confident_logits
 
 
 def _finite(*arrays):
@@ -129,3 +132,72 @@ def test_float32_sums_do_not_lose_the_small_terms():
     p = torch.full((100_000,), 3.0, dtype=torch.float16)
     loss = ll.mse(p, torch.zeros_like(p), reduction="sum")
     assert loss.dtype == torch.float32 and float(loss) == 900_000.0
+
+
+# -- a confident row keeps the digits of its small loss ----------------------------------------------------------
+# lse = m + log sum exp(z - m) is rounded at the scale of the row max m (float32: 4e-6 at m near 100), so
+# -log p_y computed as lse - z_y loses most digits of a loss near 1e-3; (z_y - m) - log sum exp(z - m) keeps
+# them (torch's log_softmax groups it so). Tolerances: a tenth of what lse - z_y gets wrong here.
+
+
+CONFIDENT = dict(rtol=3e-4, atol=1e-9)
+
+
+@pytest.mark.parametrize("engine", ["numpy", "numpy reference", "torch", "jax"])
+def test_cross_entropy_of_a_confident_row_in_float32(engine):
+    x, y, truth, grad_truth = confident_logits()
+    if engine.startswith("numpy"):
+        with ll.reference_path() if engine == "numpy reference" else contextlib.nullcontext():
+            value = ll.cross_entropy(x, y, reduction="none")
+            _, grad = ll.cross_entropy.value_and_grad(x, y, reduction="sum")
+    elif engine == "torch":
+        xt = torch.tensor(x, requires_grad=True)
+        rows = ll.cross_entropy(xt, torch.tensor(y), reduction="none")
+        rows.sum().backward()
+        value, grad = rows.detach(), xt.grad
+    else:
+        jnp = pytest.importorskip("jax.numpy")
+        import jax
+
+        value = ll.cross_entropy(jnp.asarray(x), jnp.asarray(y), reduction="none")
+        grad = jax.grad(lambda z: ll.cross_entropy(z, jnp.asarray(y), reduction="sum"))(jnp.asarray(x))
+    assert to_numpy(value).dtype == np.float32
+    np.testing.assert_allclose(to_numpy(value), truth, **CONFIDENT)
+    np.testing.assert_allclose(to_numpy(grad), grad_truth, **CONFIDENT)
+
+
+def test_linear_cross_entropy_of_confident_rows_in_float32(monkeypatch):
+    """The per-row-sums form (``losslab.torch._softmax_ce``) that the chunked and the vocabulary-parallel
+    losses share, in torch operations (LOSSLAB_TRITON=0: the kernel's own test is in test_gpu.py);
+    hidden @ I = the logits, exactly."""
+    from losslab.gpu import linear_cross_entropy
+
+    monkeypatch.setenv("LOSSLAB_TRITON", "0")
+
+    x, y, truth, grad_truth = confident_logits()
+    hidden = torch.tensor(x, requires_grad=True)
+    rows = linear_cross_entropy(hidden, torch.eye(x.shape[1]), torch.tensor(y), reduction="none")
+    rows.sum().backward()
+    np.testing.assert_allclose(rows.detach().numpy(), truth, **CONFIDENT)
+    np.testing.assert_allclose(hidden.grad.numpy(), grad_truth, **CONFIDENT)
+
+
+def _on_circle(angles):
+    return np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
+
+
+def test_info_nce_and_cosface_of_confident_pairs_in_float32():
+    """Unit vectors 0.35 rad apart at temperature 0.01 (logits near 100): each pair's loss is 2e-3 to 5e-3."""
+    angles = 0.35 * np.arange(6)
+    a = _on_circle(angles)
+    s = a.astype(np.float64) @ a.astype(np.float64).T / 0.01
+    log_p = s - s.max(1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(1, keepdims=True))
+    np.testing.assert_allclose(ll.info_nce(a, a, temperature=0.01, reduction="none"), -np.diag(log_p), rtol=3e-4)
+    # cosface: the centres at the same angles, target i for embedding i, margin 0.01 at scale 100
+    z = s.copy()
+    z[np.diag_indices(6)] -= 100 * 0.01
+    log_p = z - z.max(1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(1, keepdims=True))
+    value = ll.cosface(a, a, np.arange(6), scale=100.0, margin=0.01, reduction="none")
+    np.testing.assert_allclose(value, -np.diag(log_p), rtol=3e-4)

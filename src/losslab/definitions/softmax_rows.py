@@ -12,10 +12,12 @@ probability targets) and its scale s:
     dloss/dz_k = (Q + 2 s r lse) p_k - q_k
     dloss/dx_k = dloss/dz_k (1 - (z_k / c)^2)      (soft-capping; 1 without a cap)
 
-The first form of the loss is used where the whole row is at hand (each term lse - z_k >= 0, so a
-small loss is not the difference of two large numbers); the second where only per-row sums are,
-a row split over vocabulary chunks or processes (``losslab.torch._softmax_ce``, the Triton kernel
-in ``losslab.gpu._kernels``, which the tests hold to this definition).
+The first form of the loss is used where the whole row is at hand, each -log p_k = (hi - z_k) + lo with
+lse = hi + lo exactly (``_stable.lse_parts``): a confident row's small loss is never the difference of
+two numbers of the logits' size, at whose scale lse itself is rounded; the second where only per-row
+sums are, a row split over vocabulary chunks or processes (``losslab.torch._softmax_ce``, the Triton kernel in ``losslab.gpu._kernels``, which the
+tests hold to this definition), with the same shift: Q lse - sum_k q_k z_k = Q log_total - sum_k q_k d_k,
+d = z - m, log_total = lse - m.
 """
 
 from __future__ import annotations
@@ -52,6 +54,9 @@ class DenseTargets:
     def dot(self, ops, v):
         return ops.sum(self.q * v, axis=-1)
 
+    def cross_entropy(self, ops, z, hi, lo):
+        return -self.dot(ops, (z - hi) - lo)
+
     def subtracted_from(self, ops, g):
         return g - self.q
 
@@ -81,6 +86,11 @@ class IndexTargets:
             out = out + self.spread * self.valid * wv
         return out
 
+    def cross_entropy(self, ops, z, hi, lo):
+        if self.spread:
+            return -self.dot(ops, (z - hi) - lo)
+        return self.hit * ((hi[..., 0] - self._picked(ops, z)) + lo[..., 0])  # one logit per row, no dense pass
+
     def subtracted_from(self, ops, g):
         classes = ops.arange(g.shape[-1], device=_xp.device(g))
         out = ops.where(classes == self.y[..., None], g - self.hit[..., None], g)
@@ -90,16 +100,20 @@ class IndexTargets:
         return out
 
 
-def loss(ops, log_p, q, lse, r, z_scale):
-    """sum_k q_k (lse - z_k) + s r lse^2 along the last axis (log_p = z - lse); ``q`` a DenseTargets
-    or IndexTargets."""
-    rows = -q.dot(ops, log_p)
-    return rows if z_scale is None else rows + z_scale * r * lse * lse
+def loss(ops, z, hi, lo, q, r, z_scale):
+    """sum_k q_k (lse - z_k) + s r lse^2 along the last axis, lse = hi + lo (``_stable.lse_parts``, the
+    axis kept) and each lse - z_k = (hi - z_k) + lo; ``q`` a DenseTargets or IndexTargets."""
+    rows = q.cross_entropy(ops, z, hi, lo)
+    if z_scale is None:
+        return rows
+    lse = hi[..., 0]
+    return rows + z_scale * r * lse * lse
 
 
-def loss_from_sums(lse, q_total, qz, r, z_scale):
-    """The same from per-row sums: Q lse - sum_k q_k z_k + s r lse^2."""
-    return q_total * lse - qz + z_scale * r * lse * lse
+def loss_from_sums(log_total, q_total, qd, lse, r, z_scale):
+    """The same from per-row sums of the shifted logits d = z - m: Q log_total - sum_k q_k d_k + s r lse^2,
+    with log_total = log sum_k exp(d_k) and ``qd`` = sum_k q_k d_k (<= 0)."""
+    return q_total * log_total - qd + z_scale * r * lse * lse
 
 
 def grad_scale(q_total, lse, r, z_scale):

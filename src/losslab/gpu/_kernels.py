@@ -8,7 +8,9 @@ row weight r = w_y:
     loss = (1 - e) r (lse - z_y) + (e / C) (W lse - sum_k w_k z_k) + s r lse^2
     dloss/dz_c = p_c [(1 - e) r + e W / C + 2 s r lse] - (1 - e) r [c = y] - (e / C) w_c,   p = softmax(z)
 
-and d z / d x = 1 - (z / c)^2 under soft-capping. Everything is computed in float32 whatever the
+and d z / d x = 1 - (z / c)^2 under soft-capping. lse is carried as the row max m and log_s = log sum_k
+exp(z_k - m), apart: lse - z_y = log_s + (m - z_y) and p_c = exp((z_c - m) - log_s), so a confident row's
+small loss and 1 - p_y keep their digits (lse itself is rounded at m's scale: 8e-6 at 100 in float32). Everything is computed in float32 whatever the
 logits' dtype. The gradient is written already multiplied by the reduction's scale (1 / divisor for
 "mean"), so the backward pass is free when the upstream gradient is 1 (see ``scale_rows``).
 
@@ -41,24 +43,25 @@ def _softcapped(x, softcap, SOFTCAP: tl.constexpr):
 
 
 @triton.jit
-def _row_loss(lse, z_y, r, w_sum, wz, valid, n_cols, smoothing, z_scale, SMOOTH: tl.constexpr, ZLOSS: tl.constexpr):
-    loss = (1.0 - smoothing) * r * (lse - z_y)
+def _row_loss(m, log_s, z_y, r, w_sum, wz, valid, n_cols, smoothing, z_scale, SMOOTH: tl.constexpr,
+              ZLOSS: tl.constexpr):
+    loss = (1.0 - smoothing) * r * (log_s + (m - z_y))
     if SMOOTH:
-        loss += smoothing / n_cols * (w_sum * lse - wz)
+        loss += smoothing / n_cols * (w_sum * log_s + (w_sum * m - wz))
     if ZLOSS:
-        loss += z_scale * r * lse * lse
+        loss += z_scale * r * (m + log_s) * (m + log_s)
     return tl.where(valid, loss, 0.0)
 
 
 @triton.jit
-def _grad(z, offs, mask, y, lse, r, w_sum, scale, W, n_cols, smoothing, z_scale, softcap, HAS_WEIGHT: tl.constexpr,
-          SMOOTH: tl.constexpr, ZLOSS: tl.constexpr, SOFTCAP: tl.constexpr):
+def _grad(z, offs, mask, y, m, log_s, r, w_sum, scale, W, n_cols, smoothing, z_scale, softcap,
+          HAS_WEIGHT: tl.constexpr, SMOOTH: tl.constexpr, ZLOSS: tl.constexpr, SOFTCAP: tl.constexpr):
     """The gradient at columns ``offs`` (capped logits z, finite where masked), scaled by the reduction."""
     a = (1.0 - smoothing) * r + smoothing * w_sum / n_cols
     if ZLOSS:
-        a += 2.0 * z_scale * r * lse
+        a += 2.0 * z_scale * r * (m + log_s)
     hit = (1.0 - smoothing) * r
-    grad = tl.exp(z - lse) * a - tl.where(offs == y, hit, 0.0)
+    grad = tl.exp((z - m) - log_s) * a - tl.where(offs == y, hit, 0.0)
     if SMOOTH:
         if HAS_WEIGHT:
             grad -= smoothing / n_cols * tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
@@ -101,7 +104,7 @@ def _two_pass_row(
             if HAS_WEIGHT:
                 zk = zk * tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
             wz += tl.sum(zk, 0)
-    lse = m + tl.log(s)
+    log_s = tl.log(s)
 
     z_y = _softcapped(tl.load(x_row + y, mask=in_range, other=0.0).to(tl.float32), softcap, SOFTCAP)
     r = 1.0
@@ -110,8 +113,8 @@ def _two_pass_row(
     w_sum = n_cols * 1.0
     if HAS_WEIGHT:
         w_sum = tl.load(WSUM).to(tl.float32)
-    tl.store(LOSS + row, _row_loss(lse, z_y, r, w_sum, wz, valid, n_cols, smoothing, z_scale, SMOOTH, ZLOSS))
-    tl.store(LSE + row, lse)
+    tl.store(LOSS + row, _row_loss(m, log_s, z_y, r, w_sum, wz, valid, n_cols, smoothing, z_scale, SMOOTH, ZLOSS))
+    tl.store(LSE + row, m + log_s)
 
     if WITH_GRAD:
         # pass 2: the gradient, scaled by the reduction (zero for ignored rows)
@@ -121,7 +124,7 @@ def _two_pass_row(
             offs = start + cols
             mask = offs < n_cols
             z = _softcapped(tl.load(x_row + offs, mask=mask, other=0.0).to(tl.float32), softcap, SOFTCAP)
-            grad = _grad(z, offs, mask, y, lse, r, w_sum, scale, W, n_cols, smoothing, z_scale, softcap,
+            grad = _grad(z, offs, mask, y, m, log_s, r, w_sum, scale, W, n_cols, smoothing, z_scale, softcap,
                          HAS_WEIGHT, SMOOTH, ZLOSS, SOFTCAP)
             tl.store(g_row + offs, grad.to(G.dtype.element_ty), mask=mask)
 
@@ -177,7 +180,7 @@ def cross_entropy_rows_kernel(
                         softcap, SOFTCAP)  # rows past the end read as zeros: finite, never stored
         z_inf = tl.where(col_mask[None, :], z, float("-inf"))
         m = tl.max(z_inf, 1)
-        lse = m + tl.log(tl.sum(tl.exp(z_inf - m[:, None]), 1))
+        log_s = tl.log(tl.sum(tl.exp(z_inf - m[:, None]), 1))
         z_y = tl.sum(tl.where((cols[None, :] == y[:, None]) & in_range[:, None], z, 0.0), 1)
         wz = tl.zeros((ROWS,), tl.float32)
         if SMOOTH:
@@ -188,13 +191,13 @@ def cross_entropy_rows_kernel(
         r = tl.full((ROWS,), 1.0, tl.float32)
         if HAS_WEIGHT:
             r = tl.load(W + y, mask=in_range & row_mask, other=0.0).to(tl.float32)
-        tl.store(LOSS + rows, _row_loss(lse, z_y, r, w_sum, wz, valid, n_cols, smoothing, z_scale, SMOOTH, ZLOSS),
-                 mask=row_mask)
-        tl.store(LSE + rows, lse, mask=row_mask)
+        tl.store(LOSS + rows, _row_loss(m, log_s, z_y, r, w_sum, wz, valid, n_cols, smoothing, z_scale, SMOOTH,
+                                        ZLOSS), mask=row_mask)
+        tl.store(LSE + rows, m + log_s, mask=row_mask)
         if WITH_GRAD:
             scale = tl.where(valid, reduction_scale, 0.0)
-            grad = _grad(z, cols[None, :], col_mask[None, :], y[:, None], lse[:, None], r[:, None], w_sum, scale[:, None],
-                         W, n_cols, smoothing, z_scale, softcap, HAS_WEIGHT, SMOOTH, ZLOSS, SOFTCAP)
+            grad = _grad(z, cols[None, :], col_mask[None, :], y[:, None], m[:, None], log_s[:, None], r[:, None], w_sum,
+                         scale[:, None], W, n_cols, smoothing, z_scale, softcap, HAS_WEIGHT, SMOOTH, ZLOSS, SOFTCAP)
             tl.store(G + rows[:, None] * stride_g + cols[None, :], grad.to(G.dtype.element_ty), mask=mask)
 
 

@@ -30,7 +30,7 @@ import torch
 
 from .. import _checks as check
 from ..registry import get
-from ..torch._softmax_ce import accumulate_in, logits_grad, mean_scale, row_losses, target_logit
+from ..torch._softmax_ce import accumulate_in, logits_grad, max_and_log_total, mean_scale, row_losses, target_logit
 from . import dispatch
 
 
@@ -87,17 +87,19 @@ def _ce_rows(logits, targets, class_weight, scale, row_scale, opts, with_grad, k
     z = logits.to(accumulate_in(logits.dtype))
     if cap is not None:
         z = torch.tanh(z / cap).mul_(cap)
-    lse = torch.logsumexp(z, 1)
+    m, log_total = max_and_log_total(z)
+    lse = m + log_total
     valid = targets != opts["ignore_index"]
     r = torch.ones_like(lse) if class_weight is None else class_weight[torch.where(valid, targets, 0)]
     w_sum = n_classes if class_weight is None else class_weight.sum()
     wz = (z.sum(1) if class_weight is None else z @ class_weight) if e else torch.zeros_like(lse)
-    rows = row_losses(lse, target_logit(z, targets)[0], wz, r, w_sum, n_classes, e, opts["lse_square_scale"])
+    rows = row_losses(m, log_total, target_logit(z, targets)[0], wz, r, w_sum, n_classes, e, opts["lse_square_scale"])
     rows = torch.where(valid, rows, 0.0)
     if not with_grad:
         return rows, lse, None
     row_scale = torch.where(valid, scale if row_scale is None else row_scale.to(z.dtype) * scale, 0.0)
-    g = logits_grad(z, lse, targets, r, w_sum, n_classes, e, opts["lse_square_scale"], row_scale, class_weight)
+    g = logits_grad(z, m, log_total, targets, r, w_sum, n_classes, e, opts["lse_square_scale"], row_scale,
+                    class_weight)
     if cap is not None:
         g *= 1 - (z / cap) ** 2
     return rows, lse, logits.copy_(g)

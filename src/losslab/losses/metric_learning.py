@@ -140,23 +140,23 @@ class _MarginSoftmax(Loss):
         phi, dphi = self._target(xp, st, c, for_autodiff)
         return st.scale * xp.where(st.onehot, phi[:, None], st.cos), dphi
 
-    def _loss_of(self, xp, st, z, lse):
-        z_y = xp.sum(xp.where(st.onehot, z, xp.zeros_like(z)), axis=1)
-        return lse - z_y
+    def _loss_of(self, xp, st, log_p):
+        """-log p_y (= lse - z_y, grouped as log_softmax does: small and exact for a confident row)."""
+        return -xp.sum(xp.where(st.onehot, log_p, xp.zeros_like(log_p)), axis=1)
 
     def terms(self, xp, st):
         z, _ = self._logits(xp, st, True)
-        return self._loss_of(xp, st, z, _stable.logsumexp(xp, z, axis=1)), st.cos.shape[0]
+        return self._loss_of(xp, st, _stable.log_softmax(xp, z, axis=1)), st.cos.shape[0]
 
     def grad_terms(self, xp, st, u):
         z, dphi = self._logits(xp, st, False)
-        _, p = _stable.logsumexp_and_softmax(xp, z, axis=1)
+        p = _stable.softmax_parts(xp, z, axis=1)[2]
         return self._grads(xp, st, p, dphi, u)
 
     def value_and_grads(self, xp, st, reduction, normalizer, ops=None):
         z, dphi = self._logits(xp, st, False)  # logits and softmax once, for the value and the gradient
-        lse, p = _stable.logsumexp_and_softmax(xp, z, axis=1)
-        value, u = self._reduced(xp, self._loss_of(xp, st, z, lse[:, 0]), st.cos.shape[0], st, reduction, normalizer)
+        hi, lo, p = _stable.softmax_parts(xp, z, axis=1)
+        value, u = self._reduced(xp, self._loss_of(xp, st, (z - hi) - lo), st.cos.shape[0], st, reduction, normalizer)
         return value, self._grads(xp, st, p, dphi, u)
 
     def _grads(self, xp, st, p, dphi, u):

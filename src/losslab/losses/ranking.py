@@ -277,9 +277,10 @@ class InfoNCE(Loss):
         return st
 
     def terms(self, xp, st):
-        diag = xp.sum(st.s * xp.eye(st.s.shape[0], dtype=st.s.dtype, device=_xp.device(st.s)), axis=-1)
-        rows = _stable.logsumexp(xp, st.s, axis=1) - diag
-        cols = _stable.logsumexp(xp, st.s, axis=0) - diag
+        eye = xp.eye(st.s.shape[0], dtype=st.s.dtype, device=_xp.device(st.s))
+        # -log p of each matching pair, along rows and along columns (log_softmax: small and exact when confident)
+        rows = -xp.sum(_stable.log_softmax(xp, st.s, axis=1) * eye, axis=1)
+        cols = -xp.sum(_stable.log_softmax(xp, st.s, axis=0) * eye, axis=0)
         return 0.5 * (rows + cols), st.s.shape[0]
 
     def grad_terms(self, xp, st, u):

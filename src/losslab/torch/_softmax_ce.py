@@ -10,6 +10,10 @@ Q = (1 - e) r + e W / C and sum_c q_c z_c = (1 - e) r z_y + (e / C) wz, so
 
     loss = Q lse - (1 - e) r z_y - (e / C) wz + s r lse^2
     d loss / d z_c = a p_c - (1 - e) r [c = y] - (e / C) w_c,   a = Q + 2 s r lse
+
+evaluated with lse = m + log_total (m the row max) kept apart: the loss as Q log_total - (1 - e) r (z_y - m)
+- (e / C) (wz - W m), and p_c = exp((z_c - m) - log_total), so a confident row's small loss and 1 - p_y
+are not differences of two numbers of m's size.
 """
 
 from __future__ import annotations
@@ -30,9 +34,20 @@ def _q_total(r, w_sum, n_classes, smoothing: float):
     return (1 - smoothing) * r + smoothing * w_sum / n_classes
 
 
-def row_losses(lse, z_y, wz, r, w_sum, n_classes, smoothing: float, z_scale: float):
-    qz = (1 - smoothing) * r * z_y + (smoothing / n_classes) * wz
-    return softmax_rows.loss_from_sums(lse, _q_total(r, w_sum, n_classes, smoothing), qz, r, z_scale)
+def max_and_log_total(z):
+    """(m, log sum_c exp(z_c - m)) per row of a whole-row block: lse = m + log_total, the two kept apart.
+    m is 0 on a row without a finite maximum (it must not give inf - inf)."""
+    m = z.amax(1)
+    m = torch.where(torch.isfinite(m), m, 0.0)
+    return m, torch.exp(z - m[:, None]).sum(1).log_()
+
+
+def row_losses(m, log_total, z_y, wz, r, w_sum, n_classes, smoothing: float, z_scale: float):
+    qd = (1 - smoothing) * r * (z_y - m)
+    if smoothing:
+        qd = qd + (smoothing / n_classes) * (wz - w_sum * m)
+    return softmax_rows.loss_from_sums(log_total, _q_total(r, w_sum, n_classes, smoothing), qd, m + log_total, r,
+                                       z_scale)
 
 
 def target_logit(z, local_targets):
@@ -43,11 +58,11 @@ def target_logit(z, local_targets):
     return torch.where(inside, picked, 0.0), inside
 
 
-def logits_grad(z, lse, local_targets, r, w_sum, n_classes, smoothing: float, z_scale: float, row_scale,
+def logits_grad(z, m, log_total, local_targets, r, w_sum, n_classes, smoothing: float, z_scale: float, row_scale,
                 class_weight=None):
     """d loss / d z for one block of columns, each row multiplied by ``row_scale`` (zero for ignored rows)."""
-    a = softmax_rows.grad_scale(_q_total(r, w_sum, n_classes, smoothing), lse, r, z_scale) * row_scale
-    g = torch.exp(z - lse[:, None]).mul_(a[:, None])
+    a = softmax_rows.grad_scale(_q_total(r, w_sum, n_classes, smoothing), m + log_total, r, z_scale) * row_scale
+    g = torch.sub(z, m[:, None]).sub_(log_total[:, None]).exp_().mul_(a[:, None])
     _, inside = target_logit(z, local_targets)
     hit = torch.where(inside, -(1 - smoothing) * r * row_scale, 0.0)
     g.scatter_add_(1, local_targets.clamp(0, z.shape[1] - 1)[:, None], hit[:, None])

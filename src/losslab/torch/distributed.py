@@ -97,20 +97,21 @@ class _VocabParallelCE(torch.autograd.Function):
         s, z_y, r, wz, w_sum = sums[:n], sums[n:2 * n], sums[2 * n:3 * n], sums[3 * n:4 * n], sums[4 * n]
         if class_weight is None:
             r, w_sum = valid.to(z.dtype), n_classes
-        lse = m + torch.log(s)
-        rows = torch.where(valid, row_losses(lse, z_y, wz, r, w_sum, n_classes, e, zs), 0.0)
-        ctx.save_for_backward(logits, local, valid, class_weight, scale, lse, r)
+        log_total = torch.log(s)
+        rows = torch.where(valid, row_losses(m, log_total, z_y, wz, r, w_sum, n_classes, e, zs), 0.0)
+        ctx.save_for_backward(logits, local, valid, class_weight, scale, m, log_total, r)
         ctx.n_classes, ctx.w_sum, ctx.opts = n_classes, w_sum, opts
         return rows if opts["reduction"] == "none" else rows.sum() * scale
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, upstream):  # local to the shard: no communication
-        logits, local, valid, class_weight, scale, lse, r = ctx.saved_tensors
+        logits, local, valid, class_weight, scale, m, log_total, r = ctx.saved_tensors
         o = ctx.opts
-        z = logits.to(lse.dtype)
+        z = logits.to(m.dtype)
         row_scale = torch.where(valid, (upstream if upstream.ndim else upstream * scale).to(z.dtype), 0.0)
-        g = logits_grad(z, lse, local, r, ctx.w_sum, ctx.n_classes, o["smoothing"], o["z_scale"], row_scale, class_weight)
+        g = logits_grad(z, m, log_total, local, r, ctx.w_sum, ctx.n_classes, o["smoothing"], o["z_scale"], row_scale,
+                        class_weight)
         return g.to(logits.dtype), None, None, None, None, None, None
 
 
