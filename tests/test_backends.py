@@ -171,6 +171,34 @@ def test_torch_compile_fullgraph(case):
         np.testing.assert_allclose(x.grad.numpy(), to_numpy(g), rtol=1e-4, atol=1e-6)
 
 
+_FIRST_CALL_COMPILED = """
+import losslab as ll  # before torch: the torch engine is not loaded yet
+import torch
+
+x, t = torch.randn(8, 5, requires_grad=True), torch.randint(0, 5, (8,))
+for loss in (ll.cross_entropy, lambda z, y: ll.mse(z, torch.nn.functional.one_hot(y, 5).float())):
+    compiled = torch.compile(loss, backend="aot_eager", fullgraph=True)
+    value = compiled(x, t)  # the first torch call of the process, inside the trace
+    (grad,) = torch.autograd.grad(value, x)
+    (eager,) = torch.autograd.grad(loss(x, t), x)
+    torch.testing.assert_close(value, loss(x, t))
+    torch.testing.assert_close(grad, eager)
+print("ok")
+"""
+
+
+@pytest.mark.slow
+def test_a_first_call_inside_torch_compile_when_losslab_came_before_torch():
+    """The engines load on the first call of their array kind, with import statements, which torch.compile's
+    tracer runs (importlib it refuses: fullgraph=True failed when losslab was imported before torch)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", _FIRST_CALL_COMPILED], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_torch_compile_inductor_trains_a_model():
     torch._dynamo.reset()

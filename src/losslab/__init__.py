@@ -5,7 +5,6 @@
 np.float64(0.1875)
 """
 
-import sys
 
 from . import _engines, metrics
 from ._fast import get_num_threads, reference_path, set_num_threads
@@ -56,19 +55,48 @@ from .losses.segmentation import dice, focal_tversky, jaccard, lovasz_hinge, lov
 from .losses.sequence import ctc
 from .registry import get, get_loss, losses
 
+
 # The engines for other array kinds, imported when such an array first arrives (the NumPy blocks of
-# _fast register themselves on import).
-_engines.register_engine("torch", "losslab.torch._function:run")
-_engines.register_lane("torch", "losslab.torch._function:lane")
+# _fast register themselves on import), each by an import statement (see _engines.Deferred).
+def _torch_run():
+    from .torch import _function
+
+    return _function.run
+
+
+def _torch_lane():
+    from .torch import _function
+
+    return _function.lane
+
+
+def _jax_run():
+    from . import _jax
+
+    return _jax.run
+
+
+def _cuda_cross_entropy():
+    from .gpu import dispatch
+
+    return dispatch.cross_entropy
+
+
+def _generated_triton_kernels():
+    from .gpu import pointwise
+
+    return pointwise.run
+
+
+_engines.register_engine("torch", _engines.Deferred(_torch_run))
+_engines.register_lane("torch", _engines.Deferred(_torch_lane))
 for _kind in ("jax", "jaxlib"):  # jax.Array's type lives in jaxlib; tracers in jax
-    _engines.register_engine(_kind, "losslab._jax:run")
-_engines.register_fast_path("cross_entropy", "torch", "losslab.gpu.dispatch:cross_entropy")
+    _engines.register_engine(_kind, _engines.Deferred(_jax_run))
+_engines.register_fast_path("cross_entropy", "torch", _engines.Deferred(_cuda_cross_entropy))
 for _loss in (binary_cross_entropy, binary_cross_entropy_with_logits, focal, hinge, squared_hinge, huber, log_cosh, mae,
               mse, quantile, smooth_l1, poisson_nll, poisson_deviance, gamma_deviance, msle, mape, soft_margin,
               hinge_embedding, kl_div):
-    _engines.register_kernel(_loss.name, "torch", "losslab.gpu.pointwise:run")  # generated Triton kernels
-if "torch" in sys.modules:  # torch is loaded already: load its engine now, so a first call under torch.compile works
-    _engines.preload("torch")
+    _engines.register_kernel(_loss.name, "torch", _engines.Deferred(_generated_triton_kernels))
 
 __version__ = "0.1.0"
 __all__ = [

@@ -17,15 +17,15 @@ Two kinds of entries:
   converted the arrays): ``(loss, xp, state, reduction, normalizer, with_grad)`` -> result or
   ``NotImplemented`` (the generated Triton kernels of the elementwise losses, ``losslab.gpu.pointwise``).
 
-An entry may be given as ``"module:attribute"``; the module is imported the first time an array of
-that kind arrives, so ``import losslab`` imports neither torch nor Triton. The wiring itself is
-in ``losslab/__init__.py``.
+An entry may be ``Deferred``: a function holding an import statement, run the first time an array of
+that kind arrives, so ``import losslab`` imports neither torch nor Triton. It is an import statement,
+not ``importlib``, because that first call may come inside ``torch.compile``, whose tracer runs an
+import statement but refuses ``importlib.import_module`` (``fullgraph=True`` then fails). The wiring
+itself is in ``losslab/__init__.py``.
 """
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -35,23 +35,15 @@ _kernels: dict[tuple[str, str], Any] = {}
 _lanes: dict[str, Any] = {}
 
 
+class Deferred:
+    """An entry loaded on first use: ``load()`` imports its module with an import statement and returns it."""
+
+    def __init__(self, load: Callable[[], Callable]):
+        self.load = load
+
+
 def _resolve(entry: Any) -> Callable:
-    if isinstance(entry, str):
-        module, _, attribute = entry.partition(":")
-        loaded = sys.modules.get(module)  # torch.compile cannot trace importlib: an imported module is looked up
-        entry = getattr(loaded if loaded is not None else importlib.import_module(module), attribute)
-    return entry
-
-
-def preload(kind: str) -> None:
-    """Resolve the engine and the fast paths of ``kind`` now (outside any trace): a first call inside torch.compile
-    cannot import them."""
-    for entries in (_engines, _lanes):
-        if isinstance(entries.get(kind), str):
-            entries[kind] = _resolve(entries[kind])
-    for key, entry in list(_fast_paths.items()):
-        if key[1] == kind and isinstance(entry, str):
-            _fast_paths[key] = _resolve(entry)
+    return entry.load() if isinstance(entry, Deferred) else entry
 
 
 def register_fast_path(loss_name: str, kind: str, fn: Callable | str) -> None:
@@ -73,7 +65,7 @@ def register_kernel(loss_name: str, kind: str, fn: Callable | str) -> None:
 def kernel_of(loss_name: str, kind: str) -> Callable | None:
     """The kernel registered for a prepared call of this loss on ``kind`` arrays, or None."""
     entry = _kernels.get((loss_name, kind))
-    if isinstance(entry, str):
+    if isinstance(entry, Deferred):
         entry = _kernels[(loss_name, kind)] = _resolve(entry)
     return entry
 
@@ -81,7 +73,7 @@ def kernel_of(loss_name: str, kind: str) -> Callable | None:
 def fast_path_of(loss_name: str, kind: str) -> Callable | None:
     """The fast path registered for ``kind`` arrays (the torch engine runs NumPy's on CPU views)."""
     entry = _fast_paths.get((loss_name, kind))
-    if isinstance(entry, str):
+    if isinstance(entry, Deferred):
         entry = _fast_paths[(loss_name, kind)] = _resolve(entry)
     return entry
 
@@ -89,7 +81,7 @@ def fast_path_of(loss_name: str, kind: str) -> Callable | None:
 def engine_of(kind: str) -> Callable | None:
     """The engine registered for ``kind`` arrays (``_xp.kind`` of a call's first input), or None."""
     entry = _engines.get(kind)
-    if isinstance(entry, str):
+    if isinstance(entry, Deferred):
         entry = _engines[kind] = _resolve(entry)
     return entry
 
@@ -97,6 +89,6 @@ def engine_of(kind: str) -> Callable | None:
 def lane_of(kind: str) -> Callable | None:
     """The lane registered for ``kind`` arrays, or None."""
     entry = _lanes.get(kind)
-    if isinstance(entry, str):
+    if isinstance(entry, Deferred):
         entry = _lanes[kind] = _resolve(entry)
     return entry
