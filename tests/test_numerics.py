@@ -186,9 +186,9 @@ def _on_circle(angles):
     return np.stack([np.cos(angles), np.sin(angles)], 1).astype(np.float32)
 
 
-def test_info_nce_and_cosface_of_confident_pairs_in_float32():
-    """Unit vectors 0.35 rad apart at temperature 0.01 (logits near 100): each pair's loss is 2e-3 to 5e-3."""
-    angles = 0.35 * np.arange(6)
+def test_info_nce_cosface_and_supcon_of_confident_pairs_in_float32():
+    """Unit vectors 0.4 rad apart at temperature 0.01 (logits near 100): losses of 4e-4 to 3e-3."""
+    angles = 0.4 * np.arange(6)
     a = _on_circle(angles)
     s = a.astype(np.float64) @ a.astype(np.float64).T / 0.01
     log_p = s - s.max(1, keepdims=True)
@@ -201,3 +201,11 @@ def test_info_nce_and_cosface_of_confident_pairs_in_float32():
     log_p = log_p - np.log(np.exp(log_p).sum(1, keepdims=True))
     value = ll.cosface(a, a, np.arange(6), scale=100.0, margin=0.01, reduction="none")
     np.testing.assert_allclose(value, -np.diag(log_p), rtol=3e-4)
+    # supcon: two identical views of each point, so each anchor's lone positive is its row's largest similarity
+    views = np.repeat(a, 2, axis=0)
+    s = views.astype(np.float64) @ views.astype(np.float64).T / 0.01
+    np.fill_diagonal(s, -np.inf)
+    twin = np.arange(12) ^ 1
+    want = np.log(np.exp(s - 100).sum(1)) - (s[np.arange(12), twin] - 100)
+    value = ll.supcon(views, np.arange(12) // 2, temperature=0.01, reduction="none")
+    np.testing.assert_allclose(value, want, rtol=3e-4)

@@ -453,7 +453,8 @@ class SupCon(Loss):
         return st
 
     def _softmax_others(self, xp, st):
-        """lse over a != i and the softmax over a != i (0 on the diagonal) of every row."""
+        """(c, log_total) with lse = c + log_total over a != i (c the row's largest, kept apart: see ``_terms``)
+        and the softmax over a != i (0 on the diagonal) of every row."""
         s = st.s
         minus_inf = xp.full_like(s, -math.inf)
         c = _stable._constant(xp.max(xp.where(st.is_self, minus_inf, s), axis=1, keepdims=True))
@@ -461,12 +462,15 @@ class SupCon(Loss):
         e = xp.exp(xp.where(st.is_self, minus_inf, s - c))
         total = xp.sum(e, axis=1, keepdims=True)
         total = total if st.n > 1 else xp.ones_like(total)
-        return c[:, 0] + xp.log(total[:, 0]), e / total
+        return (c[:, 0], xp.log(total[:, 0])), e / total
 
     def _terms(self, xp, st, lse):
+        # lse - mean_pos as (c - mean_pos) + log_total: exact for a lone positive that is the row's largest (a
+        # confident anchor's small loss), where c + log_total, rounded at c's scale, would lose its digits
+        c, log_total = lse
         safe = xp.where(st.count > 0, st.count, xp.ones_like(st.count))
         mean_pos = xp.sum(st.s * st.pos, axis=1) / safe
-        return (lse - mean_pos) * st.has_pos  # a product, not a where: a NaN reaches the output
+        return ((c - mean_pos) + log_total) * st.has_pos  # a product, not a where: a NaN reaches the output
 
     def terms(self, xp, st):
         lse, _ = self._softmax_others(xp, st)
