@@ -209,3 +209,25 @@ def test_info_nce_cosface_and_supcon_of_confident_pairs_in_float32():
     want = np.log(np.exp(s - 100).sum(1)) - (s[np.arange(12), twin] - 100)
     value = ll.supcon(views, np.arange(12) // 2, temperature=0.01, reduction="none")
     np.testing.assert_allclose(value, want, rtol=3e-4)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch", "jax"])
+def test_kl_div_of_a_masked_class_is_zero(backend):
+    """A target probability of 0 contributes 0 whatever the log-probability, -inf included (a class masked out of
+    the softmax); PyTorch's kl_div and Optax's kl_divergence give NaN there."""
+    x = np.log(np.array([[0.0, 0.25, 0.75], [0.5, 0.5, 0.0]]))  # -inf where the model masked a class
+    t = np.array([[0.0, 0.5, 0.5], [0.5, 0.5, 0.0]])
+    want = np.sum(t[t > 0] * (np.log(t[t > 0]) - x[t > 0]))
+    if backend == "numpy":
+        value, grad = ll.kl_div.value_and_grad(x, t, reduction="sum")
+    elif backend == "torch":
+        xt = torch.tensor(x, requires_grad=True)
+        value = ll.kl_div(xt, torch.tensor(t), reduction="sum")
+        value.backward()
+        grad = xt.grad
+    else:
+        jax = pytest.importorskip("jax")
+        value, grad = jax.jit(jax.value_and_grad(lambda z: ll.kl_div(z, jax.numpy.asarray(t), reduction="sum")))(
+            jax.numpy.asarray(x))
+    np.testing.assert_allclose(to_numpy(value), want, rtol=1e-6)
+    np.testing.assert_array_equal(to_numpy(grad), -t)

@@ -624,7 +624,9 @@ class KLDiv(Elementwise):
                "keras": "keras.losses.KLDivergence"},
         torch_module="KLDivLoss",
         options=(OptionSpec("log_target", "targets are log-probabilities", Choices((False, True))),),
-        conventions="Per-element terms can be negative; the summed KL over a distribution is >= 0.",
+        conventions="Per-element terms can be negative; the summed KL over a distribution is >= 0. A target "
+        "probability of 0 contributes 0 and a zero gradient whatever the prediction, -inf included (a masked class: "
+        "0 log 0 = 0); PyTorch's kl_div and Optax's kl_divergence give NaN there (0 times -inf).",
     )
 
     def prepare(self, xp, log_probs, targets, *, log_target=False):
