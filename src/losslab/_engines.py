@@ -46,19 +46,19 @@ def _resolve(entry: Any) -> Callable:
     return entry.load() if isinstance(entry, Deferred) else entry
 
 
-def register_fast_path(loss_name: str, kind: str, fn: Callable | str) -> None:
+def register_fast_path(loss_name: str, kind: str, fn: Callable | Deferred) -> None:
     _fast_paths[(loss_name, kind)] = fn
 
 
-def register_engine(kind: str, fn: Callable | str) -> None:
+def register_engine(kind: str, fn: Callable | Deferred) -> None:
     _engines[kind] = fn
 
 
-def register_lane(kind: str, fn: Callable | str) -> None:
+def register_lane(kind: str, fn: Callable | Deferred) -> None:
     _lanes[kind] = fn
 
 
-def register_kernel(loss_name: str, kind: str, fn: Callable | str) -> None:
+def register_kernel(loss_name: str, kind: str, fn: Callable | Deferred) -> None:
     _kernels[(loss_name, kind)] = fn
 
 

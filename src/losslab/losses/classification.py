@@ -626,7 +626,8 @@ class KLDiv(Elementwise):
         options=(OptionSpec("log_target", "targets are log-probabilities", Choices((False, True))),),
         conventions="Per-element terms can be negative; the summed KL over a distribution is >= 0. A target "
         "probability of 0 contributes 0 and a zero gradient whatever the prediction, -inf included (a masked class: "
-        "0 log 0 = 0); PyTorch's kl_div and Optax's kl_divergence give NaN there (0 times -inf).",
+        "0 log 0 = 0); PyTorch's kl_div and Optax's kl_divergence give NaN there (0 times -inf). With "
+        "log_target=True a target of -inf (probability 0) gives NaN, as PyTorch: exp(t) (t - x) is not guarded.",
     )
 
     def prepare(self, xp, log_probs, targets, *, log_target=False):
