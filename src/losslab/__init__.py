@@ -5,7 +5,6 @@
 np.float64(0.1875)
 """
 
-
 from . import _engines, metrics
 from ._fast import get_num_threads, reference_path, set_num_threads
 from ._xp import strict_checks
@@ -57,46 +56,40 @@ from .registry import get, get_loss, losses
 
 
 # The engines for other array kinds, imported when such an array first arrives (the NumPy blocks of
-# _fast register themselves on import), each by an import statement (see _engines.Deferred).
-def _torch_run():
+# _fast register themselves on import), each module by an import statement (see _engines.Deferred).
+def _torch_function():
     from .torch import _function
 
-    return _function.run
+    return _function
 
 
-def _torch_lane():
-    from .torch import _function
-
-    return _function.lane
-
-
-def _jax_run():
+def _jax_engine():
     from . import _jax
 
-    return _jax.run
+    return _jax
 
 
-def _cuda_cross_entropy():
+def _gpu_dispatch():
     from .gpu import dispatch
 
-    return dispatch.cross_entropy
+    return dispatch
 
 
-def _generated_triton_kernels():
+def _gpu_pointwise():
     from .gpu import pointwise
 
-    return pointwise.run
+    return pointwise
 
 
-_engines.register_engine("torch", _engines.Deferred(_torch_run))
-_engines.register_lane("torch", _engines.Deferred(_torch_lane))
+_engines.register_engine("torch", _engines.Deferred(_torch_function, "run"))
+_engines.register_lane("torch", _engines.Deferred(_torch_function, "lane"))
 for _kind in ("jax", "jaxlib"):  # jax.Array's type lives in jaxlib; tracers in jax
-    _engines.register_engine(_kind, _engines.Deferred(_jax_run))
-_engines.register_fast_path("cross_entropy", "torch", _engines.Deferred(_cuda_cross_entropy))
+    _engines.register_engine(_kind, _engines.Deferred(_jax_engine, "run"))
+_engines.register_fast_path("cross_entropy", "torch", _engines.Deferred(_gpu_dispatch, "cross_entropy"))
 for _loss in (binary_cross_entropy, binary_cross_entropy_with_logits, focal, hinge, squared_hinge, huber, log_cosh, mae,
               mse, quantile, smooth_l1, poisson_nll, poisson_deviance, gamma_deviance, msle, mape, soft_margin,
-              hinge_embedding, kl_div):
-    _engines.register_kernel(_loss.name, "torch", _engines.Deferred(_generated_triton_kernels))
+              hinge_embedding, kl_div):  # the generated Triton kernels
+    _engines.register_kernel(_loss.name, "torch", _engines.Deferred(_gpu_pointwise, "run"))
 
 __version__ = "0.1.0"
 __all__ = [

@@ -36,14 +36,19 @@ _lanes: dict[str, Any] = {}
 
 
 class Deferred:
-    """An entry loaded on first use: ``load()`` imports its module with an import statement and returns it."""
+    """An entry loaded on first use: ``load()`` imports its module with an import statement and returns it;
+    the entry is the module's ``attribute``."""
 
-    def __init__(self, load: Callable[[], Callable]):
-        self.load = load
+    def __init__(self, load: Callable[[], Any], attribute: str):
+        self.load, self.attribute = load, attribute
 
 
-def _resolve(entry: Any) -> Callable:
-    return entry.load() if isinstance(entry, Deferred) else entry
+def _loaded(table: dict, key: Any) -> Callable | None:
+    """``table[key]``, a Deferred entry loaded (and kept) the first time it is asked for; None when absent."""
+    entry = table.get(key)
+    if isinstance(entry, Deferred):
+        entry = table[key] = getattr(entry.load(), entry.attribute)
+    return entry
 
 
 def register_fast_path(loss_name: str, kind: str, fn: Callable | Deferred) -> None:
@@ -64,31 +69,19 @@ def register_kernel(loss_name: str, kind: str, fn: Callable | Deferred) -> None:
 
 def kernel_of(loss_name: str, kind: str) -> Callable | None:
     """The kernel registered for a prepared call of this loss on ``kind`` arrays, or None."""
-    entry = _kernels.get((loss_name, kind))
-    if isinstance(entry, Deferred):
-        entry = _kernels[(loss_name, kind)] = _resolve(entry)
-    return entry
+    return _loaded(_kernels, (loss_name, kind))
 
 
 def fast_path_of(loss_name: str, kind: str) -> Callable | None:
     """The fast path registered for ``kind`` arrays (the torch engine runs NumPy's on CPU views)."""
-    entry = _fast_paths.get((loss_name, kind))
-    if isinstance(entry, Deferred):
-        entry = _fast_paths[(loss_name, kind)] = _resolve(entry)
-    return entry
+    return _loaded(_fast_paths, (loss_name, kind))
 
 
 def engine_of(kind: str) -> Callable | None:
     """The engine registered for ``kind`` arrays (``_xp.kind`` of a call's first input), or None."""
-    entry = _engines.get(kind)
-    if isinstance(entry, Deferred):
-        entry = _engines[kind] = _resolve(entry)
-    return entry
+    return _loaded(_engines, kind)
 
 
 def lane_of(kind: str) -> Callable | None:
     """The lane registered for ``kind`` arrays, or None."""
-    entry = _lanes.get(kind)
-    if isinstance(entry, Deferred):
-        entry = _lanes[kind] = _resolve(entry)
-    return entry
+    return _loaded(_lanes, kind)

@@ -53,17 +53,11 @@ def _constant(m):
 
 def _shift(xp, x, axis: int):
     """The row maximum (keepdims) that keeps exp(x - m) <= 1, as a constant for autodiff; 0 for a row of
-    -inf only (it must not give inf - inf)."""
+    -inf only (it must not give inf - inf). The shift cancels in value and in every derivative, so autodiff
+    need not trace it (as jax.nn.logsumexp): without that, jax.grad also differentiates the max, a second
+    dense pass."""
     m = _constant(xp.max(x, axis=axis, keepdims=True))
     return xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-
-
-def logsumexp(xp, x, axis: int = -1, keepdims: bool = False):
-    # The shift m cancels in value and in every derivative, so autodiff need not trace it (as
-    # jax.nn.logsumexp): without that, jax.grad also differentiates the max, a second dense pass.
-    m = _shift(xp, x, axis)
-    out = m + xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
-    return out if keepdims else xp.squeeze(out, axis=axis)
 
 
 def _two_sum(xp, m, log_total):
@@ -85,9 +79,13 @@ def lse_parts(xp, x, axis: int = -1):
     return _two_sum(xp, m, xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)))
 
 
-def log_softmax(xp, x, axis: int = -1):
-    hi, lo = lse_parts(xp, x, axis=axis)
+def log_softmax_from(x, hi, lo):
+    """log p = (x - hi) - lo from ``lse_parts``: the one grouping that keeps a confident row's digits."""
     return (x - hi) - lo
+
+
+def log_softmax(xp, x, axis: int = -1):
+    return log_softmax_from(x, *lse_parts(xp, x, axis=axis))
 
 
 def softmax_parts(xp, x, axis: int = -1):

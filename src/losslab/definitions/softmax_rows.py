@@ -22,7 +22,7 @@ d = z - m, log_total = lse - m.
 
 from __future__ import annotations
 
-from .. import _xp
+from .. import _stable, _xp
 
 
 def softcapped(ops, x, cap):
@@ -55,7 +55,7 @@ class DenseTargets:
         return ops.sum(self.q * v, axis=-1)
 
     def cross_entropy(self, ops, z, hi, lo):
-        return -self.dot(ops, (z - hi) - lo)
+        return -self.dot(ops, _stable.log_softmax_from(z, hi, lo))
 
     def subtracted_from(self, ops, g):
         return g - self.q
@@ -88,7 +88,7 @@ class IndexTargets:
 
     def cross_entropy(self, ops, z, hi, lo):
         if self.spread:
-            return -self.dot(ops, (z - hi) - lo)
+            return -self.dot(ops, _stable.log_softmax_from(z, hi, lo))
         return self.hit * ((hi[..., 0] - self._picked(ops, z)) + lo[..., 0])  # one logit per row, no dense pass
 
     def subtracted_from(self, ops, g):

@@ -195,8 +195,8 @@ class CrossEntropy(Loss):
         return softmax_rows.loss(xp, z, hi, lo, st.q, st.row_weight, st.z_scale), st.divisor
 
     def grad_terms(self, xp, st, u, rows=None):
-        z, lse, _, p = rows or self._rows(xp, st)  # hi: lse to the digits the z-loss's factor needs
-        g = softmax_rows.grad(xp, p, st.q, lse[..., 0], st.row_weight, st.z_scale)
+        z, hi, _, p = rows or self._rows(xp, st)  # hi: lse to the digits the z-loss's factor needs
+        g = softmax_rows.grad(xp, p, st.q, hi[..., 0], st.row_weight, st.z_scale)
         if st.cap is not None:
             g = g * softmax_rows.softcap_slope(z, st.cap)
         return (_class_back(xp, xp.asarray(u)[..., None] * g, st.ndim),)
@@ -211,16 +211,16 @@ class CrossEntropy(Loss):
     def hessian_terms(self, xp, st, u):
         # per item, in the capped logits: a (diag(p) - p p^T) + 2 s r p p^T with a = Q + 2 s r lse; then
         # through the cap: d H d^T + diag(dloss/dz * d2z/dx2), d = dz/dx. Blocks laid out (N, C, C, d1, ...)
-        z, lse, _, p = self._rows(xp, st)
+        z, hi, _, p = self._rows(xp, st)
         eye = xp.eye(p.shape[-1], dtype=p.dtype, device=_xp.device(p))
         outer = p[..., :, None] * p[..., None, :]
-        a = softmax_rows.grad_scale(st.q.total(xp), lse[..., 0], st.row_weight, st.z_scale)
+        a = softmax_rows.grad_scale(st.q.total(xp), hi[..., 0], st.row_weight, st.z_scale)
         h = a[..., None, None] * (p[..., None] * eye - outer)
         if st.z_scale is not None:
             h = h + (2.0 * st.z_scale * st.row_weight)[..., None, None] * outer
         if st.cap is not None:
             d = softmax_rows.softcap_slope(z, st.cap)
-            g = softmax_rows.grad(xp, p, st.q, lse[..., 0], st.row_weight, st.z_scale)
+            g = softmax_rows.grad(xp, p, st.q, hi[..., 0], st.row_weight, st.z_scale)
             h = d[..., :, None] * h * d[..., None, :] + (g * softmax_rows.softcap_curvature(z, st.cap))[..., None] * eye
         h = xp.asarray(u)[..., None, None] * h
         if st.ndim <= 2:

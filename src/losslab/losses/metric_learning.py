@@ -156,7 +156,7 @@ class _MarginSoftmax(Loss):
     def value_and_grads(self, xp, st, reduction, normalizer, ops=None):
         z, dphi = self._logits(xp, st, False)  # logits and softmax once, for the value and the gradient
         hi, lo, p = _stable.softmax_parts(xp, z, axis=1)
-        value, u = self._reduced(xp, self._loss_of(xp, st, (z - hi) - lo), st.cos.shape[0], st, reduction, normalizer)
+        value, u = self._reduced(xp, self._loss_of(xp, st, _stable.log_softmax_from(z, hi, lo)), st.cos.shape[0], st, reduction, normalizer)
         return value, self._grads(xp, st, p, dphi, u)
 
     def _grads(self, xp, st, p, dphi, u):
