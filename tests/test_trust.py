@@ -137,8 +137,12 @@ def test_empty_inputs_get_a_clear_error_or_the_empty_answer(backend):
         ll.info_nce(_on(backend, np.zeros((0, 2))), _on(backend, np.zeros((0, 2))))
     with pytest.raises(ValueError, match="no pairs"):
         ll.siglip(_on(backend, np.zeros((0, 2))), _on(backend, np.zeros((0, 2))))
-    with pytest.raises(ValueError, match=r"no classes \(C = 0\)"):
-        ll.multiclass_hinge(_on(backend, np.zeros((2, 0))), _on(backend, [0, 0]))
+    for loss, targets in [(ll.multiclass_hinge, [0, 0]), (ll.cross_entropy, [0, -100]), (ll.nll, [-100, -100]),
+                          (ll.cross_entropy, np.zeros((2, 0))), (ll.multilabel_soft_margin, np.zeros((2, 0))),
+                          (ll.multilabel_margin, np.zeros((2, 0), int))]:  # (a 0/0 or an index into nothing before)
+        for call in (loss, loss.value_and_grad):
+            with pytest.raises(ValueError, match=r"of shape \(2, 0\) have no classes \(C = 0"):
+                call(_on(backend, np.zeros((2, 0))), _on(backend, targets))
     assert float(ll.mse(_on(backend, np.zeros(0)), _on(backend, np.zeros(0)))) == 0.0  # a mean over nothing is 0
 
 

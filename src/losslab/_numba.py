@@ -29,15 +29,25 @@ _threads = {"n": 1}
 _loaded: dict = {}
 
 
-def _module():
-    if not _loaded:
+def imported():
+    """Numba, imported on first use, its thread count set to losslab's (``set_threads``)."""
+    numba = _loaded.get("numba")
+    if numba is None:
         import numba
 
+        numba.set_num_threads(max(1, min(_threads["n"], numba.config.NUMBA_NUM_THREADS)))
+        _loaded["numba"] = numba
+    return numba
+
+
+def _module():
+    module = _loaded.get("module")
+    if module is None:
+        imported()
         from . import _numba_kernels
 
-        numba.set_num_threads(max(1, min(_threads["n"], numba.config.NUMBA_NUM_THREADS)))
-        _loaded["module"] = _numba_kernels
-    return _loaded["module"]
+        module = _loaded["module"] = _numba_kernels
+    return module
 
 
 def kernel(name: str, small: bool = False):
@@ -51,7 +61,6 @@ def kernel(name: str, small: bool = False):
 
 def set_threads(n: int) -> None:
     _threads["n"] = n
-    if _loaded:
-        import numba
-
+    numba = _loaded.get("numba")
+    if numba is not None:
         numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))

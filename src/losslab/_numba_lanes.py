@@ -11,8 +11,8 @@ Written by hand: the row losses' definitions are their ``terms`` and ``grad_term
 each row): the elementwise code generator covers none of them. tests/test_engines.py holds each loop to its loss's reference path on random inputs and every option the
 lane takes.
 
-Taken: C-contiguous arrays, at most ``_fast.DIRECT_SMALL_ELEMENTS`` scores (above it the NumPy paths' threads and
-blocked zero fills are faster), no class weight, reduction mean or sum; margin_ranking's targets in the inputs'
+Taken: C-contiguous arrays, at most ``_fast.DIRECT_SMALL_ELEMENTS`` scores (above it the NumPy paths' threads are
+faster; of a large nll call, only the gradient is a loop here, ``nll_grad``, over the thread pool), no class weight, reduction mean or sum; margin_ranking's targets in the inputs'
 dtype. Declined (the usual flow then computes the call, or raises its documented error): a target out of range,
 a NaN or infinite score, Numba missing or switched off. Loops are compiled on first use (Numba imported then, as
 in ``_numba``) and cached on disk.
@@ -213,15 +213,42 @@ def _triplet_margin_rows(a, p, n, margin, eps, zero, tiny, mean, largest, ga, gp
     return total * u
 
 
+def _nll_grad_rows(targets, scale, row_scales, grad):
+    """nll's gradient on a large call, over the thread pool: each row zeroed and ``scale`` written at its target
+    (``row_scales[i]`` when given: the target's weight, 0 on an ignored row, times the scale), a row at a time
+    while it is in cache. One pass over the buffer, where zeros then a scatter took two: 4096 x 1024 float32,
+    0.16 ms on 2 cores against 0.31-0.35 ms for the NumPy blocks (and torch.zeros's 0.26)."""
+    n = grad.shape[0]
+    per_row = row_scales.shape[0] == n
+    for i in _prange(n):
+        row = grad[i]
+        row[:] = 0.0
+        row[targets[i]] = row_scales[i] if per_row else scale
+
+
+_prange = range  # numba.prange once compiled (_kernel): the rows of a parallel loop over the thread pool
+
+
 def _kernel(name: str):
     if not _KERNELS:
-        import numba
-
+        global _prange
+        numba = _numba.imported()
+        _prange = numba.prange
         compiled = {function.__name__: numba.njit(cache=True, nogil=True, error_model="numpy")(function)
                     for function in (_nll_rows, _multiclass_hinge_rows, _multilabel_margin_rows, _margin_ranking_pairs,
                                      _triplet_margin_rows)}
+        compiled["_nll_grad_rows"] = numba.njit(cache=True, nogil=True, parallel=True)(_nll_grad_rows)
         _KERNELS.update(compiled)  # all at once: another thread never sees some of them
     return _KERNELS[name]
+
+
+def nll_grad(targets, scale, grad) -> bool:
+    """``_nll_grad_rows`` into ``grad`` (C-contiguous) where Numba runs (True), else False: the caller fills it."""
+    if not (_numba.AVAILABLE and _fast._settings.compiled):
+        return False
+    row_scales = scale if type(scale) is np.ndarray else _fast._EMPTY[grad.dtype]
+    _kernel("_nll_grad_rows")(targets, grad.dtype.type(0 if row_scales.size else scale), row_scales, grad)
+    return True
 
 
 class _HandLane:

@@ -23,6 +23,16 @@ def _class_axis(x) -> int:
     return 0 if x.ndim == 1 else 1
 
 
+def _num_classes(x, input_name: str) -> int:
+    """The size of ``x``'s class axis; a ValueError when it is 0 (a distribution over no class has no log-probability
+    to take: the softmax's log of 0 would divide by zero)."""
+    num_classes = x.shape[_class_axis(x)]
+    if num_classes == 0:
+        raise ValueError(f"{input_name} of shape {tuple(x.shape)} have no classes (C = 0: class axis "
+                         f"{_class_axis(x)}): give one score per class")
+    return num_classes
+
+
 def _class_last(xp, x):
     return x if x.ndim <= 1 else xp.moveaxis(x, 1, -1)
 
@@ -147,7 +157,7 @@ class CrossEntropy(Loss):
                 lse_square_scale=0.0, softcap=None):
         x, dtype = floating_input(xp, "logits", logits)
         check.ndim_at_least("logits", x, 1, "class scores")
-        num_classes = x.shape[_class_axis(x)]
+        num_classes = _num_classes(x, "logits")
         w = _class_weight(xp, weight, x, num_classes)
         t = _xp.as_array(targets, xp, x)
         z = _class_last(xp, x)
@@ -263,7 +273,7 @@ class NLL(Loss):
     def prepare(self, xp, log_probs, targets, *, weight=None, ignore_index=-100):
         x, dtype = floating_input(xp, "log_probs", log_probs)
         check.ndim_at_least("log_probs", x, 1, "class scores")
-        w = _class_weight(xp, weight, x, x.shape[_class_axis(x)])
+        w = _class_weight(xp, weight, x, _num_classes(x, "log_probs"))
         q, divisor, _ = _index_distribution(xp, x, targets, ignore_index, w, 0.0, "log_probs")  # q = w_y onehot(y)
         return State(z=_class_last(xp, x), q=q, divisor=divisor, ndim=x.ndim, input_dtypes=(dtype,))
 
@@ -499,8 +509,8 @@ class MulticlassHinge(Loss):
             raise TypeError(f"targets must be integer class indices, got dtype {t.dtype}; convert them (torch: .long())")
         if out_shape not in allowed:
             raise ValueError(f"targets for scores of shape {tuple(x.shape)} must have shape {' or '.join(map(str, allowed))}, got {out_shape}")
-        if x.ndim and x.shape[-1] == 0:
-            raise ValueError(f"scores of shape {tuple(x.shape)} have no classes (C = 0): give one score per class")
+        if x.ndim:
+            _num_classes(x, "scores")
         x2 = xp.reshape(x, (-1, x.shape[-1]) if x.ndim else (1, 1))
         y, _ = _index_rows(xp, x2, xp.reshape(t, (-1,)), None, "scores")
         w = _class_weight(xp, weight, x2, x2.shape[1])
@@ -692,6 +702,7 @@ def _class_rows(xp, name, x, targets_name, targets, hint="an array or a list of 
         raise ValueError(f"{name} must be (N, C) or (C,), got shape {tuple(x.shape)}")
     t = _xp.as_array(targets, xp, x, name=targets_name, hint=hint)
     check.same_shape(name, x, targets_name, t)
+    _num_classes(x, name)
     return x, t, dtype
 
 
