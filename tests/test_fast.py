@@ -10,7 +10,7 @@ import pytest
 
 import losslab as ll
 from cases import CASES
-from losslab import _engines, _fast
+from losslab import _engines, _fast, _numba_lanes
 
 FAST_CASES = [c for c in CASES if _engines.fast_path_of(c.fn.name, "numpy") is not None]
 
@@ -127,6 +127,21 @@ def test_fast_paths_decline_what_they_do_not_handle():
     np.testing.assert_allclose(ll.mse(z, z + 1, weight=np.ones((4, 1))), 1.0)
     x = np.array([np.inf, -np.inf]), np.array([1.0, 0.0])
     assert ll.binary_cross_entropy_with_logits(*x) == 0.0  # inf logits: the reference path's answer
+
+
+@pytest.mark.skipif(not _fast._numba.AVAILABLE, reason="needs Numba")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("values", [[0.0, 0.5, 1.0], [-0.0, 1.0], [0.5, np.nan], [1.0, np.nextafter(1.0, 2.0)],
+                                    [-1e-30, 0.5], [np.inf], [-np.inf, 0.0], [0.25] * 5000])
+def test_the_compiled_unit_interval_check_agrees_with_numpy(values, dtype):
+    a = np.array(values, dtype)
+    _fast._numba.imported()  # (a NumPy call does not import Numba for this check; the torch lane has)
+    numpy_says = bool(a.min() >= 0 and a.max() <= 1)
+    assert _fast._in_unit(a) is numpy_says
+    if a.size <= _fast.DIRECT_SMALL_ELEMENTS:  # (larger arrays take NumPy's min and max)
+        assert _numba_lanes.in_unit_interval(a) is numpy_says
+        with _fast.numpy_only():
+            assert _numba_lanes.in_unit_interval(a) is None
 
 
 def test_switches():

@@ -40,6 +40,11 @@ def imported():
     return numba
 
 
+def loaded():
+    """Numba if it is imported (by ``imported``), else None."""
+    return _loaded.get("numba")
+
+
 def _module():
     module = _loaded.get("module")
     if module is None:

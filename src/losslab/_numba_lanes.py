@@ -226,6 +226,15 @@ def _nll_grad_rows(targets, scale, row_scales, grad):
         row[targets[i]] = row_scales[i] if per_row else scale
 
 
+def _unit_interval(a):
+    """Whether every value of the 1-D array a lies in [0, 1] (a NaN does not)."""
+    for i in range(a.shape[0]):
+        v = a[i]
+        if not (v >= 0.0 and v <= 1.0):
+            return False
+    return True
+
+
 _prange = range  # numba.prange once compiled (_kernel): the rows of a parallel loop over the thread pool
 
 
@@ -236,10 +245,19 @@ def _kernel(name: str):
         _prange = numba.prange
         compiled = {function.__name__: numba.njit(cache=True, nogil=True, error_model="numpy")(function)
                     for function in (_nll_rows, _multiclass_hinge_rows, _multilabel_margin_rows, _margin_ranking_pairs,
-                                     _triplet_margin_rows)}
+                                     _triplet_margin_rows, _unit_interval)}
         compiled["_nll_grad_rows"] = numba.njit(cache=True, nogil=True, parallel=True)(_nll_grad_rows)
         _KERNELS.update(compiled)  # all at once: another thread never sees some of them
     return _KERNELS[name]
+
+
+def in_unit_interval(a):
+    """Whether every value of the float, C-contiguous array ``a`` lies in [0, 1], by a compiled loop (about 0.3 us on
+    1,024 elements, where NumPy's min and max take 2.5): None where Numba is not loaded yet (a NumPy call does not
+    import it for this) or compiled loops are off."""
+    if _numba.loaded() is None or not _fast._settings.compiled:
+        return None
+    return _kernel("_unit_interval")(a.reshape(-1))
 
 
 def nll_grad(targets, scale, grad) -> bool:
