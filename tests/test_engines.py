@@ -85,6 +85,20 @@ def test_a_second_backward_and_create_graph_recompute_the_gradient():
     torch.testing.assert_close(hvp, (1 - torch.tanh(x - t) ** 2) / 50)
 
 
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_every_gradient_stays_in_the_graph_under_create_graph(case):
+    """A Hessian-vector product runs for every loss, as for torch's own: a loss linear in its input (nll) or in each
+    piece (multilabel_margin) has a gradient with no function of the input in it, tied back with a zero derivative."""
+    args, options = convert_case(case, "torch")
+    inputs = [x.clone().requires_grad_() for x in case.inputs_of(args)]
+    grads = torch.autograd.grad(case.fn(*case.call_with(inputs, args), **options), inputs, create_graph=True)
+    assert all(g.requires_grad for g in grads)
+    hvps = torch.autograd.grad(sum((g * torch.ones_like(g)).sum() for g in grads), inputs, allow_unused=True)
+    assert all(h is None or torch.isfinite(h).all() for h in hvps)
+    if case.loss == "nll":  # linear: no curvature, as torch's nll_loss says
+        assert all(torch.count_nonzero(h) == 0 for h in hvps)
+
+
 def test_cpu_tensors_are_computed_on_zero_copy_views():
     x = torch.randn(4096, requires_grad=True)
     t = torch.randn(4096)

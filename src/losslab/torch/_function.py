@@ -400,7 +400,28 @@ def _differentiable_backward(loss: Loss, names, constants, tensors, upstream, u=
         u = loss._value(xp, st, reduction, normalizer)[1]
     grads = loss.grad_terms(xp, st, xp.astype(upstream, u.dtype) * u)
     by_name = dict(zip(loss.inputs, (astype(g, dt) for g, dt in zip(grads, st.input_dtypes))))
+    if torch.is_grad_enabled():  # create_graph=True: every gradient a function of its input, as torch's own
+        for name, g in by_name.items():
+            x = kwargs[name]
+            if isinstance(g, torch.Tensor) and not g.requires_grad and isinstance(x, torch.Tensor) and x.requires_grad:
+                by_name[name] = _TiedToInput.apply(g, x)
     return (None, None, None, None, *(by_name.get(n) for n in names))
+
+
+class _TiedToInput(torch.autograd.Function):
+    """A gradient ``g`` that holds no function of its input ``x`` (a loss linear in x, as nll, or whose pieces are,
+    as multilabel_margin), tied to x with a zero derivative: under ``create_graph=True`` it stays in the graph, so a
+    Hessian-vector product gives zeros (as torch's nll_loss does), not autograd's "does not require grad" error."""
+
+    @staticmethod
+    def forward(ctx, g, x):
+        ctx.like = (x.shape, x.dtype, x.device)
+        return g.view_as(g)
+
+    @staticmethod
+    def backward(ctx, upstream):
+        shape, dtype, device = ctx.like
+        return None, torch.zeros(shape, dtype=dtype, device=device)
 
 
 class LosslabFunction(torch.autograd.Function):
