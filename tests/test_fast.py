@@ -144,6 +144,38 @@ def test_the_compiled_unit_interval_check_agrees_with_numpy(values, dtype):
             assert _numba_lanes.in_unit_interval(a) is None
 
 
+_CONCURRENT_LAUNCHES = """
+import threading, numpy as np, losslab as ll, numba
+x = np.random.default_rng(0).standard_normal((700, 1000)).astype(np.float32)
+t = np.random.default_rng(1).integers(0, 1000, 700)
+def work():
+    for _ in range(20):
+        ll.nll.value_and_grad(x, t)
+        ll.mse.value_and_grad(x, x)
+threads = [threading.Thread(target=work) for _ in range(4)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(numba.threading_layer())
+"""
+
+
+@pytest.mark.skipif(not _fast._numba.AVAILABLE, reason="needs Numba")
+def test_parallel_loops_launched_from_several_threads_under_numbas_workqueue_layer():
+    """The workqueue layer (where neither OpenMP nor TBB loads) aborts the process on concurrent launches: losslab
+    serialises them there."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue", "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", _CONCURRENT_LAUNCHES], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip() == "workqueue"
+
+
 def test_switches():
     with pytest.raises(ValueError, match="positive int"):
         ll.set_num_threads(0)

@@ -564,7 +564,8 @@ def _run_kernel(kernel, arguments: tuple, x, t, w, u, keep, with_grad):
     per_item = np.empty(x.size, x.dtype) if keep else empty
     grad = np.empty(x.size, x.dtype) if with_grad else empty
     scalar = x.dtype.type  # float32 options keep float32 arithmetic (and SIMD width)
-    total = kernel(x.reshape(-1), t.reshape(-1), flat_w, scalar(u), per_item, grad, *[scalar(a) for a in arguments])
+    total = _numba.launch(kernel, x.reshape(-1), t.reshape(-1), flat_w, scalar(u), per_item, grad,
+                          *[scalar(a) for a in arguments])
     return total, (per_item.reshape(x.shape) if keep else None), (grad.reshape(x.shape) if with_grad else None)
 
 
@@ -755,7 +756,8 @@ class _Lane:
             return NotImplemented
         grad = np.empty(x.shape, dt)
         empty = _EMPTY[dt]
-        total = kernel(x.reshape(-1), t.reshape(-1), empty, dt.type(u), empty, grad.reshape(-1), *per_dtype[dt])
+        total = _numba.launch(kernel, x.reshape(-1), t.reshape(-1), empty, dt.type(u), empty, grad.reshape(-1),
+                              *per_dtype[dt])
         if not finite_in(total, dt):
             return NotImplemented  # NaN or infinite inputs or sum: the reference path defines the result
         return dt.type(total * u), (grad,)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import threading
 
 AVAILABLE = importlib.util.find_spec("numba") is not None and os.environ.get("LOSSLAB_NUMBA", "1") not in ("0", "false", "False")
 NAMES = ("mse", "mae", "huber", "smooth_l1", "quantile", "hinge", "squared_hinge", "hinge_embedding")
@@ -38,6 +39,27 @@ def imported():
         numba.set_num_threads(max(1, min(_threads["n"], numba.config.NUMBA_NUM_THREADS)))
         _loaded["numba"] = numba
     return numba
+
+
+# Numba's workqueue threading layer, its fallback where neither OpenMP (libgomp: absent from slim containers) nor TBB
+# loads, aborts the process when two Python threads launch parallel loops at once (a threaded server, a data loader):
+# launches are serialised until the first one shows a threadsafe layer (omp, tbb), then run freely.
+_launches = {"lock": threading.Lock(), "threadsafe": False}
+_THREADSAFE_LAYERS = ("omp", "tbb")
+
+
+def launch(kernel, *args):
+    """``kernel(*args)`` for a kernel that may run a parallel loop (parallel=True), safe from several threads."""
+    if _launches["threadsafe"]:
+        return kernel(*args)
+    with _launches["lock"]:
+        out = kernel(*args)
+        try:
+            layer = _loaded["numba"].threading_layer()
+        except ValueError:  # no parallel loop has run yet (the call was below its serial size)
+            layer = None
+        _launches["threadsafe"] = layer in _THREADSAFE_LAYERS
+    return out
 
 
 def loaded():

@@ -265,7 +265,7 @@ def nll_grad(targets, scale, grad) -> bool:
     if not (_numba.AVAILABLE and _fast._settings.compiled):
         return False
     row_scales = scale if type(scale) is np.ndarray else _fast._EMPTY[grad.dtype]
-    _kernel("_nll_grad_rows")(targets, grad.dtype.type(0 if row_scales.size else scale), row_scales, grad)
+    _numba.launch(_kernel("_nll_grad_rows"), targets, grad.dtype.type(0 if row_scales.size else scale), row_scales, grad)
     return True
 
 
