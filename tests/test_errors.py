@@ -35,6 +35,8 @@ BAD = [
     (lambda: ll.cross_entropy(LOGITS, np.array([0, 1, 2, 0]), weight=[1.0, 2.0]), ValueError, r"weight must hold one value per class, shape \(3,\), got shape \(2,\)"),
     (lambda: ll.cross_entropy(LOGITS, np.array([0, 1, 2, 0]), label_smoothing=1.5), ValueError, r"label_smoothing must be a finite number in \[0, 1\], got 1.5"),
     (lambda: ll.cross_entropy(LOGITS, np.full((4, 3), 1.5)), ValueError, r"targets must lie in \[0, 1\], got values \[1.5\]"),
+    # a value just outside is shown as it is, not rounded into the range (":g" showed 1 + 1e-12 as "1")
+    (lambda: ll.cross_entropy(LOGITS, np.full((4, 3), 1 + 1e-12)), ValueError, r"got values \[1.000000000001\]"),
     (lambda: ll.cross_entropy(np.float64(1.0), np.array(0)), ValueError, r"logits must have at least 1 dimension"),
     (lambda: ll.cross_entropy(LOGITS, np.array([0, 1, 2, 0]), ignore_index=1.0), TypeError, r"ignore_index must be an int"),
     (lambda: ll.nll(LOGITS, np.array([0, 1, 2, 5])), ValueError, r"out of range \[0, 2\]"),

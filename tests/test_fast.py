@@ -176,6 +176,24 @@ def test_parallel_loops_launched_from_several_threads_under_numbas_workqueue_lay
     assert out.stdout.strip() == "workqueue"
 
 
+@pytest.mark.parametrize("bad", [1.5, -1e-30, np.nan])
+def test_probability_targets_out_of_range_in_any_block_get_the_references_error(bad):
+    """The fast path checks each block's targets on the threads (not the whole array first): a bad value in the last
+    block still gives the reference path's error, with the gradient or without."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((700, 1000)).astype(np.float32)  # many blocks, over threads
+    q = rng.dirichlet(np.ones(1000), 700).astype(np.float32)
+    q[699, 999] = bad
+    before = ll.get_num_threads()
+    try:
+        ll.set_num_threads(2)
+        for call in (ll.cross_entropy, ll.cross_entropy.value_and_grad):
+            with pytest.raises(ValueError, match=r"targets must lie in \[0, 1\]"):
+                call(z, q)
+    finally:
+        ll.set_num_threads(before)
+
+
 def test_switches():
     with pytest.raises(ValueError, match="positive int"):
         ll.set_num_threads(0)

@@ -16,9 +16,17 @@ from ._xp import is_array, is_concrete, is_floating, is_integral, namespace, to_
 REDUCTIONS = ("none", "mean", "sum")
 
 
+def _number(v) -> str:
+    """A value as short as it reads back exactly: 2 for 2.0, 1.5, and 1.000000000001 (not "1", which ``:g`` shows)."""
+    if not isinstance(v, (float, np.floating)):
+        return str(v)
+    short = f"{v:g}"
+    return short if float(short) == v or v != v else str(v)  # (str of a NumPy float: shortest in its dtype)
+
+
 def _preview(values: np.ndarray, limit: int = 5) -> str:
     flat = np.unique(np.asarray(values).ravel())
-    shown = ", ".join(f"{v:g}" if isinstance(v, (float, np.floating)) else str(v) for v in flat[:limit])
+    shown = ", ".join(_number(v) for v in flat[:limit])
     return f"[{shown}{', ...' if flat.size > limit else ''}]"
 
 

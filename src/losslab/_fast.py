@@ -256,10 +256,9 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
     if weight is NotImplemented:
         return NotImplemented
     prob_targets = targets.dtype.kind == "f"
-    if prob_targets:
-        if targets.shape != z.shape or ignore_index != -100 or not (targets.min() >= 0 and targets.max() <= 1):
+    if prob_targets:  # (each block checks that its targets lie in [0, 1] while they are in cache, on the threads)
+        if targets.shape != z.shape or ignore_index != -100:
             return NotImplemented
-        targets = targets.astype(z.dtype, copy=False)
         divisor = n
     else:
         index = _class_indices(targets, ignore_index, weight, n, c, z.dtype)
@@ -289,6 +288,10 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
         r = np.arange(hi - lo)              # so a small loss is not the difference of two large numbers
         if prob_targets:
             q = targets[lo:hi]  # the targets themselves (never written) unless smoothed or weighted
+            if not (q.min() >= 0 and q.max() <= 1):  # (a NaN fails too) the reference path gives the error
+                per_item[lo:hi] = np.nan
+                return
+            q = q.astype(dt, copy=False)
             if eps:
                 q = q * (1.0 - eps)
                 q += eps / c
@@ -330,7 +333,7 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
             return
         e *= (u * a / s)[:, None]  # u (a p - q), p = e / s
         if prob_targets:
-            e -= q * u
+            e -= np.multiply(q, u, out=bufs[0])
         else:  # q = (1 - eps) w_y onehot(y) + (eps / C) w on valid rows
             e[r, yb] -= u * (1.0 - eps) * wyb
             if eps:
@@ -339,9 +342,11 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
         if slope is not None:
             e *= slope
 
-    _blocks(n, rows, z.size, block, None if with_grad else lambda r: [np.empty((r, c), dt)])
+    # a scratch block: the shifted logits of a value-only call; u q of a gradient with probability targets
+    scratch = lambda r: [np.empty((r, c), dt)]  # noqa: E731
+    _blocks(n, rows, z.size, block, scratch if prob_targets or not with_grad else None)
     if not np.isfinite(per_item).all():
-        return NotImplemented  # infinite logits: let the reference path define the result
+        return NotImplemented  # infinite logits or targets out of [0, 1]: the reference path's result or error
     value = _finish(per_item.sum(), per_item, reduction, u, dt)
     return (value, grad) if with_grad else value
 
