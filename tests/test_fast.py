@@ -4,6 +4,10 @@ float64, threaded and single-threaded; and the fallbacks for what a fast path do
 from __future__ import annotations
 
 import contextlib
+import os
+import subprocess
+import sys
+import threading
 
 import numpy as np
 import pytest
@@ -165,10 +169,6 @@ print(numba.threading_layer())
 def test_parallel_loops_launched_from_several_threads_under_numbas_workqueue_layer():
     """The workqueue layer (where neither OpenMP nor TBB loads) aborts the process on concurrent launches: losslab
     serialises them there."""
-    import os
-    import subprocess
-    import sys
-
     env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue", "NUMBA_NUM_THREADS": "2"}
     out = subprocess.run([sys.executable, "-c", _CONCURRENT_LAUNCHES], capture_output=True, text=True, env=env,
                          timeout=300)
@@ -192,6 +192,73 @@ def test_probability_targets_out_of_range_in_any_block_get_the_references_error(
                 call(z, q)
     finally:
         ll.set_num_threads(before)
+
+
+_FORK_WHILE_LOCKED = """
+import os, signal, numpy as np, losslab as ll
+from losslab import _numba
+x = np.random.default_rng(0).standard_normal(1 << 19).astype(np.float32)  # above the kernels' serial size
+ll.mse.value_and_grad(x, x)
+_numba._launches["threadsafe"] = False
+_numba._launches["lock"].acquire()  # as if another thread were inside a launch when the process forks
+pid = os.fork()
+if pid == 0:
+    signal.alarm(60)  # a child that inherited the held lock would wait forever
+    ll.mse.value_and_grad(x, x)
+    os._exit(0)
+_, status = os.waitpid(pid, 0)
+print("child ok" if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0 else "child hung or failed")
+"""
+
+
+@pytest.mark.skipif(not _fast._numba.AVAILABLE or not hasattr(os, "fork"), reason="needs Numba and fork")
+def test_a_child_forked_while_a_launch_holds_the_lock_launches_freely():
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "workqueue", "NUMBA_NUM_THREADS": "2"}  # (fork-safe, unlike GNU OMP)
+    out = subprocess.run([sys.executable, "-c", _FORK_WHILE_LOCKED], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert out.stdout.strip() == "child ok", out.stderr[-2000:]
+
+
+@pytest.mark.skipif(not _fast._numba.AVAILABLE, reason="needs Numba")
+def test_parallel_loops_run_on_losslabs_thread_count_from_any_thread():
+    numba = _fast._numba.imported()
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs 2 Numba threads")
+    x = np.log(np.random.default_rng(0).dirichlet(np.ones(1000), 700)).astype(np.float32)
+    t = np.random.default_rng(1).integers(0, 1000, 700)
+    seen = {}
+
+    def work():
+        ll.nll.value_and_grad(x, t)  # (a parallel loop: nll's gradient)
+        seen["threads"] = numba.get_num_threads()
+
+    before = ll.get_num_threads()
+    try:
+        ll.set_num_threads(1)
+        worker = threading.Thread(target=work)
+        worker.start()
+        worker.join()
+    finally:
+        ll.set_num_threads(before)
+    assert seen["threads"] == 1  # (Numba's count is per thread: set_num_threads set only the main thread's)
+
+
+@pytest.mark.parametrize("dtype", [">i8", np.int32, np.uint16, "readonly", "strided"])
+def test_nll_large_gradient_takes_any_integer_targets(dtype):
+    rng = np.random.default_rng(0)
+    x = np.log(rng.dirichlet(np.ones(1000), 700)).astype(np.float32)  # large and C-contiguous: the parallel loop
+    t = rng.integers(0, 1000, 700)
+    if dtype == "readonly":
+        t.flags.writeable = False
+    elif dtype == "strided":
+        t = np.repeat(t, 2)[::2]
+    else:
+        t = t.astype(dtype)
+    value, grad = ll.nll.value_and_grad(x, t)
+    with ll.reference_path():
+        want = ll.nll.value_and_grad(x, t.astype(np.int64))
+    np.testing.assert_allclose(value, want[0], rtol=1e-6)
+    np.testing.assert_array_equal(grad, want[1])
 
 
 def test_switches():

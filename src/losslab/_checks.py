@@ -17,7 +17,8 @@ REDUCTIONS = ("none", "mean", "sum")
 
 
 def _number(v) -> str:
-    """A value as short as it reads back exactly: 2 for 2.0, 1.5, and 1.000000000001 (not "1", which ``:g`` shows)."""
+    """A value in ``:g``'s six digits where they read back exactly in its dtype (2 for 2.0, 1.5), else in full
+    (1.000000000001, which ``:g`` shows as "1")."""
     if not isinstance(v, (float, np.floating)):
         return str(v)
     short = f"{v:g}"

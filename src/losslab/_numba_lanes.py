@@ -235,7 +235,9 @@ def _unit_interval(a):
     return True
 
 
-_prange = range  # numba.prange once compiled (_kernel): the rows of a parallel loop over the thread pool
+# The parallel loop's range: Numba resolves a global when it compiles, so ``_kernel`` sets this to numba.prange just
+# before compiling (Numba is imported only then); as plain Python (range) the function computes the same, serially.
+_prange = range
 
 
 def _kernel(name: str):
@@ -265,6 +267,10 @@ def nll_grad(targets, scale, grad) -> bool:
     if not (_numba.AVAILABLE and _fast._settings.compiled):
         return False
     row_scales = scale if type(scale) is np.ndarray else _fast._EMPTY[grad.dtype]
+    # the targets as native, contiguous, writable intp (a copy of N integers): one compiled variant per gradient
+    # dtype, whatever the targets' integer type, byte order, layout or read-only flag
+    targets = np.array(targets, dtype=np.intp)
+    row_scales = np.array(row_scales, dtype=grad.dtype)
     _numba.launch(_kernel("_nll_grad_rows"), targets, grad.dtype.type(0 if row_scales.size else scale), row_scales, grad)
     return True
 

@@ -416,7 +416,7 @@ class _TiedToInput(torch.autograd.Function):
     @staticmethod
     def forward(ctx, g, x):
         ctx.like = (x.shape, x.dtype, x.device)
-        return g.view_as(g)
+        return g.detach()  # (not a view: the caller may change the gradient in place, as torch's own allows)
 
     @staticmethod
     def backward(ctx, upstream):
