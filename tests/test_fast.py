@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -259,6 +260,46 @@ def test_nll_large_gradient_takes_any_integer_targets(dtype):
         want = ll.nll.value_and_grad(x, t.astype(np.int64))
     np.testing.assert_allclose(value, want[0], rtol=1e-6)
     np.testing.assert_array_equal(grad, want[1])
+
+
+ELEMENTWISE_BAD_LAST_VALUE = [  # (loss, predictions, targets, the bad value put last, into which argument)
+    ("binary_cross_entropy_with_logits", "normal", "unit", 1.5, 1),
+    ("binary_cross_entropy", "unit", "unit", 1.2, 0),
+    ("focal", "normal", "unit", -0.1, 1),
+    ("hinge", "normal", "signs", 0.5, 1),
+    ("kl_div", "normal", "unit", -0.1, 1),
+    ("poisson_deviance", "positive", "positive", -1.0, 1),
+    ("mse", "normal", "normal", np.nan, 1),  # (no check: a NaN reaches the output)
+]
+
+
+@pytest.mark.parametrize(("name", "xs", "ts", "bad", "where"), ELEMENTWISE_BAD_LAST_VALUE,
+                         ids=[c[0] for c in ELEMENTWISE_BAD_LAST_VALUE])
+def test_a_large_elementwise_call_checks_every_block(name, xs, ts, bad, where):
+    """Large calls check their values block by block on the threads: a bad value in the last block still gives the
+    reference path's answer (its error, or its NaN), with the gradient or without."""
+    rng = np.random.default_rng(0)
+    make = {"normal": lambda: rng.standard_normal((700, 1000)), "unit": lambda: rng.uniform(0.01, 0.99, (700, 1000)),
+            "signs": lambda: rng.choice([-1.0, 1.0], (700, 1000)), "positive": lambda: rng.uniform(0.5, 2, (700, 1000))}
+    args = [make[xs]().astype(np.float32), make[ts]().astype(np.float32)]
+    args[where][699, 999] = bad
+    fn = ll.get_loss(name)
+    before = ll.get_num_threads()
+    try:
+        ll.set_num_threads(2)
+        for call in (fn, fn.value_and_grad):
+            try:
+                with ll.reference_path():
+                    want = call(*args)
+            except ValueError as err:
+                with pytest.raises(ValueError, match=re.escape(str(err))):
+                    call(*args)
+            else:
+                got = call(*args)
+                assert np.isnan(got[0] if isinstance(got, tuple) else got) and np.isnan(
+                    want[0] if isinstance(want, tuple) else want)
+    finally:
+        ll.set_num_threads(before)
 
 
 def test_switches():
