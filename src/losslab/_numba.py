@@ -36,9 +36,15 @@ def imported():
     if numba is None:
         import numba
 
-        numba.set_num_threads(max(1, min(_threads["n"], numba.config.NUMBA_NUM_THREADS)))
+        _give_threads(numba)
         _loaded["numba"] = numba
     return numba
+
+
+def _give_threads(numba) -> None:
+    """Numba's thread count for the calling thread (Numba keeps one per thread) set to losslab's, within Numba's pool."""
+    numba.set_num_threads(max(1, min(_threads["n"], numba.config.NUMBA_NUM_THREADS)))
+    _this_thread.threads = _threads["n"]
 
 
 # Numba's workqueue threading layer, its fallback where neither OpenMP (libgomp: absent from slim containers) nor TBB
@@ -57,8 +63,7 @@ def launch(kernel, *args):
     losslab's thread count (Numba's count is per calling thread: ``set_threads`` sets only its caller's)."""
     numba = _loaded["numba"]
     if getattr(_this_thread, "threads", None) != _threads["n"]:  # (a thread-local read: 10x cheaper than Numba's get)
-        numba.set_num_threads(max(1, min(_threads["n"], numba.config.NUMBA_NUM_THREADS)))
-        _this_thread.threads = _threads["n"]
+        _give_threads(numba)
     if _launches["threadsafe"]:
         return kernel(*args)
     with _launches["lock"]:
@@ -99,4 +104,4 @@ def set_threads(n: int) -> None:
     _threads["n"] = n
     numba = _loaded.get("numba")
     if numba is not None:
-        numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
+        _give_threads(numba)
