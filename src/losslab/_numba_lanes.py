@@ -266,12 +266,13 @@ def nll_grad(targets, scale, grad) -> bool:
     """``_nll_grad_rows`` into ``grad`` (C-contiguous) where Numba runs (True), else False: the caller fills it."""
     if not (_numba.AVAILABLE and _fast._settings.compiled):
         return False
-    row_scales = scale if type(scale) is np.ndarray else _fast._EMPTY[grad.dtype]
-    # the targets as native, contiguous, writable intp (a copy of N integers): one compiled variant per gradient
-    # dtype, whatever the targets' integer type, byte order, layout or read-only flag
+    dt = grad.dtype
+    per_row = type(scale) is np.ndarray
+    # the targets as native, contiguous, writable intp (a copy of N integers), the scales in the gradient's dtype: one
+    # compiled variant per gradient dtype, whatever the targets' integer type, byte order, layout or read-only flag
     targets = np.array(targets, dtype=np.intp)
-    row_scales = np.array(row_scales, dtype=grad.dtype)
-    _numba.launch(_kernel("_nll_grad_rows"), targets, grad.dtype.type(0 if row_scales.size else scale), row_scales, grad)
+    row_scales = np.array(scale, dtype=dt) if per_row else _fast._EMPTY[dt]
+    _numba.launch(_kernel("_nll_grad_rows"), targets, dt.type(0 if per_row else scale), row_scales, grad)
     return True
 
 
