@@ -61,6 +61,16 @@ def test_fast_normalizer(normalizer):
     assert_same_results(fast, ref, "float64")
 
 
+@contextlib.contextmanager
+def _thread_count_kept():
+    """losslab's thread count as it was, after a test that sets it."""
+    before = ll.get_num_threads()
+    try:
+        yield
+    finally:
+        ll.set_num_threads(before)
+
+
 LARGE = [
     ("cross_entropy", {}),
     ("cross_entropy", {"label_smoothing": 0.1, "ignore_index": 3}),
@@ -93,17 +103,13 @@ def test_threaded_blocks_equal_single_thread_and_reference(name, spec, engine):
     else:
         t = rng.uniform(0, 1, size=(n, c)).astype(np.float32)
     fn = ll.get_loss(name)
-    before = ll.get_num_threads()
     engine_ctx = _fast.numpy_only() if engine == "numpy" else contextlib.nullcontext()
-    try:
-        with engine_ctx:
-            ll.set_num_threads(1)
-            single = fn.value_and_grad(x, t, **opts)
-            ll.set_num_threads(3)
-            threaded = fn.value_and_grad(x, t, **opts)
-            items = fn(x, t, **opts, reduction="none")
-    finally:
-        ll.set_num_threads(before)
+    with _thread_count_kept(), engine_ctx:
+        ll.set_num_threads(1)
+        single = fn.value_and_grad(x, t, **opts)
+        ll.set_num_threads(3)
+        threaded = fn.value_and_grad(x, t, **opts)
+        items = fn(x, t, **opts, reduction="none")
     np.testing.assert_allclose(threaded[0], single[0], rtol=1e-5)
     np.testing.assert_array_equal(threaded[1], single[1])  # each element is the same work, whoever runs it
     with ll.reference_path():
@@ -185,14 +191,11 @@ def test_probability_targets_out_of_range_in_any_block_get_the_references_error(
     z = rng.standard_normal((700, 1000)).astype(np.float32)  # many blocks, over threads
     q = rng.dirichlet(np.ones(1000), 700).astype(np.float32)
     q[699, 999] = bad
-    before = ll.get_num_threads()
-    try:
+    with _thread_count_kept():
         ll.set_num_threads(2)
         for call in (ll.cross_entropy, ll.cross_entropy.value_and_grad):
             with pytest.raises(ValueError, match=r"targets must lie in \[0, 1\]"):
                 call(z, q)
-    finally:
-        ll.set_num_threads(before)
 
 
 _FORK_WHILE_LOCKED = """
@@ -233,14 +236,11 @@ def test_parallel_loops_run_on_losslabs_thread_count_from_any_thread():
         ll.nll.value_and_grad(x, t)  # (a parallel loop: nll's gradient)
         seen["threads"] = numba.get_num_threads()
 
-    before = ll.get_num_threads()
-    try:
+    with _thread_count_kept():
         ll.set_num_threads(1)
         worker = threading.Thread(target=work)
         worker.start()
         worker.join()
-    finally:
-        ll.set_num_threads(before)
     assert seen["threads"] == 1  # (Numba's count is per thread: set_num_threads set only the main thread's)
 
 
@@ -284,8 +284,7 @@ def test_a_large_elementwise_call_checks_every_block(name, xs, ts, bad, where):
     args = [make[xs]().astype(np.float32), make[ts]().astype(np.float32)]
     args[where][699, 999] = bad
     fn = ll.get_loss(name)
-    before = ll.get_num_threads()
-    try:
+    with _thread_count_kept():
         ll.set_num_threads(2)
         for call in (fn, fn.value_and_grad):
             try:
@@ -298,8 +297,6 @@ def test_a_large_elementwise_call_checks_every_block(name, xs, ts, bad, where):
                 got = call(*args)
                 assert np.isnan(got[0] if isinstance(got, tuple) else got) and np.isnan(
                     want[0] if isinstance(want, tuple) else want)
-    finally:
-        ll.set_num_threads(before)
 
 
 def test_switches():
@@ -376,16 +373,13 @@ def test_pair_paths_threaded_blocks_equal_single_thread_and_reference(name, opti
     else:
         args = tuple(-rng.uniform(0.01, 3.0, shape).astype(np.float32) for _ in range(2))
     fn, fast = ll.get_loss(name), _engines.fast_path_of(name, "numpy")
-    before = ll.get_num_threads()
-    try:
+    with _thread_count_kept():
         ll.set_num_threads(1)
         single = fast(args, options, "sum", None, True)
         ll.set_num_threads(3)
         threaded = fast(args, options, "sum", None, True)  # sum: gradients of order 1, not 1/N
         items = fn(*args, **options, reduction="none")
         mean = fn(*args, **options)
-    finally:
-        ll.set_num_threads(before)
     np.testing.assert_array_equal(threaded[0], single[0])  # the same blocks summed in the same order
     for a, b in zip(threaded[1], single[1]):
         np.testing.assert_array_equal(a, b)  # each element is the same work, whoever runs it
@@ -433,8 +427,7 @@ def test_row_blocked_paths_equal_the_reference_on_many_threaded_blocks(name, n_e
     elif name == "contrastive":
         args.append((rng.uniform(size=n) < 0.5).astype(np.float32))
     fn, fast = ll.get_loss(name), _engines.fast_path_of(name, "numpy")
-    before = ll.get_num_threads()
-    try:
+    with _thread_count_kept():
         for reduction in ("mean", "sum", "none"):
             ll.set_num_threads(1)
             single = fast(tuple(args), options, reduction, None, True)
@@ -451,8 +444,6 @@ def test_row_blocked_paths_equal_the_reference_on_many_threaded_blocks(name, n_e
                 assert a.dtype == b.dtype == np.float32
                 np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
         assert fast(tuple(args), options, "mean", 7.0, False) == pytest.approx(fn(*args, **options, normalizer=7.0), rel=1e-5)
-    finally:
-        ll.set_num_threads(before)
 
 
 def test_row_blocked_paths_leave_bad_values_and_nan_to_the_reference():
@@ -505,8 +496,7 @@ def test_class_row_paths_equal_the_reference_on_many_threaded_blocks(name, optio
     else:
         t = (rng.standard_normal((n, c)) * 2).astype(np.float32)
     fn, fast = ll.get_loss(name), _engines.fast_path_of(name, "numpy")
-    before = ll.get_num_threads()
-    try:
+    with _thread_count_kept():
         ll.set_num_threads(1)
         single = fast((x, t), opts, "mean", None, True)
         ll.set_num_threads(3)
@@ -519,8 +509,6 @@ def test_class_row_paths_equal_the_reference_on_many_threaded_blocks(name, optio
             np.testing.assert_allclose(fast((x, t), opts, reduction, None, False), ref[0], rtol=1e-5, atol=1e-6)
             if reduction == "mean":
                 np.testing.assert_array_equal(out[1], single[1])  # each row is the same work, whoever runs it
-    finally:
-        ll.set_num_threads(before)
 
 
 def test_a_nan_embedding_reaches_the_contrastive_loss_of_a_dissimilar_pair():
