@@ -152,7 +152,9 @@ LANE = [("mse", {}), ("mae", {}), ("huber", {"delta": 0.7}), ("smooth_l1", {"bet
         ("poisson_nll", {"full": True}), ("poisson_deviance", {}), ("gamma_deviance", {}), ("msle", {}), ("mape", {}),
         ("kl_div", {}), ("kl_div", {"log_target": True})]
 # the hand-written lanes of the class-index row losses (losslab._numba_lanes)
-ROW_LANE = [("nll", {}), ("nll", {"ignore_index": 3}), ("multiclass_hinge", {}),
+ROW_LANE = [("nll", {}), ("nll", {"ignore_index": 3}), ("cross_entropy", {}),
+            ("cross_entropy", {"ignore_index": 3, "label_smoothing": 0.2}),
+            ("cross_entropy", {"lse_square_scale": 1e-3, "softcap": 2.5}), ("multiclass_hinge", {}),
             ("multiclass_hinge", {"p": 2, "margin": 0.5}), ("multilabel_margin", {})]
 ROW_LOSSES = {name for name, _ in ROW_LANE}
 
@@ -355,9 +357,8 @@ def test_the_compiled_lane_serves_value_and_grad_and_parameters_and_steps_aside_
     assert seen[-1] is not NotImplemented
     torch.testing.assert_close(weights.grad, want_grad)
     seen.clear()
+    # (a value only, by a plain call: the lane too, test_small_value_only_calls_take_the_compiled_lane)
     steps_aside = {
-        "no gradient wanted": lambda: ll.huber(x.detach(), t),
-        "under no_grad": lambda: torch.no_grad()(ll.huber)(x, t),
         "targets with gradients": lambda: ll.huber(x, t.clone().requires_grad_()),
         "arguments by name": lambda: ll.huber(predictions=x, targets=t),
         "a NumPy option value": lambda: ll.huber(x, t, delta=np.float64(1.0)),
@@ -405,6 +406,8 @@ def _row_lane_inputs(name, n, c, dtype, seed=0):
     x = torch.randn(n, c, generator=g, dtype=dtype) * 2
     if name == "nll":
         x = torch.log_softmax(x, -1)
+    if name == "cross_entropy":
+        x[0] *= 40  # a confident row: its small loss must not be lse - z_y rounded at the logits' scale
     if name == "multilabel_margin":  # up to 3 target classes a row (a repeat among them), -1, then leftovers
         t = torch.full((n, c), -1, dtype=torch.long)
         for i in range(n):
@@ -421,7 +424,7 @@ def _row_lane_inputs(name, n, c, dtype, seed=0):
 
 @needs_numba
 def test_row_lanes_decline_what_they_do_not_compute(lane):
-    for name in ("nll", "multiclass_hinge", "multilabel_margin"):
+    for name in ("nll", "cross_entropy", "multiclass_hinge", "multilabel_margin"):
         seen = lane(name)
         fn = getattr(ll, name)
         x, t = _row_lane_inputs(name, 6, 5, torch.float32)
@@ -442,12 +445,47 @@ def test_row_lanes_decline_what_they_do_not_compute(lane):
         if name != "multilabel_margin":
             fn(x, t, weight=torch.rand(5)).backward()  # a class weight: declined by the plan, never run
             assert seen == []
-    seen = lane("nll")
-    x, t = _row_lane_inputs("nll", 4, 3, torch.float64)
-    value = ll.nll(x, torch.full((4,), -100))  # every row ignored: a mean over nothing is 0, not NaN
-    assert value.item() == 0.0 and seen[-1] is not NotImplemented
-    value.backward()
-    assert torch.count_nonzero(x.grad) == 0
+    for name in ("nll", "cross_entropy"):
+        seen = lane(name)
+        x, t = _row_lane_inputs(name, 4, 3, torch.float64)
+        value = getattr(ll, name)(x, torch.full((4,), -100))  # every row ignored: a mean over nothing is 0, not NaN
+        assert value.item() == 0.0 and seen[-1] is not NotImplemented
+        value.backward()
+        assert torch.count_nonzero(x.grad) == 0
+    seen.clear()
+    x, _ = _row_lane_inputs("cross_entropy", 4, 3, torch.float32)
+    ll.cross_entropy(x, torch.softmax(torch.randn(4, 3), -1)).backward()  # probability targets: the usual flow
+    assert seen and all(out is NotImplemented for out in seen)  # (each spy above records the one call)
+
+
+@needs_numba
+@pytest.mark.parametrize(("name", "options"), [("mse", {}), ("huber", {"delta": 0.5}), ("cross_entropy", {}),
+                                               ("multiclass_hinge", {}), ("triplet_margin", {})])
+def test_small_value_only_calls_take_the_compiled_lane(name, options, lane):
+    """Evaluation (no input requires a gradient, or torch.no_grad): the lane's value, its gradients dropped, no graph;
+    a large value-only call declines (the usual flow's value pass writes no gradient)."""
+    seen = lane(name)
+    fn = getattr(ll, name)
+    if name == "triplet_margin":
+        g = torch.Generator().manual_seed(2)
+        args = [torch.randn(6, 5, generator=g, dtype=torch.float64) for _ in range(3)]
+        big = [torch.randn(_fast.DIRECT_SMALL_ELEMENTS // 8 + 1, 8, generator=g) for _ in range(3)]
+    else:
+        args = [a.detach() for a in _lane_inputs(name, (6, 5), torch.float64)]
+        big = [a.detach() for a in _lane_inputs(name, (_fast.DIRECT_SMALL_ELEMENTS // 8 + 1, 8), torch.float32)]
+    with ll.reference_path():
+        want = fn(*args, **options)
+    value = fn(*args, **options)
+    tracked = args[0].clone().requires_grad_()
+    with torch.no_grad():
+        no_grad_value = fn(tracked, *args[1:], **options)
+    assert seen[-2:] != [NotImplemented] * 2 and all(out is not NotImplemented for out in seen)
+    for got in (value, no_grad_value):
+        assert got.grad_fn is None and not got.requires_grad
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-13)
+    seen.clear()
+    fn(*big, **options)
+    assert seen == []  # declined before the loop runs
 
 
 @needs_numba

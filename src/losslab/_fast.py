@@ -1176,4 +1176,5 @@ for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth
 # the fast paths of the pair, class-row and CTC losses live in their own modules and register themselves
 from . import _fast_ctc, _fast_pairs, _fast_rows, _numba_lanes  # noqa: E402,F401
 
-nll.lane, triplet_margin.lane = _numba_lanes.NLL, _numba_lanes.TRIPLET_MARGIN  # compiled lanes of small calls
+# compiled lanes of small calls
+nll.lane, cross_entropy.lane, triplet_margin.lane = _numba_lanes.NLL, _numba_lanes.CROSS_ENTROPY, _numba_lanes.TRIPLET_MARGIN

@@ -1,10 +1,10 @@
 """Hand-written compiled lanes: one Numba loop computes the value and writes the gradients of a small call, where the
 NumPy fast paths take a dozen NumPy operations (gathers, scatters into zeros, masks), whose per-operation cost is
 most of a small call's (torch CPU tensors: ``losslab.torch._function.lane`` runs them; ``_fast._Lane`` is the
-generated lane of the elementwise losses, with the same ``plan`` and ``run``). For three class-index row losses,
-nll, multiclass_hinge and multilabel_margin, over the rows of an (N, C) float32/float64 input with (N,) integer
-targets ((N, C) for multilabel_margin); for margin_ranking, over its pairs; for triplet_margin (p = 2, no swap), over
-the rows of its three (N, D) embeddings.
+generated lane of the elementwise losses, with the same ``plan`` and ``run``). For four class-index row losses,
+nll, cross_entropy, multiclass_hinge and multilabel_margin, over the rows of an (N, C) float32/float64 input with
+(N,) integer targets ((N, C) for multilabel_margin); for margin_ranking, over its pairs; for triplet_margin (p = 2,
+no swap), over the rows of its three (N, D) embeddings.
 
 Written by hand: the row losses' definitions are their ``terms`` and ``grad_terms`` over a class axis
 (losses/classification.py), margin_ranking and triplet_margin have three arguments (and triplet_margin a norm over
@@ -55,6 +55,73 @@ def _nll_rows(x, y, ignore_index, mean, largest, grad):
         k = y[i]
         if k != ignore_index:
             grad[i, k] = -u
+    return total * u
+
+
+def _cross_entropy_rows(x, y, ignore_index, smoothing, z_scale, cap, mean, largest, grad):
+    """cross_entropy with class indices and no class weight, the row algebra of definitions/softmax_rows.py: logits z
+    (c tanh(x / c) with a cap c > 0; cap 0: none), m = max z, S = sum exp(z - m), lse = m + log S, the target mass
+    q_k = (1 - e) [k = y] + e / C (Q = 1), l = log S + (1 - e)(m - z_y) + (e / C) sum_k (m - z_k) + s lse^2 (the
+    shifted form: a confident row's small loss is not lse - z_y rounded at the logits' scale), and the gradient
+    u ((1 + 2 s lse) p_k - q_k) dz/dx (u = 1 / the rows not ignored for the mean, 0 if there are none; 1 for the
+    sum); an ignored row adds 0 and gets a zero gradient. NaN when the reference must take the call: a target out of
+    [0, C), or a NaN or infinite logit anywhere (the reference reads every logit)."""
+    n, c = x.shape
+    count = 0
+    for i in range(n):
+        k = y[i]
+        if k != ignore_index:
+            if k < 0 or k >= c:
+                return math.nan
+            count += 1
+    u = (1.0 / count if count else 0.0) if mean else 1.0
+    hit = 1.0 - smoothing
+    spread = smoothing / c
+    total = 0.0  # float64 accumulator, as every row's sums
+    for i in range(n):
+        m = -math.inf
+        for j in range(c):
+            z = x[i, j]
+            if not math.isfinite(z):
+                return math.nan
+            if cap > 0:
+                z = cap * math.tanh(z / cap)
+            m = max(m, z)
+        k = y[i]
+        if k == ignore_index:
+            for j in range(c):
+                grad[i, j] = 0.0
+            continue
+        total_exp = 0.0
+        shifted = 0.0  # sum_k (m - z_k)
+        z_y = 0.0
+        for j in range(c):
+            z = x[i, j]
+            if cap > 0:
+                z = cap * math.tanh(z / cap)
+            e = math.exp(z - m)
+            grad[i, j] = e
+            total_exp += e
+            shifted += m - z
+            if j == k:
+                z_y = z
+        log_total = math.log(total_exp)
+        lse = m + log_total
+        row = log_total + hit * (m - z_y) + spread * shifted + z_scale * lse * lse
+        if abs(row) > largest:
+            return math.nan  # the reference's per-row value in the inputs' dtype overflows
+        total += row
+        scale = (1.0 + 2.0 * z_scale * lse) / total_exp
+        for j in range(c):
+            g = grad[i, j] * scale - spread
+            if j == k:
+                g -= hit
+            if cap > 0:
+                ratio = math.tanh(x[i, j] / cap)  # z / c
+                g *= 1.0 - ratio * ratio
+            grad[i, j] = g * u
+    if abs(total) > largest:
+        return math.nan
     return total * u
 
 
@@ -246,7 +313,7 @@ def _kernel(name: str):
         numba = _numba.imported()
         _prange = numba.prange
         compiled = {function.__name__: numba.njit(cache=True, nogil=True, error_model="numpy")(function)
-                    for function in (_nll_rows, _multiclass_hinge_rows, _multilabel_margin_rows, _margin_ranking_pairs,
+                    for function in (_nll_rows, _cross_entropy_rows, _multiclass_hinge_rows, _multilabel_margin_rows, _margin_ranking_pairs,
                                      _triplet_margin_rows, _unit_interval)}
         compiled["_nll_grad_rows"] = numba.njit(cache=True, nogil=True, parallel=True)(_nll_grad_rows)
         _KERNELS.update(compiled)  # all at once: another thread never sees some of them
@@ -341,6 +408,17 @@ def _ignore_index(options):
     return (index,) if type(index) is int else None
 
 
+def _cross_entropy_options(options):
+    """ignore_index, label_smoothing, lse_square_scale and softcap (0 for none), each checked against its domain by
+    binding: only their kinds here."""
+    index, smoothing = options.get("ignore_index", -100), options.get("label_smoothing", 0.0)
+    z_scale, cap = options.get("lse_square_scale", 0.0), options.get("softcap")
+    numbers = (smoothing, z_scale) if cap is None else (smoothing, z_scale, cap)
+    if type(index) is not int or not all(type(v) in (int, float) for v in numbers):
+        return None
+    return index, float(smoothing), float(z_scale), 0.0 if cap is None else float(cap)
+
+
 def _hinge_options(options):
     p, margin = options.get("p", 1), options.get("margin", 1.0)
     if p not in (1, 2) or type(p) is bool or type(margin) not in (int, float):
@@ -363,6 +441,7 @@ def _triplet_options(options):
 
 
 NLL = _HandLane("_nll_rows", _unweighted(_ignore_index), _class_rows(False))
+CROSS_ENTROPY = _HandLane("_cross_entropy_rows", _unweighted(_cross_entropy_options), _class_rows(False))
 MULTICLASS_HINGE = _HandLane("_multiclass_hinge_rows", _unweighted(_hinge_options), _class_rows(False))
 MULTILABEL_MARGIN = _HandLane("_multilabel_margin_rows", lambda options: (1.0,), _class_rows(True))
 MARGIN_RANKING = _HandLane("_margin_ranking_pairs", _margin_option, _same, inputs=2, flat=True)  # (any shape)
