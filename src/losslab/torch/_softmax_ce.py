@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import torch
 
-from .. import _xp
+from .. import _stable, _xp
 from .._reduce import coefficient
 from ..definitions import softmax_rows
 
@@ -36,10 +36,9 @@ def _q_total(r, w_sum, n_classes, smoothing: float):
 
 def max_and_log_total(z):
     """(m, log sum_c exp(z_c - m)) per row of a whole-row block: lse = m + log_total, the two kept apart.
-    m is 0 on a row without a finite maximum (it must not give inf - inf)."""
-    m = z.amax(1)
-    m = torch.where(torch.isfinite(m), m, 0.0)
-    return m, torch.exp(z - m[:, None]).sum(1).log_()
+    m is the definitions' shift (``_stable._shift``: 0 on a row without a finite maximum)."""
+    m = _stable._shift(_xp.namespace(z), z, 1)
+    return m[:, 0], torch.exp(z - m).sum(1).log_()
 
 
 def row_losses(m, log_total, z_y, wz, r, w_sum, n_classes, smoothing: float, z_scale: float):
