@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -456,6 +458,33 @@ def test_row_lanes_decline_what_they_do_not_compute(lane):
     x, _ = _row_lane_inputs("cross_entropy", 4, 3, torch.float32)
     ll.cross_entropy(x, torch.softmax(torch.randn(4, 3), -1)).backward()  # probability targets: the usual flow
     assert seen and all(out is NotImplemented for out in seen)  # (each spy above records the one call)
+
+
+@needs_numba
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1), rows=st.integers(1, 12), classes=st.integers(1, 9),
+       scale=st.sampled_from([0.1, 3.0, 60.0]), smoothing=st.sampled_from([0.0, 0.3, 1.0]),
+       z_scale=st.sampled_from([0.0, 1e-2]), cap=st.sampled_from([None, 0.5, 8.0]), ignored=st.floats(0, 1),
+       dtype=st.sampled_from([torch.float32, torch.float64]), reduction=st.sampled_from(["mean", "sum"]))
+def test_cross_entropy_lane_equals_the_reference(seed, rows, classes, scale, smoothing, z_scale, cap, ignored, dtype,
+                                                 reduction):
+    """The hand-written loop of cross_entropy's lane against the definition on random rows: any batch and class count,
+    confident rows (scale 60), every smoothing, z-loss and cap it takes, some rows ignored (all of them, sometimes)."""
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.randn(rows, classes, generator=g, dtype=dtype) * scale).requires_grad_()
+    t = torch.randint(0, classes, (rows,), generator=g)
+    t[torch.rand(rows, generator=g) < ignored] = -100
+    options = {"label_smoothing": smoothing, "lse_square_scale": z_scale, "softcap": cap}
+    fast_lane = ll._engines.fast_path_of("cross_entropy", "numpy").lane
+    plan = fast_lane.plan({"weight": None, "ignore_index": -100, **options})
+    out = fast_lane.run(plan, [x.detach().numpy(), t.numpy()], reduction)
+    assert out is not NotImplemented
+    value, (grad,) = out
+    with ll.reference_path():
+        want, want_grad = ll.cross_entropy.value_and_grad(x.detach(), t, reduction=reduction, **options)
+    tol = {"rtol": 2e-5, "atol": 2e-6} if dtype == torch.float32 else {"rtol": 1e-11, "atol": 1e-12}
+    torch.testing.assert_close(torch.tensor(float(value), dtype=dtype), want, **tol)
+    torch.testing.assert_close(torch.from_numpy(grad), want_grad, **tol)
 
 
 @needs_numba
