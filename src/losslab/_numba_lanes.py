@@ -60,13 +60,18 @@ def _nll_rows(x, y, ignore_index, mean, largest, grad):
 
 def _cross_entropy_rows(x, y, ignore_index, smoothing, z_scale, cap, mean, largest, grad):
     """cross_entropy with class indices and no class weight, the row algebra of definitions/softmax_rows.py: logits z
-    (c tanh(x / c) with a cap c > 0; cap 0: none), m = max z, S = sum exp(z - m), lse = m + log S, the target mass
+    (c tanh(x / c) with a cap c >= 0; cap -1: none), m = max z, S = sum exp(z - m), lse = m + log S, the target mass
     q_k = (1 - e) [k = y] + e / C (Q = 1), l = log S + (1 - e)(m - z_y) + (e / C) sum_k (m - z_k) + s lse^2 (the
     shifted form: a confident row's small loss is not lse - z_y rounded at the logits' scale), and the gradient
     u ((1 + 2 s lse) p_k - q_k) dz/dx (u = 1 / the rows not ignored for the mean, 0 if there are none; 1 for the
     sum); an ignored row adds 0 and gets a zero gradient. NaN when the reference must take the call: a target out of
-    [0, C), or a NaN or infinite logit anywhere (the reference reads every logit)."""
+    [0, C), a NaN or infinite logit anywhere (the reference reads every logit), a cap that is 0 or infinite in the
+    inputs' dtype, or a shifted logit m - z_k, their sum, lse^2 (with a z-loss) or a row's loss beyond the dtype's
+    largest number (where the reference's own sums in that dtype may overflow)."""
     n, c = x.shape
+    capped = cap >= 0
+    if capped and not (cap > 0 and cap <= largest):
+        return math.nan
     count = 0
     for i in range(n):
         k = y[i]
@@ -84,7 +89,7 @@ def _cross_entropy_rows(x, y, ignore_index, smoothing, z_scale, cap, mean, large
             z = x[i, j]
             if not math.isfinite(z):
                 return math.nan
-            if cap > 0:
+            if capped:
                 z = cap * math.tanh(z / cap)
             m = max(m, z)
         k = y[i]
@@ -97,8 +102,10 @@ def _cross_entropy_rows(x, y, ignore_index, smoothing, z_scale, cap, mean, large
         z_y = 0.0
         for j in range(c):
             z = x[i, j]
-            if cap > 0:
+            if capped:
                 z = cap * math.tanh(z / cap)
+            if m - z > largest:
+                return math.nan
             e = math.exp(z - m)
             grad[i, j] = e
             total_exp += e
@@ -107,6 +114,8 @@ def _cross_entropy_rows(x, y, ignore_index, smoothing, z_scale, cap, mean, large
                 z_y = z
         log_total = math.log(total_exp)
         lse = m + log_total
+        if shifted > largest or (z_scale > 0 and lse * lse > largest):
+            return math.nan
         row = log_total + hit * (m - z_y) + spread * shifted + z_scale * lse * lse
         if abs(row) > largest:
             return math.nan  # the reference's per-row value in the inputs' dtype overflows
@@ -116,7 +125,7 @@ def _cross_entropy_rows(x, y, ignore_index, smoothing, z_scale, cap, mean, large
             g = grad[i, j] * scale - spread
             if j == k:
                 g -= hit
-            if cap > 0:
+            if capped:
                 ratio = math.tanh(x[i, j] / cap)  # z / c
                 g *= 1.0 - ratio * ratio
             grad[i, j] = g * u
@@ -409,14 +418,14 @@ def _ignore_index(options):
 
 
 def _cross_entropy_options(options):
-    """ignore_index, label_smoothing, lse_square_scale and softcap (0 for none), each checked against its domain by
-    binding: only their kinds here."""
+    """ignore_index, label_smoothing, lse_square_scale and softcap (-1 for none: a cap the inputs' dtype rounds to 0
+    is the loop's to decline), each checked against its domain by binding: only their kinds here."""
     index, smoothing = options.get("ignore_index", -100), options.get("label_smoothing", 0.0)
     z_scale, cap = options.get("lse_square_scale", 0.0), options.get("softcap")
     numbers = (smoothing, z_scale) if cap is None else (smoothing, z_scale, cap)
     if type(index) is not int or not all(type(v) in (int, float) for v in numbers):
         return None
-    return index, float(smoothing), float(z_scale), 0.0 if cap is None else float(cap)
+    return index, float(smoothing), float(z_scale), -1.0 if cap is None else float(cap)
 
 
 def _hinge_options(options):

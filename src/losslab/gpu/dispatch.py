@@ -25,7 +25,8 @@ def kernels_enabled() -> bool:
 def _kernel_device(x) -> bool:
     if x.is_cuda:
         return True
-    # CPU tensors go to the kernels only under Triton's interpreter and on explicit request (tests)
+    # CPU tensors go to the kernels only under Triton's interpreter and on explicit request (tests; a small plain
+    # call without a class weight still takes the compiled lane first, unless compiled loops are off)
     return os.environ.get("TRITON_INTERPRET") == "1" and os.environ.get("LOSSLAB_TRITON") == "1"
 
 
