@@ -39,6 +39,9 @@ BAD = [
     (lambda: ll.cross_entropy(LOGITS, np.full((4, 3), 1 + 1e-12)), ValueError, r"got values \[1.000000000001\]"),
     (lambda: ll.cross_entropy(np.float64(1.0), np.array(0)), ValueError, r"logits must have at least 1 dimension"),
     (lambda: ll.cross_entropy(LOGITS, np.array([0, 1, 2, 0]), ignore_index=1.0), TypeError, r"ignore_index must be an int"),
+    # the int64 range's ends are compared as ints (as floats, 2**63 - 1 became 2**63 and was refused)
+    (lambda: ll.cross_entropy(LOGITS, np.array([0, 1, 2, 0]), ignore_index=2**63), ValueError,
+     r"ignore_index must be an int in \[-9223372036854775808, 9223372036854775807\], got 9223372036854775808"),
     (lambda: ll.nll(LOGITS, np.array([0, 1, 2, 5])), ValueError, r"out of range \[0, 2\]"),
     (lambda: ll.binary_cross_entropy(np.array([0.5, 1.2]), np.array([1.0, 0.0])), ValueError, r"probs must lie in \[0, 1\], got values \[1.2\].*sigmoid"),
     (lambda: ll.binary_cross_entropy(np.array([0.5, 0.2]), np.array([2.0, 0.0])), ValueError, r"targets must lie in \[0, 1\], got values \[2\]"),
@@ -71,6 +74,15 @@ BAD = [
 def test_bad_input_raises_a_helpful_error(call, exception, pattern):
     with pytest.raises(exception, match=pattern):
         call()
+
+
+def test_the_int64_range_ends_are_valid_ignore_indices():
+    for index in (2**63 - 1, -(2**63)):
+        targets = np.array([0, 1, 2, 0])
+        targets[1] = index
+        with ll.reference_path():
+            want = ll.cross_entropy(LOGITS, targets, ignore_index=index)
+        np.testing.assert_allclose(ll.cross_entropy(LOGITS, targets, ignore_index=index), want, rtol=1e-12)
 
 
 def test_value_checks_are_skipped_under_jit_but_shape_checks_are_not():

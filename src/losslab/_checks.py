@@ -144,7 +144,7 @@ def option_in(spec, value: Any) -> Any:
         return value  # traced: checked where it is concrete
     if domain.integer and not isinstance(number, numbers.Integral):
         raise TypeError(f"{spec.name} must be {spec.valid}, got {shown(value)}")
-    v = _as_float(number)
+    v = int(number) if domain.integer else _as_float(number)  # an int as it is: 2**63 - 1 as a float is 2**63
     if not (spec.negative_means and v < 0) and not domain.contains(v):
         raise ValueError(f"{spec.name} must be {spec.valid}, got {shown(value)}")
     if is_array and getattr(value, "requires_grad", False):

@@ -24,7 +24,8 @@ class Interval:
     integer: bool = False
 
     def contains(self, v: float) -> bool:
-        if not math.isfinite(v) or (self.integer and v != int(v)):
+        # (an int of any size compares exactly with the bounds; math.isfinite would overflow on it)
+        if (not isinstance(v, int) and not math.isfinite(v)) or (self.integer and v != int(v)):
             return False
         if self.low is not None and (v < self.low or (v == self.low and self.closed in ("right", "neither"))):
             return False
