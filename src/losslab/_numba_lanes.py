@@ -420,31 +420,31 @@ def _ignore_index(options):
 def _cross_entropy_options(options):
     """ignore_index, label_smoothing, lse_square_scale and softcap (-1 for none: a cap the inputs' dtype rounds to 0
     is the loop's to decline), each checked against its domain by binding: only their kinds here."""
-    index, smoothing = options.get("ignore_index", -100), options.get("label_smoothing", 0.0)
-    z_scale, cap = options.get("lse_square_scale", 0.0), options.get("softcap")
-    numbers = (smoothing, z_scale) if cap is None else (smoothing, z_scale, cap)
-    if type(index) is not int or not all(type(v) in (int, float) for v in numbers):
+    index = _ignore_index(options)
+    smoothing, z_scale = options.get("label_smoothing", 0.0), options.get("lse_square_scale", 0.0)
+    cap = options.get("softcap")
+    if index is None or not (_fast._number(smoothing) and _fast._number(z_scale) and (cap is None or _fast._number(cap))):
         return None
-    return index, float(smoothing), float(z_scale), -1.0 if cap is None else float(cap)
+    return *index, float(smoothing), float(z_scale), -1.0 if cap is None else float(cap)
 
 
 def _hinge_options(options):
     p, margin = options.get("p", 1), options.get("margin", 1.0)
-    if p not in (1, 2) or type(p) is bool or type(margin) not in (int, float):
+    if p not in (1, 2) or type(p) is bool or not _fast._number(margin):
         return None
     return int(p), float(margin)
 
 
 def _margin_option(options):
     margin = options.get("margin", 0.0)
-    return (float(margin),) if type(margin) in (int, float) else None
+    return (float(margin),) if _fast._number(margin) else None
 
 
 def _triplet_options(options):
     """p = 2 without the distance swap; margin, eps, and 0 and the norm's floor 1e-30 (in the inputs' dtype)."""
     p, margin, eps = options.get("p", 2), options.get("margin", 1.0), options.get("eps", 1e-6)
     if (p != 2 or type(p) is bool or options.get("swap", False) is not False
-            or type(margin) not in (int, float) or type(eps) not in (int, float)):
+            or not (_fast._number(margin) and _fast._number(eps))):
         return None
     return float(margin), float(eps), 0.0, 1e-30
 
