@@ -16,7 +16,7 @@ from ._xp import is_array, is_concrete, is_floating, is_integral, namespace, to_
 REDUCTIONS = ("none", "mean", "sum")
 
 
-def _number(v) -> str:
+def _exact_text(v) -> str:
     """A value in ``:g``'s six digits where they read back exactly in its dtype (2 for 2.0, 1.5), else in full
     (1.000000000001, which ``:g`` shows as "1")."""
     if not isinstance(v, (float, np.floating)):
@@ -27,7 +27,7 @@ def _number(v) -> str:
 
 def _preview(values: np.ndarray, limit: int = 5) -> str:
     flat = np.unique(np.asarray(values).ravel())
-    shown = ", ".join(_number(v) for v in flat[:limit])
+    shown = ", ".join(_exact_text(v) for v in flat[:limit])
     return f"[{shown}{', ...' if flat.size > limit else ''}]"
 
 
