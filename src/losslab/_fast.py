@@ -132,8 +132,9 @@ def _blocks(n_rows: int, rows_per_block: int, elements: int, block: Callable, sc
 
 
 # A big zero buffer (nll's gradient, where Numba is missing: _numba_lanes.nll_grad writes it in one parallel pass,
-# twice as fast) is filled as bytes in blocks of this size over the thread pool: the first touch of its pages is its cost. 4096 x 1024 float32: 0.53 ms on two threads, torch.zeros's 0.41-0.57 (as float32
-# in 512 KiB blocks: 0.75-0.90 ms).
+# twice as fast) is filled as bytes in blocks of this size over the thread pool: the first touch of its pages is its
+# cost. 4096 x 1024 float32: 0.53 ms on two threads, torch.zeros's 0.41-0.57 (as float32 in 512 KiB blocks:
+# 0.75-0.90 ms).
 _ZERO_BLOCK_BYTES = 1 << 21
 
 # The torch engine's compiled lane (an elementwise fast path's ``direct``) takes every generated Numba kernel up to
@@ -362,7 +363,8 @@ def nll(args, options, reduction, normalizer, with_grad):
         return NotImplemented
     n, c = x.shape
     weight = _class_weight(weight, c, x.dtype)
-    index = None if n == 0 or c == 0 or weight is NotImplemented else _class_indices(targets, ignore_index, weight, n, c, x.dtype)
+    index = (None if n == 0 or c == 0 or weight is NotImplemented
+             else _class_indices(targets, ignore_index, weight, n, c, x.dtype))
     if index is None:
         return NotImplemented
     safe, _, w_y, divisor = index
@@ -1177,4 +1179,5 @@ for _name, _path in {"mse": mse, "mae": mae, "huber": huber, "smooth_l1": smooth
 from . import _fast_ctc, _fast_pairs, _fast_rows, _numba_lanes  # noqa: E402,F401
 
 # compiled lanes of small calls
-nll.lane, cross_entropy.lane, triplet_margin.lane = _numba_lanes.NLL, _numba_lanes.CROSS_ENTROPY, _numba_lanes.TRIPLET_MARGIN
+nll.lane, cross_entropy.lane = _numba_lanes.NLL, _numba_lanes.CROSS_ENTROPY
+triplet_margin.lane = _numba_lanes.TRIPLET_MARGIN

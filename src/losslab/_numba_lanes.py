@@ -12,8 +12,8 @@ each row): the elementwise code generator covers none of them. tests/test_engine
 lane takes.
 
 Taken: C-contiguous arrays, at most ``_fast.DIRECT_SMALL_ELEMENTS`` scores (above it the NumPy paths' threads are
-faster; of a large nll call, only the gradient is a loop here, ``nll_grad``, over the thread pool), no class weight, reduction mean or sum; margin_ranking's targets in the inputs'
-dtype. Declined (the usual flow then computes the call, or raises its documented error): a target out of range,
+faster; of a large nll call, only the gradient is a loop here, ``nll_grad``, over the thread pool), no class weight,
+reduction mean or sum; margin_ranking's targets in the inputs' dtype. Declined (the usual flow then computes the call, or raises its documented error): a target out of range,
 a NaN or infinite score, Numba missing or switched off. Loops are compiled on first use (Numba imported then, as
 in ``_numba``) and cached on disk.
 """
@@ -322,8 +322,8 @@ def _kernel(name: str):
         numba = _numba.imported()
         _prange = numba.prange
         compiled = {function.__name__: numba.njit(cache=True, nogil=True, error_model="numpy")(function)
-                    for function in (_nll_rows, _cross_entropy_rows, _multiclass_hinge_rows, _multilabel_margin_rows, _margin_ranking_pairs,
-                                     _triplet_margin_rows, _unit_interval)}
+                    for function in (_nll_rows, _cross_entropy_rows, _multiclass_hinge_rows, _multilabel_margin_rows,
+                                     _margin_ranking_pairs, _triplet_margin_rows, _unit_interval)}
         compiled["_nll_grad_rows"] = numba.njit(cache=True, nogil=True, parallel=True)(_nll_grad_rows)
         _KERNELS.update(compiled)  # all at once: another thread never sees some of them
     return _KERNELS[name]
@@ -423,7 +423,8 @@ def _cross_entropy_options(options):
     index = _ignore_index(options)
     smoothing, z_scale = options.get("label_smoothing", 0.0), options.get("lse_square_scale", 0.0)
     cap = options.get("softcap")
-    if index is None or not (_fast._number(smoothing) and _fast._number(z_scale) and (cap is None or _fast._number(cap))):
+    numbers = (smoothing, z_scale) if cap is None else (smoothing, z_scale, cap)
+    if index is None or not all(_fast._number(v) for v in numbers):
         return None
     return *index, float(smoothing), float(z_scale), -1.0 if cap is None else float(cap)
 
