@@ -612,7 +612,81 @@ def test_triplet_margin_takes_its_compiled_lane(options, dtype, lane):
         assert seen == [], declined
     nan = n.detach().clone()
     nan[3, 2] = float("nan")
-    assert torch.isnan(ll.triplet_margin(a, p, nan)).item() and seen == [NotImplemented]
+    # declined by the torch lane, then by the NumPy fast path's use of the same loop: the reference's NaN
+    assert torch.isnan(ll.triplet_margin(a, p, nan)).item() and seen and all(out is NotImplemented for out in seen)
+
+
+def _embedding_lane_matches_reference(fn, seen, embeddings, others, reduction, options, tol):
+    """One call of an embedding loss's lane on tracked torch tensors and one on NumPy arrays (through the NumPy fast
+    path), each the lane's (``seen``) and equal to the reference; the torch call's gradients."""
+    with ll.reference_path():
+        want, want_grads = fn.value_and_grad(*embeddings, *others, reduction=reduction, **options)
+    tracked = [e.clone().requires_grad_() for e in embeddings]
+    seen.clear()
+    loss = fn(*tracked, *others, reduction=reduction, **options)
+    assert len(seen) == 1 and seen[0] is not NotImplemented
+    loss.backward()
+    torch.testing.assert_close(loss.detach(), want, **tol)
+    torch.testing.assert_close(tuple(e.grad for e in tracked), want_grads, **tol)
+    seen.clear()
+    value, grads = fn.value_and_grad(*(e.numpy() for e in (*embeddings, *others)), reduction=reduction, **options)
+    assert len(seen) == 1 and seen[0] is not NotImplemented
+    torch.testing.assert_close(torch.tensor(float(value), dtype=want.dtype), want, **tol)
+    torch.testing.assert_close(tuple(torch.from_numpy(g) for g in grads), want_grads, **tol)
+    seen.clear()
+    return [e.grad for e in tracked]
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_triplet_margin_large_calls_take_the_parallel_loop(dtype, lane):
+    """Above DIRECT_SMALL_ELEMENTS the lane runs its loop over the thread pool, on torch tensors and (through the
+    NumPy fast path) on NumPy arrays: the reference's value and gradients, inactive and zero-distance rows included; a
+    NaN declines (the reference's NaN), and value-only calls keep the NumPy blocks (no gradient written)."""
+    seen = lane("triplet_margin")
+    g = torch.Generator().manual_seed(8)
+    rows, width = _fast.DIRECT_SMALL_ELEMENTS // 16 + 3, 48
+    a, p, n = (torch.randn(rows, width, generator=g, dtype=dtype) for _ in range(3))
+    p[0] = a[0]  # a zero distance
+    n[1] = a[1] + 5.0  # an inactive row: its gradient 0
+    tol = {"rtol": 2e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-13}
+    for reduction, options in (("mean", {}), ("sum", {"margin": 0.2, "eps": 0.0})):
+        grads = _embedding_lane_matches_reference(ll.triplet_margin, seen, (a, p, n), (), reduction, options, tol)
+        assert torch.count_nonzero(grads[0][1]) == 0
+    ll.triplet_margin(a.numpy(), p.numpy(), n.numpy())
+    assert seen == []
+    nan = n.clone()
+    nan[-1, 3] = float("nan")
+    assert torch.isnan(ll.triplet_margin(a.clone().requires_grad_(), p, nan)).item()
+    assert seen and all(out is NotImplemented for out in seen)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("rows", [9, _fast.DIRECT_SMALL_ELEMENTS // 16 + 3])
+def test_cosine_embedding_takes_its_compiled_lane(rows, dtype, lane):
+    """cosine_embedding's loop over the thread pool, small and large calls, on torch tensors and NumPy arrays: the
+    reference's value and gradients for either target dtype and margin, with a pair at the hinge (x1 = x2 and margin 1:
+    cos = 1 = margin), a zero embedding (cos 0) and inactive dissimilar pairs; a target
+    other than +-1 gives the usual flow's error, a NaN the reference's NaN."""
+    seen = lane("cosine_embedding")
+    g = torch.Generator().manual_seed(9)
+    a, b = (torch.randn(rows, 48, generator=g, dtype=dtype) for _ in range(2))
+    b[0], a[1] = a[0], 0.0
+    t = torch.sign(torch.randn(rows, generator=g))
+    t[0], t[1], t[2] = -1.0, -1.0, 1.0
+    tol = {"rtol": 2e-5, "atol": 1e-6} if dtype == torch.float32 else {"rtol": 1e-12, "atol": 1e-13}
+    for targets, reduction, options in ((t, "mean", {}), (t.long(), "sum", {"margin": 1.0}),
+                                        (t.to(dtype), "mean", {"margin": -0.2})):
+        _embedding_lane_matches_reference(ll.cosine_embedding, seen, (a, b), (targets,), reduction, options, tol)
+    bad = t.clone()
+    bad[-1] = 0.5
+    with pytest.raises(ValueError, match="targets"):
+        ll.cosine_embedding(a.clone().requires_grad_(), b, bad)
+    nan = b.clone()
+    nan[-1, 3] = float("nan")
+    assert torch.isnan(ll.cosine_embedding(a.clone().requires_grad_(), nan, t)).item()
+    assert seen and all(out is NotImplemented for out in seen)
 
 
 @needs_numba

@@ -1117,6 +1117,13 @@ def _row_blocked(name: str, n_embeddings: int):
         bound = loss._quick_bind(args, options)  # None: not the positional arguments, each by position
         if bound is None or not loss.splits_into_rows(bound):
             return NotImplemented
+        lane = getattr(fast, "lane", None)
+        if lane is not None and with_grad and normalizer is None and len(args) == len(loss._positional):
+            # the compiled loop over the rows (triplet_margin's, cosine_embedding's): one pass where the blocks take a dozen
+            plan = lane.plan(bound)
+            out = NotImplemented if plan is None else lane.run(plan, list(args), reduction)
+            if out is not NotImplemented:
+                return out
         n, dt = first.shape[0], first.dtype
         rows = _row_blocks(n, n_embeddings * first.shape[-1], dt.itemsize)
         k = normalizer  # one block: the loss's own divisor; several: the batch's
@@ -1180,4 +1187,4 @@ from . import _fast_ctc, _fast_pairs, _fast_rows, _numba_lanes  # noqa: E402,F40
 
 # compiled lanes of small calls
 nll.lane, cross_entropy.lane = _numba_lanes.NLL, _numba_lanes.CROSS_ENTROPY
-triplet_margin.lane = _numba_lanes.TRIPLET_MARGIN
+triplet_margin.lane, cosine_embedding.lane = _numba_lanes.TRIPLET_MARGIN, _numba_lanes.COSINE_EMBEDDING

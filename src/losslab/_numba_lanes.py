@@ -4,17 +4,20 @@ most of a small call's (torch CPU tensors: ``losslab.torch._function.lane`` runs
 generated lane of the elementwise losses, with the same ``plan`` and ``run``). For four class-index row losses,
 nll, cross_entropy, multiclass_hinge and multilabel_margin, over the rows of an (N, C) float32/float64 input with
 (N,) integer targets ((N, C) for multilabel_margin); for margin_ranking, over its pairs; for triplet_margin (p = 2,
-no swap), over the rows of its three (N, D) embeddings.
+no swap) and cosine_embedding, over the rows of their (N, D) embeddings.
 
 Written by hand: the row losses' definitions are their ``terms`` and ``grad_terms`` over a class axis
-(losses/classification.py), margin_ranking and triplet_margin have three arguments (and triplet_margin a norm over
+(losses/classification.py), margin_ranking, triplet_margin and cosine_embedding have three arguments (and norms over
 each row): the elementwise code generator covers none of them. tests/test_engines.py holds each loop to its loss's reference path on random inputs and every option the
 lane takes.
 
 Taken: C-contiguous arrays, at most ``_fast.DIRECT_SMALL_ELEMENTS`` scores (above it the NumPy paths' threads are
 faster; of a large nll call, only the gradient is a loop here, ``nll_grad``, over the thread pool), no class weight,
 reduction mean or sum; margin_ranking's targets in the inputs' dtype. Declined (the usual flow then computes the call, or raises its documented error): a target out of range,
-a NaN or infinite score, Numba missing or switched off. Loops are compiled on first use (Numba imported then, as
+a NaN or infinite score, Numba missing or switched off. The loops of
+triplet_margin and cosine_embedding run over the thread pool and take calls of every size, as does the NumPy fast path
+(one read of the embeddings and one write of the gradients, each row in cache: 4096 x 1024 float32, triplet_margin's
+value and gradients in 5-6 ms on 2 cores, where the NumPy blocks took 30 and torch takes 22-30). Loops are compiled on first use (Numba imported then, as
 in ``_numba``) and cached on disk.
 """
 
@@ -249,44 +252,106 @@ def _margin_ranking_pairs(a, b, t, margin, mean, largest, g1, g2):
     return total * u
 
 
+def _triplet_row(a, p, n, i, margin, eps, zero, tiny, u, ga, gp, gn):
+    """Row i of triplet_margin with p = 2, no swap: d(x, y) = max(||x - y + eps||, 1e-15) (the reference's safe norm),
+    z = d(a, p) - d(a, n) + margin, l = max(0, z); where z > 0 the gradients -u v / d(a, p) for the positive (v = a - p
+    + eps), u w / d(a, n) for the negative (w = a - n + eps) and minus their sum for the anchor, else 0. The distances
+    and z in the inputs' dtype (``zero`` and ``tiny``, 1e-30, given in it), as the reference computes them, so that a
+    row is active exactly where the reference's is. Returns l, NaN where z is NaN or infinite."""
+    width = a.shape[1]
+    s_ap = zero
+    s_an = zero
+    for k in range(width):
+        v = a[i, k] - p[i, k] + eps
+        w = a[i, k] - n[i, k] + eps
+        s_ap += v * v
+        s_an += w * w
+    d_ap = np.sqrt(max(s_ap, tiny))
+    d_an = np.sqrt(max(s_an, tiny))
+    z = d_ap - d_an + margin
+    c_ap = 0.0
+    c_an = 0.0
+    if z > 0 and math.isfinite(z):
+        c_ap = -u / d_ap
+        c_an = u / d_an
+    for k in range(width):
+        g_p = (a[i, k] - p[i, k] + eps) * c_ap
+        g_n = (a[i, k] - n[i, k] + eps) * c_an
+        gp[i, k] = g_p
+        gn[i, k] = g_n
+        ga[i, k] = -(g_p + g_n)
+    return z if z > 0 or not math.isfinite(z) else 0.0
+
+
 def _triplet_margin_rows(a, p, n, margin, eps, zero, tiny, mean, largest, ga, gp, gn):
-    """triplet_margin with p = 2, no swap: d(x, y) = max(||x - y + eps||, 1e-15) (the reference's safe norm), z = d(a, p)
-    - d(a, n) + margin, l = max(0, z); where z > 0 the gradients -u v / d(a, p) for the positive (v = a - p + eps),
-    u w / d(a, n) for the negative (w = a - n + eps) and minus their sum for the anchor (u = 1 / N for the mean, 1
-    for the sum). The distances and z in the inputs' dtype (``zero`` and ``tiny``, 1e-30, given in it), as the
-    reference computes them, so that a row is active exactly where the reference's is. NaN when the reference must
-    take the call: a NaN or infinite z."""
-    rows, width = a.shape
+    """triplet_margin (p = 2, no swap): the sum of its rows' losses (``_triplet_row``) times u (1 / N for the mean, 1
+    for the sum), the rows over the thread pool from ``_SERIAL_BELOW`` numbers up. NaN when the reference must take the
+    call: a NaN or infinite z, or a sum beyond ``largest`` (where the reference's sum in the inputs' dtype overflows)."""
+    rows = a.shape[0]
     u = 1.0 / rows if mean else 1.0
-    total = 0.0  # float64 accumulator of the hinges
-    for i in range(rows):
-        s_ap = zero
-        s_an = zero
-        for k in range(width):
-            v = a[i, k] - p[i, k] + eps
-            w = a[i, k] - n[i, k] + eps
-            s_ap += v * v
-            s_an += w * w
-        d_ap = np.sqrt(max(s_ap, tiny))
-        d_an = np.sqrt(max(s_an, tiny))
-        z = d_ap - d_an + margin
-        if not math.isfinite(z):
-            return math.nan
-        c_ap = 0.0
-        c_an = 0.0
-        if z > 0:
-            total += z
-            c_ap = -u / d_ap
-            c_an = u / d_an
-        for k in range(width):
-            g_p = (a[i, k] - p[i, k] + eps) * c_ap
-            g_n = (a[i, k] - n[i, k] + eps) * c_an
-            gp[i, k] = g_p
-            gn[i, k] = g_n
-            ga[i, k] = -(g_p + g_n)
-    if total > largest:
-        return math.nan  # the reference's sum in the inputs' dtype overflows
-    return total * u
+    total = 0.0  # float64 accumulator
+    if a.size < _SERIAL_BELOW:
+        for i in range(rows):
+            total += _triplet_row(a, p, n, i, margin, eps, zero, tiny, u, ga, gp, gn)
+    else:
+        for i in _prange(rows):
+            total += _triplet_row(a, p, n, i, margin, eps, zero, tiny, u, ga, gp, gn)
+    return total * u if total <= largest else math.nan  # (a NaN row made the total NaN)
+
+
+def _cosine_row(a, b, t, i, margin, zero, tiny, u, ga, gb):
+    """Row i of cosine_embedding: cos = a.b / sqrt((|a|^2 + 1e-12)(|b|^2 + 1e-12)) (the sums in the inputs' dtype,
+    ``zero`` and ``tiny``, 1e-12, given in it, as the reference computes them), l = 1 - cos for a target of +1 and
+    max(0, cos - margin) for -1; the gradient s u (b / root - cos a / |a|^2) for a (and symmetrically for b), s = -1
+    for +1, 1 for -1 where cos >= margin (passed there, as torch's clamp_min), else 0. Returns l, NaN where the
+    reference must take the call: a target other than -1 or +1, or a NaN or infinite norm or cosine (an overflowing
+    norm: the reference's result, whatever it is)."""
+    width = a.shape[1]
+    aa = zero
+    bb = zero
+    ab = zero
+    for k in range(width):
+        aa += a[i, k] * a[i, k]
+        bb += b[i, k] * b[i, k]
+        ab += a[i, k] * b[i, k]
+    sq_a = aa + tiny
+    sq_b = bb + tiny
+    root = np.sqrt(sq_a * sq_b)
+    cos = ab / root
+    t_i = t[i]
+    loss = 0.0
+    slope = 0.0
+    if not (math.isfinite(root) and math.isfinite(cos)) or (t_i != 1 and t_i != -1):
+        loss = math.nan
+    elif t_i == 1:
+        loss = 1.0 - cos
+        slope = -u
+    elif cos - margin >= 0:
+        loss = cos - margin
+        slope = u
+    cross = slope / root
+    self_a = slope * cos / sq_a
+    self_b = slope * cos / sq_b
+    for k in range(width):
+        ga[i, k] = b[i, k] * cross - a[i, k] * self_a
+        gb[i, k] = a[i, k] * cross - b[i, k] * self_b
+    return loss
+
+
+def _cosine_embedding_rows(a, b, t, margin, zero, tiny, mean, largest, ga, gb):
+    """cosine_embedding: the sum of its rows' losses (``_cosine_row``) times u (1 / N for the mean, 1 for the sum), the
+    rows over the thread pool from ``_SERIAL_BELOW`` numbers up. NaN when the reference must take the call (a row's
+    NaN, or a sum beyond ``largest``)."""
+    rows = a.shape[0]
+    u = 1.0 / rows if mean else 1.0
+    total = 0.0  # float64 accumulator
+    if a.size < _SERIAL_BELOW:
+        for i in range(rows):
+            total += _cosine_row(a, b, t, i, margin, zero, tiny, u, ga, gb)
+    else:
+        for i in _prange(rows):
+            total += _cosine_row(a, b, t, i, margin, zero, tiny, u, ga, gb)
+    return total * u if total <= largest else math.nan
 
 
 def _nll_grad_rows(targets, scale, row_scales, grad):
@@ -311,9 +376,15 @@ def _unit_interval(a):
     return True
 
 
-# The parallel loop's range: Numba resolves a global when it compiles, so ``_kernel`` sets this to numba.prange just
-# before compiling (Numba is imported only then); as plain Python (range) the function computes the same, serially.
+# The loops over the thread pool (compiled with parallel=True, run through _numba.launch), and the size from which
+# they use it (below it, a loop on the calling thread: waking the pool costs more, as for the generated kernels).
+PARALLEL = (_nll_grad_rows, _triplet_margin_rows, _cosine_embedding_rows)
+_SERIAL_BELOW = _fast.PARALLEL_MIN_ELEMENTS
+# The parallel loop's range and the row helpers the loops call: Numba resolves globals when it compiles, so
+# ``_kernel`` binds these to numba.prange and the helpers' compiled forms just before compiling (Numba is imported
+# only then); as plain Python the loops compute the same, serially.
 _prange = range
+_ROW_HELPERS = {"_triplet_row": _triplet_row, "_cosine_row": _cosine_row}
 
 
 def _kernel(name: str):
@@ -321,10 +392,14 @@ def _kernel(name: str):
         global _prange
         numba = _numba.imported()
         _prange = numba.prange
-        compiled = {function.__name__: numba.njit(cache=True, nogil=True, error_model="numpy")(function)
+        options = {"cache": True, "nogil": True, "error_model": "numpy"}
+        globals().update({helper: numba.njit(inline="always", **options)(function)
+                          for helper, function in _ROW_HELPERS.items()})
+        compiled = {function.__name__: numba.njit(**options)(function)
                     for function in (_nll_rows, _cross_entropy_rows, _multiclass_hinge_rows, _multilabel_margin_rows,
-                                     _margin_ranking_pairs, _triplet_margin_rows, _unit_interval)}
-        compiled["_nll_grad_rows"] = numba.njit(cache=True, nogil=True, parallel=True)(_nll_grad_rows)
+                                     _margin_ranking_pairs, _unit_interval)}
+        for function in PARALLEL:
+            compiled[function.__name__] = numba.njit(parallel=True, **options)(function)
         _KERNELS.update(compiled)  # all at once: another thread never sees some of them
     return _KERNELS[name]
 
@@ -357,11 +432,13 @@ class _HandLane:
     checked, with their defaults) once, into the loop's option arguments or None (the lane never takes such a call);
     ``run(plan, arrays, reduction)`` gives (value, gradients) or NotImplemented. What differs between the losses:
     ``arguments`` (options -> the loop's option arguments, or None), ``accepts`` (the arrays, checked beyond one
-    float dtype, C-contiguous, at most DIRECT_SMALL_ELEMENTS elements), ``flat`` (the loop reads 1-D arrays) and
-    ``inputs`` (how many gradients it writes)."""
+    float dtype, C-contiguous, at most DIRECT_SMALL_ELEMENTS elements), ``flat`` (the loop reads 1-D arrays),
+    and ``inputs`` (how many gradients it writes). A loop over the thread pool (in ``PARALLEL``) takes calls of every
+    size; the others decline those above DIRECT_SMALL_ELEMENTS."""
 
     def __init__(self, kernel: str, arguments, accepts, inputs: int = 1, flat: bool = False):
         self.kernel, self.arguments, self.accepts, self.inputs, self.flat = kernel, arguments, accepts, inputs, flat
+        self.parallel = any(function.__name__ == kernel for function in PARALLEL)
 
     def plan(self, options: dict):
         arguments = self.arguments(options) if _numba.AVAILABLE else None
@@ -375,18 +452,20 @@ class _HandLane:
             return NotImplemented
         x = arrays[0]
         dt = x.dtype
-        if dt not in _fast._FLOATS or x.size == 0 or x.size > _fast.DIRECT_SMALL_ELEMENTS or not self.accepts(*arrays):
+        if (dt not in _fast._FLOATS or x.size == 0 or (x.size > _fast.DIRECT_SMALL_ELEMENTS and not self.parallel)
+                or not self.accepts(*arrays)):
             return NotImplemented
         for a in arrays:
             if not a.flags.c_contiguous:
                 return NotImplemented
         grads = [np.empty(x.shape, dt) for _ in range(self.inputs)]
-        loop, scalars = _kernel(self.kernel), plan[dt]
         if self.flat:
-            total = loop(*[a.reshape(-1) for a in arrays], *scalars, reduction == "mean", _fast._LARGEST[dt],
-                         *[g.reshape(-1) for g in grads])
+            arrays, grads_in = [a.reshape(-1) for a in arrays], [g.reshape(-1) for g in grads]
         else:
-            total = loop(*arrays, *scalars, reduction == "mean", _fast._LARGEST[dt], *grads)
+            grads_in = grads
+        arguments = (*arrays, *plan[dt], reduction == "mean", _fast._LARGEST[dt], *grads_in)
+        loop = _kernel(self.kernel)
+        total = _numba.launch(loop, *arguments) if self.parallel else loop(*arguments)
         if not _fast.finite_in(total, dt):
             return NotImplemented
         return dt.type(total), tuple(grads)
@@ -441,6 +520,12 @@ def _margin_option(options):
     return (float(margin),) if _fast._number(margin) else None
 
 
+def _cosine_options(options):
+    """margin, and 0 and the squared norms' 1e-12 (in the inputs' dtype)."""
+    margin = options.get("margin", 0.0)
+    return (float(margin), 0.0, 1e-12) if _fast._number(margin) else None
+
+
 def _triplet_options(options):
     """p = 2 without the distance swap; margin, eps, and 0 and the norm's floor 1e-30 (in the inputs' dtype)."""
     p, margin, eps = options.get("p", 2), options.get("margin", 1.0), options.get("eps", 1e-6)
@@ -456,5 +541,8 @@ MULTICLASS_HINGE = _HandLane("_multiclass_hinge_rows", _unweighted(_hinge_option
 MULTILABEL_MARGIN = _HandLane("_multilabel_margin_rows", lambda options: (1.0,), _class_rows(True))
 MARGIN_RANKING = _HandLane("_margin_ranking_pairs", _margin_option, _same, inputs=2, flat=True)  # (any shape)
 # (N, D) embeddings
+COSINE_EMBEDDING = _HandLane("_cosine_embedding_rows", _cosine_options,
+                             lambda a, b, t: a.ndim == 2 and _same(a, b) and t.shape == a.shape[:1] and t.dtype.kind in "fi",
+                             inputs=2)
 TRIPLET_MARGIN = _HandLane("_triplet_margin_rows", _triplet_options, lambda a, p, n: a.ndim == 2 and _same(a, p, n),
                            inputs=3)

@@ -6,7 +6,7 @@ and validated once (``run``):
 
 - **fused** (the default, eager mode): value and gradient are computed together, before the graph
   node, from the loss's own definitions: a plain call of an elementwise loss (and of nll, cross_entropy,
-  multiclass_hinge, multilabel_margin, margin_ranking, triplet_margin) on float32/float64 CPU tensors by one compiled
+  multiclass_hinge, multilabel_margin, margin_ranking, triplet_margin, cosine_embedding) on float32/float64 CPU tensors by one compiled
   Numba loop (``lane``: generated from the definition, or written by hand in ``losslab._numba_lanes``; a small call
   that wants only the value takes it too and drops the gradient); other CPU float32/float64 calls
   by the NumPy engine on zero-copy views (its blocked kernels, else the definitions in NumPy); on
