@@ -419,14 +419,11 @@ def binary_cross_entropy_with_logits(x, t, w, u, l, g):
 def hinge_element(x, t, margin):
     v3 = t * x
     v4 = margin - v3
-    v5 = v4 > 0.0
-    v6 = v4 if v5 else 0.0
-    v7 = math.isnan(v4)
-    v8 = v4 if v7 else v6
-    v9 = -t
-    v10 = v9 if v5 else 0.0
-    v11 = v4 if v7 else v10
-    return v8, v11
+    v5 = _maximum(v4, 0.0)
+    v6 = _sign(v5)
+    v7 = t * v6
+    v8 = 0.0 - v7
+    return v5, v8
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -462,14 +459,11 @@ def hinge(x, t, w, u, l, g, margin):
 def squared_hinge_element(x, t, margin):
     v3 = t * x
     v4 = margin - v3
-    v5 = v4 > 0.0
-    v6 = v4 if v5 else 0.0
-    v7 = math.isnan(v4)
-    v8 = v4 if v7 else v6
-    v9 = v8 * v8
-    v10 = -2.0 * t
-    v11 = v10 * v8
-    return v9, v11
+    v5 = _maximum(v4, 0.0)
+    v6 = v5 * v5
+    v7 = -2.0 * t
+    v8 = v7 * v5
+    return v6, v8
 
 
 @njit(inline="always", cache=True, error_model="numpy")

@@ -272,22 +272,23 @@ class Hinge(Pointwise):
     name = "hinge"
     options = ("margin",)
 
+    # max(z, 0) keeps a NaN on every engine (NumPy's, torch's, XLA's maximum and the kernels' _maximum), and sign() of
+    # it is 1 inside the margin, 0 outside and on it, NaN for NaN: no isnan test and select (XLA: 1.16x Optax's time
+    # with them, 0.94x without); 0 - t sign(h), not -t sign(h), so that the gradient on and outside it is +0
+
     @classmethod
     def value(cls, ops, x, t, margin):
         z = margin - t * x
-        return _stable.keep_nan(ops, z, ops.where(z > 0, z, ops.zeros_like(z)))
+        return ops.maximum(z, ops.zeros_like(z))
 
     @classmethod
     def grad(cls, ops, x, t, margin):  # -t inside the margin, 0 outside and on it
-        z = margin - t * x
-        return _stable.keep_nan(ops, z, ops.where(z > 0, -t, ops.zeros_like(x)))
+        return 0.0 - t * ops.sign(cls.value(ops, x, t, margin))
 
     @classmethod
     def value_and_grad(cls, ops, x, t, margin):
-        z = margin - t * x
-        inside = z > 0
-        zero = ops.zeros_like(z)
-        return _stable.keep_nan(ops, z, ops.where(inside, z, zero)), _stable.keep_nan(ops, z, ops.where(inside, -t, zero))
+        h = cls.value(ops, x, t, margin)
+        return h, 0.0 - t * ops.sign(h)
 
 
 class SquaredHinge(Pointwise):

@@ -346,14 +346,11 @@ def hinge_kernel(X, T, W, G, L, PARTIAL, SCALE, n, margin, HAS_WEIGHT: tl.conste
     t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
     v3 = t * x
     v4 = margin - v3
-    v5 = v4 > 0.0
-    v6 = tl.where(v5, v4, 0.0)
-    v7 = _isnan(v4)
-    v8 = tl.where(v7, v4, v6)
-    v9 = -t
-    v10 = tl.where(v5, v9, 0.0)
-    v11 = tl.where(v7, v4, v10)
-    value = v8 + tl.zeros_like(x)
+    v5 = _maximum(v4, 0.0)
+    v6 = _sign(v5)
+    v7 = t * v6
+    v8 = 0.0 - v7
+    value = v5 + tl.zeros_like(x)
     if HAS_WEIGHT:
         w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
         value = value * w
@@ -361,7 +358,7 @@ def hinge_kernel(X, T, W, G, L, PARTIAL, SCALE, n, margin, HAS_WEIGHT: tl.conste
         tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
     tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
     if WITH_GRAD:
-        grad = (v11) * tl.load(SCALE)
+        grad = (v8) * tl.load(SCALE)
         if HAS_WEIGHT:
             grad = grad * w
         tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
@@ -378,14 +375,11 @@ def squared_hinge_kernel(X, T, W, G, L, PARTIAL, SCALE, n, margin, HAS_WEIGHT: t
     t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
     v3 = t * x
     v4 = margin - v3
-    v5 = v4 > 0.0
-    v6 = tl.where(v5, v4, 0.0)
-    v7 = _isnan(v4)
-    v8 = tl.where(v7, v4, v6)
-    v9 = v8 * v8
-    v10 = -2.0 * t
-    v11 = v10 * v8
-    value = v9 + tl.zeros_like(x)
+    v5 = _maximum(v4, 0.0)
+    v6 = v5 * v5
+    v7 = -2.0 * t
+    v8 = v7 * v5
+    value = v6 + tl.zeros_like(x)
     if HAS_WEIGHT:
         w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
         value = value * w
@@ -393,7 +387,7 @@ def squared_hinge_kernel(X, T, W, G, L, PARTIAL, SCALE, n, margin, HAS_WEIGHT: t
         tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
     tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
     if WITH_GRAD:
-        grad = (v11) * tl.load(SCALE)
+        grad = (v8) * tl.load(SCALE)
         if HAS_WEIGHT:
             grad = grad * w
         tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)
