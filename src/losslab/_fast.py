@@ -39,12 +39,10 @@ from .definitions.pointwise import smoothed_binary_targets
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _REDUCTIONS = ("none", "mean", "sum")
-# 2 MiB of logits per block (1 MiB when tuned on the first 2-core machine): a block's dozen NumPy calls each cost a
-# fixed few us and a handover of the GIL between the threads, which at 1 MiB outweighed the cache kept. Intel Xeon,
-# 2 cores (2 MiB L2 each), 4096 x 1024 float32, value and gradient, 1 -> 2 MiB: cross_entropy 6.4 -> 5.5 ms, with
-# probability targets 12.0 -> 9.6, label smoothing 6.8 -> 5.9, kl_div 9.3 -> 7.9, distill_kl 21.2 -> 19.2,
-# multiclass_hinge 6.2 -> 5.4; none slower (4 MiB: mixed). With ELEMENT_BLOCK (below) and _fast_pairs' blocks.
-BLOCK_BYTES = 1 << 21
+# 1 MiB of logits per block: stays in L2 through its several passes (tuned on 2 cores). 2 MiB was measured too (Intel
+# Xeon, 2 cores, cross_entropy value and gradient): 17 % faster at 4096 x 1024 and 1024 x 1024 but 3-6 % slower at
+# 16384 x 1024, 512 x 32768, 2048 x 32768, 8192 x 8192, 4096 x 32000 and 65536 x 256, so it stays.
+BLOCK_BYTES = 1 << 20
 PARALLEL_MIN_ELEMENTS = 1 << 18  # below this, threads cost more than they save
 
 
@@ -403,8 +401,9 @@ def nll(args, options, reduction, normalizer, with_grad):
 # -- elementwise losses: regression, BCE with logits, focal ----------------------------------------
 # A kernel fills l (the per-element loss) and, when g is given, g (dl/dx) for one block; the
 # driver handles weights, reductions and threads. Blocks of ELEMENT_BLOCK elements (1 MiB of float32 an array; 1 << 17
-# until measured, as BLOCK_BYTES above: BCE with logits 15.8 -> 14.2 ms, focal 45 -> 43, soft_margin 23.7 -> 22.1 at
-# 4M elements on 2 cores, mse level).
+# until measured on an Intel Xeon, 2 cores: BCE with logits 3.65 -> 3.41 ms at 1M elements, 14.5 -> 13.3 at 4M,
+# 63.6 -> 58.0 at 16M, 254 -> 241 at 64M; focal level to 4 % faster; mse level): each block's dozen NumPy calls and
+# the GIL handovers between the threads cost more than the cache that the smaller block kept.
 
 ELEMENT_BLOCK = 1 << 18
 _LOG2 = math.log(2.0)
