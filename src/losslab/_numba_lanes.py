@@ -28,6 +28,7 @@ import math
 import numpy as np
 
 from . import _fast, _numba
+from .losses.ranking import _COSINE_EMBEDDING_EPS
 
 _KERNELS: dict = {}
 
@@ -280,7 +281,9 @@ def _triplet_row(a, p, n, i, margin, eps, zero, tiny, u, ga, gp, gn):
         gp[i, k] = g_p
         gn[i, k] = g_n
         ga[i, k] = -(g_p + g_n)
-    return z if z > 0 or not math.isfinite(z) else 0.0
+    if not math.isfinite(z):
+        return math.nan
+    return z if z > 0 else 0.0
 
 
 def _triplet_margin_rows(a, p, n, margin, eps, zero, tiny, mean, largest, ga, gp, gn):
@@ -523,7 +526,7 @@ def _margin_option(options):
 def _cosine_options(options):
     """margin, and 0 and the squared norms' 1e-12 (in the inputs' dtype)."""
     margin = options.get("margin", 0.0)
-    return (float(margin), 0.0, 1e-12) if _fast._number(margin) else None
+    return (float(margin), 0.0, _COSINE_EMBEDDING_EPS) if _fast._number(margin) else None
 
 
 def _triplet_options(options):
