@@ -147,6 +147,31 @@ def test_numba_kernel_equals_definition(variant):
 
 
 @needs_numba
+@pytest.mark.parametrize("n", [4001, (1 << 18) + 3], ids=["serial", "parallel"])
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_numba_plain_call_loops_equal_definition(variant, n):
+    """The plain call (no weight, no per-item losses, the gradient) has loops of its own, on the calling thread and,
+    from _SERIAL_BELOW up, on the pool: each gives the definition's total and gradient, and passes a NaN on."""
+    from losslab import _numba_kernels
+
+    rng = np.random.default_rng(4)
+    x, t = _inputs(variant, n, rng)
+    with np.errstate(all="ignore"):
+        value, grad, options = _expected(variant, x, t)
+    kernel, empty = _numba_kernels.KERNELS[variant.name], np.empty(0)
+    g = np.empty(n)
+    total = kernel(x, t, empty, 0.25, empty, g, *options)
+    atol = 1e-13 if variant.name in ("poisson_deviance", "gamma_deviance") else 1e-300
+    # the vectorised loop contracts into fused multiply-adds where the definition rounds twice: rounding-level
+    # differences, relative to the gradient's scale where it nearly cancels (msle near x = t)
+    atol = max(atol, 1e-16 * np.abs(grad).max())
+    np.testing.assert_allclose(g, 0.25 * grad, rtol=1e-11, atol=atol)
+    np.testing.assert_allclose(total, value.sum(), rtol=1e-9)
+    x[n - 2] = np.nan
+    assert np.isnan(kernel(x, t, empty, 1.0, empty, g, *options)) and np.isnan(g[n - 2])
+
+
+@needs_numba
 def test_numba_kernels_are_cached_across_processes(tmp_path):
     code = ("import numpy as np; from losslab import _numba; k = _numba.kernel('huber'); "
             "k(np.ones(8), np.zeros(8), np.empty(0), 1.0, np.empty(0), np.empty(8), 0.5); "

@@ -78,7 +78,7 @@ LARGE = [
     ("cross_entropy", {"probs": True, "label_smoothing": 0.1, "weight": "w"}),
     ("nll", {}), ("nll", {"ignore_index": 3, "weight": "w"}),  # the gradient's zeros filled over threads
     ("mse", {}), ("mae", {"weight": "full"}), ("huber", {"delta": 0.5}), ("smooth_l1", {"beta": 0.2}),
-    ("log_cosh", {}), ("quantile", {"q": 0.8}),
+    ("log_cosh", {}), ("quantile", {"q": 0.8}), ("mape", {}), ("poisson_nll", {}),
     ("binary_cross_entropy_with_logits", {"pos_weight": "w", "weight": "full"}), ("focal", {"gamma": 1.5}),
     ("info_nce", {"temperature": 0.1}), ("siglip", {}),
 ]
