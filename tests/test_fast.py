@@ -76,6 +76,7 @@ LARGE = [
     ("cross_entropy", {"label_smoothing": 0.1, "ignore_index": 3}),
     ("cross_entropy", {"label_smoothing": 0.2, "weight": "w"}),
     ("cross_entropy", {"probs": True, "label_smoothing": 0.1, "weight": "w"}),
+    ("cross_entropy", {"probs": True}), ("cross_entropy", {"probs": True, "softcap": 5.0, "lse_square_scale": 1e-3}),
     ("nll", {}), ("nll", {"ignore_index": 3, "weight": "w"}),  # the gradient's zeros filled over threads
     ("mse", {}), ("mae", {"weight": "full"}), ("huber", {"delta": 0.5}), ("smooth_l1", {"beta": 0.2}),
     ("log_cosh", {}), ("quantile", {"q": 0.8}), ("mape", {}), ("poisson_nll", {}),

@@ -275,6 +275,11 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
     grad = np.empty_like(z) if with_grad else None
     rows = max(1, BLOCK_BYTES // (c * dt.itemsize))
     w_sum = float(weight.sum()) if weight is not None else float(c)
+    # a large call's row-broadcast steps and its targets' sums by compiled row loops (_numba_lanes.row_loops), where
+    # Numba runs; the targets' loop takes them as given (no smoothing, no weight, the logits' dtype)
+    loops = _numba_lanes.row_loops(z) if z.size >= PARALLEL_MIN_ELEMENTS else None
+    fused_targets = (loops is not None and prob_targets and not eps and weight is None and targets.dtype == dt
+                     and targets.flags.c_contiguous)
 
     def block(lo: int, hi: int, bufs) -> None:
         zb = z[lo:hi]
@@ -288,32 +293,43 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
             if with_grad:
                 slope = softmax_rows.softcap_slope(zb, cap)
         m = zb.max(axis=1)
-        np.subtract(zb, m[:, None], out=e)  # shifted logits d = z - max: the target terms use d, not z,
-        r = np.arange(hi - lo)              # so a small loss is not the difference of two large numbers
-        if prob_targets:
-            q = targets[lo:hi]  # the targets themselves (never written) unless smoothed or weighted
-            if not (q.min() >= 0 and q.max() <= 1):  # (a NaN fails too) the reference path gives the error
-                per_item[lo:hi] = np.nan
+        r = np.arange(hi - lo)
+        # shifted logits d = z - max: the target terms use d, not z, so a small loss is not the difference of two
+        # large numbers
+        if fused_targets:  # d, q . d, Q = sum(q) and the targets' range check in one pass
+            q = targets[lo:hi]
+            q_d, big_q = np.empty(hi - lo, dt), np.empty(hi - lo, dt)
+            if loops["_shift_rows_dot"](zb, m, q, e, q_d, big_q):
+                per_item[lo:hi] = np.nan  # a target outside [0, 1] or NaN: the reference path gives the error
                 return
-            q = q.astype(dt, copy=False)
-            if eps:
-                q = q * (1.0 - eps)
-                q += eps / c
-            if weight is not None:
-                q = q * weight
-            q_d = _row_dot(q, e)
         else:
-            yb = safe[lo:hi]
-            wyb = 1.0 if w_y is None else w_y[lo:hi]  # the target class's weight, 0 on ignored rows
-            validb = 1.0 if valid is None else valid[lo:hi]
-            d_y = e[r, yb]
-            if eps:
-                d_w = e @ weight if weight is not None else _row_sums(e)
+            if loops is not None:
+                loops["_shift_rows"](zb, m, e)
+            else:
+                np.subtract(zb, m[:, None], out=e)
+            if prob_targets:
+                q = targets[lo:hi]  # the targets themselves (never written) unless smoothed or weighted
+                if not (q.min() >= 0 and q.max() <= 1):  # (a NaN fails too) the reference path gives the error
+                    per_item[lo:hi] = np.nan
+                    return
+                q = q.astype(dt, copy=False)
+                if eps:
+                    q = q * (1.0 - eps)
+                    q += eps / c
+                if weight is not None:
+                    q = q * weight
+                q_d, big_q = _row_dot(q, e), _row_sums(q)
+            else:
+                yb = safe[lo:hi]
+                wyb = 1.0 if w_y is None else w_y[lo:hi]  # the target class's weight, 0 on ignored rows
+                validb = 1.0 if valid is None else valid[lo:hi]
+                d_y = e[r, yb]
+                if eps:
+                    d_w = e @ weight if weight is not None else _row_sums(e)
         np.exp(e, out=e)
         s = _row_sums(e)
         log_s = np.log(s)
         if prob_targets:  # l = Q log s - q . d,  Q = sum(q)
-            big_q = _row_sums(q)
             li = big_q * log_s - q_d
             row_weight = 1.0
         elif eps:
@@ -335,14 +351,21 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
         per_item[lo:hi] = li
         if not with_grad:
             return
-        e *= (u * a / s)[:, None]  # u (a p - q), p = e / s
-        if prob_targets:
-            e -= np.multiply(q, u, out=bufs[0])
-        else:  # q = (1 - eps) w_y onehot(y) + (eps / C) w on valid rows
-            e[r, yb] -= u * (1.0 - eps) * wyb
-            if eps:
-                smooth = (u * eps / c) * (validb.astype(dt)[:, None] if valid is not None else 1.0)
-                e -= smooth * weight if weight is not None else smooth
+        scale = u * a / s  # u (a p - q), p = e / s
+        if prob_targets and loops is not None and q.dtype == dt and q.flags.c_contiguous:
+            loops["_scale_rows_minus"](e, np.asarray(scale, dt), q, dt.type(u))
+        else:
+            if loops is not None:
+                loops["_scale_rows"](e, np.asarray(scale, dt))
+            else:
+                e *= scale[:, None]
+            if prob_targets:
+                e -= np.multiply(q, u, out=bufs[0])
+            else:  # q = (1 - eps) w_y onehot(y) + (eps / C) w on valid rows
+                e[r, yb] -= u * (1.0 - eps) * wyb
+                if eps:
+                    smooth = (u * eps / c) * (validb.astype(dt)[:, None] if valid is not None else 1.0)
+                    e -= smooth * weight if weight is not None else smooth
         if slope is not None:
             e *= slope
 

@@ -25,11 +25,9 @@ import os
 import threading
 
 AVAILABLE = importlib.util.find_spec("numba") is not None and os.environ.get("LOSSLAB_NUMBA", "1") not in ("0", "false", "False")
-# (mape, poisson_nll, poisson_deviance and gamma_deviance since the plain call's own loops: 0.6-0.9x the NumPy blocks
-# from 256K to 16M elements, mape 0.12-0.3x; kl_div stays with the blocks at 1.5-1.9x, log_cosh and the sigmoid
-# losses at 3-10x)
-NAMES = ("mse", "mae", "huber", "smooth_l1", "quantile", "hinge", "squared_hinge", "hinge_embedding", "mape",
-         "poisson_nll", "poisson_deviance", "gamma_deviance")
+# (mape since the plain call's own loops: 0.12-0.3x the NumPy blocks from 256K to 16M elements; poisson_nll and the
+# poisson and gamma deviances 0.8-0.9x at 1M but 1.0-1.3x from 4M, kl_div 1.5-1.9x, so they stay with the blocks)
+NAMES = ("mse", "mae", "huber", "smooth_l1", "quantile", "hinge", "squared_hinge", "hinge_embedding", "mape")
 _threads = {"n": 1}
 _loaded: dict = {}
 
