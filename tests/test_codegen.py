@@ -147,28 +147,30 @@ def test_numba_kernel_equals_definition(variant):
 
 
 @needs_numba
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n", [4001, (1 << 18) + 3], ids=["serial", "parallel"])
 @pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
-def test_numba_plain_call_loops_equal_definition(variant, n):
-    """The plain call (no weight, no per-item losses, the gradient) has loops of its own, on the calling thread and,
-    from _SERIAL_BELOW up, on the pool: each gives the definition's total and gradient, and passes a NaN on."""
+def test_numba_plain_call_loops_equal_the_shared_loop(variant, n, dtype):
+    """The plain call (no weight, no per-item losses; the gradient or the value alone) has loops of its own, on the
+    calling thread and, from _SERIAL_BELOW up, on the pool: each gives the shared loop's gradient bit for bit (the
+    shared loop is held to the definition above) and its total up to the order of the sum, and passes a NaN on."""
     from losslab import _numba_kernels
 
     rng = np.random.default_rng(4)
-    x, t = _inputs(variant, n, rng)
+    x, t = (a.astype(dtype) for a in _inputs(variant, n, rng))
+    options = tuple(dtype(OPTION_VALUES[p]) for p in variant.params)
+    kernel, empty, u = _numba_kernels.KERNELS[variant.name], np.empty(0, dtype), dtype(0.25)
+    items, shared_g, plain_g = np.empty(n, dtype), np.empty(n, dtype), np.empty(n, dtype)
     with np.errstate(all="ignore"):
-        value, grad, options = _expected(variant, x, t)
-    kernel, empty = _numba_kernels.KERNELS[variant.name], np.empty(0)
-    g = np.empty(n)
-    total = kernel(x, t, empty, 0.25, empty, g, *options)
-    atol = 1e-13 if variant.name in ("poisson_deviance", "gamma_deviance") else 1e-300
-    # the vectorised loop contracts into fused multiply-adds where the definition rounds twice: rounding-level
-    # differences, relative to the gradient's scale where it nearly cancels (msle near x = t)
-    atol = max(atol, 1e-16 * np.abs(grad).max())
-    np.testing.assert_allclose(g, 0.25 * grad, rtol=1e-11, atol=atol)
-    np.testing.assert_allclose(total, value.sum(), rtol=1e-9)
+        shared = kernel(x, t, empty, u, items, shared_g, *options)  # per-item losses wanted: the shared loop
+        plain = kernel(x, t, empty, u, empty, plain_g, *options)
+        value_only = kernel(x, t, empty, u, empty, empty, *options)
+    np.testing.assert_array_equal(plain_g, shared_g)
+    rtol = 1e-9 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose([plain, value_only], [shared, shared], rtol=rtol)
     x[n - 2] = np.nan
-    assert np.isnan(kernel(x, t, empty, 1.0, empty, g, *options)) and np.isnan(g[n - 2])
+    assert np.isnan(kernel(x, t, empty, u, empty, plain_g, *options)) and np.isnan(plain_g[n - 2])
+    assert np.isnan(kernel(x, t, empty, u, empty, empty, *options))
 
 
 @needs_numba

@@ -351,12 +351,12 @@ def cross_entropy(args, options, reduction, normalizer, with_grad):
         per_item[lo:hi] = li
         if not with_grad:
             return
-        scale = u * a / s  # u (a p - q), p = e / s
+        scale = u * a / s  # u (a p - q), p = e / s (in float64 where a is: the loops multiply as NumPy does)
         if prob_targets and loops is not None and q.dtype == dt and q.flags.c_contiguous:
-            loops["_scale_rows_minus"](e, np.asarray(scale, dt), q, dt.type(u))
+            loops["_scale_rows_minus"](e, scale, q, dt.type(u))
         else:
             if loops is not None:
-                loops["_scale_rows"](e, np.asarray(scale, dt))
+                loops["_scale_rows"](e, scale)
             else:
                 e *= scale[:, None]
             if prob_targets:

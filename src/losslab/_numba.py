@@ -25,8 +25,9 @@ import os
 import threading
 
 AVAILABLE = importlib.util.find_spec("numba") is not None and os.environ.get("LOSSLAB_NUMBA", "1") not in ("0", "false", "False")
-# (mape since the plain call's own loops: 0.12-0.3x the NumPy blocks from 256K to 16M elements; poisson_nll and the
-# poisson and gamma deviances 0.8-0.9x at 1M but 1.0-1.3x from 4M, kl_div 1.5-1.9x, so they stay with the blocks)
+# (mape since the plain call's own loops: 0.13-0.4x the NumPy blocks from 1M to 16M elements; poisson_nll and the
+# poisson and gamma deviances 0.8-0.9x at 1M but 1.2-1.3x at 4M in benchmarks/generated_kernels.py, kl_div 1.7x,
+# so they stay with the blocks)
 NAMES = ("mse", "mae", "huber", "smooth_l1", "quantile", "hinge", "squared_hinge", "hinge_embedding", "mape")
 _threads = {"n": 1}
 _loaded: dict = {}

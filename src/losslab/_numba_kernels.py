@@ -20,9 +20,9 @@ _FASTMATH = {"reassoc", "contract"}
 # (a kernel call on 1,024 elements: 4.6 us with the pool's threads spinning, 21.5 us when they sleep, as they do
 # under OMP_WAIT_POLICY=PASSIVE or after a pause; losslab's NumPy blocks use threads from the same size up).
 _SERIAL_BELOW = 1 << 18
-# The plain call (no weight, no per-item losses, the gradient: a mean or a sum and its gradient, the lanes' and the
-# benchmarks' call) has loops of its own with no branch on those flags: LLVM vectorises the shared loop for some
-# losses only (mse), so on 16M float32 elements mae, huber, hinge and quantile took 30-40 ms there and 9-11 here.
+# The plain call (no weight, no per-item losses: a mean or a sum, with its gradient or the value alone) has loops of
+# its own with no branch on those flags: LLVM vectorises the shared loop for some losses only (mse), so on 16M float32
+# elements mae, huber, hinge and quantile took 30-40 ms there and 9-11 here (huber's value alone at 4M: 17 -> ~1 ms).
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -80,13 +80,21 @@ def mse(x, t, w, u, l, g):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += mse_plain(x, t, u, g, i)
+                return total
+            for i in prange(n):
                 total += mse_plain(x, t, u, g, i)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += mse_element(x[i], t[i])[0]
+            return total
         for i in prange(n):
-            total += mse_plain(x, t, u, g, i)
+            total += mse_element(x[i], t[i])[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -132,13 +140,21 @@ def mae(x, t, w, u, l, g):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += mae_plain(x, t, u, g, i)
+                return total
+            for i in prange(n):
                 total += mae_plain(x, t, u, g, i)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += mae_element(x[i], t[i])[0]
+            return total
         for i in prange(n):
-            total += mae_plain(x, t, u, g, i)
+            total += mae_element(x[i], t[i])[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -190,13 +206,21 @@ def huber(x, t, w, u, l, g, delta):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += huber_plain(x, t, u, g, i, delta)
+                return total
+            for i in prange(n):
                 total += huber_plain(x, t, u, g, i, delta)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += huber_element(x[i], t[i], delta)[0]
+            return total
         for i in prange(n):
-            total += huber_plain(x, t, u, g, i, delta)
+            total += huber_element(x[i], t[i], delta)[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -249,13 +273,21 @@ def smooth_l1(x, t, w, u, l, g, beta):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += smooth_l1_plain(x, t, u, g, i, beta)
+                return total
+            for i in prange(n):
                 total += smooth_l1_plain(x, t, u, g, i, beta)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += smooth_l1_element(x[i], t[i], beta)[0]
+            return total
         for i in prange(n):
-            total += smooth_l1_plain(x, t, u, g, i, beta)
+            total += smooth_l1_element(x[i], t[i], beta)[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -310,13 +342,21 @@ def log_cosh(x, t, w, u, l, g):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += log_cosh_plain(x, t, u, g, i)
+                return total
+            for i in prange(n):
                 total += log_cosh_plain(x, t, u, g, i)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += log_cosh_element(x[i], t[i])[0]
+            return total
         for i in prange(n):
-            total += log_cosh_plain(x, t, u, g, i)
+            total += log_cosh_element(x[i], t[i])[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -372,13 +412,21 @@ def quantile(x, t, w, u, l, g, q):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += quantile_plain(x, t, u, g, i, q)
+                return total
+            for i in prange(n):
                 total += quantile_plain(x, t, u, g, i, q)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += quantile_element(x[i], t[i], q)[0]
+            return total
         for i in prange(n):
-            total += quantile_plain(x, t, u, g, i, q)
+            total += quantile_element(x[i], t[i], q)[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -443,13 +491,21 @@ def binary_cross_entropy(x, t, w, u, l, g):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += binary_cross_entropy_plain(x, t, u, g, i)
+                return total
+            for i in prange(n):
                 total += binary_cross_entropy_plain(x, t, u, g, i)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += binary_cross_entropy_element(x[i], t[i])[0]
+            return total
         for i in prange(n):
-            total += binary_cross_entropy_plain(x, t, u, g, i)
+            total += binary_cross_entropy_element(x[i], t[i])[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -521,13 +577,21 @@ def binary_cross_entropy_with_logits(x, t, w, u, l, g):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += binary_cross_entropy_with_logits_plain(x, t, u, g, i)
+                return total
+            for i in prange(n):
                 total += binary_cross_entropy_with_logits_plain(x, t, u, g, i)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += binary_cross_entropy_with_logits_element(x[i], t[i])[0]
+            return total
         for i in prange(n):
-            total += binary_cross_entropy_with_logits_plain(x, t, u, g, i)
+            total += binary_cross_entropy_with_logits_element(x[i], t[i])[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -576,13 +640,21 @@ def hinge(x, t, w, u, l, g, margin):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += hinge_plain(x, t, u, g, i, margin)
+                return total
+            for i in prange(n):
                 total += hinge_plain(x, t, u, g, i, margin)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += hinge_element(x[i], t[i], margin)[0]
+            return total
         for i in prange(n):
-            total += hinge_plain(x, t, u, g, i, margin)
+            total += hinge_element(x[i], t[i], margin)[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -631,13 +703,21 @@ def squared_hinge(x, t, w, u, l, g, margin):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += squared_hinge_plain(x, t, u, g, i, margin)
+                return total
+            for i in prange(n):
                 total += squared_hinge_plain(x, t, u, g, i, margin)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += squared_hinge_element(x[i], t[i], margin)[0]
+            return total
         for i in prange(n):
-            total += squared_hinge_plain(x, t, u, g, i, margin)
+            total += squared_hinge_element(x[i], t[i], margin)[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -729,13 +809,21 @@ def focal(x, t, w, u, l, g, alpha, gamma):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += focal_plain(x, t, u, g, i, alpha, gamma)
+                return total
+            for i in prange(n):
                 total += focal_plain(x, t, u, g, i, alpha, gamma)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += focal_element(x[i], t[i], alpha, gamma)[0]
+            return total
         for i in prange(n):
-            total += focal_plain(x, t, u, g, i, alpha, gamma)
+            total += focal_element(x[i], t[i], alpha, gamma)[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -822,13 +910,21 @@ def focal_unweighted(x, t, w, u, l, g, gamma):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += focal_unweighted_plain(x, t, u, g, i, gamma)
+                return total
+            for i in prange(n):
                 total += focal_unweighted_plain(x, t, u, g, i, gamma)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += focal_unweighted_element(x[i], t[i], gamma)[0]
+            return total
         for i in prange(n):
-            total += focal_unweighted_plain(x, t, u, g, i, gamma)
+            total += focal_unweighted_element(x[i], t[i], gamma)[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -882,13 +978,21 @@ def poisson_deviance(x, t, w, u, l, g):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += poisson_deviance_plain(x, t, u, g, i)
+                return total
+            for i in prange(n):
                 total += poisson_deviance_plain(x, t, u, g, i)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += poisson_deviance_element(x[i], t[i])[0]
+            return total
         for i in prange(n):
-            total += poisson_deviance_plain(x, t, u, g, i)
+            total += poisson_deviance_element(x[i], t[i])[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -941,13 +1045,21 @@ def gamma_deviance(x, t, w, u, l, g):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += gamma_deviance_plain(x, t, u, g, i)
+                return total
+            for i in prange(n):
                 total += gamma_deviance_plain(x, t, u, g, i)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += gamma_deviance_element(x[i], t[i])[0]
+            return total
         for i in prange(n):
-            total += gamma_deviance_plain(x, t, u, g, i)
+            total += gamma_deviance_element(x[i], t[i])[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -997,13 +1109,21 @@ def msle(x, t, w, u, l, g):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += msle_plain(x, t, u, g, i)
+                return total
+            for i in prange(n):
                 total += msle_plain(x, t, u, g, i)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += msle_element(x[i], t[i])[0]
+            return total
         for i in prange(n):
-            total += msle_plain(x, t, u, g, i)
+            total += msle_element(x[i], t[i])[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -1053,13 +1173,21 @@ def mape(x, t, w, u, l, g):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += mape_plain(x, t, u, g, i)
+                return total
+            for i in prange(n):
                 total += mape_plain(x, t, u, g, i)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += mape_element(x[i], t[i])[0]
+            return total
         for i in prange(n):
-            total += mape_plain(x, t, u, g, i)
+            total += mape_element(x[i], t[i])[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -1116,13 +1244,21 @@ def soft_margin(x, t, w, u, l, g):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += soft_margin_plain(x, t, u, g, i)
+                return total
+            for i in prange(n):
                 total += soft_margin_plain(x, t, u, g, i)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += soft_margin_element(x[i], t[i])[0]
+            return total
         for i in prange(n):
-            total += soft_margin_plain(x, t, u, g, i)
+            total += soft_margin_element(x[i], t[i])[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -1177,13 +1313,21 @@ def hinge_embedding(x, t, w, u, l, g, margin):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += hinge_embedding_plain(x, t, u, g, i, margin)
+                return total
+            for i in prange(n):
                 total += hinge_embedding_plain(x, t, u, g, i, margin)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += hinge_embedding_element(x[i], t[i], margin)[0]
+            return total
         for i in prange(n):
-            total += hinge_embedding_plain(x, t, u, g, i, margin)
+            total += hinge_embedding_element(x[i], t[i], margin)[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -1230,13 +1374,21 @@ def poisson_nll(x, t, w, u, l, g, eps):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += poisson_nll_plain(x, t, u, g, i, eps)
+                return total
+            for i in prange(n):
                 total += poisson_nll_plain(x, t, u, g, i, eps)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += poisson_nll_element(x[i], t[i], eps)[0]
+            return total
         for i in prange(n):
-            total += poisson_nll_plain(x, t, u, g, i, eps)
+            total += poisson_nll_element(x[i], t[i], eps)[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -1285,13 +1437,21 @@ def poisson_nll_rate(x, t, w, u, l, g, eps):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += poisson_nll_rate_plain(x, t, u, g, i, eps)
+                return total
+            for i in prange(n):
                 total += poisson_nll_rate_plain(x, t, u, g, i, eps)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += poisson_nll_rate_element(x[i], t[i], eps)[0]
+            return total
         for i in prange(n):
-            total += poisson_nll_rate_plain(x, t, u, g, i, eps)
+            total += poisson_nll_rate_element(x[i], t[i], eps)[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -1348,13 +1508,21 @@ def poisson_nll_full(x, t, w, u, l, g, eps):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += poisson_nll_full_plain(x, t, u, g, i, eps)
+                return total
+            for i in prange(n):
                 total += poisson_nll_full_plain(x, t, u, g, i, eps)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += poisson_nll_full_element(x[i], t[i], eps)[0]
+            return total
         for i in prange(n):
-            total += poisson_nll_full_plain(x, t, u, g, i, eps)
+            total += poisson_nll_full_element(x[i], t[i], eps)[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -1413,13 +1581,21 @@ def poisson_nll_rate_full(x, t, w, u, l, g, eps):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += poisson_nll_rate_full_plain(x, t, u, g, i, eps)
+                return total
+            for i in prange(n):
                 total += poisson_nll_rate_full_plain(x, t, u, g, i, eps)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += poisson_nll_rate_full_element(x[i], t[i], eps)[0]
+            return total
         for i in prange(n):
-            total += poisson_nll_rate_full_plain(x, t, u, g, i, eps)
+            total += poisson_nll_rate_full_element(x[i], t[i], eps)[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -1474,13 +1650,21 @@ def kl_div(x, t, w, u, l, g):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += kl_div_plain(x, t, u, g, i)
+                return total
+            for i in prange(n):
                 total += kl_div_plain(x, t, u, g, i)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += kl_div_element(x[i], t[i])[0]
+            return total
         for i in prange(n):
-            total += kl_div_plain(x, t, u, g, i)
+            total += kl_div_element(x[i], t[i])[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
@@ -1529,13 +1713,21 @@ def kl_div_log_target(x, t, w, u, l, g):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += kl_div_log_target_plain(x, t, u, g, i)
+                return total
+            for i in prange(n):
                 total += kl_div_log_target_plain(x, t, u, g, i)
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += kl_div_log_target_element(x[i], t[i])[0]
+            return total
         for i in prange(n):
-            total += kl_div_log_target_plain(x, t, u, g, i)
+            total += kl_div_log_target_element(x[i], t[i])[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):

@@ -397,9 +397,9 @@ _FASTMATH = {"reassoc", "contract"}
 # (a kernel call on 1,024 elements: 4.6 us with the pool's threads spinning, 21.5 us when they sleep, as they do
 # under OMP_WAIT_POLICY=PASSIVE or after a pause; losslab's NumPy blocks use threads from the same size up).
 _SERIAL_BELOW = 1 << 18
-# The plain call (no weight, no per-item losses, the gradient: a mean or a sum and its gradient, the lanes' and the
-# benchmarks' call) has loops of its own with no branch on those flags: LLVM vectorises the shared loop for some
-# losses only (mse), so on 16M float32 elements mae, huber, hinge and quantile took 30-40 ms there and 9-11 here.
+# The plain call (no weight, no per-item losses: a mean or a sum, with its gradient or the value alone) has loops of
+# its own with no branch on those flags: LLVM vectorises the shared loop for some losses only (mse), so on 16M float32
+# elements mae, huber, hinge and quantile took 30-40 ms there and 9-11 here (huber's value alone at 4M: 17 -> ~1 ms).
 
 
 @njit(inline="always", cache=True, error_model="numpy")
@@ -457,13 +457,21 @@ def {name}(x, t, w, u, l, g{params}):
     n = x.shape[0]
     has_w, want_l, want_g = w.shape[0] == n, l.shape[0] == n, g.shape[0] == n
     total = 0.0  # float64 accumulator
-    if want_g and not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
-        if n < _SERIAL_BELOW:
-            for i in range(n):
+    if not (has_w or want_l):  # the plain call: its own loops, with no branch on the flags
+        if want_g:
+            if n < _SERIAL_BELOW:
+                for i in range(n):
+                    total += {name}_plain(x, t, u, g, i{params})
+                return total
+            for i in prange(n):
                 total += {name}_plain(x, t, u, g, i{params})
             return total
+        if n < _SERIAL_BELOW:  # the value alone
+            for i in range(n):
+                total += {name}_element(x[i], t[i]{params})[0]
+            return total
         for i in prange(n):
-            total += {name}_plain(x, t, u, g, i{params})
+            total += {name}_element(x[i], t[i]{params})[0]
         return total
     if n < _SERIAL_BELOW:
         for i in range(n):
