@@ -8,7 +8,9 @@
    hand chain only where this shows it faster than the generated kernel.
 2. Numba: for every elementwise loss, value and gradient of the mean on ``--elements`` float32 elements
    (``ll.<loss>.value_and_grad``, its checks included), the generated Numba loop against the NumPy block
-   path (``_fast.numpy_only()``). ``losslab._numba.NAMES`` lists the losses where the loop wins.
+   path (``_fast.numpy_only()``), each loop on the thread pool (the kernels outside ``losslab._numba.NAMES``,
+   generated for the calling thread only, are compiled here in their thread-pool form). ``NAMES`` lists the losses
+   where the loop wins (``python -m losslab.definitions.codegen`` after changing it).
 
 Interleaved in one process; ratios per round, then the median (below 1: the first named is faster).
 Writes ``generated_kernels-DATE.md`` with the machine and versions.
@@ -129,6 +131,16 @@ def main(argv=None) -> int:
     rows = []
     chosen = _numba.NAMES
     _numba.NAMES = LOSSES  # every loop may run: the public call with the loop, then with NumPy alone
+    # the kernels outside NAMES are generated for the calling thread only (they serve the small lane): here each gets
+    # its thread-pool form, compiled from the same source, so the comparison is the one NAMES would make
+    from losslab import _numba_kernels
+    from losslab.definitions import codegen
+
+    for variant in codegen.VARIANTS:
+        if variant.name not in chosen:
+            serial = _numba_kernels.KERNELS[variant.name]
+            _numba_kernels.KERNELS[variant.name] = numba.njit(
+                parallel=True, nogil=True, fastmath=_numba_kernels._FASTMATH, error_model="numpy")(serial.py_func)
     for name in LOSSES:
         x, t = _data(name, args.elements, rng, np)
         fn = ll.get_loss(name)

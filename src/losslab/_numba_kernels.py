@@ -20,6 +20,8 @@ _FASTMATH = {"reassoc", "contract"}
 # (a kernel call on 1,024 elements: 4.6 us with the pool's threads spinning, 21.5 us when they sleep, as they do
 # under OMP_WAIT_POLICY=PASSIVE or after a pause; losslab's NumPy blocks use threads from the same size up).
 _SERIAL_BELOW = 1 << 18
+# Only the kernels that run at every size (losslab._numba.NAMES) are compiled for the thread pool (parallel=True); in
+# the others, which serve the compiled lane's small calls alone, prange is a plain range (and compiles 3x faster).
 # The plain call (no weight, no per-item losses: a mean or a sum, with its gradient or the value alone) has loops of
 # its own with no branch on those flags: LLVM vectorises the shared loop for some losses only (mse), so on 16M float32
 # elements mae, huber, hinge and quantile took 30-40 ms there and 9-11 here (huber's value alone at 4M: 17 -> ~1 ms).
@@ -335,7 +337,7 @@ def log_cosh_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def log_cosh(x, t, w, u, l, g):
     """log_cosh: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -484,7 +486,7 @@ def binary_cross_entropy_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def binary_cross_entropy(x, t, w, u, l, g):
     """binary_cross_entropy: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -570,7 +572,7 @@ def binary_cross_entropy_with_logits_item(x, t, w, u, l, g, i, has_w, want_l, wa
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def binary_cross_entropy_with_logits(x, t, w, u, l, g):
     """binary_cross_entropy_with_logits: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -802,7 +804,7 @@ def focal_item(x, t, w, u, l, g, i, has_w, want_l, want_g, alpha, gamma):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def focal(x, t, w, u, l, g, alpha, gamma):
     """focal: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -903,7 +905,7 @@ def focal_unweighted_item(x, t, w, u, l, g, i, has_w, want_l, want_g, gamma):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def focal_unweighted(x, t, w, u, l, g, gamma):
     """focal_unweighted: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -971,7 +973,7 @@ def poisson_deviance_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def poisson_deviance(x, t, w, u, l, g):
     """poisson_deviance: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1038,7 +1040,7 @@ def gamma_deviance_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def gamma_deviance(x, t, w, u, l, g):
     """gamma_deviance: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1102,7 +1104,7 @@ def msle_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def msle(x, t, w, u, l, g):
     """msle: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1237,7 +1239,7 @@ def soft_margin_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def soft_margin(x, t, w, u, l, g):
     """soft_margin: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1367,7 +1369,7 @@ def poisson_nll_item(x, t, w, u, l, g, i, has_w, want_l, want_g, eps):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def poisson_nll(x, t, w, u, l, g, eps):
     """poisson_nll: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1430,7 +1432,7 @@ def poisson_nll_rate_item(x, t, w, u, l, g, i, has_w, want_l, want_g, eps):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def poisson_nll_rate(x, t, w, u, l, g, eps):
     """poisson_nll_rate: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1501,7 +1503,7 @@ def poisson_nll_full_item(x, t, w, u, l, g, i, has_w, want_l, want_g, eps):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def poisson_nll_full(x, t, w, u, l, g, eps):
     """poisson_nll_full: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1574,7 +1576,7 @@ def poisson_nll_rate_full_item(x, t, w, u, l, g, i, has_w, want_l, want_g, eps):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def poisson_nll_rate_full(x, t, w, u, l, g, eps):
     """poisson_nll_rate_full: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1643,7 +1645,7 @@ def kl_div_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def kl_div(x, t, w, u, l, g):
     """kl_div: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1706,7 +1708,7 @@ def kl_div_log_target_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def kl_div_log_target(x, t, w, u, l, g):
     """kl_div_log_target: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""

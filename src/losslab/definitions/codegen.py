@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from .. import _numba
 from . import pointwise
 
 # -- the symbolic namespace ------------------------------------------------------------------------------
@@ -397,6 +398,8 @@ _FASTMATH = {"reassoc", "contract"}
 # (a kernel call on 1,024 elements: 4.6 us with the pool's threads spinning, 21.5 us when they sleep, as they do
 # under OMP_WAIT_POLICY=PASSIVE or after a pause; losslab's NumPy blocks use threads from the same size up).
 _SERIAL_BELOW = 1 << 18
+# Only the kernels that run at every size (losslab._numba.NAMES) are compiled for the thread pool (parallel=True); in
+# the others, which serve the compiled lane's small calls alone, prange is a plain range (and compiles 3x faster).
 # The plain call (no weight, no per-item losses: a mean or a sum, with its gradient or the value alone) has loops of
 # its own with no branch on those flags: LLVM vectorises the shared loop for some losses only (mse), so on 16M float32
 # elements mae, huber, hinge and quantile took 30-40 ms there and 9-11 here (huber's value alone at 4M: 17 -> ~1 ms).
@@ -450,7 +453,7 @@ def {name}_item(x, t, w, u, l, g, i, has_w, want_l, want_g{params}):
     return li
 
 
-@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel={parallel}, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def {name}(x, t, w, u, l, g{params}):
     """{name}: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -563,8 +566,10 @@ def numba_source() -> str:
     parts = [_HEADER.format(purpose="Numba kernels of the elementwise losses (see losslab/_numba.py)."), _NUMBA_PRELUDE]
     for variant in VARIANTS:
         lines, value, grad = language.body(variant, "    ")
+        # the thread pool only for the kernels that run at every size (_numba.NAMES): the others serve the compiled
+        # lane's small calls alone, and a parallel loop triples a kernel's compile time
         parts.append(_NUMBA_LOSS.format(name=variant.name, params=_params(variant), body="\n".join(lines) or "    pass",
-                                        value=value, grad=grad))
+                                        value=value, grad=grad, parallel=variant.name in _numba.NAMES))
     parts.append(f"\n\nKERNELS = {{{', '.join(f'{v.name!r}: {v.name}' for v in VARIANTS)}}}\n")
     return "".join(parts)
 
