@@ -562,3 +562,17 @@ def test_a_nan_embedding_reaches_the_contrastive_loss_of_a_dissimilar_pair():
     y[1, 0] = np.nan
     value, grads = ll.contrastive.value_and_grad(x, y, np.array([1.0, 0.0, 0.0]))
     assert np.isnan(value) and np.isnan(grads[0][1]).all() and np.isfinite(grads[0][0]).all()
+
+
+@pytest.mark.parametrize("case", [c for c in FAST_CASES if _supported(c)], ids=lambda c: c.id)
+def test_fast_path_with_the_other_float32_log1p_equals_reference(case, monkeypatch):
+    """The form of float32 log1p this CPU does not use (losslab._ufuncs: NumPy's, or the corrected log where
+    NumPy's is a scalar loop), so both are held to the reference on any machine."""
+    from losslab import _ufuncs
+
+    monkeypatch.setattr(_ufuncs, "CORRECTED_LOG1P", not _ufuncs.CORRECTED_LOG1P)
+    args = tuple(a.astype("float32") if a.dtype.kind == "f" else a for a in case.args)
+    out = _engines.fast_path_of(case.fn.name, "numpy")(args, dict(case.options), "mean", None, True)
+    with ll.reference_path():
+        ref = case.fn.value_and_grad(*args, **case.options, reduction="mean")
+    assert_same_results(out, ref, "float32")

@@ -250,3 +250,44 @@ def test_kl_div_of_a_masked_class_is_zero(backend):
     if backend == "numpy":  # the documented exception: log-targets of -inf are not guarded (as PyTorch)
         with np.errstate(all="ignore"):
             assert np.isnan(ll.kl_div(x, np.log(t), log_target=True, reduction="sum"))
+
+
+# -- losslab._ufuncs.log1p: NumPy's float32 log1p is a scalar loop on x86 without AVX-512, so the NumPy engine computes
+# it as a corrected log there; both forms are checked here on any CPU (the flag switched), against float64.
+_LOG1P_RANGES = {
+    "e^-|x| in (0, 1]": lambda rng, n: np.exp(-np.abs(rng.standard_normal(n)) * 20),
+    "(-1, 0)": lambda rng, n: rng.uniform(-1, 0, n),
+    "(1, 1e38)": lambda rng, n: 10 ** rng.uniform(0, 38, n),
+    "tiny and subnormal": lambda rng, n: 10 ** rng.uniform(-45, -3, n),
+}
+
+
+@pytest.mark.parametrize("corrected", [False, True])
+@pytest.mark.parametrize("interval", list(_LOG1P_RANGES))
+def test_float32_log1p_within_4_ulp_of_float64_in_both_forms(interval, corrected, monkeypatch):
+    from losslab import _ufuncs
+
+    monkeypatch.setattr(_ufuncs, "CORRECTED_LOG1P", corrected)
+    u = _LOG1P_RANGES[interval](np.random.default_rng(0), 200_000).astype(np.float32)
+    u = u[u > -1]  # (uniform(-1, 0) rounded to float32 may give -1 exactly)
+    exact = np.log1p(u.astype(np.float64))
+    got = _ufuncs.log1p(u)
+    assert got.dtype == np.float32
+    ulps = np.abs(got - exact) / np.spacing(np.abs(exact.astype(np.float32))).astype(np.float64)
+    assert ulps.max() <= (4.0 if corrected else 1.0)
+    in_place = u.copy()
+    assert _ufuncs.log1p(in_place, out=in_place) is in_place
+    np.testing.assert_array_equal(in_place, got)
+
+
+@pytest.mark.parametrize("corrected", [False, True])
+def test_float32_log1p_edge_values_in_both_forms(corrected, monkeypatch):
+    from losslab import _ufuncs
+
+    monkeypatch.setattr(_ufuncs, "CORRECTED_LOG1P", corrected)
+    u = np.array([0.0, 1e-45, 1e-30, 1.0, -0.5, -1.0, -2.0, np.inf, -np.inf, np.nan, 3e38], np.float32)
+    with np.errstate(all="ignore"):
+        expected = np.log1p(u.astype(np.float64)).astype(np.float32)
+        np.testing.assert_array_equal(_ufuncs.log1p(u), expected)  # (-inf at -1, NaN below, inf at inf)
+    wide = np.array([1e-300, 0.25, -0.75], np.float64)  # float64 is NumPy's log1p itself
+    np.testing.assert_array_equal(_ufuncs.log1p(wide), np.log1p(wide))

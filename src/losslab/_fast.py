@@ -33,6 +33,7 @@ import numpy as np
 
 from . import _engines, _numba, _numpy_kernels
 from ._reduce import number_coefficient
+from ._ufuncs import log1p
 from ._xp import overriding
 from .definitions import softmax_rows
 from .definitions.pointwise import smoothed_binary_targets
@@ -143,8 +144,8 @@ _ZERO_BLOCK_BYTES = 1 << 21
 # The torch engine's compiled lane (an elementwise fast path's ``direct``) takes every generated Numba kernel up to
 # this many elements, where Python and NumPy's per-operation cost are the call's; above it only the kernels that
 # beat the NumPy blocks at every size (``_numba.NAMES``). Measured on 2 cores, value and gradient, float32
-# (NumPy blocks / Numba kernel): BCE with logits 33.8 / 26.7 us at 1,024 elements but 97.5 / 378 us at 16,384,
-# soft_margin 37.8 / 19.1 and 118 / 277 us (Numba's scalar exp and log1p against NumPy's SIMD ones).
+# (NumPy blocks / Numba kernel), when the kernels still called libm's scalar exp and log1p (before _numba_math):
+# BCE with logits 33.8 / 26.7 us at 1,024 elements but 97.5 / 378 us at 16,384, soft_margin 37.8 / 19.1 and 118 / 277.
 DIRECT_SMALL_ELEMENTS = 4096
 _PLANS = 64
 
@@ -499,7 +500,7 @@ def _log_cosh(xb, tb, l, g, o):
     np.abs(e, out=e)
     np.multiply(e, -2.0, out=l)
     np.exp(l, out=l)
-    np.log1p(l, out=l)
+    log1p(l, out=l)
     l += e
     l -= _LOG2
 
@@ -538,7 +539,7 @@ def _bce_logits(xb, tb, l, g, o):
         log1p_a = np.abs(xb)  # L = log1p(e^-|x|), built in place: 4 passes
         np.negative(log1p_a, out=log1p_a)
         np.exp(log1p_a, out=log1p_a)
-        np.log1p(log1p_a, out=log1p_a)
+        log1p(log1p_a, out=log1p_a)
         np.maximum(xb, 0.0, out=l)
         l -= tb * xb  # exact first (0 when the target agrees), then the small log term
         l += log1p_a
@@ -553,7 +554,7 @@ def _bce_logits(xb, tb, l, g, o):
     nt = 1.0 - tb
     np.multiply(nt, np.maximum(xb, 0.0), out=l)
     l += pt * np.maximum(-xb, 0.0)
-    l += (nt + pt) * np.log1p(a)
+    l += (nt + pt) * log1p(a)
     if g is not None:
         np.multiply(nt, s, out=g)
         g -= pt * s_neg
@@ -563,7 +564,7 @@ def _focal(xb, tb, l, g, o):
     a, s, s_neg = _sigmoid_parts(xb)
     bce = np.maximum(xb, 0.0)
     bce -= tb * xb
-    bce += np.log1p(a)
+    bce += log1p(a)
     m = tb * s_neg + (1.0 - tb) * s  # 1 - p_t
     alpha, gamma = o["alpha"], o["gamma"]
     a_t = 1.0 if alpha is None or alpha < 0 else alpha * tb + (1.0 - alpha) * (1.0 - tb)
@@ -954,7 +955,7 @@ def _log_sigmoid_terms(w, l, g, c: float, scratch) -> None:
         np.minimum(w, 0.0, out=g)
         np.subtract(g, l, out=big_l)
     np.exp(big_l, out=big_l)
-    np.log1p(big_l, out=big_l)
+    log1p(big_l, out=big_l)
     if g is not None:
         g -= big_l
         np.exp(g, out=g)
@@ -1088,7 +1089,7 @@ def siglip(args, options, reduction, normalizer, with_grad):
     step = _row_blocks(n, n, dt.itemsize)
     for lo in range(0, n, step):
         wb = w[lo:lo + step]
-        log_term = np.log1p(np.exp(-np.abs(wb)))  # L = log1p(e^-|w|)
+        log_term = log1p(np.exp(-np.abs(wb)))  # L = log1p(e^-|w|)
         sp = np.maximum(wb, 0.0)
         sp += log_term  # softplus(w), exact for large |w|
         per_item[lo:lo + step] = sp.sum(axis=1)

@@ -29,6 +29,7 @@ from ._fast import (
     _row_dot,
     _row_sums,
 )
+from ._ufuncs import log1p
 
 _NO_POS_WEIGHT = {"pos_weight": None}
 
@@ -352,7 +353,7 @@ def _divergence(args, options, known, reduction, normalizer, with_grad, kind: st
             np.abs(d, out=f)
             np.negative(f, out=f)
             np.exp(f, out=f)
-            np.log1p(f, out=f)  # L
+            log1p(f, out=f)  # L
             np.maximum(d, 0.0, out=fp)
             d -= fp
             d -= f  # E - F = log p - log m + log beta

@@ -8,6 +8,8 @@ NumPy block kernels of the elementwise losses (see losslab/_fast.py).
 
 import numpy as np
 
+from ._ufuncs import log1p as _log1p  # np.log1p, or a corrected log where NumPy's log1p is a scalar loop
+
 def _select(c, a, b, out):
     """np.where(c, a, b) into out, bit for bit (NaN, inf and -0.0 included); in float32 as four bitwise passes:
     np.where branches per element, about 5 ns an element on a random mask (the hinges' active set), these take
@@ -141,7 +143,7 @@ def log_cosh(x, t, l, g, o):
             np.abs(f2, out=f2)
             np.negative(f2, out=f2)
             np.exp(f2, out=f2)
-            np.log1p(f2, out=f2)
+            _log1p(f2, out=f2)
             np.add(f3, f2, out=f2)
             np.add(f1, f2, out=f2)
             np.subtract(f2, 0.6931471805599453, out=l)
@@ -157,7 +159,7 @@ def log_cosh(x, t, l, g, o):
         np.abs(f3, out=f3)
         np.negative(f3, out=f3)
         np.exp(f3, out=f3)
-        np.log1p(f3, out=f3)
+        _log1p(f3, out=f3)
         np.add(f4, f3, out=f3)
         np.add(f2, f3, out=f3)
         np.subtract(f3, 0.6931471805599453, out=l)
@@ -274,7 +276,7 @@ def binary_cross_entropy_with_logits(x, t, l, g, o):
             np.abs(x, out=f3)
             np.negative(f3, out=f3)
             np.exp(f3, out=f3)
-            np.log1p(f3, out=f3)
+            _log1p(f3, out=f3)
             np.add(f2, f3, out=f2)
             np.multiply(f1, f2, out=f2)
             _select(b1, f2, 0.0, f2)
@@ -299,7 +301,7 @@ def binary_cross_entropy_with_logits(x, t, l, g, o):
         np.negative(f3, out=f3)
         np.exp(f3, out=f3)
         f4 = np.empty(x.shape, x.dtype)
-        np.log1p(f3, out=f4)
+        _log1p(f3, out=f4)
         np.add(f2, f4, out=f2)
         np.multiply(f1, f2, out=f2)
         _select(b1, f2, 0.0, f2)
@@ -403,7 +405,7 @@ def focal(x, t, l, g, o):
             np.add(f2, f6, out=f6)
             np.less(t, 1.0, out=b1)
             np.maximum(x, 0.0, out=f2)
-            np.log1p(f1, out=f1)
+            _log1p(f1, out=f1)
             np.add(f2, f1, out=f2)
             np.multiply(f3, f2, out=f2)
             _select(b1, f2, 0.0, f2)
@@ -454,7 +456,7 @@ def focal(x, t, l, g, o):
         np.add(f2, f8, out=f8)
         np.less(t, 1.0, out=b1)
         np.maximum(x, 0.0, out=f2)
-        np.log1p(f1, out=f1)
+        _log1p(f1, out=f1)
         np.add(f2, f1, out=f2)
         np.multiply(f6, f2, out=f2)
         _select(b1, f2, 0.0, f2)
@@ -508,7 +510,7 @@ def focal_unweighted(x, t, l, g, o):
             np.add(f2, f4, out=f4)
             np.less(t, 1.0, out=b1)
             np.maximum(x, 0.0, out=f2)
-            np.log1p(f1, out=f1)
+            _log1p(f1, out=f1)
             np.add(f2, f1, out=f2)
             np.multiply(f3, f2, out=f2)
             _select(b1, f2, 0.0, f2)
@@ -553,7 +555,7 @@ def focal_unweighted(x, t, l, g, o):
         _select(b1, f3, 1.0, f3)
         np.less(t, 1.0, out=b1)
         np.maximum(x, 0.0, out=f2)
-        np.log1p(f1, out=f1)
+        _log1p(f1, out=f1)
         np.add(f2, f1, out=f2)
         np.multiply(f6, f2, out=f2)
         _select(b1, f2, 0.0, f2)
@@ -642,16 +644,16 @@ def msle(x, t, l, g, o):
     with np.errstate(all="ignore"):  # both sides of a where are computed; only the chosen one is kept
         if g is None:
             f1 = np.empty(x.shape, x.dtype)
-            np.log1p(x, out=f1)
+            _log1p(x, out=f1)
             f2 = np.empty(x.shape, x.dtype)
-            np.log1p(t, out=f2)
+            _log1p(t, out=f2)
             np.subtract(f1, f2, out=f2)
             np.multiply(f2, f2, out=l)
             return
         f1 = np.empty(x.shape, x.dtype)
-        np.log1p(x, out=f1)
+        _log1p(x, out=f1)
         f2 = np.empty(x.shape, x.dtype)
-        np.log1p(t, out=f2)
+        _log1p(t, out=f2)
         np.subtract(f1, f2, out=f2)
         np.multiply(f2, f2, out=l)
         np.multiply(2.0, f2, out=f2)
@@ -697,7 +699,7 @@ def soft_margin(x, t, l, g, o):
             np.abs(f1, out=f1)
             np.negative(f1, out=f1)
             np.exp(f1, out=f1)
-            np.log1p(f1, out=f1)
+            _log1p(f1, out=f1)
             np.add(f2, f1, out=l)
             return
         f1 = np.empty(x.shape, x.dtype)
@@ -711,7 +713,7 @@ def soft_margin(x, t, l, g, o):
         np.negative(f4, out=f4)
         np.exp(f4, out=f4)
         f5 = np.empty(x.shape, x.dtype)
-        np.log1p(f4, out=f5)
+        _log1p(f4, out=f5)
         np.add(f3, f5, out=l)
         b1 = np.empty(x.shape, bool)
         np.greater_equal(f2, 0.0, out=b1)

@@ -309,7 +309,7 @@ class NumpyLanguage(Language):
     ufuncs: ClassVar[dict[str, str]] = {
         "add": "np.add", "sub": "np.subtract", "mul": "np.multiply", "div": "np.divide", "pow": "np.power",
         "neg": "np.negative", "gt": "np.greater", "lt": "np.less", "ge": "np.greater_equal", "le": "np.less_equal",
-        "abs": "np.abs", "exp": "np.exp", "log": "np.log", "log1p": "np.log1p", "tanh": "np.tanh", "sign": "np.sign",
+        "abs": "np.abs", "exp": "np.exp", "log": "np.log", "log1p": "_log1p", "tanh": "np.tanh", "sign": "np.sign",
         "isnan": "np.isnan", "maximum": "np.maximum", "minimum": "np.minimum", "or": "np.logical_or"}
     boolean: ClassVar[frozenset] = frozenset({"gt", "lt", "ge", "le", "isnan", "or"})
 
@@ -589,6 +589,8 @@ def triton_source() -> str:
 
 _NUMPY_PRELUDE = '''
 import numpy as np
+
+from ._ufuncs import log1p as _log1p  # np.log1p, or a corrected log where NumPy's log1p is a scalar loop
 
 def _select(c, a, b, out):
     """np.where(c, a, b) into out, bit for bit (NaN, inf and -0.0 included); in float32 as four bitwise passes:
