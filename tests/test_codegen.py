@@ -4,6 +4,7 @@ in Triton's CPU interpreter here), NaN and infinities included."""
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -369,3 +370,50 @@ def test_the_numpy_kernels_select_is_np_where_bit_for_bit(dtype):
         _numpy_kernels._select(c, first, second, out)
         np.testing.assert_array_equal(out.view(bits), want.view(bits), err_msg=case)
 
+
+
+@needs_numba
+@pytest.mark.parametrize("name", ["exp", "log", "log1p"])
+def test_numba_float32_exp_log_log1p_round_to_within_051_ulp_and_keep_the_edge_values(name):
+    """losslab._numba_math: the float32 exp, log and log1p of the generated kernels (LLVM instructions written into
+    the loop, compiled here with the kernels' fastmath flags) against float64 libm, on float32's whole range; a
+    float64 argument is libm's own."""
+    from numba import njit
+
+    from losslab import _numba_math
+
+    function = getattr(_numba_math, name)
+
+    @njit(fastmath={"reassoc", "contract"}, error_model="numpy")
+    def loop(x, out):
+        for i in range(x.shape[0]):
+            out[i] = function(x[i])
+
+    rng = np.random.default_rng(5)
+    n = 300_000
+    sign = rng.choice([-1.0, 1.0], n)
+    if name == "exp":
+        x = np.concatenate([rng.uniform(-110, 92, n), rng.standard_normal(n), sign * 10 ** rng.uniform(-45, 1, n)])
+    elif name == "log":
+        x = 10 ** rng.uniform(-45, 38.5, 3 * n)
+    else:
+        x = np.concatenate([rng.uniform(-1, 0, n), np.exp(-np.abs(rng.standard_normal(n)) * 20),
+                            sign * 10 ** rng.uniform(-45, 38, n)])
+    edges = [0.0, -0.0, 1e-45, -1e-45, 1.0, -1.0, -2.0, np.inf, -np.inf, np.nan, 88.7, 88.8, -87.4, -103.9, -104.5, 3e38]
+    x = np.concatenate([x, edges]).astype(np.float32)
+    out = np.empty_like(x)
+    loop(x, out)
+    with np.errstate(all="ignore"):
+        exact = getattr(np, name)(x.astype(np.float64))
+    rounded = exact.astype(np.float32)
+    same = (out == rounded) | (np.isnan(out) & np.isnan(rounded))
+    ordinary = np.isfinite(rounded) & (rounded != 0)
+    assert same[~ordinary].all(), (x[~ordinary & ~same], out[~ordinary & ~same])  # 0, inf, NaN exactly
+    zero = rounded == 0
+    assert (np.signbit(out[zero]) == np.signbit(rounded[zero])).all()  # -0.0 too
+    ulps = np.abs(out[ordinary] - exact[ordinary]) / np.spacing(np.abs(rounded[ordinary])).astype(np.float64)
+    assert ulps.max() <= 0.51
+    wide = np.array([0.3, 2.5, 1e-300], np.float64)
+    out64 = np.empty_like(wide)
+    loop(wide, out64)
+    assert out64.tolist() == [getattr(math, name)(v) for v in wide.tolist()]

@@ -82,6 +82,9 @@ LARGE = [
     ("log_cosh", {}), ("quantile", {"q": 0.8}), ("mape", {}),
     ("binary_cross_entropy_with_logits", {"pos_weight": "w", "weight": "full"}), ("focal", {"gamma": 1.5}),
     ("info_nce", {"temperature": 0.1}), ("siglip", {}),
+    # the kernels with exp, log or log1p (losslab._numba_math) that run at every size
+    ("binary_cross_entropy_with_logits", {}), ("soft_margin", {}), ("poisson_nll", {}), ("gamma_deviance", {}),
+    ("msle", {}),
 ]
 
 
@@ -103,6 +106,10 @@ def test_threaded_blocks_equal_single_thread_and_reference(name, spec, engine):
         t = rng.dirichlet(np.ones(c), size=n).astype(np.float32) if spec.get("probs") else rng.integers(0, c, n)
     else:
         t = rng.uniform(0, 1, size=(n, c)).astype(np.float32)
+    if name == "soft_margin":
+        t = np.where(t > 0.5, 1.0, -1.0).astype(np.float32)
+    elif name in ("gamma_deviance", "msle"):  # positive predictions (and, for gamma, targets)
+        x, t = np.abs(x) + np.float32(0.1), t + np.float32(0.1)
     fn = ll.get_loss(name)
     engine_ctx = _fast.numpy_only() if engine == "numpy" else contextlib.nullcontext()
     with _thread_count_kept(), engine_ctx:

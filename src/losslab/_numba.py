@@ -13,8 +13,9 @@ the reference path by the tests. Numba is imported on first use, so ``import los
 Each kernel: kernel(x, t, w, u, l, g, *options) (``codegen.Variant.params`` in order) -> sum of the (weighted) losses, for 1-D contiguous
 x, t; w, l, g are empty arrays when absent (no weight, per-item losses or gradient not wanted).
 
-Which losses use them (``NAMES``) is measured (benchmarks/README.md): the losses that need exp or
-log1p are faster as NumPy's vectorised ufuncs, which Numba's scalar libm calls (no SVML) do not match.
+Which losses use them (``NAMES``) is measured (benchmarks/README.md). Numba's own exp, log and log1p are scalar libm
+calls (no SVML), which NumPy's vectorised ufuncs beat, so in float32 the kernels call ``_numba_math``'s, which LLVM
+vectorises (float64 keeps libm).
 Every generated kernel serves the torch engine's compiled lane for small calls (``_fast.DIRECT_SMALL_ELEMENTS``).
 """
 
@@ -25,10 +26,12 @@ import os
 import threading
 
 AVAILABLE = importlib.util.find_spec("numba") is not None and os.environ.get("LOSSLAB_NUMBA", "1") not in ("0", "false", "False")
-# (mape since the plain call's own loops: 0.13-0.4x the NumPy blocks from 1M to 16M elements; poisson_nll and the
-# poisson and gamma deviances 0.8-0.9x at 1M but 1.2-1.3x at 4M in benchmarks/generated_kernels.py, kl_div 1.7x,
-# so they stay with the blocks)
-NAMES = ("mse", "mae", "huber", "smooth_l1", "quantile", "hinge", "squared_hinge", "hinge_embedding", "mape")
+# (mape since the plain call's own loops: 0.13-0.4x the NumPy blocks from 1M to 16M elements. BCE with logits,
+# soft_margin, poisson_nll, gamma_deviance and msle since _numba_math's float32 exp, log and log1p, which LLVM
+# vectorises: 0.46-0.67x at 4M on an AMD EPYC (AVX2), where they took 1.2-5.6x with libm's. focal 1.03x,
+# binary_cross_entropy 0.90x, poisson_deviance 1.45x, kl_div 1.8x and log_cosh (libm's tanh) 4.1x stay with the blocks)
+NAMES = ("mse", "mae", "huber", "smooth_l1", "quantile", "hinge", "squared_hinge", "hinge_embedding", "mape",
+         "binary_cross_entropy_with_logits", "soft_margin", "poisson_nll", "gamma_deviance", "msle")
 _threads = {"n": 1}
 _loaded: dict = {}
 

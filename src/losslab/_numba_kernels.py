@@ -10,6 +10,8 @@ import math
 
 from numba import njit, prange
 
+from ._numba_math import exp as _exp, log as _log, log1p as _log1p  # float32: as SIMD arithmetic (libm: scalar)
+
 # reassociation lets LLVM vectorise the sum; contraction allows FMA. No NaN/inf assumptions: a
 # non-finite input still gives a non-finite total, and the caller then runs the reference path.
 _FASTMATH = {"reassoc", "contract"}
@@ -308,8 +310,8 @@ def log_cosh_element(x, t):
     v5 = _maximum(v4, 0.0)
     v6 = abs(v4)
     v7 = -v6
-    v8 = math.exp(v7)
-    v9 = math.log1p(v8)
+    v8 = _exp(v7)
+    v9 = _log1p(v8)
     v10 = v5 + v9
     v11 = v3 + v10
     v12 = v11 - 0.6931471805599453
@@ -443,7 +445,7 @@ def quantile(x, t, w, u, l, g, q):
 def binary_cross_entropy_element(x, t):
     v2 = x > 3.720075976020836e-44
     v3 = x if v2 else 1.0
-    v4 = math.log(v3)
+    v4 = _log(v3)
     v5 = math.isnan(x)
     v6 = x if v5 else -100.0
     v7 = v4 if v2 else v6
@@ -452,7 +454,7 @@ def binary_cross_entropy_element(x, t):
     v10 = 1.0 - x
     v11 = v10 > 3.720075976020836e-44
     v12 = v10 if v11 else 1.0
-    v13 = math.log(v12)
+    v13 = _log(v12)
     v14 = math.isnan(v10)
     v15 = v10 if v14 else -100.0
     v16 = v13 if v11 else v15
@@ -525,8 +527,8 @@ def binary_cross_entropy_with_logits_element(x, t):
     v4 = _maximum(x, 0.0)
     v5 = abs(x)
     v6 = -v5
-    v7 = math.exp(v6)
-    v8 = math.log1p(v7)
+    v7 = _exp(v6)
+    v8 = _log1p(v7)
     v9 = v4 + v8
     v10 = v3 * v9
     v11 = v10 if v2 else 0.0
@@ -572,7 +574,7 @@ def binary_cross_entropy_with_logits_item(x, t, w, u, l, g, i, has_w, want_l, wa
     return li
 
 
-@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def binary_cross_entropy_with_logits(x, t, w, u, l, g):
     """binary_cross_entropy_with_logits: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -734,7 +736,7 @@ def squared_hinge(x, t, w, u, l, g, margin):
 def focal_element(x, t, alpha, gamma):
     v4 = abs(x)
     v5 = -v4
-    v6 = math.exp(v5)
+    v6 = _exp(v5)
     v7 = x >= 0.0
     v8 = 1.0 + v6
     v9 = 1.0 / v8
@@ -758,7 +760,7 @@ def focal_element(x, t, alpha, gamma):
     v27 = v24 + v26
     v28 = t < 1.0
     v29 = _maximum(x, 0.0)
-    v30 = math.log1p(v6)
+    v30 = _log1p(v6)
     v31 = v29 + v30
     v32 = v16 * v31
     v33 = v32 if v28 else 0.0
@@ -840,7 +842,7 @@ def focal(x, t, w, u, l, g, alpha, gamma):
 def focal_unweighted_element(x, t, gamma):
     v3 = abs(x)
     v4 = -v3
-    v5 = math.exp(v4)
+    v5 = _exp(v4)
     v6 = x >= 0.0
     v7 = 1.0 + v5
     v8 = 1.0 / v7
@@ -860,7 +862,7 @@ def focal_unweighted_element(x, t, gamma):
     v22 = v21 if v18 else 1.0
     v23 = t < 1.0
     v24 = _maximum(x, 0.0)
-    v25 = math.log1p(v5)
+    v25 = _log1p(v5)
     v26 = v24 + v25
     v27 = v15 * v26
     v28 = v27 if v23 else 0.0
@@ -942,7 +944,7 @@ def poisson_deviance_element(x, t):
     v2 = t > 0.0
     v3 = t if v2 else 1.0
     v4 = v3 / x
-    v5 = math.log(v4)
+    v5 = _log(v4)
     v6 = t * v5
     v7 = v6 - t
     v8 = v7 + x
@@ -1008,7 +1010,7 @@ def poisson_deviance(x, t, w, u, l, g):
 @njit(inline="always", cache=True, error_model="numpy")
 def gamma_deviance_element(x, t):
     v2 = x / t
-    v3 = math.log(v2)
+    v3 = _log(v2)
     v4 = t / x
     v5 = v3 + v4
     v6 = v5 - 1.0
@@ -1040,7 +1042,7 @@ def gamma_deviance_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def gamma_deviance(x, t, w, u, l, g):
     """gamma_deviance: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1074,8 +1076,8 @@ def gamma_deviance(x, t, w, u, l, g):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def msle_element(x, t):
-    v2 = math.log1p(x)
-    v3 = math.log1p(t)
+    v2 = _log1p(x)
+    v3 = _log1p(t)
     v4 = v2 - v3
     v5 = v4 * v4
     v6 = 2.0 * v4
@@ -1104,7 +1106,7 @@ def msle_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def msle(x, t, w, u, l, g):
     """msle: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1207,8 +1209,8 @@ def soft_margin_element(x, t):
     v4 = _maximum(v3, 0.0)
     v5 = abs(v3)
     v6 = -v5
-    v7 = math.exp(v6)
-    v8 = math.log1p(v7)
+    v7 = _exp(v6)
+    v8 = _log1p(v7)
     v9 = v4 + v8
     v10 = v3 >= 0.0
     v11 = 1.0 + v7
@@ -1239,7 +1241,7 @@ def soft_margin_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def soft_margin(x, t, w, u, l, g):
     """soft_margin: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1342,7 +1344,7 @@ def hinge_embedding(x, t, w, u, l, g, margin):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_element(x, t, eps):
-    v3 = math.exp(x)
+    v3 = _exp(x)
     v4 = t * x
     v5 = v3 - v4
     v6 = v3 - t
@@ -1369,7 +1371,7 @@ def poisson_nll_item(x, t, w, u, l, g, i, has_w, want_l, want_g, eps):
     return li
 
 
-@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def poisson_nll(x, t, w, u, l, g, eps):
     """poisson_nll: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1404,7 +1406,7 @@ def poisson_nll(x, t, w, u, l, g, eps):
 @njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_rate_element(x, t, eps):
     v3 = x + eps
-    v4 = math.log(v3)
+    v4 = _log(v3)
     v5 = t * v4
     v6 = x - v5
     v7 = t / v3
@@ -1466,12 +1468,12 @@ def poisson_nll_rate(x, t, w, u, l, g, eps):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_full_element(x, t, eps):
-    v3 = math.exp(x)
+    v3 = _exp(x)
     v4 = t * x
     v5 = v3 - v4
     v6 = t > 1.0
     v7 = t if v6 else 1.0
-    v8 = math.log(v7)
+    v8 = _log(v7)
     v9 = v7 * v8
     v10 = v9 - v7
     v11 = 0.5 * v8
@@ -1538,12 +1540,12 @@ def poisson_nll_full(x, t, w, u, l, g, eps):
 @njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_rate_full_element(x, t, eps):
     v3 = x + eps
-    v4 = math.log(v3)
+    v4 = _log(v3)
     v5 = t * v4
     v6 = x - v5
     v7 = t > 1.0
     v8 = t if v7 else 1.0
-    v9 = math.log(v8)
+    v9 = _log(v8)
     v10 = v8 * v9
     v11 = v10 - v8
     v12 = 0.5 * v9
@@ -1612,7 +1614,7 @@ def poisson_nll_rate_full(x, t, w, u, l, g, eps):
 def kl_div_element(x, t):
     v2 = t > 0.0
     v3 = t if v2 else 1.0
-    v4 = math.log(v3)
+    v4 = _log(v3)
     v5 = x + t
     v6 = math.isnan(v5)
     v7 = v2 | v6
@@ -1679,7 +1681,7 @@ def kl_div(x, t, w, u, l, g):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def kl_div_log_target_element(x, t):
-    v2 = math.exp(t)
+    v2 = _exp(t)
     v3 = t - x
     v4 = v2 * v3
     v5 = -v2

@@ -286,7 +286,7 @@ class Language:
 
 
 class NumbaLanguage(Language):
-    calls: ClassVar[dict[str, str]] = {"pow": "_power", "abs": "abs", "exp": "math.exp", "log": "math.log", "log1p": "math.log1p",
+    calls: ClassVar[dict[str, str]] = {"pow": "_power", "abs": "abs", "exp": "_exp", "log": "_log", "log1p": "_log1p",
              "tanh": "math.tanh", "sign": "_sign", "isnan": "math.isnan", "maximum": "_maximum", "minimum": "_minimum"}
 
     def expression(self, node):
@@ -387,6 +387,8 @@ _NUMBA_PRELUDE = '''
 import math
 
 from numba import njit, prange
+
+from ._numba_math import exp as _exp, log as _log, log1p as _log1p  # float32: as SIMD arithmetic (libm: scalar)
 
 # reassociation lets LLVM vectorise the sum; contraction allows FMA. No NaN/inf assumptions: a
 # non-finite input still gives a non-finite total, and the caller then runs the reference path.
