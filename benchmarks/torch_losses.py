@@ -49,7 +49,7 @@ from _common import cpu_model, module_versions, peak_extra_bytes, seconds_per_ca
 THREADS_DEFAULT = 2
 RTOL = 1e-4  # float32: a pair that differs by more does not compute the same quantity
 RTOL_OF = {"float32": RTOL, "float16": 5e-3, "bfloat16": 2e-2}  # the same, per --dtype
-UNCHECKED = ("bound",)  # timed as a reference point, computes something else
+UNCHECKED = ("bound", "node floor")  # timed as reference points, they compute something else
 
 TARGET_MS = {"smoke": 1.0, "small": 20.0, "large": 100.0, "huge": 100.0}  # least duration of one timed loop
 
@@ -257,6 +257,25 @@ def _autograd_step(fn, diff: list, rest: list):
         return loss, [x.grad for x in diff]
 
     return step
+
+
+def _node_floor(torch, n_inputs: int):
+    """The least a loss computed outside autograd can cost as a graph node written in Python (a
+    ``torch.autograd.Function``, as losslab's torch engine uses): a node that computes nothing, its forward making
+    a 0-d value and one gradient buffer per differentiable input, its backward returning them. Timed like the
+    losses, forward and backward; next to torch's whole call it is the per-call cost no such engine goes below."""
+
+    class NodeFloor(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, *tensors):
+            ctx.grads = tuple(torch.empty_like(x) for x in tensors)
+            return tensors[0].new_zeros(())
+
+        @staticmethod
+        def backward(ctx, upstream):
+            return ctx.grads
+
+    return lambda *args: NodeFloor.apply(*args[:n_inputs])
 
 
 def _direct_call(fn, plain: list, rest: list, returns_grads: bool = True):
@@ -490,7 +509,8 @@ def run_torch(args, rows: list, timer: Timer) -> None:
     cases = [c for c in torch_cases(ll, torch, F) if not args.losses or {c["case"], c["loss"]} & set(args.losses)]
     ratio_pairs = [("losslab", "torch eager"), ("losslab", "torch.compile"),
                    ("losslab value_and_grad", "torch eager"), ("losslab value_and_grad", "torch.compile"),
-                   ("bound", "losslab"), ("bound", "losslab value_and_grad"),
+                   ("bound", "losslab"), ("bound", "losslab value_and_grad"), ("node floor", "torch eager"),
+                   ("losslab", "node floor"),
                    ("losslab value_and_grad", TORCH_OPS_PEER)]
     print(f"\n== torch ({dev}): forward + backward of the mean loss, {args.dtype}; ms per call, median of "
           f"{args.rounds} round(s) ==", flush=True)
@@ -553,7 +573,8 @@ def _torch_point(args, c: dict, size_name: str, timer: Timer, ratio_pairs: list)
     peers = {"torch eager": _autograd_step(c["peer"], diff, rest),
              "losslab": _autograd_step(c["ours"], diff, rest),
              "losslab value_and_grad": _direct_call(c["vg"], plain, rest),
-             "bound": _direct_call(c["bound"], plain, rest, returns_grads=False)}
+             "bound": _direct_call(c["bound"], plain, rest, returns_grads=False),
+             "node floor": _autograd_step(_node_floor(torch, len(diff)), diff, rest)}
     if dev == "cpu" and args.dtype != "float32":  # the engine's rule for half precision on the CPU, side by side
         peers[TORCH_OPS_PEER] = _direct_call(_with_half_in_torch_ops(c["vg"]), plain, rest)
     if args.smoke or args.no_compile:
@@ -766,7 +787,8 @@ def _print_row(row: dict) -> None:
                 f"v&g {_ms(p['losslab value_and_grad']):>9s}  eager {_ms(p['torch eager']):>9s}  "
                 f"compile {_ms(p['torch.compile']):>9s} ms   losslab/eager {r.get('losslab / torch eager', math.nan):5.2f}  "
                 f"losslab/compile {r.get('losslab / torch.compile', math.nan):5.2f}  "
-                f"v&g/eager {r.get('losslab value_and_grad / torch eager', math.nan):5.2f}")
+                f"v&g/eager {r.get('losslab value_and_grad / torch eager', math.nan):5.2f}  "
+                f"floor/eager {r.get('node floor / torch eager', math.nan):5.2f}")
         if "peak_extra_mib" in row:
             line += f"  MiB {row['peak_extra_mib']}"
     else:
@@ -876,7 +898,8 @@ def _torch_table_line(r: dict) -> str:
             f"| {_fmt(q.get('losslab / torch eager'))} | {_fmt(q.get('losslab / torch.compile'))} "
             f"| {_fmt(q.get('losslab value_and_grad / torch eager'))} "
             f"| {_fmt(q.get('losslab value_and_grad / torch.compile'))} | {_ms(p['bound'])} "
-            f"| {_fmt(q.get('losslab % of bound'))} | {mem_text} | {_check_text(r)} | {r['peer']} |")
+            f"| {_fmt(q.get('losslab % of bound'))} | {_fmt(q.get('node floor / torch eager'))} | {mem_text} "
+            f"| {_check_text(r)} | {r['peer']} |")
 
 
 def _jax_table_line(r: dict) -> str:
@@ -904,8 +927,9 @@ def markdown(meta: dict, rows: list, notes: list) -> str:
         lines += ["## PyTorch: `loss = ll.<name>(x, t); loss.backward()` vs `torch.nn.functional`", "",
                   "| loss | size | shape | losslab ms | losslab value_and_grad ms | torch eager ms | torch.compile ms "
                   "| losslab / eager | losslab / compile | value_and_grad / eager | value_and_grad / compile "
-                  "| bound ms | losslab % of bound | peak extra MiB (losslab / v&g / eager / compile) | check | torch peer |",
-                  *_table_body("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
+                  "| bound ms | losslab % of bound | node floor / eager "
+                  "| peak extra MiB (losslab / v&g / eager / compile) | check | torch peer |",
+                  *_table_body("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---|",
                                torch_rows, _torch_table_line)]
         errors = {(r["case"], n, p["error"]) for r in torch_rows if "peers" in r for n, p in r["peers"].items()
                   if "error" in p and not p["error"].startswith("skipped")}
@@ -952,6 +976,10 @@ def run(args) -> None:
         "bound: reads every input once and writes one gradient-sized output (torch.add(x, t); three clones for "
         "triplet_margin): the least memory traffic of a fused value + gradient pass; % of bound = bound ms / "
         "losslab ms",
+        "node floor: a torch.autograd.Function that computes nothing (its forward makes a 0-d value and the "
+        "gradient buffers, its backward returns them), timed like the losses: what a loss computed outside "
+        "autograd and handed to it through a Python graph node (losslab's torch engine) cannot go below; "
+        "node floor / eager is that cost over torch's whole call",
         f"check: before timing, each peer's value and gradient against the framework's (torch eager / Optax), "
         f"rtol {RTOL_OF[args.dtype]} ({args.dtype}; JAX: {RTOL}); a WARNING marks a pair that does not compute the same "
         "quantity",

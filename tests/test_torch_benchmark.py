@@ -36,8 +36,9 @@ def test_the_torch_benchmark_script_runs(tmp_path):
     assert set(TORCH_CASES) <= set(torch_rows), sorted(set(TORCH_CASES) - set(torch_rows))
     for case in TORCH_CASES:
         peers = torch_rows[case]["peers"]
-        for name in ("losslab", "losslab value_and_grad", "torch eager"):
+        for name in ("losslab", "losslab value_and_grad", "torch eager", "node floor"):
             assert _positive(peers[name]), (case, name, peers[name])
+        assert torch_rows[case]["ratios"]["node floor / torch eager"] > 0
         assert torch_rows[case]["check"]["ok"], (case, torch_rows[case]["check"])  # the same quantity as torch
     try:
         import jax  # noqa: F401
