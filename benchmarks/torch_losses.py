@@ -418,9 +418,11 @@ def torch_cases(ll, torch, F) -> list[dict]:
     add = (lambda x, t: torch.add(x, t), "torch.add(x, t)")
     add_idx = (lambda x, t: torch.add(x, t[:, None]), "torch.add(x, t[:, None])")
 
-    def case(key, loss, make, ours, vg, peer, peer_name, bound=add, note=""):
+    def case(key, loss, make, ours, vg, peer, peer_name, bound=add, note="", rtol=0.0):
+        # rtol: the check's tolerance where a float32 computation is less exact than RTOL for everyone (the largest
+        # of it and the dtype's)
         return dict(case=key, loss=loss, make=make, ours=ours, vg=vg, peer=peer, peer_name=peer_name,
-                    bound=bound[0], bound_name=bound[1], note=note)
+                    bound=bound[0], bound_name=bound[1], note=note, rtol=rtol)
 
     return [
         case("mse", "mse", reg, ll.mse, ll.mse.value_and_grad, F.mse_loss, "F.mse_loss"),
@@ -486,7 +488,10 @@ def torch_cases(ll, torch, F) -> list[dict]:
              lambda z, *r: F.ctc_loss(torch.log_softmax(z, -1), *r),
              "F.ctc_loss(log_softmax(logits)): a CTC step from logits (torch's gradient in log-probabilities is not the "
              "true derivative, so both go through log_softmax)",
-             bound=(lambda lp, *rest: lp.clone(), "lp.clone()")),
+             bound=(lambda lp, *rest: lp.clone(), "lp.clone()"),
+             # 200 frames of float32 recursions: torch's and losslab's gradients both lie 1.5e-4 (relative norm) from
+             # the float64 one at the large size, and 1.3e-4 from each other by the check's measure
+             rtol=3e-4),
         case("distill_kl", "distill_kl", teacher_student, lambda s, t: ll.distill_kl(s, t, temperature=2.0),
              lambda s, t: ll.distill_kl.value_and_grad(s, t, temperature=2.0), distill,
              "F.kl_div(log_softmax(s/T), log_softmax(t/T), log_target=True, 'batchmean') * T^2, T = 2"),
@@ -588,7 +593,8 @@ def _torch_point(args, c: dict, size_name: str, timer: Timer, ratio_pairs: list)
         except Exception as ex:
             peers["torch.compile"] = _err(ex)
     point = {"shape": list(diff[0].shape), "elements": int(diff[0].numel())}
-    point.update(measure(peers, timer, args.rounds, ratio_pairs, reference="torch eager", rtol=RTOL_OF[args.dtype]))
+    point.update(measure(peers, timer, args.rounds, ratio_pairs, reference="torch eager",
+                         rtol=max(RTOL_OF[args.dtype], c["rtol"])))
     ratios = point["ratios"]
     for name in ("losslab", "losslab value_and_grad"):  # bound ms / losslab ms, per round: 100 % = the least traffic
         if f"bound / {name}" in ratios:
@@ -981,8 +987,9 @@ def run(args) -> None:
         "autograd and handed to it through a Python graph node (losslab's torch engine) cannot go below; "
         "node floor / eager is that cost over torch's whole call",
         f"check: before timing, each peer's value and gradient against the framework's (torch eager / Optax), "
-        f"rtol {RTOL_OF[args.dtype]} ({args.dtype}; JAX: {RTOL}); a WARNING marks a pair that does not compute the same "
-        "quantity",
+        f"rtol {RTOL_OF[args.dtype]} ({args.dtype}; JAX: {RTOL}; ctc: 3e-4, its float32 gradients, torch's and "
+        "losslab's alike, lying 1.5e-4 from the float64 one over 200 frames); a WARNING marks a pair that does not "
+        "compute the same quantity",
         "JAX rows: targets are jit arguments (as in a training step), not closed-over constants",
     ]
     if args.device == "cpu":
