@@ -373,9 +373,9 @@ def test_the_numpy_kernels_select_is_np_where_bit_for_bit(dtype):
 
 
 @needs_numba
-@pytest.mark.parametrize("name", ["exp", "log", "log1p"])
-def test_numba_float32_exp_log_log1p_round_to_within_051_ulp_and_keep_the_edge_values(name):
-    """losslab._numba_math: the float32 exp, log and log1p of the generated kernels (LLVM instructions written into
+@pytest.mark.parametrize("name", ["exp", "log", "log1p", "tanh"])
+def test_numba_float32_exp_log_log1p_tanh_round_to_within_051_ulp_and_keep_the_edge_values(name):
+    """losslab._numba_math: the float32 exp, log, log1p and tanh of the generated kernels (LLVM instructions written into
     the loop, compiled here with the kernels' fastmath flags) against float64 libm, on float32's whole range; a
     float64 argument is libm's own."""
     from numba import njit
@@ -396,10 +396,12 @@ def test_numba_float32_exp_log_log1p_round_to_within_051_ulp_and_keep_the_edge_v
         x = np.concatenate([rng.uniform(-110, 92, n), rng.standard_normal(n), sign * 10 ** rng.uniform(-45, 1, n)])
     elif name == "log":
         x = 10 ** rng.uniform(-45, 38.5, 3 * n)
+    elif name == "tanh":
+        x = np.concatenate([rng.uniform(-25, 25, n), rng.standard_normal(n) * 0.1, sign * 10 ** rng.uniform(-45, 38, n)])
     else:
         x = np.concatenate([rng.uniform(-1, 0, n), np.exp(-np.abs(rng.standard_normal(n)) * 20),
                             sign * 10 ** rng.uniform(-45, 38, n)])
-    edges = [0.0, -0.0, 1e-45, -1e-45, 1.0, -1.0, -2.0, np.inf, -np.inf, np.nan, 88.7, 88.8, -87.4, -103.9, -104.5, 3e38]
+    edges = [0.05, -0.05, np.nextafter(np.float32(0.05), 0), 9.01, 20.0, 0.0, -0.0, 1e-45, -1e-45, 1.0, -1.0, -2.0, np.inf, -np.inf, np.nan, 88.7, 88.8, -87.4, -103.9, -104.5, 3e38]
     x = np.concatenate([x, edges]).astype(np.float32)
     out = np.empty_like(x)
     loop(x, out)

@@ -293,6 +293,84 @@ def test_kernels_slower_than_the_numpy_blocks_at_large_sizes_take_the_lane_at_sm
         torch.testing.assert_close(smoothed, ll.binary_cross_entropy(x, t, label_smoothing=0.2))
 
 
+def _numpy_lane_inputs(name, options, dtype):
+    x, t = (a.detach().numpy() for a in _lane_inputs(name, (13, 7), torch.float64))
+    if name == "poisson_nll" and options.get("log_input") is False:
+        x = np.abs(x)  # a rate
+    return x.astype(dtype), t.astype(dtype) if t.dtype.kind == "f" else t
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(("name", "options"), LANE + ROW_LANE, ids=[f"{n}-{o}" for n, o in LANE + ROW_LANE])
+def test_small_plain_numpy_calls_take_the_compiled_lane_and_equal_the_usual_flow(name, options, dtype, lane,
+                                                                              monkeypatch):
+    seen = lane(name)
+    fn = getattr(ll, name)
+    x, t = _numpy_lane_inputs(name, options, dtype)
+    reduction = "batchmean" if name == "kl_div" else "sum"
+    value, grad = fn.value_and_grad(x, t, **options)
+    plain = fn(x, t, reduction=reduction, **options)
+    assert len(seen) == 2 and all(out is not NotImplemented for out in seen)
+    monkeypatch.delitem(ll._engines._lanes, "numpy")  # the usual flow: binding, then the NumPy fast path
+    want, want_grad = fn.value_and_grad(x, t, **options)
+    want_plain = fn(x, t, reduction=reduction, **options)
+    assert len(seen) == 2  # (the fast path did not run the lane either)
+    assert type(value) is type(want) is type(plain) is type(want_plain) and np.dtype(type(value)) == dtype
+    assert grad.dtype == want_grad.dtype and grad.shape == want_grad.shape == x.shape
+    tol = {"rtol": 1e-5, "atol": 1e-6} if dtype == np.float32 else {"rtol": 1e-12, "atol": 1e-13}
+    np.testing.assert_allclose(value, want, **tol)
+    np.testing.assert_allclose(plain, want_plain, **tol)
+    np.testing.assert_allclose(grad, want_grad, **tol)
+
+
+@needs_numba
+def test_the_numpy_lane_declines_what_it_does_not_compute_and_the_usual_flow_answers(lane):
+    seen = lane("huber")
+    x, t = _numpy_lane_inputs("huber", {}, np.float32)
+    big = np.ones(_fast.DIRECT_SMALL_ELEMENTS + 1, np.float32)
+    calls = {
+        "a strided view": lambda: ll.huber(x[:, ::2], t[:, ::2]),
+        "targets of another dtype": lambda: ll.huber(x, t.astype(np.float64)),
+        "a weight": lambda: ll.huber(x, t, weight=np.ones_like(x)),
+        "a normalizer": lambda: ll.huber(x, t, normalizer=3.0),
+        "per-item values": lambda: ll.huber(x, t, reduction="none"),
+        "more than DIRECT_SMALL_ELEMENTS": lambda: ll.huber(big, big),
+        "lists": lambda: ll.huber(x.tolist(), t.tolist()),
+        "a NaN": lambda: ll.huber(np.where(t > 1, np.float32(np.nan), x), t),
+    }
+    for what, call in calls.items():
+        seen.clear()
+        value = call()
+        assert all(out is NotImplemented for out in seen), what
+        with ll.reference_path():
+            np.testing.assert_allclose(value, call(), rtol=1e-6, err_msg=what)
+    assert np.isnan(calls["a NaN"]())  # the NaN reaches the value
+    for bad, error in (({"delta": -1.0}, ValueError), ({"delta": "1"}, TypeError)):
+        with pytest.raises(error, match="delta"):  # an option outside its domain: the usual flow's error
+            ll.huber(x, t, **bad)
+    with pytest.raises(ValueError, match="targets"):  # hinge targets other than -1 and +1: the reference's error
+        ll.hinge(x, np.full_like(x, 0.5))
+    with pytest.raises(ValueError, match="never broadcasts"):
+        ll.huber(x, t[0])
+    seen.clear()
+    with ll.reference_path():
+        ll.huber(x, t)
+    assert seen == []
+
+
+@needs_numba
+def test_the_numpy_lane_takes_kernels_outside_numba_names_on_small_arrays_only(lane):
+    limit = _fast.NUMPY_LANE_SMALL_KERNELS  # above it, such a kernel loses to the NumPy blocks
+    for name, at_every_size in (("kl_div", False), ("mse", True)):
+        seen = lane(name)
+        for size, taken in ((limit, True), (limit + 1, at_every_size)):
+            seen.clear()
+            x, t = (a.detach().numpy() for a in _lane_inputs(name, (size,), torch.float32))
+            getattr(ll, name).value_and_grad(x, t)
+            assert (seen[:1] != [] and seen[0] is not NotImplemented) == taken, (name, size)
+
+
 @needs_numba
 def test_the_compiled_lane_refuses_bad_targets_with_the_reference_error(lane):
     seen = lane("hinge")
@@ -321,9 +399,7 @@ def test_the_compiled_lane_over_many_option_values(lane):
         with ll.reference_path():
             torch.testing.assert_close(value.detach(), ll.huber(x.detach(), t, delta=float(delta)))
     assert len(seen) == 3 * _fast._PLANS // 2 and NotImplemented not in seen
-    from losslab.torch import _function
-
-    assert len(_function._LANE_PLANS) <= _fast._PLANS and len(ll._engines.fast_path_of("huber", "numpy").lane.plans) <= _fast._PLANS
+    assert len(_fast._LANE_PLANS) <= _fast._PLANS and len(ll._engines.fast_path_of("huber", "numpy").lane.plans) <= _fast._PLANS
 
 
 @needs_numba

@@ -10,7 +10,7 @@ import math
 
 from numba import njit, prange
 
-from ._numba_math import exp as _exp, log as _log, log1p as _log1p  # float32: as SIMD arithmetic (libm: scalar)
+from ._numba_math import exp as _exp, log as _log, log1p as _log1p, tanh as _tanh  # float32: SIMD arithmetic (libm: scalar)
 
 # reassociation lets LLVM vectorise the sum; contraction allows FMA. No NaN/inf assumptions: a
 # non-finite input still gives a non-finite total, and the caller then runs the reference path.
@@ -306,17 +306,14 @@ def smooth_l1(x, t, w, u, l, g, beta):
 def log_cosh_element(x, t):
     v2 = x - t
     v3 = abs(v2)
-    v4 = -2.0 * v3
-    v5 = _maximum(v4, 0.0)
-    v6 = abs(v4)
-    v7 = -v6
-    v8 = _exp(v7)
-    v9 = _log1p(v8)
-    v10 = v5 + v9
-    v11 = v3 + v10
-    v12 = v11 - 0.6931471805599453
-    v13 = math.tanh(v2)
-    return v12, v13
+    v4 = v3 + v3
+    v5 = -v4
+    v6 = _exp(v5)
+    v7 = _log1p(v6)
+    v8 = v3 + v7
+    v9 = v8 - 0.6931471805599453
+    v10 = _tanh(v2)
+    return v9, v10
 
 
 @njit(inline="always", cache=True, error_model="numpy")

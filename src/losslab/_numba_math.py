@@ -1,6 +1,6 @@
-"""exp, log and log1p for the generated Numba kernels: in float32 as arithmetic that LLVM vectorises.
+"""exp, log, log1p and tanh for the generated Numba kernels: in float32 as arithmetic that LLVM vectorises.
 
-Numba calls libm for ``math.exp``, ``math.log`` and ``math.log1p``, one element at a time (its SVML route needs an
+Numba calls libm for ``math.exp``, ``math.log``, ``math.log1p`` and ``math.tanh``, one element at a time (its SVML route needs an
 SVML-patched llvmlite, which PyPI's is not), so a compiled loop with a transcendental ran at scalar speed and lost
 to NumPy's SIMD ufuncs: the losses with exp or log1p stayed on the NumPy blocks at large sizes (``_numba.NAMES``).
 Here a float32 argument is computed in float64 by range reduction and a polynomial (multiplies, adds, a division,
@@ -40,6 +40,10 @@ _ATANH_SERIES = tuple(1.0 / (2 * k + 1) for k in range(6))
 # log1p(d) for |d| < 1e-4: d (1 - d / 2 + d^2 / 3 - d^3 / 4), its rest below 2e-17 relative (d times the
 # polynomial, so log1p(-0.0) keeps its sign)
 _LOG1P_SERIES = (1.0, -0.5, 1.0 / 3.0, -0.25)
+# tanh(x) for |x| < 0.05: x (1 - x^2 / 3 + 2 x^4 / 15 - 17 x^6 / 315 + 62 x^8 / 2835), its rest below 1e-15
+# relative; above, (1 - e) / (1 + e) with e = e^-2|x|, where the exp's 3e-10 grows by at most 2 / (1 - e^2) < 11
+_TANH_SERIES = (1.0, -1.0 / 3.0, 2.0 / 15.0, -17.0 / 315.0, 62.0 / 2835.0)
+_TANH_SERIES_BELOW = 0.05
 
 
 def _double(value: float):
@@ -116,6 +120,20 @@ def _log1p32(builder, x):
     return _odd_or(builder, x, builder.fptrunc(y, _F32), -1.0)
 
 
+def _tanh32(builder, x):
+    d = builder.fpext(x, _F64)
+    fabs = builder.module.declare_intrinsic("llvm.fabs", [_F64], ir.FunctionType(_F64, [_F64]))
+    copysign = builder.module.declare_intrinsic("llvm.copysign", [_F64], ir.FunctionType(_F64, [_F64, _F64]))
+    a = builder.call(fabs, [d])
+    # tanh(20) is 1 - 8e-18: 1 in float32, as for every larger |x| and inf (NaN: 20 here, x at the end)
+    c = builder.select(builder.fcmp_ordered("<", a, _double(20.0)), a, _double(20.0))
+    e = _exp_wide(builder, builder.fmul(c, _double(-2.0)))
+    wide = builder.call(copysign, [builder.fdiv(builder.fsub(_double(1.0), e), builder.fadd(_double(1.0), e)), d])
+    series = builder.fmul(d, _polynomial(builder, builder.fmul(d, d), _TANH_SERIES))  # (keeps -0.0)
+    y = builder.select(builder.fcmp_ordered("<", a, _double(_TANH_SERIES_BELOW)), series, wide)
+    return builder.select(builder.fcmp_unordered("uno", x, x), x, builder.fptrunc(y, _F32))
+
+
 def _function(float32_ir, float64_python):
     """An intrinsic of one float: float32 as the instructions ``float32_ir(builder, x)`` writes into the caller,
     float64 as ``float64_python`` (libm) compiled by Numba."""
@@ -138,3 +156,4 @@ def _function(float32_ir, float64_python):
 exp = _function(_exp32, lambda x: math.exp(x))
 log = _function(_log32, lambda x: math.log(x))
 log1p = _function(_log1p32, lambda x: math.log1p(x))
+tanh = _function(_tanh32, lambda x: math.tanh(x))

@@ -104,9 +104,10 @@ def softmax(xp, x, axis: int = -1):
 
 
 def log_cosh(xp, x):
-    # log(cosh x) = |x| + log(1 + e^-2|x|) - log 2
+    # log(cosh x) = |x| + log(1 + e^-2|x|) - log 2: softplus(-2|x|) with its max(., 0) = 0 left out, and 2|x| as
+    # |x| + |x| (exact), so the compiled kernels' exp and log1p stay in the input's float32 (2.0 |x| is float64 there)
     a = xp.abs(x)
-    return a + softplus(xp, -2.0 * a) - math.log(2.0)
+    return a + xp.log1p(xp.exp(-(a + a))) - math.log(2.0)
 
 
 def clamped_log(xp, x, floor: float = -100.0):

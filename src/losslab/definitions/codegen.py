@@ -287,7 +287,7 @@ class Language:
 
 class NumbaLanguage(Language):
     calls: ClassVar[dict[str, str]] = {"pow": "_power", "abs": "abs", "exp": "_exp", "log": "_log", "log1p": "_log1p",
-             "tanh": "math.tanh", "sign": "_sign", "isnan": "math.isnan", "maximum": "_maximum", "minimum": "_minimum"}
+             "tanh": "_tanh", "sign": "_sign", "isnan": "math.isnan", "maximum": "_maximum", "minimum": "_minimum"}
 
     def expression(self, node):
         if node.op == "where":  # a scalar select: only the chosen side matters
@@ -388,7 +388,7 @@ import math
 
 from numba import njit, prange
 
-from ._numba_math import exp as _exp, log as _log, log1p as _log1p  # float32: as SIMD arithmetic (libm: scalar)
+from ._numba_math import exp as _exp, log as _log, log1p as _log1p, tanh as _tanh  # float32: SIMD arithmetic (libm: scalar)
 
 # reassociation lets LLVM vectorise the sum; contraction allows FMA. No NaN/inf assumptions: a
 # non-finite input still gives a non-finite total, and the caller then runs the reference path.

@@ -178,17 +178,14 @@ def log_cosh_kernel(X, T, W, G, L, PARTIAL, SCALE, n, HAS_WEIGHT: tl.constexpr, 
     t = tl.load(T + offs, mask=mask, other=0.0).to(tl.float32)
     v2 = x - t
     v3 = tl.abs(v2)
-    v4 = -2.0 * v3
-    v5 = _maximum(v4, 0.0)
-    v6 = tl.abs(v4)
-    v7 = -v6
-    v8 = tl.exp(v7)
-    v9 = _log1p(v8)
-    v10 = v5 + v9
-    v11 = v3 + v10
-    v12 = v11 - 0.6931471805599453
-    v13 = _tanh(v2)
-    value = v12 + tl.zeros_like(x)
+    v4 = v3 + v3
+    v5 = -v4
+    v6 = tl.exp(v5)
+    v7 = _log1p(v6)
+    v8 = v3 + v7
+    v9 = v8 - 0.6931471805599453
+    v10 = _tanh(v2)
+    value = v9 + tl.zeros_like(x)
     if HAS_WEIGHT:
         w = tl.load(W + offs, mask=mask, other=0.0).to(tl.float32)
         value = value * w
@@ -196,7 +193,7 @@ def log_cosh_kernel(X, T, W, G, L, PARTIAL, SCALE, n, HAS_WEIGHT: tl.constexpr, 
         tl.store(L + offs, value.to(L.dtype.element_ty), mask=mask)
     tl.store(PARTIAL + tl.program_id(0), tl.sum(tl.where(mask, value, 0.0), 0))
     if WITH_GRAD:
-        grad = (v13) * tl.load(SCALE)
+        grad = (v10) * tl.load(SCALE)
         if HAS_WEIGHT:
             grad = grad * w
         tl.store(G + offs, grad.to(G.dtype.element_ty), mask=mask)

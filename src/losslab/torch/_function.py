@@ -102,39 +102,23 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
 # 67 (torch 32). A small value-only call (evaluation) takes it too, the gradients dropped: mse 21.5 -> 10.9 us.
 
 _TENSOR_TYPES = (torch.Tensor, torch.nn.Parameter)
-# (loss, the call's options) -> (the fast path's lane, its plan, the bound options, the inputs' places) or None
-_LANE_PLANS: dict = {}
-_NO_OPTIONS = ()
-_LANE_REDUCTIONS = ("mean", "sum", "batchmean")  # per-item values ("none") take the reference bridge
 
 
 def lane(loss: Loss, args: tuple, options: dict, reduction: str, with_grad: bool):
     """The torch lane (``_engines.register_lane``): the compiled lane for a plain call of a loss whose NumPy fast path
-    has one (``fast.lane``), the fused node (or, with ``with_grad``, value and gradients; with no gradient to track,
-    at most ``_fast.DIRECT_SMALL_ELEMENTS`` elements, the value) as ``run`` makes them;
-    NotImplemented for any other call, which then takes the usual flow (so the errors are its errors)."""
-    if reduction not in _LANE_REDUCTIONS or len(args) != len(loss._positional) or torch.compiler.is_compiling():
+    has one (``fast.lane``; its plan from ``_fast.lane_entry``, the options checked once per distinct set), the fused
+    node (or, with ``with_grad``, value and gradients; with no gradient to track, at most
+    ``_fast.DIRECT_SMALL_ELEMENTS`` elements, the value) as ``run`` makes them; NotImplemented for any other call,
+    which then takes the usual flow (so the errors are its errors)."""
+    if reduction not in _fast.LANE_REDUCTIONS or len(args) != len(loss._positional) or torch.compiler.is_compiling():
         return NotImplemented
     for a in args:
         if type(a) not in _TENSOR_TYPES or not a.is_cpu:
             return NotImplemented
     if args[0].dtype not in _NUMPY_DTYPES or _xp.functorch_active() or not _fast.enabled():
         return NotImplemented  # (the fast path's lane checks the other arguments' shapes and dtypes)
-    key = (loss, _NO_OPTIONS)
-    if options:
-        if not all(type(v) in _fast._PLAIN_OPTIONS for v in options.values()):
-            return NotImplemented  # an array option (a weight): the usual flow; and no array is kept as a key
-        # (each value's type in the key: True == 1 == 1.0 as keys, but an option's check may take one, refuse another)
-        key = (loss, tuple([(k, v, type(v)) for k, v in options.items()]))
-    entry = _LANE_PLANS.get(key, False)
-    if entry is False:
-        entry = _lane_plan(loss, options)
-        if entry is NotImplemented:  # an option outside its domain: the usual flow raises its error
-            return NotImplemented
-        if len(_LANE_PLANS) >= _fast._PLANS:
-            _LANE_PLANS.clear()
-        _LANE_PLANS[key] = entry
-    if entry is None or reduction not in loss.reductions:
+    entry = _fast.lane_entry(loss, options)
+    if entry is None or entry is NotImplemented or reduction not in loss.reductions:
         return NotImplemented
     fast_lane, plan, bound_options, slots = entry
     tracks = False  # whether the value goes through autograd: an input requires a gradient, and nothing else may
@@ -160,23 +144,6 @@ def lane(loss: Loss, args: tuple, options: dict, reduction: str, with_grad: bool
         return value
     call = (loss, bound_options, reduction, None, loss._positional)
     return _apply_fused((call, value, tuple([None if slot is None else grads[slot] for slot in slots])), list(args))
-
-
-def _lane_plan(loss: Loss, options: dict):
-    """The lane's entry for ``loss`` called with ``options``: (the NumPy fast path's lane, its plan, the keyword options
-    bound and checked, each positional argument's place among the loss's inputs or None), None where the lane never
-    takes such a call, NotImplemented (not kept) for an option that fails its check."""
-    fast_lane = getattr(_engines.fast_path_of(loss.name, "numpy"), "lane", None)
-    if fast_lane is None or not options.keys() <= loss._keyword_defaults.keys():
-        return None
-    bound_options = {**loss._keyword_defaults, **options}
-    try:
-        loss._check_options(bound_options)
-    except (ValueError, TypeError):
-        return NotImplemented
-    plan = fast_lane.plan(bound_options)
-    slots = tuple(loss.inputs.index(name) if name in loss.inputs else None for name in loss._positional)
-    return None if plan is None else (fast_lane, plan, bound_options, slots)
 
 
 # -- computing: value and gradient in one pass --------------------------------------------------------
