@@ -1246,12 +1246,6 @@ def _new_lane_entry(loss, options: dict):
     return None if plan is None else (fast_lane, plan, bound_options, slots)
 
 
-# A generated kernel outside _numba.NAMES against the NumPy blocks, the usual flow's overhead included (AMD EPYC,
-# float32, value and gradient): kl_div and the poisson deviance (libm's scalar log) 0.46-0.48x at 256 elements, 0.69-0.71x
-# at 1,024, 1.35-1.45x at 4,096; BCE 0.70x and log_cosh 0.69x at 4,096. Such kernels take NumPy arrays up to:
-NUMPY_LANE_SMALL_KERNELS = 1024
-
-
 def numpy_lane(loss, args: tuple, options: dict, reduction: str, with_grad: bool):
     """The NumPy lane (``_engines.register_lane``): a small plain call (its NumPy arrays by position, at most
     DIRECT_SMALL_ELEMENTS elements in the first, scalar options, mean, sum or batchmean, no normalizer) by the loss's
@@ -1263,16 +1257,12 @@ def numpy_lane(loss, args: tuple, options: dict, reduction: str, with_grad: bool
     for a in args:
         if type(a) is not np.ndarray:
             return NotImplemented
-    size = args[0].size
-    if size > DIRECT_SMALL_ELEMENTS:
+    if args[0].size > DIRECT_SMALL_ELEMENTS:
         return NotImplemented  # large: the fast path's blocks and kernels, and a value alone writes no gradient
     entry = lane_entry(loss, options)
     if entry is None or entry is NotImplemented or reduction not in loss.reductions:
         return NotImplemented
-    fast_lane, plan = entry[0], entry[1]
-    if size > NUMPY_LANE_SMALL_KERNELS and type(fast_lane) is _Lane and not plan[2]:
-        return NotImplemented
-    out = fast_lane.run(plan, list(args), reduction)
+    out = entry[0].run(entry[1], list(args), reduction)
     if out is NotImplemented:
         return out
     value, grads = out

@@ -10,7 +10,7 @@ import math
 
 from numba import njit, prange
 
-from ._numba_math import exp as _exp, log as _log, log1p as _log1p, tanh as _tanh  # float32: SIMD arithmetic (libm: scalar)
+from ._numba_math import exp as _exp, like as _like, log as _log, log1p as _log1p, tanh as _tanh  # float32: SIMD (libm: scalar)
 
 # reassociation lets LLVM vectorise the sum; contraction allows FMA. No NaN/inf assumptions: a
 # non-finite input still gives a non-finite total, and the caller then runs the reference path.
@@ -308,11 +308,11 @@ def log_cosh_element(x, t):
     v3 = abs(v2)
     v4 = v3 + v3
     v5 = -v4
-    v6 = _exp(v5)
-    v7 = _log1p(v6)
+    v6 = _exp(_like(v5, x))
+    v7 = _log1p(_like(v6, x))
     v8 = v3 + v7
     v9 = v8 - 0.6931471805599453
-    v10 = _tanh(v2)
+    v10 = _tanh(_like(v2, x))
     return v9, v10
 
 
@@ -442,7 +442,7 @@ def quantile(x, t, w, u, l, g, q):
 def binary_cross_entropy_element(x, t):
     v2 = x > 3.720075976020836e-44
     v3 = x if v2 else 1.0
-    v4 = _log(v3)
+    v4 = _log(_like(v3, x))
     v5 = math.isnan(x)
     v6 = x if v5 else -100.0
     v7 = v4 if v2 else v6
@@ -451,7 +451,7 @@ def binary_cross_entropy_element(x, t):
     v10 = 1.0 - x
     v11 = v10 > 3.720075976020836e-44
     v12 = v10 if v11 else 1.0
-    v13 = _log(v12)
+    v13 = _log(_like(v12, x))
     v14 = math.isnan(v10)
     v15 = v10 if v14 else -100.0
     v16 = v13 if v11 else v15
@@ -485,7 +485,7 @@ def binary_cross_entropy_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def binary_cross_entropy(x, t, w, u, l, g):
     """binary_cross_entropy: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -524,8 +524,8 @@ def binary_cross_entropy_with_logits_element(x, t):
     v4 = _maximum(x, 0.0)
     v5 = abs(x)
     v6 = -v5
-    v7 = _exp(v6)
-    v8 = _log1p(v7)
+    v7 = _exp(_like(v6, x))
+    v8 = _log1p(_like(v7, x))
     v9 = v4 + v8
     v10 = v3 * v9
     v11 = v10 if v2 else 0.0
@@ -733,7 +733,7 @@ def squared_hinge(x, t, w, u, l, g, margin):
 def focal_element(x, t, alpha, gamma):
     v4 = abs(x)
     v5 = -v4
-    v6 = _exp(v5)
+    v6 = _exp(_like(v5, x))
     v7 = x >= 0.0
     v8 = 1.0 + v6
     v9 = 1.0 / v8
@@ -757,7 +757,7 @@ def focal_element(x, t, alpha, gamma):
     v27 = v24 + v26
     v28 = t < 1.0
     v29 = _maximum(x, 0.0)
-    v30 = _log1p(v6)
+    v30 = _log1p(_like(v6, x))
     v31 = v29 + v30
     v32 = v16 * v31
     v33 = v32 if v28 else 0.0
@@ -839,7 +839,7 @@ def focal(x, t, w, u, l, g, alpha, gamma):
 def focal_unweighted_element(x, t, gamma):
     v3 = abs(x)
     v4 = -v3
-    v5 = _exp(v4)
+    v5 = _exp(_like(v4, x))
     v6 = x >= 0.0
     v7 = 1.0 + v5
     v8 = 1.0 / v7
@@ -859,7 +859,7 @@ def focal_unweighted_element(x, t, gamma):
     v22 = v21 if v18 else 1.0
     v23 = t < 1.0
     v24 = _maximum(x, 0.0)
-    v25 = _log1p(v5)
+    v25 = _log1p(_like(v5, x))
     v26 = v24 + v25
     v27 = v15 * v26
     v28 = v27 if v23 else 0.0
@@ -941,7 +941,7 @@ def poisson_deviance_element(x, t):
     v2 = t > 0.0
     v3 = t if v2 else 1.0
     v4 = v3 / x
-    v5 = _log(v4)
+    v5 = _log(_like(v4, x))
     v6 = t * v5
     v7 = v6 - t
     v8 = v7 + x
@@ -972,7 +972,7 @@ def poisson_deviance_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def poisson_deviance(x, t, w, u, l, g):
     """poisson_deviance: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1007,7 +1007,7 @@ def poisson_deviance(x, t, w, u, l, g):
 @njit(inline="always", cache=True, error_model="numpy")
 def gamma_deviance_element(x, t):
     v2 = x / t
-    v3 = _log(v2)
+    v3 = _log(_like(v2, x))
     v4 = t / x
     v5 = v3 + v4
     v6 = v5 - 1.0
@@ -1073,8 +1073,8 @@ def gamma_deviance(x, t, w, u, l, g):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def msle_element(x, t):
-    v2 = _log1p(x)
-    v3 = _log1p(t)
+    v2 = _log1p(_like(x, x))
+    v3 = _log1p(_like(t, x))
     v4 = v2 - v3
     v5 = v4 * v4
     v6 = 2.0 * v4
@@ -1206,8 +1206,8 @@ def soft_margin_element(x, t):
     v4 = _maximum(v3, 0.0)
     v5 = abs(v3)
     v6 = -v5
-    v7 = _exp(v6)
-    v8 = _log1p(v7)
+    v7 = _exp(_like(v6, x))
+    v8 = _log1p(_like(v7, x))
     v9 = v4 + v8
     v10 = v3 >= 0.0
     v11 = 1.0 + v7
@@ -1341,7 +1341,7 @@ def hinge_embedding(x, t, w, u, l, g, margin):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_element(x, t, eps):
-    v3 = _exp(x)
+    v3 = _exp(_like(x, x))
     v4 = t * x
     v5 = v3 - v4
     v6 = v3 - t
@@ -1403,7 +1403,7 @@ def poisson_nll(x, t, w, u, l, g, eps):
 @njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_rate_element(x, t, eps):
     v3 = x + eps
-    v4 = _log(v3)
+    v4 = _log(_like(v3, x))
     v5 = t * v4
     v6 = x - v5
     v7 = t / v3
@@ -1465,12 +1465,12 @@ def poisson_nll_rate(x, t, w, u, l, g, eps):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_full_element(x, t, eps):
-    v3 = _exp(x)
+    v3 = _exp(_like(x, x))
     v4 = t * x
     v5 = v3 - v4
     v6 = t > 1.0
     v7 = t if v6 else 1.0
-    v8 = _log(v7)
+    v8 = _log(_like(v7, x))
     v9 = v7 * v8
     v10 = v9 - v7
     v11 = 0.5 * v8
@@ -1537,12 +1537,12 @@ def poisson_nll_full(x, t, w, u, l, g, eps):
 @njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_rate_full_element(x, t, eps):
     v3 = x + eps
-    v4 = _log(v3)
+    v4 = _log(_like(v3, x))
     v5 = t * v4
     v6 = x - v5
     v7 = t > 1.0
     v8 = t if v7 else 1.0
-    v9 = _log(v8)
+    v9 = _log(_like(v8, x))
     v10 = v8 * v9
     v11 = v10 - v8
     v12 = 0.5 * v9
@@ -1611,7 +1611,7 @@ def poisson_nll_rate_full(x, t, w, u, l, g, eps):
 def kl_div_element(x, t):
     v2 = t > 0.0
     v3 = t if v2 else 1.0
-    v4 = _log(v3)
+    v4 = _log(_like(v3, x))
     v5 = x + t
     v6 = math.isnan(v5)
     v7 = v2 | v6
@@ -1678,7 +1678,7 @@ def kl_div(x, t, w, u, l, g):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def kl_div_log_target_element(x, t):
-    v2 = _exp(t)
+    v2 = _exp(_like(t, x))
     v3 = t - x
     v4 = v2 * v3
     v5 = -v2

@@ -153,6 +153,18 @@ def _function(float32_ir, float64_python):
     return function
 
 
+@intrinsic
+def like(typingctx, value, reference):
+    """``value`` in ``reference``'s float type (a float64 value next to float32 inputs: rounded once to float32)."""
+    if not (isinstance(value, types.Float) and isinstance(reference, types.Float)):
+        return None
+
+    def codegen(context, builder, signature, args):
+        return context.cast(builder, args[0], signature.args[0], signature.return_type)
+
+    return reference(value, reference), codegen
+
+
 exp = _function(_exp32, lambda x: math.exp(x))
 log = _function(_log32, lambda x: math.log(x))
 log1p = _function(_log1p32, lambda x: math.log1p(x))

@@ -288,11 +288,18 @@ class Language:
 class NumbaLanguage(Language):
     calls: ClassVar[dict[str, str]] = {"pow": "_power", "abs": "abs", "exp": "_exp", "log": "_log", "log1p": "_log1p",
              "tanh": "_tanh", "sign": "_sign", "isnan": "math.isnan", "maximum": "_maximum", "minimum": "_minimum"}
+    # Numba types a Python float constant as float64, so an argument built with one (1 - x, a select with 1.0) is
+    # float64 and the function would be libm's, one element at a time: the argument goes in x's float type first
+    # (float32: the value NumPy's float32 evaluation of the definition gives, or closer), so _numba_math's vectorised
+    # float32 functions run
+    transcendental: ClassVar[frozenset] = frozenset({"exp", "log", "log1p", "tanh"})
 
     def expression(self, node):
         if node.op == "where":  # a scalar select: only the chosen side matters
             c, a, b = (self.ref(a) for a in node.args)
             return f"{a} if {c} else {b}"
+        if node.op in self.transcendental:
+            return f"{self.calls[node.op]}(_like({self.ref(node.args[0])}, x))"
         return super().expression(node)
 
 
@@ -388,7 +395,7 @@ import math
 
 from numba import njit, prange
 
-from ._numba_math import exp as _exp, log as _log, log1p as _log1p, tanh as _tanh  # float32: SIMD arithmetic (libm: scalar)
+from ._numba_math import exp as _exp, like as _like, log as _log, log1p as _log1p, tanh as _tanh  # float32: SIMD (libm: scalar)
 
 # reassociation lets LLVM vectorise the sum; contraction allows FMA. No NaN/inf assumptions: a
 # non-finite input still gives a non-finite total, and the caller then runs the reference path.
