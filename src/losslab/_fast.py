@@ -1207,15 +1207,18 @@ contrastive = _row_blocked("contrastive", 2)
 # (loss, the call's options) -> (the fast path's lane, its plan, the bound options, the inputs' places) or None
 _LANE_PLANS: dict = {}
 _NO_OPTIONS = ()
-LANE_REDUCTIONS = ("mean", "sum", "batchmean")  # per-item values ("none") take the usual flow
+_LANE_REDUCTIONS = ("mean", "sum", "batchmean")  # per-item values ("none") take the usual flow
 
 
-def lane_entry(loss, options: dict):
-    """The lane's entry for ``loss`` called with keyword ``options``: (the NumPy fast path's lane, its plan, the
-    options bound and checked, each positional argument's place among the loss's inputs or None); None where no lane
-    takes such a call (an array option, an option the lane does not read, no lane); NotImplemented, not kept, for an
-    option outside its domain (the usual flow then raises its error). Each value's type is part of the key:
-    ``True == 1 == 1.0`` as keys, but an option's check may take one and refuse another."""
+def lane_entry(loss, options: dict, reduction: str):
+    """The lane's entry for ``loss`` called with keyword ``options`` and ``reduction``: (the NumPy fast path's lane, its
+    plan, the options bound and checked, each positional argument's place among the loss's inputs or None); None where
+    no lane takes such a call (a reduction the lanes or the loss lack, an array option, an option the lane does not
+    read, no lane, an option outside its domain: that one is not kept, and the usual flow raises its error). Each
+    value's type is part of the key: ``True == 1 == 1.0`` as keys, but an option's check may take one and refuse
+    another."""
+    if reduction not in _LANE_REDUCTIONS or reduction not in loss.reductions:
+        return None
     key = (loss, _NO_OPTIONS)
     if options:
         if not all(type(v) in _PLAIN_OPTIONS for v in options.values()):
@@ -1225,7 +1228,7 @@ def lane_entry(loss, options: dict):
     if entry is False:
         entry = _new_lane_entry(loss, options)
         if entry is NotImplemented:
-            return entry
+            return None
         if len(_LANE_PLANS) >= _PLANS:
             _LANE_PLANS.clear()
         _LANE_PLANS[key] = entry
@@ -1252,15 +1255,15 @@ def numpy_lane(loss, args: tuple, options: dict, reduction: str, with_grad: bool
     compiled lane alone, without binding, the fast path's checks and its dozen NumPy operations; the value (the
     gradients the loop wrote are dropped), or with ``with_grad`` the value and gradients. NotImplemented for any
     other call, which then takes the usual flow, so its errors and results are the usual flow's."""
-    if reduction not in LANE_REDUCTIONS or len(args) != len(loss._positional) or not _settings.enabled:
+    if len(args) != len(loss._positional) or not _settings.enabled:
         return NotImplemented
     for a in args:
         if type(a) is not np.ndarray:
             return NotImplemented
     if args[0].size > DIRECT_SMALL_ELEMENTS:
         return NotImplemented  # large: the fast path's blocks and kernels, and a value alone writes no gradient
-    entry = lane_entry(loss, options)
-    if entry is None or entry is NotImplemented or reduction not in loss.reductions:
+    entry = lane_entry(loss, options, reduction)
+    if entry is None:
         return NotImplemented
     out = entry[0].run(entry[1], list(args), reduction)
     if out is NotImplemented:

@@ -110,15 +110,15 @@ def lane(loss: Loss, args: tuple, options: dict, reduction: str, with_grad: bool
     node (or, with ``with_grad``, value and gradients; with no gradient to track, at most
     ``_fast.DIRECT_SMALL_ELEMENTS`` elements, the value) as ``run`` makes them; NotImplemented for any other call,
     which then takes the usual flow (so the errors are its errors)."""
-    if reduction not in _fast.LANE_REDUCTIONS or len(args) != len(loss._positional) or torch.compiler.is_compiling():
+    if len(args) != len(loss._positional) or torch.compiler.is_compiling():
         return NotImplemented
     for a in args:
         if type(a) not in _TENSOR_TYPES or not a.is_cpu:
             return NotImplemented
     if args[0].dtype not in _NUMPY_DTYPES or _xp.functorch_active() or not _fast.enabled():
         return NotImplemented  # (the fast path's lane checks the other arguments' shapes and dtypes)
-    entry = _fast.lane_entry(loss, options)
-    if entry is None or entry is NotImplemented or reduction not in loss.reductions:
+    entry = _fast.lane_entry(loss, options, reduction)
+    if entry is None:
         return NotImplemented
     fast_lane, plan, bound_options, slots = entry
     tracks = False  # whether the value goes through autograd: an input requires a gradient, and nothing else may
