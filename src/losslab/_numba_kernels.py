@@ -1073,8 +1073,8 @@ def gamma_deviance(x, t, w, u, l, g):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def msle_element(x, t):
-    v2 = _log1p(_like(x, x))
-    v3 = _log1p(_like(t, x))
+    v2 = _log1p(x)
+    v3 = _log1p(t)
     v4 = v2 - v3
     v5 = v4 * v4
     v6 = 2.0 * v4
@@ -1341,7 +1341,7 @@ def hinge_embedding(x, t, w, u, l, g, margin):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_element(x, t, eps):
-    v3 = _exp(_like(x, x))
+    v3 = _exp(x)
     v4 = t * x
     v5 = v3 - v4
     v6 = v3 - t
@@ -1465,7 +1465,7 @@ def poisson_nll_rate(x, t, w, u, l, g, eps):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def poisson_nll_full_element(x, t, eps):
-    v3 = _exp(_like(x, x))
+    v3 = _exp(x)
     v4 = t * x
     v5 = v3 - v4
     v6 = t > 1.0
@@ -1678,7 +1678,7 @@ def kl_div(x, t, w, u, l, g):
 
 @njit(inline="always", cache=True, error_model="numpy")
 def kl_div_log_target_element(x, t):
-    v2 = _exp(_like(t, x))
+    v2 = _exp(t)
     v3 = t - x
     v4 = v2 * v3
     v5 = -v2

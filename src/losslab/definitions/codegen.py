@@ -298,8 +298,9 @@ class NumbaLanguage(Language):
         if node.op == "where":  # a scalar select: only the chosen side matters
             c, a, b = (self.ref(a) for a in node.args)
             return f"{a} if {c} else {b}"
-        if node.op in self.transcendental:
-            return f"{self.calls[node.op]}(_like({self.ref(node.args[0])}, x))"
+        arg = node.args[0]
+        if node.op in self.transcendental and not (isinstance(arg, Symbol) and arg.op == "input"):  # (inputs: x's type)
+            return f"{self.calls[node.op]}(_like({self.ref(arg)}, x))"
         return super().expression(node)
 
 
