@@ -51,6 +51,8 @@ def _data(name, n, rng, np):
     return x.astype(np.float32), t.astype(np.float32)
 
 
+# the public call with an option that picks another generated kernel: (label, loss, options, its name in NAMES)
+LOG_TARGET_CALL = ("kl_div(log_target)", "kl_div", {"log_target": True}, "kl_div_log_target")
 HAND_CHAINS = {"mse": "_mse", "mae": "_mae", "huber": "_huber", "smooth_l1": "_smooth_l1", "log_cosh": "_log_cosh",
                "quantile": "_quantile", "binary_cross_entropy_with_logits": "_bce_logits", "focal": "_focal",
                "soft_margin": "_soft_margin", "kl_div": "_kl_div"}
@@ -130,7 +132,7 @@ def main(argv=None) -> int:
     print("Numba loops vs NumPy blocks (the public call):")
     rows = []
     chosen = _numba.NAMES
-    _numba.NAMES = LOSSES  # every loop may run: the public call with the loop, then with NumPy alone
+    _numba.NAMES = (*LOSSES, LOG_TARGET_CALL[3])  # every loop may run: the public call with the loop, then with NumPy alone
     # the kernels outside NAMES are generated for the calling thread only (they serve the small lane): here each gets
     # its thread-pool form, compiled from the same source, so the comparison is the one NAMES would make
     from losslab import _numba_kernels
@@ -141,24 +143,26 @@ def main(argv=None) -> int:
             serial = _numba_kernels.KERNELS[variant.name]
             _numba_kernels.KERNELS[variant.name] = numba.njit(
                 parallel=True, nogil=True, fastmath=_numba_kernels._FASTMATH, error_model="numpy")(serial.py_func)
-    for name in LOSSES:
+    for label, name, options, kernel in [*[(name, name, {}, name) for name in LOSSES], LOG_TARGET_CALL]:
         x, t = _data(name, args.elements, rng, np)
+        if options:  # kl_div's log targets: the log of positive probabilities
+            t = np.log(np.maximum(t, np.float32(1e-3)))
         fn = ll.get_loss(name)
 
-        def compiled(x=x, t=t, fn=fn):
-            return fn.value_and_grad(x, t)
+        def compiled(x=x, t=t, fn=fn, options=options):
+            return fn.value_and_grad(x, t, **options)
 
-        def blocks(x=x, t=t, fn=fn):
+        def blocks(x=x, t=t, fn=fn, options=options):
             with _fast.numpy_only():
-                return fn.value_and_grad(x, t)
+                return fn.value_and_grad(x, t, **options)
 
         (v1, g1), (v2, g2) = compiled(), blocks()
         np.testing.assert_allclose(v1, v2, rtol=1e-4)
         np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-9)
         times = [(_timed(compiled, args.calls), _timed(blocks, args.calls)) for _ in range(args.rounds)]
         ratio = statistics.median(a / b for a, b in times)
-        rows.append((name, statistics.median(a for a, _ in times), statistics.median(b for _, b in times), ratio))
-        print(f"{name:34s} numba {rows[-1][1]:8.2f} ms   numpy blocks {rows[-1][2]:8.2f} ms   ratio {ratio:5.2f}",
+        rows.append((label, statistics.median(a for a, _ in times), statistics.median(b for _, b in times), ratio, kernel))
+        print(f"{label:34s} numba {rows[-1][1]:8.2f} ms   numpy blocks {rows[-1][2]:8.2f} ms   ratio {ratio:5.2f}",
               flush=True)
     _numba.NAMES = chosen
     today = dt.date.today().isoformat()
@@ -175,7 +179,7 @@ def main(argv=None) -> int:
         lines.append(f"| {n} | {gen_ms:.3f} | {hand_cells} | {vs_def:.2f} | {'hand chain' if n in HAND_CHAINS else 'generated'} |")
     lines += ["", "## Numba loops vs NumPy blocks: the public call", "",
               "| loss | Numba loop ms | NumPy blocks ms | ratio | in _numba.NAMES |", "|---|---:|---:|---:|---|"]
-    lines += [f"| {n} | {a:.2f} | {b:.2f} | {r:.2f} | {'yes' if n in _numba.NAMES else 'no'} |" for n, a, b, r in rows]
+    lines += [f"| {n} | {a:.2f} | {b:.2f} | {r:.2f} | {'yes' if k in _numba.NAMES else 'no'} |" for n, a, b, r, k in rows]
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

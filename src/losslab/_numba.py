@@ -32,11 +32,12 @@ AVAILABLE = importlib.util.find_spec("numba") is not None and os.environ.get("LO
 # binary_cross_entropy 0.90x, poisson_deviance 1.45x, kl_div 1.8x and log_cosh (libm's tanh) 4.1x stayed with the
 # blocks. binary_cross_entropy and poisson_deviance since a transcendental's argument is cast to the inputs' float
 # type (codegen: a float64 constant in 1 - x or a select with 1.0 had sent their log to libm): 0.35x and 0.53x at 4M on
-# an AMD EPYC with AVX-512, from 1.33x and 1.90x. kl_div (0.56x there) keeps its hand chain on the blocks, log_cosh
-# (1.29-1.47x against NumPy's SVML exp, log1p and tanh) and focal (1.0x) the blocks)
+# an AMD EPYC with AVX-512, from 1.33x and 1.90x. kl_div and kl_div with log targets since then too: 0.55-0.59x and 0.51x
+# the blocks' hand chain at 4M float32 there (value and gradient). log_cosh (1.29-1.47x against
+# NumPy's SVML exp, log1p and tanh) and focal (1.0x) stay with the blocks)
 NAMES = ("mse", "mae", "huber", "smooth_l1", "quantile", "hinge", "squared_hinge", "hinge_embedding", "mape",
          "binary_cross_entropy_with_logits", "soft_margin", "poisson_nll", "gamma_deviance", "msle", "binary_cross_entropy",
-         "poisson_deviance")
+         "poisson_deviance", "kl_div", "kl_div_log_target")
 _threads = {"n": 1}
 _loaded: dict = {}
 

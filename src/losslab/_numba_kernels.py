@@ -1644,7 +1644,7 @@ def kl_div_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def kl_div(x, t, w, u, l, g):
     """kl_div: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
@@ -1707,7 +1707,7 @@ def kl_div_log_target_item(x, t, w, u, l, g, i, has_w, want_l, want_g):
     return li
 
 
-@njit(parallel=False, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
+@njit(parallel=True, nogil=True, fastmath=_FASTMATH, cache=True, error_model="numpy")
 def kl_div_log_target(x, t, w, u, l, g):
     """kl_div_log_target: the sum of the (weighted) losses; per-item losses into l, the gradient times u into g
     (each only when its length is x's: pass an empty array otherwise). x, t, w: 1-D, contiguous."""
