@@ -51,7 +51,7 @@ def _data(name, n, rng, np):
     return x.astype(np.float32), t.astype(np.float32)
 
 
-# the public call with an option that picks another generated kernel: (label, loss, options, its name in NAMES)
+# the public call with an option that picks another generated kernel: (label, loss, options, its variant name)
 LOG_TARGET_CALL = ("kl_div(log_target)", "kl_div", {"log_target": True}, "kl_div_log_target")
 HAND_CHAINS = {"mse": "_mse", "mae": "_mae", "huber": "_huber", "smooth_l1": "_smooth_l1", "log_cosh": "_log_cosh",
                "quantile": "_quantile", "binary_cross_entropy_with_logits": "_bce_logits", "focal": "_focal",
@@ -133,6 +133,7 @@ def main(argv=None) -> int:
     rows = []
     chosen = _numba.NAMES
     _numba.NAMES = (*LOSSES, LOG_TARGET_CALL[3])  # every loop may run: the public call with the loop, then with NumPy alone
+    kept_for_blocks, _numba.BLOCKS_WITH_SVML_LOG1P = _numba.BLOCKS_WITH_SVML_LOG1P, ()
     # the kernels outside NAMES are generated for the calling thread only (they serve the small lane): here each gets
     # its thread-pool form, compiled from the same source, so the comparison is the one NAMES would make
     from losslab import _numba_kernels
@@ -164,7 +165,7 @@ def main(argv=None) -> int:
         rows.append((label, statistics.median(a for a, _ in times), statistics.median(b for _, b in times), ratio, kernel))
         print(f"{label:34s} numba {rows[-1][1]:8.2f} ms   numpy blocks {rows[-1][2]:8.2f} ms   ratio {ratio:5.2f}",
               flush=True)
-    _numba.NAMES = chosen
+    _numba.NAMES, _numba.BLOCKS_WITH_SVML_LOG1P = chosen, kept_for_blocks
     today = dt.date.today().isoformat()
     lines = [f"# Generated kernels on the CPU, {today}", "",
              f"{_common.cpu_model()}, {args.threads} threads; python {platform.python_version()}, numpy {np.__version__}, "
@@ -178,8 +179,8 @@ def main(argv=None) -> int:
         hand_cells = f"{hand_ms:.3f} | {def_ms:.3f} | {vs_hand:.2f}" if hand_ms is not None else f"– | {def_ms:.3f} | –"
         lines.append(f"| {n} | {gen_ms:.3f} | {hand_cells} | {vs_def:.2f} | {'hand chain' if n in HAND_CHAINS else 'generated'} |")
     lines += ["", "## Numba loops vs NumPy blocks: the public call", "",
-              "| loss | Numba loop ms | NumPy blocks ms | ratio | in _numba.NAMES |", "|---|---:|---:|---:|---|"]
-    lines += [f"| {n} | {a:.2f} | {b:.2f} | {r:.2f} | {'yes' if k in _numba.NAMES else 'no'} |" for n, a, b, r, k in rows]
+              "| loss | Numba loop ms | NumPy blocks ms | ratio | loop at every size here (_numba.at_every_size) |", "|---|---:|---:|---:|---|"]
+    lines += [f"| {n} | {a:.2f} | {b:.2f} | {r:.2f} | {'yes' if _numba.at_every_size(k) else 'no'} |" for n, a, b, r, k in rows]
     text = "\n".join(lines) + "\n"
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)

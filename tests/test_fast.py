@@ -15,7 +15,7 @@ import pytest
 
 import losslab as ll
 from cases import CASES
-from losslab import _engines, _fast, _numba_lanes
+from losslab import _engines, _fast, _numba_lanes, _ufuncs
 
 FAST_CASES = [c for c in CASES if _engines.fast_path_of(c.fn.name, "numpy") is not None]
 
@@ -84,7 +84,7 @@ LARGE = [
     ("info_nce", {"temperature": 0.1}), ("siglip", {}),
     # the kernels with exp, log or log1p (losslab._numba_math) that run at every size
     ("binary_cross_entropy_with_logits", {}), ("soft_margin", {}), ("poisson_nll", {}), ("gamma_deviance", {}),
-    ("msle", {}),
+    ("msle", {}), ("kl_div", {}), ("kl_div", {"log_target": True}),
 ]
 
 
@@ -161,6 +161,23 @@ def test_the_compiled_unit_interval_check_agrees_with_numpy(values, dtype):
         assert _numba_lanes.in_unit_interval(a) is numpy_says
         with _fast.numpy_only():
             assert _numba_lanes.in_unit_interval(a) is None
+
+
+@pytest.mark.skipif(not _fast._numba.AVAILABLE, reason="needs Numba")
+@pytest.mark.parametrize("svml", [False, True])
+def test_msle_runs_its_loop_at_every_size_unless_numpys_log1p_is_svmls(svml, monkeypatch):
+    monkeypatch.setattr(_ufuncs, "SVML_LOG1P", svml)  # as on a CPU with (True) or without AVX512_SKX
+    assert _fast._numba.at_every_size("msle") is not svml
+    assert _fast._numba.at_every_size("mse") and not _fast._numba.at_every_size("log_cosh")
+    assert (_fast._kernel_for("msle", {}) is None) is svml  # a large call: the blocks where NumPy has SVML
+    kernel, _, any_size = _fast._kernel_for("msle", {}, small=True)  # small calls take the loop either way
+    assert kernel is not None and any_size is not svml
+    rng = np.random.default_rng(8)
+    x, t = (rng.uniform(0.1, 5.0, 600_000).astype(np.float32) for _ in range(2))
+    fast = ll.msle.value_and_grad(x, t)
+    with ll.reference_path():
+        ref = ll.msle.value_and_grad(x, t)
+    assert_same_results(fast, ref, "float32")
 
 
 _CONCURRENT_LAUNCHES = """

@@ -590,7 +590,7 @@ def _kernel_for(name: str, opts: dict, small: bool = False):
     kernel = _numba.kernel(variant.name, small) if variant is not None else None
     if kernel is None:
         return None
-    return kernel, tuple(opts[o] for o in variant.params), variant.name in _numba.NAMES
+    return kernel, tuple(opts[o] for o in variant.params), _numba.at_every_size(variant.name)
 
 
 def _run_kernel(kernel, arguments: tuple, x, t, w, u, keep, with_grad):
@@ -740,7 +740,7 @@ def finite_in(total: float, dt) -> bool:
 class _Lane:
     """The compiled lane of an elementwise loss: its generated Numba kernel alone for the plainest call (x and t
     C-contiguous arrays of one float dtype and shape, scalar options, no weight or label smoothing, reduction
-    "mean", "sum" or kl_div's "batchmean"), at every size for the kernels of ``_numba.NAMES``, up to DIRECT_SMALL_ELEMENTS for the others.
+    "mean", "sum" or kl_div's "batchmean"), at every size for the kernels ``_numba.at_every_size`` names, up to DIRECT_SMALL_ELEMENTS for the others.
     The torch engine's lane for CPU tensors: one compiled call in place of a dozen NumPy operations and their
     Python, which are most of a small call's cost. ``plan`` looks up the kernel for a set of options once,
     ``run`` computes."""

@@ -25,6 +25,8 @@ import importlib.util
 import os
 import threading
 
+from . import _ufuncs
+
 AVAILABLE = importlib.util.find_spec("numba") is not None and os.environ.get("LOSSLAB_NUMBA", "1") not in ("0", "false", "False")
 # (mape since the plain call's own loops: 0.13-0.4x the NumPy blocks from 1M to 16M elements. BCE with logits,
 # soft_margin, poisson_nll, gamma_deviance and msle since _numba_math's float32 exp, log and log1p, which LLVM
@@ -32,12 +34,17 @@ AVAILABLE = importlib.util.find_spec("numba") is not None and os.environ.get("LO
 # binary_cross_entropy 0.90x, poisson_deviance 1.45x, kl_div 1.8x and log_cosh (libm's tanh) 4.1x stayed with the
 # blocks. binary_cross_entropy and poisson_deviance since a transcendental's argument is cast to the inputs' float
 # type (codegen: a float64 constant in 1 - x or a select with 1.0 had sent their log to libm): 0.35x and 0.53x at 4M on
-# an AMD EPYC with AVX-512, from 1.33x and 1.90x. kl_div and kl_div with log targets since then too: 0.55-0.59x and 0.51x
+# an AMD EPYC with AVX-512, from 1.33x and 1.90x. kl_div and kl_div with log targets since then too: 0.51-0.59x and 0.51-0.57x
 # the blocks' hand chain at 4M float32 there (value and gradient). log_cosh (1.29-1.47x against
 # NumPy's SVML exp, log1p and tanh) and focal (1.0x) stay with the blocks)
 NAMES = ("mse", "mae", "huber", "smooth_l1", "quantile", "hinge", "squared_hinge", "hinge_embedding", "mape",
          "binary_cross_entropy_with_logits", "soft_margin", "poisson_nll", "gamma_deviance", "msle", "binary_cross_entropy",
          "poisson_deviance", "kl_div", "kl_div_log_target")
+# On x86 with AVX-512 NumPy's float32 log1p is an SVML SIMD routine (_ufuncs.SVML_LOG1P), and msle's blocks (two log1p
+# an element) beat its loop there: 1.09-1.23x the blocks' time at 4M float32 in four runs on an AMD EPYC with AVX-512
+# (benchmarks/results/generated_kernels-2026-12-02-amd-epyc-avx512-*.md), where it took 0.60x on AVX2; its loop still
+# serves the compiled lane's small calls
+BLOCKS_WITH_SVML_LOG1P = ("msle",)
 _threads = {"n": 1}
 _loaded: dict = {}
 
@@ -105,11 +112,17 @@ def _module():
 
 def kernel(name: str, small: bool = False):
     """The compiled kernel of a generated variant, or None (no kernel for it, or Numba not installed or switched
-    off): one of ``NAMES``, used at every size, or with ``small`` any generated kernel (for the small calls of
+    off): one that ``at_every_size`` names, used at every size, or with ``small`` any generated kernel (for the small calls of
     ``_fast``'s compiled lane, up to ``_fast.DIRECT_SMALL_ELEMENTS``)."""
-    if not AVAILABLE or not (small or name in NAMES):
+    if not AVAILABLE or not (small or at_every_size(name)):
         return None
     return _module().KERNELS.get(name)
+
+
+def at_every_size(name: str) -> bool:
+    """Whether the generated loop of variant ``name`` serves its calls of every size on this CPU: one of ``NAMES``
+    (which also get their thread-pool form), less ``BLOCKS_WITH_SVML_LOG1P`` where NumPy's log1p is SVML's."""
+    return name in NAMES and not (_ufuncs.SVML_LOG1P and name in BLOCKS_WITH_SVML_LOG1P)
 
 
 def set_threads(n: int) -> None:

@@ -27,6 +27,9 @@ def _log1p_is_scalar_here() -> bool:
 
 # Whether float32 log1p takes the corrected log below (the tests switch it on and off to check both on any CPU).
 CORRECTED_LOG1P = _log1p_is_scalar_here()
+# Whether NumPy's float32 log1p is an SVML SIMD routine here (x86 with the AVX512_SKX feature set): then it beats
+# the compiled loops' log1p intrinsic too (_numba.at_every_size).
+SVML_LOG1P = bool(_CPU.get("AVX512_SKX"))
 
 
 def log1p(u: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
