@@ -7,9 +7,11 @@ must be set before those start their pools.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 from collections.abc import Callable, Iterable
+from pathlib import Path
 
 
 def set_threads(n: int, device: str = "cpu") -> None:
@@ -25,6 +27,17 @@ def set_threads(n: int, device: str = "cpu") -> None:
         os.environ.setdefault("JAX_PLATFORMS", "cpu")
     else:  # JAX on the GPU must not take 75 % of its memory before PyTorch runs
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+
+def interleaved_timing_parser(doc: str, rounds: int, calls: int) -> argparse.ArgumentParser:
+    """A parser with the options of a script that times candidates interleaved in one process: ``--rounds``,
+    ``--calls`` (per timed loop), ``--threads`` and ``--out`` (the results' folder); the script adds its own."""
+    parser = argparse.ArgumentParser(description=doc.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=rounds)
+    parser.add_argument("--calls", type=int, default=calls, help="calls per timed loop")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None, help="folder for the results (default: print only)")
+    return parser
 
 
 def module_versions(known: dict[str, str], modules: Iterable[str]) -> dict[str, str]:
@@ -76,7 +89,6 @@ def start_explorer():
 def write_results(folder, stem: str, result: dict, text: str):
     """results/STEM.json (the numbers) and STEM.md (the table); returns the .md path."""
     import json
-    from pathlib import Path
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

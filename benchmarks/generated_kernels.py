@@ -18,12 +18,10 @@ Writes ``generated_kernels-DATE.md`` with the machine and versions.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import platform
 import statistics
 import sys
-from pathlib import Path
 
 import _common
 
@@ -51,8 +49,8 @@ def _data(name, n, rng, np):
     return x.astype(np.float32), t.astype(np.float32)
 
 
-# the public call with an option that picks another generated kernel: (label, loss, options, its variant name)
-LOG_TARGET_CALL = ("kl_div(log_target)", "kl_div", {"log_target": True}, "kl_div_log_target")
+# the public calls timed: (label, loss, options); an option may pick another generated kernel
+CALLS = (*[(name, name, {}) for name in LOSSES], ("kl_div(log_target)", "kl_div", {"log_target": True}))
 HAND_CHAINS = {"mse": "_mse", "mae": "_mae", "huber": "_huber", "smooth_l1": "_smooth_l1", "log_cosh": "_log_cosh",
                "quantile": "_quantile", "binary_cross_entropy_with_logits": "_bce_logits", "focal": "_focal",
                "soft_margin": "_soft_margin", "kl_div": "_kl_div"}
@@ -108,12 +106,8 @@ def _timed(fn, calls):
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = _common.interleaved_timing_parser(__doc__, rounds=5, calls=5)
     parser.add_argument("--elements", type=int, default=1 << 22)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--calls", type=int, default=5, help="calls per timed loop")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", type=Path, default=None, help="folder for the .md record (default: print only)")
     args = parser.parse_args(argv)
     _common.set_threads(args.threads)
     import numba
@@ -131,20 +125,22 @@ def main(argv=None) -> int:
     block_rows = _numpy_blocks(np, rng, args.rounds)
     print("Numba loops vs NumPy blocks (the public call):")
     rows = []
-    chosen = _numba.NAMES
-    _numba.NAMES = (*LOSSES, LOG_TARGET_CALL[3])  # every loop may run: the public call with the loop, then with NumPy alone
-    kept_for_blocks, _numba.BLOCKS_WITH_SVML_LOG1P = _numba.BLOCKS_WITH_SVML_LOG1P, ()
-    # the kernels outside NAMES are generated for the calling thread only (they serve the small lane): here each gets
-    # its thread-pool form, compiled from the same source, so the comparison is the one NAMES would make
     from losslab import _numba_kernels
     from losslab.definitions import codegen
 
+    # each call's generated kernel, as the fast path finds it
+    kernels = {label: codegen.variant_for(name, {**OPTIONS, **options}).name for label, name, options in CALLS}
+    chosen = _numba.NAMES
+    _numba.NAMES = tuple(kernels.values())  # every loop may run: the public call with the loop, then with NumPy alone
+    kept_for_blocks, _numba.BLOCKS_WITH_SVML_LOG1P = _numba.BLOCKS_WITH_SVML_LOG1P, ()
+    # the kernels outside NAMES are generated for the calling thread only (they serve the small lane): here each gets
+    # its thread-pool form, compiled from the same source, so the comparison is the one NAMES would make
     for variant in codegen.VARIANTS:
         if variant.name not in chosen:
             serial = _numba_kernels.KERNELS[variant.name]
             _numba_kernels.KERNELS[variant.name] = numba.njit(
                 parallel=True, nogil=True, fastmath=_numba_kernels._FASTMATH, error_model="numpy")(serial.py_func)
-    for label, name, options, kernel in [*[(name, name, {}, name) for name in LOSSES], LOG_TARGET_CALL]:
+    for label, name, options in CALLS:
         x, t = _data(name, args.elements, rng, np)
         if options:  # kl_div's log targets: the log of positive probabilities
             t = np.log(np.maximum(t, np.float32(1e-3)))
@@ -162,7 +158,7 @@ def main(argv=None) -> int:
         np.testing.assert_allclose(g1, g2, rtol=1e-4, atol=1e-9)
         times = [(_timed(compiled, args.calls), _timed(blocks, args.calls)) for _ in range(args.rounds)]
         ratio = statistics.median(a / b for a, b in times)
-        rows.append((label, statistics.median(a for a, _ in times), statistics.median(b for _, b in times), ratio, kernel))
+        rows.append((label, statistics.median(a for a, _ in times), statistics.median(b for _, b in times), ratio, kernels[label]))
         print(f"{label:34s} numba {rows[-1][1]:8.2f} ms   numpy blocks {rows[-1][2]:8.2f} ms   ratio {ratio:5.2f}",
               flush=True)
     _numba.NAMES, _numba.BLOCKS_WITH_SVML_LOG1P = chosen, kept_for_blocks

@@ -12,7 +12,6 @@ Writes ``log1p_forms-DATE.md`` and ``.json`` with the machine and versions.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import platform
 import statistics
@@ -44,12 +43,8 @@ def _cases(n: int, rng, np, ll):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = _common.interleaved_timing_parser(__doc__, rounds=7, calls=3)
     parser.add_argument("--elements", type=int, default=1 << 22)
-    parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--calls", type=int, default=3, help="calls per timed loop")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", help="folder for the results (default: print only)")
     args = parser.parse_args()
     _common.set_threads(args.threads)
 

@@ -11,7 +11,6 @@ the machine and versions.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import functools
 import platform
@@ -60,11 +59,7 @@ def _cases(rng, np, ll):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--calls", type=int, default=300, help="calls per timed loop")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--out", help="folder for the results (default: print only)")
+    parser = _common.interleaved_timing_parser(__doc__, rounds=15, calls=300)
     args = parser.parse_args()
     _common.set_threads(args.threads)
 
