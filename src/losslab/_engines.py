@@ -51,6 +51,12 @@ def _loaded(table: dict, key: Any) -> Callable | None:
     return entry
 
 
+def value_and_grad_result(value: Any, grads: tuple | list):
+    """What ``value_and_grad`` returns for a value and the gradients of the loss's inputs (in their order): the
+    gradient alone for a loss of one input, the tuple for several. Every engine and lane answers in this form."""
+    return value, grads[0] if len(grads) == 1 else tuple(grads)
+
+
 def register_fast_path(loss_name: str, kind: str, fn: Callable | Deferred) -> None:
     _fast_paths[(loss_name, kind)] = fn
 

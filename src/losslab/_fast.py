@@ -1271,7 +1271,7 @@ def numpy_lane(loss, args: tuple, options: dict, reduction: str, with_grad: bool
     value, grads = out
     if not with_grad:
         return value
-    return value, grads[0] if len(grads) == 1 else tuple(grads)
+    return _engines.value_and_grad_result(value, grads)
 
 
 # the engines' registry: ll.<name> on NumPy arrays tries these first (and the torch engine, on

@@ -177,7 +177,7 @@ class Loss:
         if not with_grad:
             return out
         value, grads = out
-        return value, grads[0] if len(grads) == 1 else grads
+        return _engines.value_and_grad_result(value, grads)
 
     def _fast_path(self, kind: str, args, options, reduction, normalizer, with_grad: bool):
         """The fast path registered for this loss and array kind, on raw arguments; NotImplemented when

@@ -75,7 +75,7 @@ def run(loss: Loss, xp, bound: dict, reduction: str, normalizer: Any, with_grad:
         if not with_grad:
             return _compute(loss, xp, bound, reduction, normalizer, False)[0]
         value, grads = _compute(loss, xp, bound, reduction, normalizer, True)
-        return value, grads[0] if len(grads) == 1 else grads
+        return _engines.value_and_grad_result(value, grads)
     if not fused or reduction == "none":
         return _reference_apply(loss, bound, reduction, normalizer)
     # value and gradients first (_compute records no graph), then the graph node that holds the gradients
@@ -139,7 +139,7 @@ def lane(loss: Loss, args: tuple, options: dict, reduction: str, with_grad: bool
     value = torch.from_numpy(np.asarray(out[0]))
     grads = [torch.from_numpy(g) for g in out[1]]
     if with_grad:
-        return value, grads[0] if len(grads) == 1 else tuple(grads)
+        return _engines.value_and_grad_result(value, grads)
     if not tracks:  # a small value only (evaluation, torch.no_grad): the gradients the loop wrote are dropped
         return value
     call = (loss, bound_options, reduction, None, loss._positional)
